@@ -1,0 +1,26 @@
+/**
+ * The one error base class of tsbuild. Every failure a user can cause carries a stable
+ * `code` and a one-line message; only the CLI turns these into exit codes.
+ */
+export class TsbuildError extends Error {
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'TsbuildError';
+    this.code = code;
+  }
+}
+
+/** A failure tied to a place in a Dockerfile: printed as `file:line: message`. */
+export class SourceError extends TsbuildError {
+  readonly file: string;
+  readonly line: number;
+
+  constructor(file: string, line: number, message: string, options?: { cause?: unknown }) {
+    super('SOURCE', `${file}:${line}: ${message}`, options);
+    this.name = 'SourceError';
+    this.file = file;
+    this.line = line;
+  }
+}
