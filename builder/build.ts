@@ -1,0 +1,144 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Compression } from '../layers/compression.js';
+import { TsbuildError } from '../layers/errors.js';
+import { readLayoutImage } from '../layers/image-reader.js';
+import { OciLayout } from '../layers/oci-layout.js';
+import type { Descriptor, Digest, Platform } from '../layers/types.js';
+import { loadIgnorePatterns, PatternMatcher } from './context/ignore.js';
+import { executePlan } from './exec/execute.js';
+import { Workspace } from './exec/workspace.js';
+import type { ParsedDockerfile } from './frontend/instructions.js';
+import { parseDockerfile } from './frontend/parse.js';
+import { assembleImage, assembleIndex, type AssembledImage } from './output/assemble.js';
+import { exportArtifact, gatherBlobs, type BuildArtifact, type ExportTarget } from './output/export.js';
+import type { OutputSpec } from './output/output-spec.js';
+import { parseBuildContexts, type NamedContext } from './plan/build-contexts.js';
+import type { BuildPlan, ResolvedImage } from './plan/plan-types.js';
+import { createPlan } from './plan/plan.js';
+import { hostPlatform } from './plan/platform.js';
+import { silentProgress, type ProgressListener } from './progress.js';
+import { defaultStoreDir } from './store-location.js';
+
+export interface PlanRequest {
+  /** The build context directory. */
+  readonly context: string;
+  /** The Dockerfile; `CONTEXT/Dockerfile` when absent. */
+  readonly dockerfile?: string;
+  readonly buildArgs?: ReadonlyMap<string, string>;
+  readonly target?: string;
+  /** Target platforms; the host's when empty. */
+  readonly platforms?: readonly Platform[];
+  /** `--build-context` values, `NAME=VALUE`. */
+  readonly buildContexts?: readonly string[];
+}
+
+export interface BuildRequest extends PlanRequest {
+  readonly tags?: readonly string[];
+  /** Where the image goes; the default local store when empty. */
+  readonly outputs?: readonly OutputSpec[];
+  readonly labels?: ReadonlyMap<string, string>;
+  readonly compression?: Compression;
+  readonly compressionLevel?: number;
+  readonly sourceDateEpoch?: number;
+  /** Writes the image ID (config digest, or index digest for several platforms) here. */
+  readonly iidfile?: string;
+  readonly progress?: ProgressListener;
+  readonly signal?: AbortSignal;
+}
+
+export interface BuildResult {
+  /** The manifest (one platform) or index (several) that was exported. */
+  readonly descriptor: Descriptor;
+  /** Docker's image ID: the config digest, or the index digest for a multi-platform build. */
+  readonly imageId: Digest;
+  readonly plan: BuildPlan;
+}
+
+/** Reads and parses the Dockerfile, then plans the build without running anything. */
+export async function planBuild(request: PlanRequest): Promise<BuildPlan> {
+  const { parsed, dockerfile } = await readDockerfile(request);
+  return planParsed(parsed, dockerfile, request);
+}
+
+/** Builds an image from a Dockerfile and exports it to every requested output. */
+export async function build(request: BuildRequest): Promise<BuildResult> {
+  const progress = request.progress ?? silentProgress;
+  const { parsed, dockerfile } = await readDockerfile(request);
+  const contextDir = path.resolve(request.context);
+  const ignore = new PatternMatcher(await loadIgnorePatterns(contextDir, dockerfile));
+  const plan = await planParsed(parsed, dockerfile, request);
+  for (const message of plan.notes) progress({ kind: 'note', message });
+  const workspace = await Workspace.create();
+  try {
+    const contextTree = { root: contextDir, scope: 'context' as const, label: 'build context', isIgnored: (p: string) => ignore.matches(p) };
+    const created = new Date((request.sourceDateEpoch ?? Math.floor(Date.now() / 1000)) * 1000).toISOString();
+    const images: AssembledImage[] = [];
+    const counter = { next: 0 };
+    for (const platformPlan of plan.platforms) {
+      const built = await executePlan(
+        platformPlan,
+        {
+          workspace,
+          contextTree,
+          compression: request.compression ?? 'gzip',
+          ...(request.compressionLevel !== undefined ? { compressionLevel: request.compressionLevel } : {}),
+          ...(request.sourceDateEpoch !== undefined ? { sourceDateEpoch: request.sourceDateEpoch } : {}),
+          progress,
+          ...(request.signal ? { signal: request.signal } : {}),
+        },
+        counter,
+      );
+      images.push(await assembleImage(built, { created, labels: request.labels ?? new Map() }, workspace.layout));
+    }
+    const root = images.length === 1 ? images[0]!.manifest : await assembleIndex(images, workspace.layout);
+    const artifact: BuildArtifact = { root, images, tags: request.tags ?? [] };
+    await gatherBlobs(artifact, workspace);
+    const targets: ExportTarget[] = request.outputs?.length ? [...request.outputs] : [{ type: 'store', dest: defaultStoreDir() }];
+    for (const target of targets) {
+      await exportArtifact(artifact, target, workspace);
+      progress({ kind: 'exported', what: `${target.type} ${target.dest}`, digest: root.digest });
+    }
+    const imageId = images.length === 1 ? images[0]!.config.digest : root.digest;
+    if (request.iidfile) await writeFile(request.iidfile, imageId);
+    return { descriptor: root, imageId, plan };
+  } finally {
+    await workspace.remove();
+  }
+}
+
+async function readDockerfile(request: PlanRequest): Promise<{ parsed: ParsedDockerfile; dockerfile: string }> {
+  const dockerfile = path.resolve(request.dockerfile ?? path.join(request.context, 'Dockerfile'));
+  let text: string;
+  try {
+    text = await readFile(dockerfile, 'utf8');
+  } catch (err) {
+    throw new TsbuildError('NO_DOCKERFILE', `cannot read Dockerfile ${dockerfile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  return { parsed: parseDockerfile(text, path.relative(process.cwd(), dockerfile) || dockerfile), dockerfile };
+}
+
+async function planParsed(parsed: ParsedDockerfile, dockerfile: string, request: PlanRequest): Promise<BuildPlan> {
+  const host = hostPlatform();
+  return createPlan(parsed, dockerfile, {
+    buildArgs: request.buildArgs ?? new Map(),
+    ...(request.target !== undefined ? { target: request.target } : {}),
+    buildPlatform: host,
+    platforms: request.platforms?.length ? request.platforms : [host],
+    buildContexts: parseBuildContexts(request.buildContexts ?? [], process.cwd()),
+    resolveImage,
+  });
+}
+
+async function resolveImage(context: Extract<NamedContext, { kind: 'oci-layout' }>, platform: Platform): Promise<ResolvedImage> {
+  const layout = await OciLayout.open(context.layoutDir, { create: false });
+  const selector = context.reference.startsWith('sha256:') ? { digest: context.reference as Digest } : { tag: context.reference };
+  const image = await readLayoutImage(layout, selector, platform);
+  return {
+    layoutDir: layout.dir,
+    reference: context.reference,
+    manifestDigest: image.manifestDescriptor.digest,
+    config: image.config,
+    layers: image.layers,
+  };
+}

@@ -1,0 +1,136 @@
+import type { Stats } from 'node:fs';
+import { createReadStream } from 'node:fs';
+import { lstat, readdir, readlink } from 'node:fs/promises';
+import path from 'node:path';
+import type { EntryType, LayerEntry } from '../../layers/entry.js';
+import type { SourceMatch, SourceTree } from '../fs/source-tree.js';
+import type { ModeChange } from './chmod.js';
+import type { Owner } from './user-db.js';
+
+/** A source a COPY/ADD selected, with the tree it came from. */
+export interface SelectedSource {
+  readonly tree: SourceTree;
+  readonly match: SourceMatch;
+}
+
+/** Where and how a COPY/ADD writes its sources. */
+export interface CopyTarget {
+  /** Real root-relative destination path ('' is `/`). */
+  readonly destPath: string;
+  /** The destination is a directory: sources go inside it. */
+  readonly destIsDirectory: boolean;
+  /** Keep each source's matched path under the destination (`--parents`). */
+  readonly parents: boolean;
+  /** `--chown`, or undefined to keep the tree's ownership (root for a build context). */
+  readonly owner?: Owner;
+  readonly chmod?: ModeChange;
+  /** Paths excluded with `--exclude`, relative to the copied source. */
+  readonly isExcluded: (relPath: string) => boolean;
+  /** Metadata of an existing path in the destination root filesystem, if there is one. */
+  readonly existing: (relPath: string) => Promise<Stats | undefined>;
+  /** Time for directories the copy creates, in seconds. */
+  readonly now: number;
+}
+
+/**
+ * Lists the layer entries a COPY produces: every copied file, directory, symlink and special file
+ * at its destination, hardlinks kept as links, and every parent directory so the layer is
+ * self-describing.
+ */
+export async function copyEntries(sources: readonly SelectedSource[], target: CopyTarget): Promise<LayerEntry[]> {
+  const entries = new Map<string, LayerEntry>();
+  const firstPathOfInode = new Map<string, string>();
+
+  const add = (tree: SourceTree, sourceAbs: string, stats: Stats, dest: string, linkTarget?: string): void => {
+    const type = entryType(stats);
+    if (type === undefined || dest === '') return;
+    const inode = `${stats.dev}:${stats.ino}`;
+    const linkedTo = type === 'file' && stats.nlink > 1 ? firstPathOfInode.get(inode) : undefined;
+    const base = {
+      path: dest,
+      mode: target.chmod ? target.chmod(stats.mode & 0o7777, type === 'directory') : stats.mode & 0o7777,
+      uid: target.owner?.uid ?? (tree.scope === 'context' ? 0 : stats.uid),
+      gid: target.owner?.gid ?? (tree.scope === 'context' ? 0 : stats.gid),
+      mtime: Math.floor(stats.mtimeMs / 1000),
+    };
+    if (linkedTo !== undefined) {
+      entries.set(dest, { ...base, type: 'hardlink', linkTarget: linkedTo });
+      return;
+    }
+    if (type === 'file' && stats.nlink > 1) firstPathOfInode.set(inode, dest);
+    entries.set(dest, {
+      ...base,
+      type,
+      ...(type === 'file' ? { size: stats.size, open: () => createReadStream(sourceAbs) } : {}),
+      ...(linkTarget !== undefined ? { linkTarget } : {}),
+      ...(type === 'char' || type === 'block' ? { devMajor: major(stats.rdev), devMinor: minor(stats.rdev) } : {}),
+    });
+  };
+
+  for (const { tree, match } of sources) {
+    const sourceAbs = path.join(tree.root, match.relPath);
+    const placed = target.parents ? joinRel(target.destPath, match.matchedPath) : undefined;
+    if (match.stats.isDirectory()) {
+      const dirDest = placed ?? target.destPath;
+      if (!(await target.existing(dirDest))?.isDirectory()) add(tree, sourceAbs, match.stats, dirDest);
+      await walk(tree, match.relPath, '', target, (abs, stats, rel, link) => add(tree, abs, stats, joinRel(dirDest, rel), link));
+    } else if (!target.isExcluded(path.posix.basename(match.matchedPath))) {
+      const fileDest = placed ?? (target.destIsDirectory ? joinRel(target.destPath, path.posix.basename(match.matchedPath)) : target.destPath);
+      add(tree, sourceAbs, match.stats, fileDest);
+    }
+  }
+  await addParents(entries, target);
+  return [...entries.values()];
+}
+
+type Visit = (abs: string, stats: Stats, relToSource: string, linkTarget?: string) => void;
+
+/** Visits a directory's contents depth-first in name order, never following symlinks. */
+async function walk(tree: SourceTree, dirRel: string, relToSource: string, target: CopyTarget, visit: Visit): Promise<void> {
+  const names = (await readdir(path.join(tree.root, dirRel, relToSource))).sort();
+  for (const name of names) {
+    const rel = relToSource === '' ? name : `${relToSource}/${name}`;
+    const treeRel = joinRel(dirRel, rel);
+    if (tree.isIgnored(treeRel) || target.isExcluded(rel)) continue;
+    const abs = path.join(tree.root, treeRel);
+    const stats = await lstat(abs);
+    visit(abs, stats, rel, stats.isSymbolicLink() ? await readlink(abs) : undefined);
+    if (stats.isDirectory()) await walk(tree, dirRel, rel, target, visit);
+  }
+}
+
+/** Adds the parent directories of every entry: existing ones with their metadata, new ones as the copy creates them. */
+async function addParents(entries: Map<string, LayerEntry>, target: CopyTarget): Promise<void> {
+  const parents = new Set<string>();
+  for (const p of entries.keys()) {
+    for (let dir = path.posix.dirname(p); dir !== '.'; dir = path.posix.dirname(dir)) parents.add(dir);
+  }
+  for (const dir of parents) {
+    if (entries.has(dir)) continue;
+    const existing = await target.existing(dir);
+    entries.set(
+      dir,
+      existing?.isDirectory()
+        ? { path: dir, type: 'directory', mode: existing.mode & 0o7777, uid: existing.uid, gid: existing.gid, mtime: Math.floor(existing.mtimeMs / 1000) }
+        : { path: dir, type: 'directory', mode: 0o755, uid: target.owner?.uid ?? 0, gid: target.owner?.gid ?? 0, mtime: target.now },
+    );
+  }
+}
+
+function entryType(stats: Stats): EntryType | undefined {
+  if (stats.isFile()) return 'file';
+  if (stats.isDirectory()) return 'directory';
+  if (stats.isSymbolicLink()) return 'symlink';
+  if (stats.isFIFO()) return 'fifo';
+  if (stats.isCharacterDevice()) return 'char';
+  if (stats.isBlockDevice()) return 'block';
+  return undefined;
+}
+
+function joinRel(dir: string, rel: string): string {
+  if (dir === '') return rel;
+  return rel === '' ? dir : `${dir}/${rel}`;
+}
+
+const major = (rdev: number): number => (rdev >> 8) & 0xfff;
+const minor = (rdev: number): number => (rdev & 0xff) | ((rdev >> 12) & 0xfff00);

@@ -1,0 +1,150 @@
+import type { Stats } from 'node:fs';
+import { chmod, lstat, open, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { applyLayer } from '../../layers/apply-layer.js';
+import { decompressStream, isArchive, SNIFF_BYTES } from '../../layers/compression.js';
+import { TsbuildError } from '../../layers/errors.js';
+import { createReadStream } from 'node:fs';
+import { PatternMatcher } from '../context/ignore.js';
+import { resolveInRoot, splitPath } from '../fs/resolve-path.js';
+import { matchSources, type SourceTree } from '../fs/source-tree.js';
+import type { CopyStep } from '../plan/plan-types.js';
+import { parseChmod } from './chmod.js';
+import { copyEntries, type SelectedSource } from './copy-entries.js';
+import { downloadUrl, isUrl } from './fetch-url.js';
+import type { StageRun } from './stage-run.js';
+import { resolveOwner } from './user-db.js';
+import type { Workspace } from './workspace.js';
+import type { LayerEntry } from '../../layers/entry.js';
+
+/** What a COPY/ADD needs from the rest of the build. */
+export interface CopyContext {
+  readonly workspace: Workspace;
+  readonly contextTree: SourceTree;
+  /** The finished stage a `COPY --from` names. */
+  readonly stageRun: (index: number) => StageRun;
+  readonly now: number;
+}
+
+/** Computes the layer entries of a COPY/ADD step in stage `run`. */
+export async function copyStepEntries(step: CopyStep, run: StageRun, ctx: CopyContext): Promise<LayerEntry[]> {
+  const sourceCount = step.sources.length + step.sourceContents.length;
+  if (sourceCount > 1 && !step.dest.endsWith('/')) {
+    throw new TsbuildError('COPY_DEST', `When using ${step.instruction} with more than one source file, the destination must be a directory and end with a /`);
+  }
+  const rootfs = step.link ? undefined : await run.rootfs();
+  const destPath = rootfs ? await resolveInRoot(rootfs, step.dest, 'rootfs', true) : splitPath(step.dest).join('/');
+  const existing = async (rel: string): Promise<Stats | undefined> => (rootfs ? lstatOrUndefined(path.join(rootfs, rel)) : undefined);
+  const selected = await selectSources(step, ctx);
+  const destExistsAsDir = (await existing(destPath))?.isDirectory() ?? false;
+  const excludes = new PatternMatcher(step.excludes);
+  return copyEntries(selected, {
+    destPath,
+    destIsDirectory: step.dest.endsWith('/') || selected.length > 1 || destExistsAsDir,
+    parents: step.parents,
+    ...(step.chown !== undefined ? { owner: await resolveOwner(step.chown, rootfs) } : {}),
+    ...(step.chmod !== undefined ? { chmod: parseChmod(step.chmod) } : {}),
+    isExcluded: (rel) => excludes.matches(rel),
+    existing,
+    now: ctx.now,
+  });
+}
+
+async function selectSources(step: CopyStep, ctx: CopyContext): Promise<SelectedSource[]> {
+  const tree = await sourceTree(step, ctx);
+  const selected: SelectedSource[] = [];
+  for (const source of step.sources) {
+    if (step.instruction === 'ADD' && isUrl(source)) {
+      selected.push(await downloaded(source, step, ctx));
+      continue;
+    }
+    if (step.instruction === 'COPY' && isUrl(source)) {
+      throw new TsbuildError('COPY_URL', `source can't be a URL for COPY: ${source}`);
+    }
+    const pivot = step.parents ? parentsPivot(source) : 0;
+    for (const match of await matchSources(tree, source)) {
+      const trimmed = { ...match, matchedPath: splitPath(match.matchedPath).slice(pivot).join('/') };
+      const unpack = step.instruction === 'ADD' && step.unpack !== false && match.stats.isFile();
+      selected.push(unpack && (await isArchiveFile(path.join(tree.root, match.relPath))) ? await unpacked(tree, match.relPath, ctx) : { tree, match: trimmed });
+    }
+  }
+  for (const content of step.sourceContents) selected.push(await heredocSource(content.path, content.data, ctx));
+  return selected;
+}
+
+async function sourceTree(step: CopyStep, ctx: CopyContext): Promise<SourceTree> {
+  const from = step.from;
+  switch (from.kind) {
+    case 'context':
+      return ctx.contextTree;
+    case 'local-context':
+      return { root: from.dir, scope: 'context', label: `build context "${from.name}"`, isIgnored: () => false };
+    case 'stage': {
+      const source = ctx.stageRun(from.index);
+      const label = source.stage.name !== undefined ? `stage "${source.stage.name}"` : `stage ${from.index}`;
+      return { root: await source.rootfs(), scope: 'rootfs', label, isIgnored: () => false };
+    }
+    case 'image':
+      throw new TsbuildError('UNSUPPORTED', `COPY --from=${from.contextName}: copying from an image build context is not supported yet`);
+  }
+}
+
+/** With `--parents`, a `/./` in a source marks where the kept part of its path starts. */
+function parentsPivot(source: string): number {
+  const at = source.indexOf('/./');
+  return at < 0 ? 0 : splitPath(source.slice(0, at)).length;
+}
+
+async function isArchiveFile(file: string): Promise<boolean> {
+  const handle = await open(file, 'r');
+  try {
+    const head = Buffer.alloc(SNIFF_BYTES);
+    const { bytesRead } = await handle.read(head, 0, SNIFF_BYTES, 0);
+    return isArchive(head.subarray(0, bytesRead));
+  } finally {
+    await handle.close();
+  }
+}
+
+/** A local archive ADD extracts: unpacked safely into scratch space, then copied as a directory. */
+async function unpacked(tree: SourceTree, relPath: string, ctx: CopyContext): Promise<SelectedSource> {
+  const dir = await ctx.workspace.newDir('add-unpack');
+  try {
+    await applyLayer(dir, await decompressStream(createReadStream(path.join(tree.root, relPath))));
+  } catch (err) {
+    if (err instanceof TsbuildError) throw new TsbuildError(err.code, `ADD ${relPath}: ${err.message}`, { cause: err });
+    throw err;
+  }
+  return selectRoot({ root: dir, scope: 'rootfs', label: `archive ${relPath}`, isIgnored: () => false });
+}
+
+async function downloaded(url: string, step: CopyStep, ctx: CopyContext): Promise<SelectedSource> {
+  const dir = await ctx.workspace.newDir('add-url');
+  const file = await downloadUrl(url, dir, step.checksum);
+  const tree: SourceTree = { root: dir, scope: 'context', label: url, isIgnored: () => false };
+  const name = path.basename(file);
+  return { tree, match: { relPath: name, matchedPath: name, stats: await lstat(file) } };
+}
+
+async function heredocSource(name: string, data: string, ctx: CopyContext): Promise<SelectedSource> {
+  const dir = await ctx.workspace.newDir('heredoc');
+  const file = path.join(dir, name);
+  await writeFile(file, data);
+  await chmod(file, 0o644);
+  const tree: SourceTree = { root: dir, scope: 'context', label: 'heredoc', isIgnored: () => false };
+  return { tree, match: { relPath: name, matchedPath: name, stats: await lstat(file) } };
+}
+
+async function selectRoot(tree: SourceTree): Promise<SelectedSource> {
+  return { tree, match: { relPath: '', matchedPath: '', stats: await lstat(tree.root) } };
+}
+
+async function lstatOrUndefined(abs: string): Promise<Stats | undefined> {
+  try {
+    return await lstat(abs);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw err;
+  }
+}

@@ -1,0 +1,129 @@
+import path from 'node:path';
+import type { Compression } from '../../layers/compression.js';
+import type { LayerEntry } from '../../layers/entry.js';
+import { SourceError, TsbuildError } from '../../layers/errors.js';
+import type { HistoryEntry } from '../../layers/types.js';
+import { writeLayer } from '../../layers/write-layer.js';
+import type { SourceTree } from '../fs/source-tree.js';
+import type { PlannedStage, PlannedStep, PlatformPlan, StageBase } from '../plan/plan-types.js';
+import type { ProgressListener } from '../progress.js';
+import { copyStepEntries } from './copy-step.js';
+import type { ImageLayer } from './image-layer.js';
+import { StageRun } from './stage-run.js';
+import { workdirEntries } from './workdir-step.js';
+import type { Workspace } from './workspace.js';
+
+export interface ExecuteOptions {
+  readonly workspace: Workspace;
+  readonly contextTree: SourceTree;
+  readonly compression: Compression;
+  readonly compressionLevel?: number;
+  /** Seconds since the epoch: clamps file times and dates the image. */
+  readonly sourceDateEpoch?: number;
+  readonly progress: ProgressListener;
+  readonly signal?: AbortSignal;
+}
+
+/** The image a platform's target stage produced. */
+export interface BuiltImage {
+  readonly stage: PlannedStage;
+  readonly layers: readonly ImageLayer[];
+  readonly history: readonly HistoryEntry[];
+}
+
+/** Runs every stage of a platform plan and returns the target stage's image. */
+export async function executePlan(plan: PlatformPlan, options: ExecuteOptions, stepCounter: { next: number }): Promise<BuiltImage> {
+  const runs = new Map<number, StageRun>();
+  const created = new Date((options.sourceDateEpoch ?? Math.floor(Date.now() / 1000)) * 1000).toISOString();
+  const now = options.sourceDateEpoch ?? Math.floor(Date.now() / 1000);
+  for (const stage of plan.stages) {
+    const run = new StageRun(stage, baseLayers(stage.base, runs), baseHistory(stage.base, runs), options.workspace);
+    runs.set(stage.index, run);
+    const label = stage.name ?? `stage-${stage.index}`;
+    for (const [i, step] of stage.steps.entries()) {
+      if (options.signal?.aborted) throw new TsbuildError('INTERRUPTED', 'build interrupted');
+      const id = ++stepCounter.next;
+      const started = Date.now();
+      options.progress({ kind: 'step-start', step: id, name: `[${label} ${i + 1}/${stage.steps.length}] ${step.createdBy}` });
+      await atStep(step, () => executeStep(step, run, { ...options, created, now, runs }));
+      options.progress({ kind: 'step-done', step: id, seconds: (Date.now() - started) / 1000 });
+    }
+  }
+  const target = runs.get(plan.targetIndex)!;
+  return { stage: target.stage, layers: target.layers, history: target.history };
+}
+
+interface StepContext extends ExecuteOptions {
+  readonly created: string;
+  readonly now: number;
+  readonly runs: ReadonlyMap<number, StageRun>;
+}
+
+async function executeStep(step: PlannedStep, run: StageRun, ctx: StepContext): Promise<void> {
+  const history: HistoryEntry = { created: ctx.created, created_by: step.createdBy };
+  switch (step.kind) {
+    case 'metadata':
+      run.recordMetadata(history);
+      return;
+    case 'run':
+      throw new TsbuildError('UNSUPPORTED', 'RUN is not supported yet: tsbuild cannot execute commands in this version');
+    case 'workdir': {
+      const entries = await workdirEntries(step, run, ctx.now);
+      if (entries.length === 0) run.recordMetadata(history);
+      else await run.addLayer(await layerFrom(entries, ctx), history);
+      return;
+    }
+    case 'copy': {
+      const entries = await copyStepEntries(step, run, {
+        workspace: ctx.workspace,
+        contextTree: ctx.contextTree,
+        now: ctx.now,
+        stageRun: (index) => ctx.runs.get(index)!,
+      });
+      await run.addLayer(await layerFrom(entries, ctx), history);
+      return;
+    }
+  }
+}
+
+async function layerFrom(entries: LayerEntry[], ctx: StepContext): Promise<ImageLayer> {
+  const layout = ctx.workspace.layout;
+  const result = await writeLayer(entries, layout, {
+    compression: ctx.compression,
+    ...(ctx.compressionLevel !== undefined ? { level: ctx.compressionLevel } : {}),
+    ...(ctx.sourceDateEpoch !== undefined ? { sourceDateEpoch: ctx.sourceDateEpoch } : {}),
+  });
+  return { descriptor: result.descriptor, diffId: result.diffId, blobPath: layout.path(result.descriptor.digest) };
+}
+
+function baseLayers(base: StageBase, runs: ReadonlyMap<number, StageRun>): readonly ImageLayer[] {
+  if (base.kind === 'scratch') return [];
+  if (base.kind === 'stage') return runs.get(base.index)!.layers;
+  const { image } = base;
+  const diffIds = image.config.rootfs.diff_ids;
+  if (diffIds.length !== image.layers.length) {
+    throw new TsbuildError('BAD_IMAGE', `base image ${base.contextName}: ${image.layers.length} layers but ${diffIds.length} diff_ids`);
+  }
+  return image.layers.map((descriptor, i) => ({
+    descriptor,
+    diffId: diffIds[i]!,
+    blobPath: path.join(image.layoutDir, 'blobs', 'sha256', descriptor.digest.slice('sha256:'.length)),
+  }));
+}
+
+function baseHistory(base: StageBase, runs: ReadonlyMap<number, StageRun>): readonly HistoryEntry[] {
+  if (base.kind === 'scratch') return [];
+  if (base.kind === 'stage') return runs.get(base.index)!.history;
+  return base.image.config.history ?? [];
+}
+
+async function atStep(step: PlannedStep, action: () => Promise<void>): Promise<void> {
+  try {
+    await action();
+  } catch (err) {
+    if (err instanceof TsbuildError && !(err instanceof SourceError)) {
+      throw new SourceError(step.location.file, step.location.startLine, err.message, { cause: err });
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,101 @@
+import type { Stats } from 'node:fs';
+import { lstat, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { TsbuildError } from '../../layers/errors.js';
+import { compileComponentPattern, hasWildcard } from './glob.js';
+import { resolveInRoot, splitPath, type RootScope } from './resolve-path.js';
+
+/** A directory tree that COPY/ADD read from: the build context, or another stage's root filesystem. */
+export interface SourceTree {
+  readonly root: string;
+  readonly scope: RootScope;
+  /** How errors name the tree, e.g. `build context` or `stage "builder"`. */
+  readonly label: string;
+  /** Paths hidden from the build (`.dockerignore`), root-relative. */
+  isIgnored(relPath: string): boolean;
+}
+
+/** One source a COPY pattern selected. */
+export interface SourceMatch {
+  /** Real root-relative path, symlinks resolved. */
+  readonly relPath: string;
+  /** Root-relative path as matched (before following a final symlink), used by `--parents`. */
+  readonly matchedPath: string;
+  readonly stats: Stats;
+}
+
+/**
+ * Selects the sources a COPY/ADD argument names: a path, or a pattern with wildcards in any
+ * component. Symlinks are followed to their targets, which must stay inside a build context.
+ */
+export async function matchSources(tree: SourceTree, source: string): Promise<SourceMatch[]> {
+  const components = lexicalComponents(source);
+  const matched = hasWildcard(source) ? await expandPattern(tree, components) : [components.join('/')];
+  const results: SourceMatch[] = [];
+  for (const matchedPath of matched) {
+    if (tree.isIgnored(matchedPath)) continue;
+    const relPath = await resolveInRoot(tree.root, matchedPath, tree.scope, true);
+    if (tree.isIgnored(relPath)) continue;
+    const stats = await statOrUndefined(path.join(tree.root, relPath));
+    if (stats) results.push({ relPath, matchedPath, stats });
+  }
+  if (results.length === 0) {
+    throw new TsbuildError('SOURCE_NOT_FOUND', `${JSON.stringify(source)} not found in ${tree.label}`);
+  }
+  return results;
+}
+
+/** Root-relative components of a source, refusing `..` that climbs out of a build context. */
+function lexicalComponents(source: string): string[] {
+  const out: string[] = [];
+  for (const part of splitPath(source)) {
+    if (part !== '..') out.push(part);
+    else if (out.length > 0) out.pop();
+    else throw new TsbuildError('OUTSIDE_CONTEXT', `forbidden path outside the build context: ${source}`);
+  }
+  return out;
+}
+
+async function expandPattern(tree: SourceTree, components: string[]): Promise<string[]> {
+  let candidates = [''];
+  for (const component of components) {
+    const next: string[] = [];
+    for (const dir of candidates) {
+      if (!hasWildcard(component)) {
+        next.push(join(dir, component));
+        continue;
+      }
+      const regex = compileComponentPattern(component);
+      const realDir = await resolveInRoot(tree.root, dir, tree.scope, true);
+      for (const name of await listDir(path.join(tree.root, realDir))) {
+        if (regex.test(name) && !tree.isIgnored(join(dir, name))) next.push(join(dir, name));
+      }
+    }
+    candidates = next;
+  }
+  return candidates;
+}
+
+function join(dir: string, name: string): string {
+  return dir === '' ? name : `${dir}/${name}`;
+}
+
+async function listDir(abs: string): Promise<string[]> {
+  try {
+    return (await readdir(abs)).sort();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return [];
+    throw err;
+  }
+}
+
+async function statOrUndefined(abs: string): Promise<Stats | undefined> {
+  try {
+    return await lstat(abs);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw err;
+  }
+}

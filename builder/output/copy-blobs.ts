@@ -1,0 +1,26 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { copyFile, link, rm } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import type { BlobStore } from '../../layers/blob-store.js';
+import { VerifyingStream } from '../../layers/digest.js';
+import type { Descriptor } from '../../layers/types.js';
+
+/**
+ * Brings a blob into `store` from a file, unless it is there already: a hard link when the file
+ * system allows, else a copy. A blob from outside the store is verified against its descriptor.
+ */
+export async function importBlob(store: BlobStore, descriptor: Descriptor, sourcePath: string, verify: boolean): Promise<void> {
+  if (await store.has(descriptor.digest)) return;
+  const temp = await store.tempPath();
+  try {
+    if (verify) {
+      await pipeline(createReadStream(sourcePath), new VerifyingStream(descriptor.digest, descriptor.size), createWriteStream(temp));
+    } else {
+      await link(sourcePath, temp).catch(() => copyFile(sourcePath, temp));
+    }
+    await store.commit(temp, descriptor.digest);
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw err;
+  }
+}

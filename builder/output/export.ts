@@ -1,0 +1,95 @@
+import { mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { writeDockerArchive } from '../../layers/docker-archive.js';
+import { TsbuildError } from '../../layers/errors.js';
+import { writeLayoutTar } from '../../layers/layout-tar.js';
+import { OciLayout } from '../../layers/oci-layout.js';
+import type { Descriptor } from '../../layers/types.js';
+import type { Workspace } from '../exec/workspace.js';
+import type { AssembledImage } from './assemble.js';
+import { importBlob } from './copy-blobs.js';
+import type { OutputSpec } from './output-spec.js';
+
+/** A finished build: the root descriptor (a manifest, or an index over platforms) and its images. */
+export interface BuildArtifact {
+  readonly root: Descriptor;
+  readonly images: readonly AssembledImage[];
+  readonly tags: readonly string[];
+}
+
+/** Where an artifact can be exported: an `--output`, or the default local store. */
+export type ExportTarget = OutputSpec | { readonly type: 'store'; readonly dest: string };
+
+/**
+ * Gathers every blob of the artifact into the work layout (base layers come from their own
+ * layouts, verified), so each exporter reads from one place.
+ */
+export async function gatherBlobs(artifact: BuildArtifact, workspace: Workspace): Promise<void> {
+  for (const image of artifact.images) {
+    for (const layer of image.layers) await importBlob(workspace.layout, layer.descriptor, layer.blobPath, true);
+  }
+}
+
+/** Writes the artifact to one target. Nothing is left half-written if this fails. */
+export async function exportArtifact(artifact: BuildArtifact, target: ExportTarget, workspace: Workspace): Promise<void> {
+  switch (target.type) {
+    case 'store':
+      return exportToLayoutDir(artifact, path.resolve(target.dest), workspace);
+    case 'oci':
+      if (!target.tar) return exportToLayoutDir(artifact, path.resolve(target.dest), workspace);
+      return exportToLayoutTar(artifact, path.resolve(target.dest), workspace);
+    case 'docker':
+      return exportToDockerArchive(artifact, path.resolve(target.dest), workspace);
+  }
+}
+
+function blobsOf(artifact: BuildArtifact): Descriptor[] {
+  const blobs = artifact.images.flatMap((image) => [...image.layers.map((l) => l.descriptor), image.config, image.manifest]);
+  return artifact.images.length > 1 ? [...blobs, artifact.root] : blobs;
+}
+
+async function copyArtifact(artifact: BuildArtifact, from: OciLayout, to: OciLayout): Promise<void> {
+  for (const blob of blobsOf(artifact)) await importBlob(to, blob, from.path(blob.digest), false);
+  await to.addImage(artifact.root, [...artifact.tags]);
+}
+
+/** Adds the image to a layout; a new layout is built beside its destination and renamed into place. */
+async function exportToLayoutDir(artifact: BuildArtifact, dest: string, workspace: Workspace): Promise<void> {
+  if (await exists(dest)) {
+    await copyArtifact(artifact, workspace.layout, await OciLayout.open(dest, { create: false }));
+    return;
+  }
+  const parent = path.dirname(dest);
+  await mkdir(parent, { recursive: true });
+  const staging = await mkdtemp(path.join(parent, `.${path.basename(dest)}.tsbuild-`));
+  try {
+    await copyArtifact(artifact, workspace.layout, await OciLayout.open(staging, { create: true }));
+    await rename(staging, dest).catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
+      await copyArtifact(artifact, workspace.layout, await OciLayout.open(dest, { create: false }));
+    });
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+}
+
+async function exportToLayoutTar(artifact: BuildArtifact, dest: string, workspace: Workspace): Promise<void> {
+  const staging = await OciLayout.open(await workspace.newDir('oci-archive'), { create: true });
+  await copyArtifact(artifact, workspace.layout, staging);
+  await writeLayoutTar(staging, dest);
+}
+
+async function exportToDockerArchive(artifact: BuildArtifact, dest: string, workspace: Workspace): Promise<void> {
+  if (artifact.images.length !== 1) {
+    throw new TsbuildError('OUTPUT', 'type=docker holds one platform only; use type=oci for a multi-platform build');
+  }
+  const image = artifact.images[0]!;
+  await writeDockerArchive(workspace.layout, { config: image.config, layers: image.layers.map((l) => l.descriptor), repoTags: [...artifact.tags] }, dest);
+}
+
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(
+    () => true,
+    () => false,
+  );
+}

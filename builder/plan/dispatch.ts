@@ -1,0 +1,193 @@
+import { SourceError, TsbuildError } from '../../layers/errors.js';
+import type { ContainerConfig } from '../../layers/types.js';
+import type { AddInstruction, CommandLine, CopyInstruction, Instruction } from '../frontend/instructions.js';
+import { ShellLex } from '../frontend/shell-lex.js';
+import { exposedPortKeys, resolveCopyDest, resolveWorkdir, validateStopSignal } from './image-config.js';
+import type { CopySource, PlannedStep } from './plan-types.js';
+import type { Scope } from './scope.js';
+
+/** A stage part-way through its instructions. Every dispatch returns a new state. */
+export interface StageState {
+  readonly scope: Scope;
+  readonly config: ContainerConfig;
+  /** CMD was set in this stage, so a later ENTRYPOINT keeps it. */
+  readonly cmdSet: boolean;
+  readonly author?: string;
+  readonly steps: readonly PlannedStep[];
+}
+
+export interface DispatchContext {
+  readonly lex: ShellLex;
+  /** Expands heredoc bodies, where quotes are plain text. */
+  readonly heredocLex: ShellLex;
+  readonly buildArgs: ReadonlyMap<string, string>;
+  /** Values of the global ARGs, which `ARG name` without a default inherits. */
+  readonly globalArgs: ReadonlyMap<string, string>;
+  /** Build args some ARG declared, for the unused `--build-arg` warning. */
+  readonly consumedArgs: Set<string>;
+  readonly resolveCopyFrom: (from: string) => CopySource;
+}
+
+export const defaultShell = ['/bin/sh', '-c'];
+
+/** Applies one instruction to a stage, turning any failure into an error at its line. */
+export function dispatch(state: StageState, instruction: Instruction, ctx: DispatchContext): StageState {
+  try {
+    return dispatchInstruction(state, instruction, ctx);
+  } catch (err) {
+    if (err instanceof TsbuildError && !(err instanceof SourceError)) {
+      throw new SourceError(instruction.location.file, instruction.location.startLine, err.message, { cause: err });
+    }
+    throw err;
+  }
+}
+
+function dispatchInstruction(state: StageState, ins: Instruction, ctx: DispatchContext): StageState {
+  const vars = state.scope.expansionVariables();
+  const expand = (word: string): string => ctx.lex.processWord(word, vars);
+  const meta = (createdBy: string, config: ContainerConfig, extra: Partial<StageState> = {}): StageState => ({
+    ...state,
+    ...extra,
+    config,
+    steps: [...state.steps, { kind: 'metadata', location: ins.location, createdBy }],
+  });
+  const c = state.config;
+  switch (ins.kind) {
+    case 'ARG': {
+      let scope = state.scope;
+      const shown: string[] = [];
+      for (const def of ins.args) {
+        ctx.consumedArgs.add(def.key);
+        const value = ctx.buildArgs.get(def.key) ?? (def.value !== undefined ? ctx.lex.processWord(def.value, scope.expansionVariables()) : ctx.globalArgs.get(def.key));
+        if (value !== undefined) scope = scope.withArg(def.key, value);
+        shown.push(value !== undefined ? `${def.key}=${value}` : def.key);
+      }
+      return meta(`ARG ${shown.join(' ')}`, c, { scope });
+    }
+    case 'ENV': {
+      let scope = state.scope;
+      for (const pair of ins.env) {
+        const key = expand(pair.key);
+        if (key === '') throw new TsbuildError('BAD_ENV', 'ENV names can not be blank');
+        scope = scope.withEnv(key, expand(pair.value));
+      }
+      const shown = ins.env.map((p) => `${expand(p.key)}=${expand(p.value)}`).join(' ');
+      return meta(`ENV ${shown}`, { ...c, Env: scope.envList() }, { scope });
+    }
+    case 'LABEL': {
+      const labels = { ...c.Labels };
+      for (const pair of ins.labels) labels[expand(pair.key)] = expand(pair.value);
+      return meta(ins.original, { ...c, Labels: labels });
+    }
+    case 'MAINTAINER':
+      return meta(ins.original, c, { author: ins.maintainer });
+    case 'EXPOSE': {
+      const ports = { ...c.ExposedPorts };
+      for (const word of ins.ports) for (const key of exposedPortKeys(expand(word))) ports[key] = {};
+      return meta(ins.original, { ...c, ExposedPorts: ports });
+    }
+    case 'VOLUME': {
+      const volumes = { ...c.Volumes };
+      for (const word of ins.volumes) {
+        const volume = expand(word).trim();
+        if (volume === '') throw new TsbuildError('BAD_VOLUME', 'VOLUME specified can not be an empty string');
+        volumes[volume] = {};
+      }
+      return meta(ins.original, { ...c, Volumes: volumes });
+    }
+    case 'USER':
+      return meta(ins.original, { ...c, User: expand(ins.user) });
+    case 'STOPSIGNAL':
+      return meta(ins.original, { ...c, StopSignal: validateStopSignal(expand(ins.signal)) });
+    case 'SHELL':
+      return meta(ins.original, { ...c, Shell: [...ins.shell] });
+    case 'ONBUILD':
+      return meta(ins.original, { ...c, OnBuild: [...(c.OnBuild ?? []), ins.expression] });
+    case 'HEALTHCHECK': {
+      const h = ins.health;
+      const health = {
+        Test: [...h.test],
+        ...(h.interval ? { Interval: h.interval } : {}),
+        ...(h.timeout ? { Timeout: h.timeout } : {}),
+        ...(h.startPeriod ? { StartPeriod: h.startPeriod } : {}),
+        ...(h.startInterval ? { StartInterval: h.startInterval } : {}),
+        ...(h.retries ? { Retries: h.retries } : {}),
+      };
+      return meta(ins.original, { ...c, Healthcheck: health });
+    }
+    case 'CMD':
+      return meta(ins.original, { ...c, Cmd: commandArgs(ins.command, c) }, { cmdSet: true });
+    case 'ENTRYPOINT': {
+      const config: ContainerConfig = { ...c, Entrypoint: commandArgs(ins.command, c) };
+      if (!state.cmdSet) config.Cmd = null;
+      return meta(ins.original, config);
+    }
+    case 'WORKDIR': {
+      const path = resolveWorkdir(c.WorkingDir, expand(ins.path));
+      const step: PlannedStep = { kind: 'workdir', location: ins.location, createdBy: `WORKDIR ${path}`, path, ...(c.User ? { user: c.User } : {}) };
+      return { ...state, config: { ...c, WorkingDir: path }, steps: [...state.steps, step] };
+    }
+    case 'COPY':
+    case 'ADD':
+      return { ...state, steps: [...state.steps, copyStep(ins, state, ctx, expand)] };
+    case 'RUN': {
+      const step: PlannedStep = {
+        kind: 'run',
+        location: ins.location,
+        createdBy: `RUN ${commandArgs(ins.command, c).join(' ')}`,
+        args: commandArgs(ins.command, c),
+        heredocs: ins.heredocs,
+        env: runEnvironment(state.scope),
+        ...(c.User ? { user: c.User } : {}),
+        workdir: c.WorkingDir || '/',
+        mounts: ins.mounts,
+        network: ins.network,
+        security: ins.security,
+      };
+      return { ...state, steps: [...state.steps, step] };
+    }
+    case 'FROM':
+      throw new TsbuildError('INTERNAL', 'FROM inside a stage');
+  }
+}
+
+/** Exec form as written; shell form run through the stage's SHELL. */
+function commandArgs(command: CommandLine, config: ContainerConfig): string[] {
+  return command.prependShell ? [...(config.Shell ?? defaultShell), ...command.args] : [...command.args];
+}
+
+/** RUN sees ENV plus the ARGs in scope that ENV does not override. */
+function runEnvironment(scope: Scope): string[] {
+  const env = scope.envList();
+  for (const [key, value] of scope.args) if (!scope.env.has(key)) env.push(`${key}=${value}`);
+  return env;
+}
+
+function copyStep(ins: CopyInstruction | AddInstruction, state: StageState, ctx: DispatchContext, expand: (w: string) => string): PlannedStep {
+  const vars = state.scope.expansionVariables();
+  const from = ins.kind === 'COPY' && ins.from !== undefined ? ctx.resolveCopyFrom(expand(ins.from)) : { kind: 'context' as const };
+  const sourceContents = ins.sourceContents.map((s) => (s.expand ? { ...s, data: ctx.heredocLex.processWord(s.data, vars) } : s));
+  const chown = ins.chown !== undefined ? expand(ins.chown) : undefined;
+  const chmod = ins.chmod !== undefined ? expand(ins.chmod) : undefined;
+  const checksum = ins.kind === 'ADD' && ins.checksum !== undefined ? expand(ins.checksum) : undefined;
+  if (ins.kind === 'ADD' && ins.keepGitDir !== undefined) {
+    throw new TsbuildError('UNSUPPORTED', 'ADD --keep-git-dir: git sources are not supported');
+  }
+  return {
+    kind: 'copy',
+    instruction: ins.kind,
+    location: ins.location,
+    createdBy: ins.original,
+    from,
+    sources: ins.sources.map(expand),
+    sourceContents,
+    dest: resolveCopyDest(state.config.WorkingDir, expand(ins.dest)),
+    ...(chown !== undefined ? { chown } : {}),
+    ...(chmod !== undefined ? { chmod } : {}),
+    link: ins.link,
+    parents: ins.kind === 'COPY' ? ins.parents : false,
+    excludes: ins.excludes.map(expand),
+    ...(checksum !== undefined ? { checksum } : {}),
+    ...(ins.kind === 'ADD' && ins.unpack !== undefined ? { unpack: ins.unpack } : {}),
+  };
+}

@@ -1,0 +1,98 @@
+import type { Heredoc, NetworkMode, SecurityMode, SourceContent, SourceLocation } from '../frontend/instructions.js';
+import type { ContainerConfig, Descriptor, Digest, ImageConfig, Platform } from '../../layers/types.js';
+
+/** A base image read from an OCI layout named by `--build-context`. */
+export interface ResolvedImage {
+  readonly layoutDir: string;
+  readonly reference: string;
+  readonly manifestDigest: Digest;
+  readonly config: ImageConfig;
+  readonly layers: readonly Descriptor[];
+}
+
+/** What a stage starts from. */
+export type StageBase =
+  | { readonly kind: 'scratch' }
+  | { readonly kind: 'stage'; readonly index: number }
+  | { readonly kind: 'image'; readonly contextName: string; readonly image: ResolvedImage };
+
+/** Where `COPY --from` reads. */
+export type CopySource =
+  | { readonly kind: 'context' }
+  | { readonly kind: 'stage'; readonly index: number }
+  | { readonly kind: 'local-context'; readonly name: string; readonly dir: string }
+  | { readonly kind: 'image'; readonly contextName: string; readonly image: ResolvedImage };
+
+interface StepBase {
+  readonly location: SourceLocation;
+  /** The image history's `created_by`. */
+  readonly createdBy: string;
+}
+
+/** An instruction that changes only the image config. */
+export interface MetadataStep extends StepBase {
+  readonly kind: 'metadata';
+}
+
+export interface CopyStep extends StepBase {
+  readonly kind: 'copy';
+  readonly instruction: 'COPY' | 'ADD';
+  readonly from: CopySource;
+  readonly sources: readonly string[];
+  readonly sourceContents: readonly SourceContent[];
+  /** Absolute destination, WORKDIR applied; a trailing `/` is kept. */
+  readonly dest: string;
+  readonly chown?: string;
+  readonly chmod?: string;
+  readonly link: boolean;
+  readonly parents: boolean;
+  readonly excludes: readonly string[];
+  readonly checksum?: string;
+  readonly unpack?: boolean;
+}
+
+export interface WorkdirStep extends StepBase {
+  readonly kind: 'workdir';
+  readonly path: string;
+  readonly user?: string;
+}
+
+export interface RunStep extends StepBase {
+  readonly kind: 'run';
+  readonly args: readonly string[];
+  readonly heredocs: readonly Heredoc[];
+  readonly env: readonly string[];
+  readonly user?: string;
+  readonly workdir: string;
+  readonly mounts: readonly string[];
+  readonly network: NetworkMode;
+  readonly security: SecurityMode;
+}
+
+export type PlannedStep = MetadataStep | CopyStep | WorkdirStep | RunStep;
+
+export interface PlannedStage {
+  readonly index: number;
+  readonly name?: string;
+  readonly location: SourceLocation;
+  readonly base: StageBase;
+  readonly platform: Platform;
+  readonly steps: readonly PlannedStep[];
+  /** The image config after every step (Env included). */
+  readonly config: ContainerConfig;
+  readonly author?: string;
+}
+
+/** Everything a build will do for one target platform, with every word expanded. */
+export interface PlatformPlan {
+  readonly platform: Platform;
+  /** Only the stages the target needs, in Dockerfile order. */
+  readonly stages: readonly PlannedStage[];
+  readonly targetIndex: number;
+}
+
+export interface BuildPlan {
+  readonly dockerfile: string;
+  readonly notes: readonly string[];
+  readonly platforms: readonly PlatformPlan[];
+}

@@ -1,0 +1,212 @@
+import { SourceError, TsbuildError } from '../../layers/errors.js';
+import type { ContainerConfig, Platform } from '../../layers/types.js';
+import type { FromInstruction, Instruction, ParsedDockerfile } from '../frontend/instructions.js';
+import { parseDockerfile } from '../frontend/parse.js';
+import { ShellLex } from '../frontend/shell-lex.js';
+import type { NamedContext } from './build-contexts.js';
+import { dispatch, type DispatchContext, type StageState } from './dispatch.js';
+import type { BuildPlan, CopySource, PlannedStage, PlatformPlan, ResolvedImage, StageBase } from './plan-types.js';
+import { parsePlatform, platformArgs } from './platform.js';
+import { Scope } from './scope.js';
+import { findStage, splitStages, targetIndex, type StageSource } from './stages.js';
+
+export interface PlanOptions {
+  readonly buildArgs: ReadonlyMap<string, string>;
+  readonly target?: string;
+  readonly buildPlatform: Platform;
+  readonly platforms: readonly Platform[];
+  readonly buildContexts: ReadonlyMap<string, NamedContext>;
+  /** Reads a base image out of an OCI layout build context for a platform. */
+  readonly resolveImage: (context: Extract<NamedContext, { kind: 'oci-layout' }>, platform: Platform) => Promise<ResolvedImage>;
+}
+
+/**
+ * Turns a parsed Dockerfile into a build plan: for each target platform, the stages the target
+ * needs, with bases resolved, every word expanded and the image config each stage ends with.
+ */
+export async function createPlan(parsed: ParsedDockerfile, dockerfile: string, options: PlanOptions): Promise<BuildPlan> {
+  const layout = splitStages(parsed);
+  const lex = new ShellLex(parsed.escapeToken);
+  const consumedArgs = new Set<string>();
+  const platforms: PlatformPlan[] = [];
+  for (const platform of options.platforms) {
+    const globalArgs = new Map(platformArgs(options.buildPlatform, platform));
+    for (const arg of layout.globalArgs) {
+      for (const def of arg.args) {
+        consumedArgs.add(def.key);
+        const value = options.buildArgs.get(def.key) ?? (def.value !== undefined ? lex.processWord(def.value, globalArgs) : undefined);
+        if (value !== undefined) globalArgs.set(def.key, value);
+      }
+    }
+    const planner = new PlatformPlanner(layout.stages, { lex, globalArgs, consumedArgs, platform, options });
+    platforms.push(await planner.plan(targetIndex(layout.stages, options.target)));
+  }
+  const notes: string[] = [];
+  if (parsed.directives.syntax) notes.push(`ignoring "# syntax=${parsed.directives.syntax}": tsbuild has its own Dockerfile frontend`);
+  const unused = [...options.buildArgs.keys()].filter((k) => !consumedArgs.has(k)).sort();
+  if (unused.length > 0) notes.push(`one or more build-args [${unused.join(' ')}] were not consumed`);
+  return { dockerfile, notes, platforms };
+}
+
+interface PlannerContext {
+  readonly lex: ShellLex;
+  readonly globalArgs: ReadonlyMap<string, string>;
+  readonly consumedArgs: Set<string>;
+  readonly platform: Platform;
+  readonly options: PlanOptions;
+}
+
+class PlatformPlanner {
+  private readonly planned = new Map<number, PlannedStage>();
+
+  constructor(
+    private readonly stages: readonly StageSource[],
+    private readonly ctx: PlannerContext,
+  ) {}
+
+  async plan(target: number): Promise<PlatformPlan> {
+    const needed = this.neededStages(target);
+    for (const stage of this.stages) {
+      if (needed.has(stage.index)) this.planned.set(stage.index, await this.planStage(stage));
+    }
+    return { platform: this.ctx.platform, stages: [...this.planned.values()], targetIndex: target };
+  }
+
+  /** The target and every stage it depends on through FROM or COPY --from. */
+  private neededStages(target: number): Set<number> {
+    const needed = new Set<number>();
+    const visit = (index: number): void => {
+      if (needed.has(index)) return;
+      needed.add(index);
+      const stage = this.stages[index]!;
+      const base = findStage(this.stages, this.expandFrom(stage.from).image, index);
+      if (base) visit(base.index);
+      for (const ins of stage.instructions) {
+        if (ins.kind !== 'COPY' || ins.from === undefined) continue;
+        const source = findStage(this.stages, this.ctx.lex.processWord(ins.from, this.ctx.globalArgs), index);
+        if (source) visit(source.index);
+      }
+    };
+    visit(target);
+    return needed;
+  }
+
+  private expandFrom(from: FromInstruction): { image: string; platform?: string } {
+    return atInstruction(from, () => {
+      const image = this.ctx.lex.processWord(from.image, this.ctx.globalArgs);
+      if (image.trim() === '') throw new TsbuildError('BAD_FROM', `base name (${from.image}) should not be blank`);
+      const platform = from.platform !== undefined ? this.ctx.lex.processWord(from.platform, this.ctx.globalArgs) : undefined;
+      return platform !== undefined ? { image, platform } : { image };
+    });
+  }
+
+  private async planStage(stage: StageSource): Promise<PlannedStage> {
+    const from = this.expandFrom(stage.from);
+    const platform = from.platform !== undefined ? atInstruction(stage.from, () => parsePlatform(from.platform!)) : undefined;
+    const base = await atInstructionAsync(stage.from, () => this.resolveBase(stage, from.image, platform));
+    const basePlatform = platform ?? (base.kind === 'stage' ? this.planned.get(base.index)!.platform : this.ctx.platform);
+    const baseConfig = this.baseConfig(base);
+    const triggers = baseConfig.OnBuild ?? [];
+    let state: StageState = {
+      scope: Scope.fromEnvList(baseConfig.Env),
+      config: { ...baseConfig, OnBuild: [] },
+      cmdSet: false,
+      steps: [],
+    };
+    const dispatchContext = this.dispatchContext(stage.index);
+    for (const instruction of [...parseTriggers(triggers, from.image), ...stage.instructions]) {
+      state = dispatch(state, instruction, dispatchContext);
+    }
+    const config = { ...state.config };
+    if (config.OnBuild?.length === 0) delete config.OnBuild;
+    return {
+      index: stage.index,
+      ...(stage.name !== undefined ? { name: stage.name } : {}),
+      location: stage.from.location,
+      base,
+      platform: basePlatform,
+      steps: state.steps,
+      config,
+      ...(state.author !== undefined ? { author: state.author } : base.kind === 'image' && base.image.config.author ? { author: base.image.config.author } : {}),
+    };
+  }
+
+  private async resolveBase(stage: StageSource, image: string, platform: Platform | undefined): Promise<StageBase> {
+    if (image.toLowerCase() === 'scratch') return { kind: 'scratch' };
+    const source = findStage(this.stages, image, stage.index);
+    if (source && source.name === image.toLowerCase()) return { kind: 'stage', index: source.index };
+    const context = this.ctx.options.buildContexts.get(image);
+    if (context?.kind === 'oci-layout') {
+      return { kind: 'image', contextName: image, image: await this.ctx.options.resolveImage(context, platform ?? this.ctx.platform) };
+    }
+    if (context?.kind === 'local') {
+      throw new TsbuildError('BAD_FROM', `build context "${image}" is a local directory and cannot be a base image`);
+    }
+    throw new TsbuildError(
+      'REGISTRY_UNSUPPORTED',
+      `base image "${image}" not found: pulling from registries is not supported yet; pass --build-context ${image}=oci-layout://DIR[:TAG]`,
+    );
+  }
+
+  private baseConfig(base: StageBase): ContainerConfig {
+    if (base.kind === 'scratch') return { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'] };
+    if (base.kind === 'stage') return this.planned.get(base.index)!.config;
+    return base.image.config.config ?? {};
+  }
+
+  private dispatchContext(stageIndex: number): DispatchContext {
+    return {
+      lex: this.ctx.lex,
+      heredocLex: new ShellLex(this.ctx.lex.escapeToken, { skipProcessQuotes: true }),
+      buildArgs: this.ctx.options.buildArgs,
+      globalArgs: this.ctx.globalArgs,
+      consumedArgs: this.ctx.consumedArgs,
+      resolveCopyFrom: (from) => this.resolveCopyFrom(from, stageIndex),
+    };
+  }
+
+  private resolveCopyFrom(from: string, stageIndex: number): CopySource {
+    const stage = findStage(this.stages, from, stageIndex);
+    if (stage) {
+      if (!this.planned.has(stage.index)) throw new TsbuildError('INTERNAL', `stage ${from} was not planned`);
+      return { kind: 'stage', index: stage.index };
+    }
+    const context = this.ctx.options.buildContexts.get(from);
+    if (context?.kind === 'local') return { kind: 'local-context', name: from, dir: context.dir };
+    if (context?.kind === 'oci-layout') {
+      throw new TsbuildError('UNSUPPORTED', `COPY --from=${from}: copying from an image build context is not supported yet; use it in a FROM stage and COPY --from that stage`);
+    }
+    if (/^\d+$/.test(from)) throw new TsbuildError('UNKNOWN_STAGE', `COPY --from=${from}: no earlier stage has index ${from}`);
+    throw new TsbuildError('REGISTRY_UNSUPPORTED', `COPY --from=${from}: no stage or build context of that name, and pulling from registries is not supported yet`);
+  }
+}
+
+/** Parses the ONBUILD triggers of a base image into instructions, which run first in the stage. */
+function parseTriggers(triggers: readonly string[], image: string): Instruction[] {
+  if (triggers.length === 0) return [];
+  const parsed = parseDockerfile(`FROM scratch\n${triggers.join('\n')}\n`, `ONBUILD of ${image}`);
+  return parsed.instructions.slice(1) as Instruction[];
+}
+
+function atInstruction<T>(ins: Instruction, action: () => T): T {
+  try {
+    return action();
+  } catch (err) {
+    throw asSourceError(ins, err);
+  }
+}
+
+async function atInstructionAsync<T>(ins: Instruction, action: () => Promise<T>): Promise<T> {
+  try {
+    return await action();
+  } catch (err) {
+    throw asSourceError(ins, err);
+  }
+}
+
+function asSourceError(ins: Instruction, err: unknown): unknown {
+  if (err instanceof TsbuildError && !(err instanceof SourceError)) {
+    return new SourceError(ins.location.file, ins.location.startLine, err.message, { cause: err });
+  }
+  return err;
+}

@@ -1,0 +1,75 @@
+import { TsbuildError } from '../../layers/errors.js';
+import type { Platform } from '../../layers/types.js';
+
+const nodeArchToOci: Record<string, { architecture: string; variant?: string }> = {
+  x64: { architecture: 'amd64' },
+  arm64: { architecture: 'arm64' },
+  arm: { architecture: 'arm', variant: 'v7' },
+  ia32: { architecture: '386' },
+  ppc64: { architecture: 'ppc64le' },
+  s390x: { architecture: 's390x' },
+  riscv64: { architecture: 'riscv64' },
+};
+
+/** The platform of the machine running the build, in OCI terms. */
+export function hostPlatform(): Platform {
+  const arch = nodeArchToOci[process.arch];
+  if (!arch) throw new TsbuildError('PLATFORM', `unsupported host architecture: ${process.arch}`);
+  return { os: process.platform === 'win32' ? 'windows' : process.platform, ...arch };
+}
+
+/** Parses `os/arch[/variant]` (e.g. `linux/arm64/v8`), normalising the aliases Docker accepts. */
+export function parsePlatform(text: string): Platform {
+  const parts = text.trim().toLowerCase().split('/');
+  if (parts.length < 2 || parts.length > 3 || parts.some((p) => p === '')) {
+    throw new TsbuildError('PLATFORM', `invalid platform "${text}": expected os/arch[/variant]`);
+  }
+  const [os, rawArch, rawVariant] = parts as [string, string, string | undefined];
+  const { architecture, variant } = normaliseArch(rawArch, rawVariant);
+  return variant ? { os, architecture, variant } : { os, architecture };
+}
+
+function normaliseArch(arch: string, variant: string | undefined): { architecture: string; variant?: string } {
+  switch (arch) {
+    case 'x86_64':
+    case 'x86-64':
+    case 'amd64':
+      return variant && variant !== 'v1' ? { architecture: 'amd64', variant } : { architecture: 'amd64' };
+    case 'aarch64':
+    case 'arm64':
+      return variant && variant !== '8' && variant !== 'v8' ? { architecture: 'arm64', variant } : { architecture: 'arm64' };
+    case 'armhf':
+      return { architecture: 'arm', variant: 'v7' };
+    case 'armel':
+      return { architecture: 'arm', variant: 'v6' };
+    case 'arm':
+      return { architecture: 'arm', variant: variant ? (variant.startsWith('v') ? variant : `v${variant}`) : 'v7' };
+    case 'i386':
+      return { architecture: '386' };
+    default:
+      return variant ? { architecture: arch, variant } : { architecture: arch };
+  }
+}
+
+/** `os/arch[/variant]`, the form BuildKit uses in TARGETPLATFORM. */
+export function formatPlatform(p: Platform): string {
+  return [p.os, p.architecture, p.variant].filter(Boolean).join('/');
+}
+
+export function samePlatform(a: Platform, b: Platform): boolean {
+  return a.os === b.os && a.architecture === b.architecture && (a.variant ?? '') === (b.variant ?? '');
+}
+
+/** The automatic platform ARGs BuildKit defines for every build. */
+export function platformArgs(build: Platform, target: Platform): Map<string, string> {
+  return new Map([
+    ['BUILDPLATFORM', formatPlatform(build)],
+    ['BUILDOS', build.os],
+    ['BUILDARCH', build.architecture],
+    ['BUILDVARIANT', build.variant ?? ''],
+    ['TARGETPLATFORM', formatPlatform(target)],
+    ['TARGETOS', target.os],
+    ['TARGETARCH', target.architecture],
+    ['TARGETVARIANT', target.variant ?? ''],
+  ]);
+}

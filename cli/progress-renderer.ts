@@ -1,0 +1,24 @@
+import type { BuildEvent, ProgressListener } from '../builder/progress.js';
+
+export type ProgressMode = 'auto' | 'plain' | 'json';
+
+/** Renders build events on stderr: numbered plain lines, or one JSON object per line. */
+export function progressRenderer(mode: ProgressMode, write: (line: string) => void): ProgressListener {
+  if (mode === 'json') return (event) => write(JSON.stringify(event));
+  return (event: BuildEvent) => {
+    switch (event.kind) {
+      case 'note':
+        write(`note: ${event.message}`);
+        break;
+      case 'step-start':
+        write(`#${event.step} ${event.name}`);
+        break;
+      case 'step-done':
+        write(`#${event.step} DONE ${event.seconds.toFixed(1)}s`);
+        break;
+      case 'exported':
+        write(`exported ${event.what} ${event.digest}`);
+        break;
+    }
+  };
+}

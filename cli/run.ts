@@ -1,0 +1,142 @@
+import yargs, { type Argv } from 'yargs';
+import { build, planBuild } from '../builder/build.js';
+import { parseOutputSpec } from '../builder/output/output-spec.js';
+import { parsePlatform } from '../builder/plan/platform.js';
+import { defaultStoreDir } from '../builder/store-location.js';
+import { inspectImage, listImages } from '../builder/store.js';
+import type { Compression } from '../layers/compression.js';
+import { TsbuildError } from '../layers/errors.js';
+import { parsePairs } from './parse-pairs.js';
+import { progressRenderer, type ProgressMode } from './progress-renderer.js';
+
+export interface CliIo {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  readonly env: NodeJS.ProcessEnv;
+  readonly signal?: AbortSignal;
+}
+
+const processIo: CliIo = {
+  stdout: (text) => process.stdout.write(`${text}\n`),
+  stderr: (text) => process.stderr.write(`${text}\n`),
+  env: process.env,
+};
+
+/** Runs the tsbuild command line; returns the exit code. Only this layer maps errors to codes. */
+export async function run(argv: readonly string[], io: CliIo = processIo): Promise<number> {
+  try {
+    await parser(argv, io).parseAsync();
+    return 0;
+  } catch (err) {
+    io.stderr(`error: ${errorLine(err)}`);
+    if (io.env.TSBUILD_DEBUG && err instanceof Error && err.stack) io.stderr(err.stack);
+    return err instanceof UsageError ? 2 : 1;
+  }
+}
+
+class UsageError extends Error {}
+
+function errorLine(err: unknown): string {
+  if (err instanceof TsbuildError || err instanceof UsageError) return err.message;
+  const message = err instanceof Error ? err.message : String(err);
+  return `internal error: ${message.split('\n')[0]}`;
+}
+
+function planOptions(y: Argv) {
+  return y
+    .positional('context', { type: 'string', default: '.', describe: 'build context directory' })
+    .option('file', { alias: 'f', type: 'string', describe: 'Dockerfile (default: CONTEXT/Dockerfile)' })
+    .option('build-arg', { type: 'string', array: true, default: [] as string[], describe: 'build-time variable KEY=VALUE' })
+    .option('target', { type: 'string', describe: 'stage to build' })
+    .option('platform', { type: 'string', array: true, default: [] as string[], describe: 'target platform(s), os/arch[/variant], comma-separated' })
+    .option('build-context', { type: 'string', array: true, default: [] as string[], describe: 'named context NAME=oci-layout://DIR[:TAG] or NAME=DIR' });
+}
+
+function parser(argv: readonly string[], io: CliIo) {
+  return yargs([...argv])
+    .scriptName('tsbuild')
+    .parserConfiguration({ 'camel-case-expansion': true })
+    .command(
+      ['build [context]', '$0 [context]'],
+      'build an image from a Dockerfile',
+      (y) =>
+        planOptions(y)
+          .option('tag', { alias: 't', type: 'string', array: true, default: [] as string[], describe: 'name:tag for the image' })
+          .option('output', { alias: 'o', type: 'string', array: true, default: [] as string[], describe: 'type=oci,dest=DIR[,tar=true] or type=docker,dest=FILE' })
+          .option('label', { type: 'string', array: true, default: [] as string[], describe: 'image label KEY=VALUE' })
+          .option('iidfile', { type: 'string', describe: 'write the image ID to this file' })
+          .option('progress', { choices: ['auto', 'plain', 'json'] as const, default: 'auto' as const })
+          .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'print only the image ID' })
+          .option('compression', { choices: ['gzip', 'zstd', 'uncompressed'] as const, default: 'gzip' as const })
+          .option('compression-level', { type: 'number' })
+          .option('source-date-epoch', { type: 'string', describe: 'clamp timestamps to this time (default: $SOURCE_DATE_EPOCH)' }),
+      async (args) => {
+        const progress: ProgressMode = args.progress;
+        const result = await build({
+          ...commonRequest(args, io),
+          tags: args.tag,
+          outputs: args.output.map(parseOutputSpec),
+          labels: parsePairs('label', args.label),
+          compression: args.compression as Compression,
+          ...(args.compressionLevel !== undefined ? { compressionLevel: args.compressionLevel } : {}),
+          ...sourceDateEpoch(args.sourceDateEpoch ?? io.env.SOURCE_DATE_EPOCH),
+          ...(args.iidfile !== undefined ? { iidfile: args.iidfile } : {}),
+          ...(args.quiet ? {} : { progress: progressRenderer(progress, io.stderr) }),
+          ...(io.signal ? { signal: io.signal } : {}),
+        });
+        io.stdout(args.quiet ? result.imageId : `${result.descriptor.digest}`);
+      },
+    )
+    .command(
+      'plan [context]',
+      'print the build plan as JSON without building',
+      (y) => planOptions(y),
+      async (args) => {
+        io.stdout(JSON.stringify(await planBuild(commonRequest(args, io)), null, 2));
+      },
+    )
+    .command('images', `list the images in the local store (${defaultStoreDir(io.env)})`, {}, async () => {
+      for (const image of await listImages(defaultStoreDir(io.env))) io.stdout(`${image.name}\t${image.descriptor.digest}`);
+    })
+    .command(
+      'inspect <name>',
+      'print the manifest and config of an image in the local store',
+      (y) => y.positional('name', { type: 'string', demandOption: true }),
+      async (args) => {
+        io.stdout(JSON.stringify(await inspectImage(defaultStoreDir(io.env), args.name), null, 2));
+      },
+    )
+    .strict()
+    .help()
+    .version(false)
+    .exitProcess(false)
+    .fail((message, err) => {
+      throw err ?? new UsageError(message);
+    });
+}
+
+interface CommonArgs {
+  context: string;
+  file?: string | undefined;
+  buildArg: string[];
+  target?: string | undefined;
+  platform: string[];
+  buildContext: string[];
+}
+
+function commonRequest(args: CommonArgs, io: CliIo) {
+  return {
+    context: args.context,
+    ...(args.file !== undefined ? { dockerfile: args.file } : {}),
+    buildArgs: parsePairs('build-arg', args.buildArg, io.env),
+    ...(args.target !== undefined ? { target: args.target } : {}),
+    platforms: args.platform.flatMap((p) => p.split(',')).filter((p) => p !== '').map(parsePlatform),
+    buildContexts: args.buildContext,
+  };
+}
+
+function sourceDateEpoch(value: string | undefined): { sourceDateEpoch?: number } {
+  if (value === undefined || value === '') return {};
+  if (!/^\d+$/.test(value)) throw new TsbuildError('BAD_FLAG', `invalid SOURCE_DATE_EPOCH "${value}": expected whole seconds since 1970`);
+  return { sourceDateEpoch: Number(value) };
+}

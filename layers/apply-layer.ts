@@ -1,0 +1,421 @@
+/**
+ * Applies one uncompressed layer tar to a root filesystem directory with OCI image-spec layer
+ * semantics (whiteouts, opaque directories, type replacement), without ever creating, changing or
+ * deleting anything outside that directory.
+ *
+ * Path safety, as containerd and umoci do it:
+ * - Entry names are cleaned into root-relative paths: a leading `/` means the root and `..` never
+ *   climbs above it, so `../x` and `/x` both land at `<root>/x` instead of being rejected.
+ * - The parent directory of every entry is resolved on disk component by component, following
+ *   symlinks but clamping them to the root (an absolute target restarts at the root), so writing
+ *   `evil/passwd` after `evil -> /etc` lands in `<root>/etc/passwd`.
+ * - The last component is never followed: an existing symlink there is replaced, not written through.
+ * - A hardlink whose target climbs above the root with `..` is refused with UNSAFE_LAYER; an
+ *   absolute target is taken relative to the root, like entry names.
+ * - Entries that resolve to the root itself are skipped when they are directories (the root's own
+ *   metadata is left alone) and refused with UNSAFE_LAYER otherwise.
+ * Extraction is meant to run alone on its directory: nothing else may change it meanwhile.
+ *
+ * Extended attributes cannot be set from Node, so they are not written to disk: every PAX xattr
+ * (`SCHILY.xattr.*`, `LIBARCHIVE.xattr.*`) is returned, byte-exact, in `ApplyStats.xattrs`, and the
+ * caller decides what to do with them (for example carry `security.capability` into a new layer).
+ */
+import { constants } from 'node:fs';
+import { chmod, lchown, link, lstat, lutimes, mkdir, open, realpath, rm, symlink } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { extract as tarExtract, type Extract, type Header } from 'tar-stream';
+import { makeDevice, makeFifo } from './apply-nodes.js';
+import { PaxXattrScanner, type Xattrs } from './apply-pax-xattrs.js';
+import { removeLowerChildren, removeLowerContent } from './apply-whiteouts.js';
+import type { EntryType } from './entry.js';
+import { TsbuildError } from './errors.js';
+import { cleanRootRelative, climbsAboveRoot, secureJoin } from './secure-join.js';
+
+export interface ApplyOptions {
+  /** Give entries the uid and gid recorded in the tar. Default: true when running as root. */
+  sameOwner?: boolean;
+}
+
+export interface ApplyStats {
+  /** Tar entries read, whiteout markers and skipped entries included. */
+  entries: number;
+  /** Entries applied, by kind. */
+  applied: Record<EntryType, number>;
+  /** Bytes of regular-file content written. */
+  bytes: number;
+  /** Root-relative paths of device nodes not created because the process is not root. */
+  skippedDevices: string[];
+  /**
+   * PAX extended attributes by root-relative path of the entry that carried them. They are NOT
+   * set on disk (Node cannot), so they are lost unless the caller keeps them from here.
+   */
+  xattrs: Map<string, Xattrs>;
+}
+
+/** One entry as the tar reader emits it: a stream of its contents with its header. */
+type TarEntry = Extract extends AsyncIterable<infer E> ? E : never;
+/** The tar reader's header, with the PAX records it attaches. */
+type TarHeader = Omit<Header, 'pax'> & { pax?: Record<string, string> | null };
+
+const WHITEOUT_PREFIX = '.wh.';
+const OPAQUE_MARKER = '.wh..wh..opq';
+/** Other `.wh..wh.` names are AUFS bookkeeping, not content, and are skipped like containerd does. */
+const AUFS_META_PREFIX = '.wh..wh.';
+
+/**
+ * Applies the uncompressed layer tar `tar` to `rootDir` (an existing directory); see the module
+ * comment for the path rules. Resolves with what was applied once the whole tar has been read.
+ * Throws TsbuildError UNSAFE_LAYER for entries that try to reach outside the root and
+ * INVALID_LAYER for unreadable or inconsistent tars; `tar` is destroyed on failure.
+ */
+export async function applyLayer(rootDir: string, tar: Readable, options: ApplyOptions = {}): Promise<ApplyStats> {
+  const root = await realpath(rootDir);
+  const scanner = new PaxXattrScanner();
+  const extract = tarExtract();
+  let sourceError: unknown;
+  // Every chunk goes through the scanner before the reader, so its findings are ready by the time
+  // the reader emits the entry they belong to.
+  void (async () => {
+    try {
+      for await (const chunk of tar) {
+        const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+        scanner.scan(bytes);
+        if (!extract.write(bytes)) await drainedOrClosed(extract);
+      }
+      extract.end(null);
+    } catch (err) {
+      sourceError = err;
+      extract.destroy(err as Error);
+    }
+  })();
+  // Once the source has failed, its error is the cause of whatever the reader reports; otherwise
+  // the reader's own errors are about the tar format.
+  const readFailure = (err: unknown): unknown => {
+    if (sourceError !== undefined) return sourceError;
+    return err instanceof TsbuildError ? err : unreadable(err);
+  };
+  const applier = new LayerApplier(root, options.sameOwner ?? isRoot(), readFailure);
+  const entries = extract[Symbol.asyncIterator]();
+  try {
+    for (let index = 0; ; index++) {
+      let next: IteratorResult<TarEntry>;
+      try {
+        next = await entries.next();
+      } catch (err) {
+        throw readFailure(err);
+      }
+      if (next.done) break;
+      await applier.apply(next.value, scanner.take(index));
+    }
+    await applier.finish();
+  } catch (err) {
+    tar.destroy();
+    await entries.return?.().catch(() => undefined);
+    throw err;
+  }
+  return applier.stats;
+}
+
+function drainedOrClosed(stream: Extract): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('close', done);
+  });
+}
+
+function unreadable(err: unknown): TsbuildError {
+  const reason = err instanceof Error ? err.message : String(err);
+  return new TsbuildError('INVALID_LAYER', `cannot read layer tar: ${reason}`, { cause: err });
+}
+
+function isRoot(): boolean {
+  return process.getuid?.() === 0;
+}
+
+/** Metadata of one entry, read from its tar header (PAX values preferred). */
+interface Meta {
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Seconds since the epoch, fractional when PAX gives them. */
+  mtime: number;
+}
+
+class LayerApplier {
+  readonly stats: ApplyStats = {
+    entries: 0,
+    applied: { file: 0, directory: 0, symlink: 0, hardlink: 0, fifo: 0, char: 0, block: 0, whiteout: 0, opaque: 0 },
+    bytes: 0,
+    skippedDevices: [],
+    xattrs: new Map(),
+  };
+  /** Absolute paths this layer wrote, with all their ancestors; whiteouts leave them alone. */
+  private readonly written = new Set<string>();
+  /** Directory modes and mtimes, set at the end so that writing their contents cannot disturb them. */
+  private readonly directories = new Map<string, Meta>();
+  private readonly canMknod = isRoot();
+
+  constructor(
+    private readonly root: string,
+    private readonly sameOwner: boolean,
+    /** Turns an error met while reading an entry's contents into the one to throw. */
+    private readonly readFailure: (err: unknown) => unknown,
+  ) {}
+
+  async apply(entry: TarEntry, xattrs: Xattrs | undefined): Promise<void> {
+    this.stats.entries += 1;
+    const header = entry.header as TarHeader;
+    const rel = cleanRootRelative(header.name);
+    const base = path.posix.basename(rel);
+    const dirRel = path.posix.dirname(rel);
+
+    if (isAufsMeta(rel, base)) {
+      entry.resume();
+      return;
+    }
+    if (base.startsWith(WHITEOUT_PREFIX)) {
+      entry.resume();
+      await this.applyWhiteout(rel, dirRel, base);
+      return;
+    }
+    if (rel === '') {
+      entry.resume();
+      if (header.type === 'directory') return;
+      throw new TsbuildError('UNSAFE_LAYER', `entry ${header.name} of type ${header.type} would replace the root`);
+    }
+
+    const parent = await secureJoin(this.root, dirRel);
+    const target = path.join(parent, base);
+    const kind = await this.applyEntry(entry, header, parent, target);
+    if (kind === undefined) return;
+    this.stats.applied[kind] += 1;
+    this.markWritten(target);
+    const key = path.relative(this.root, target);
+    if (xattrs) this.stats.xattrs.set(key, xattrs);
+    else this.stats.xattrs.delete(key);
+  }
+
+  /** Sets the modes and mtimes of this layer's directories; call once the tar is exhausted. */
+  async finish(): Promise<void> {
+    for (const [dir, meta] of this.directories) {
+      let handle;
+      try {
+        handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+      } catch (err) {
+        // Replaced or removed by a later entry of this layer.
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') continue;
+        throw err;
+      }
+      try {
+        await handle.chmod(meta.mode);
+        await handle.utimes(meta.mtime, meta.mtime);
+      } finally {
+        await handle.close();
+      }
+    }
+  }
+
+  /** Creates one non-whiteout entry at `target`; returns its kind, or undefined when it was skipped. */
+  private async applyEntry(entry: TarEntry, header: TarHeader, parent: string, target: string): Promise<EntryType | undefined> {
+    const meta = metaOf(header);
+    switch (header.type) {
+      case 'file':
+      case 'contiguous-file':
+        await this.prepare(parent, target, false);
+        await this.writeFile(entry, target, meta);
+        return 'file';
+      case 'directory':
+        entry.resume();
+        await this.prepare(parent, target, true);
+        await this.makeDirectory(target, meta);
+        return 'directory';
+      case 'symlink':
+        entry.resume();
+        if (!header.linkname) throw new TsbuildError('INVALID_LAYER', `symlink ${header.name} has no target`);
+        await this.prepare(parent, target, false);
+        await symlink(header.linkname, target);
+        if (this.sameOwner) await lchown(target, meta.uid, meta.gid);
+        await lutimes(target, meta.mtime, meta.mtime);
+        return 'symlink';
+      case 'link':
+        entry.resume();
+        await this.makeHardlink(header, parent, target);
+        return 'hardlink';
+      case 'fifo':
+        entry.resume();
+        await this.prepare(parent, target, false);
+        await makeFifo(target);
+        await this.setPathMeta(target, meta);
+        return 'fifo';
+      case 'character-device':
+      case 'block-device': {
+        entry.resume();
+        if (!this.canMknod) {
+          this.stats.skippedDevices.push(path.relative(this.root, target));
+          return undefined;
+        }
+        const kind = header.type === 'character-device' ? 'char' : 'block';
+        await this.prepare(parent, target, false);
+        await makeDevice(target, kind, header.devmajor ?? 0, header.devminor ?? 0);
+        await this.setPathMeta(target, meta);
+        return kind;
+      }
+      default:
+        entry.resume();
+        throw new TsbuildError('INVALID_LAYER', `entry ${header.name} has unsupported tar type ${header.type ?? 'unknown'}`);
+    }
+  }
+
+  private async applyWhiteout(rel: string, dirRel: string, base: string): Promise<void> {
+    if (base === OPAQUE_MARKER) {
+      const dir = await secureJoin(this.root, dirRel);
+      await this.ensureDirectory(dir);
+      await removeLowerChildren(dir, this.written);
+      this.markWritten(dir);
+      this.stats.applied.opaque += 1;
+      return;
+    }
+    const name = base.slice(WHITEOUT_PREFIX.length);
+    if (name === '.' || name === '..') {
+      throw new TsbuildError('UNSAFE_LAYER', `whiteout ${rel} names a parent directory`);
+    }
+    if (name === '') throw new TsbuildError('INVALID_LAYER', `whiteout ${rel} names nothing`);
+    const dir = await secureJoin(this.root, dirRel);
+    await removeLowerContent(path.join(dir, name), this.written);
+    this.stats.applied.whiteout += 1;
+  }
+
+  /**
+   * Makes `target` ready to be created: its parent directory exists, and whatever was at `target`
+   * is removed, except a directory when a directory is wanted (its contents stay).
+   * Returns nothing; the caller creates the entry without following a symlink at `target`.
+   */
+  private async prepare(parent: string, target: string, wantDirectory: boolean): Promise<void> {
+    await this.ensureDirectory(parent);
+    const existing = await lstatOrNull(target);
+    if (existing === null || (wantDirectory && existing.isDirectory())) return;
+    await rm(target, { recursive: true, force: true });
+  }
+
+  /** Creates `dir` (resolved, inside the root) and its missing ancestors with mode 0755. */
+  private async ensureDirectory(dir: string): Promise<void> {
+    if ((await lstatOrNull(dir))?.isDirectory()) return;
+    let current = this.root;
+    for (const part of path.relative(this.root, dir).split('/')) {
+      current = path.join(current, part);
+      const found = await lstatOrNull(current);
+      if (found === null) {
+        await mkdir(current);
+        await chmod(current, 0o755);
+      } else if (!found.isDirectory()) {
+        const shown = path.relative(this.root, current);
+        throw new TsbuildError('INVALID_LAYER', `cannot create ${path.relative(this.root, dir)}: ${shown} is not a directory`);
+      }
+    }
+  }
+
+  private async writeFile(entry: TarEntry, target: string, meta: Meta): Promise<void> {
+    const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+    const handle = await open(target, flags, 0o600);
+    try {
+      for await (const chunk of this.contents(entry)) {
+        for (let offset = 0; offset < chunk.length; ) {
+          offset += (await handle.write(chunk, offset)).bytesWritten;
+        }
+        this.stats.bytes += chunk.length;
+      }
+      // chown clears setuid and setgid, so the mode comes after it.
+      if (this.sameOwner) await handle.chown(meta.uid, meta.gid);
+      await handle.chmod(meta.mode);
+      await handle.utimes(meta.mtime, meta.mtime);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  private async *contents(entry: TarEntry): AsyncGenerator<Buffer> {
+    try {
+      for await (const chunk of entry) yield chunk as Buffer;
+    } catch (err) {
+      throw this.readFailure(err);
+    }
+  }
+
+  private async makeDirectory(target: string, meta: Meta): Promise<void> {
+    if ((await lstatOrNull(target)) === null) await mkdir(target, 0o700);
+    if (this.sameOwner) await lchown(target, meta.uid, meta.gid);
+    this.directories.set(target, meta);
+  }
+
+  /** Links `target` to the entry's link target, resolved inside the root; its metadata is the target's. */
+  private async makeHardlink(header: TarHeader, parent: string, target: string): Promise<void> {
+    const linkname = header.linkname ?? '';
+    if (climbsAboveRoot(linkname)) {
+      throw new TsbuildError('UNSAFE_LAYER', `hardlink ${header.name} points outside the root: ${linkname}`);
+    }
+    const linkRel = cleanRootRelative(linkname);
+    if (linkRel === '') throw new TsbuildError('INVALID_LAYER', `hardlink ${header.name} has no usable target`);
+    const source = path.join(await secureJoin(this.root, path.posix.dirname(linkRel)), path.posix.basename(linkRel));
+    const found = await lstatOrNull(source);
+    if (found === null || found.isDirectory()) {
+      const problem = found === null ? 'does not exist' : 'is a directory';
+      throw new TsbuildError('INVALID_LAYER', `hardlink ${header.name}: target ${linkname} ${problem}`);
+    }
+    if (source === target) return;
+    await this.prepare(parent, target, false);
+    // link(2) does not follow a symlink at `source`: the link is to the symlink itself.
+    await link(source, target);
+  }
+
+  /** Ownership, mode and mtime for nodes that cannot be opened (FIFOs, devices). */
+  private async setPathMeta(target: string, meta: Meta): Promise<void> {
+    if (this.sameOwner) await lchown(target, meta.uid, meta.gid);
+    // `target` was just created as a FIFO or device, never a symlink, so chmod cannot escape.
+    await chmod(target, meta.mode);
+    await lutimes(target, meta.mtime, meta.mtime);
+  }
+
+  private markWritten(target: string): void {
+    for (let p = target; p !== this.root && !this.written.has(p); p = path.dirname(p)) this.written.add(p);
+  }
+}
+
+/** AUFS bookkeeping: a `.wh..wh.*` name other than the opaque marker, or anything under a top-level one. */
+function isAufsMeta(rel: string, base: string): boolean {
+  if (base === OPAQUE_MARKER) return false;
+  return base.startsWith(AUFS_META_PREFIX) || rel.startsWith(AUFS_META_PREFIX);
+}
+
+function metaOf(header: TarHeader): Meta {
+  const pax = header.pax ?? {};
+  return {
+    mode: (header.mode ?? 0o644) & 0o7777,
+    uid: paxNumber(pax.uid) ?? header.uid ?? 0,
+    gid: paxNumber(pax.gid) ?? header.gid ?? 0,
+    mtime: paxNumber(pax.mtime) ?? (header.mtime ? header.mtime.getTime() / 1000 : 0),
+  };
+}
+
+function paxNumber(value: string | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const n = Number(value);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+async function lstatOrNull(p: string): Promise<Stats | null> {
+  try {
+    return await lstat(p);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+    throw err;
+  }
+}

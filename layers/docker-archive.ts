@@ -1,0 +1,171 @@
+import { createHash } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { TsbuildError } from './errors.js';
+import { writeTarFile } from './layout-tar.js';
+import type { OciLayout } from './oci-layout.js';
+import { MediaType, type Descriptor, type Digest, type ImageConfig } from './types.js';
+
+/** An image whose config and layer blobs are stored in an OCI layout. */
+export interface DockerArchiveImage {
+  config: Descriptor;
+  layers: Descriptor[];
+  /** References such as `app:1` or `registry.example:5000/team/app`; a missing tag means `latest`. */
+  repoTags: string[];
+}
+
+/** How a layer is stored in the archive, and what must be known before its tar header is written. */
+interface ArchiveLayer {
+  descriptor: Descriptor;
+  gzipped: boolean;
+  /** Size of the uncompressed tar. */
+  size: number;
+  /** Directory of the layer in the archive: the hex of its chain ID, unique per position. */
+  id: string;
+}
+
+const CONFIG_TYPES = new Set<string>([MediaType.ImageConfig, MediaType.DockerConfig]);
+const NAME_COMPONENT = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/;
+const DOMAIN = /^(?:localhost|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)(?::[0-9]+)?$/;
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
+
+/**
+ * Writes the image as a `docker save` archive: `manifest.json`, `repositories`, the config as
+ * `<config hex>.json` and each layer as `<chain id hex>/layer.tar`, with fixed tar metadata,
+ * through a temp file renamed to `dest`.
+ *
+ * Layers are stored uncompressed, as `docker save` does: then each layer file's SHA-256 is the
+ * diff_id the config lists, which readers that hash the file without decompressing rely on.
+ * `docker load` and the docker-archive readers of other tools also accept gzip layers, but gain
+ * nothing from them here. While decompressing, each layer is checked against its diff_id.
+ */
+export async function writeDockerArchive(layout: OciLayout, image: DockerArchiveImage, dest: string): Promise<void> {
+  const repoTags = image.repoTags.map(normalizeRepoTag);
+  if (!CONFIG_TYPES.has(image.config.mediaType)) {
+    throw new TsbuildError('OUTPUT', `docker-archive: ${image.config.mediaType} is not an image config media type`);
+  }
+  const configBytes = await layout.readBlob(image.config.digest);
+  const diffIds = parseDiffIds(configBytes, image.config.digest);
+  if (diffIds.length !== image.layers.length) {
+    throw new TsbuildError(
+      'OUTPUT',
+      `docker-archive: the image has ${image.layers.length} layers but its config lists ${diffIds.length} diff_ids`,
+    );
+  }
+  const layers = await prepareLayers(layout, image.layers, diffIds);
+  const configName = `${hexOf(image.config.digest)}.json`;
+  const manifest = [{ Config: configName, RepoTags: repoTags, Layers: layers.map((layer) => `${layer.id}/layer.tar`) }];
+  const top = layers[layers.length - 1];
+  const repositories: Record<string, Record<string, string>> = {};
+  if (top !== undefined) {
+    for (const repoTag of repoTags) {
+      const colon = repoTag.lastIndexOf(':');
+      (repositories[repoTag.slice(0, colon)] ??= {})[repoTag.slice(colon + 1)] = top.id;
+    }
+  }
+
+  await writeTarFile(dest, async (tar) => {
+    await tar.file('manifest.json', Buffer.from(JSON.stringify(manifest)));
+    await tar.file('repositories', Buffer.from(JSON.stringify(repositories)));
+    await tar.file(configName, configBytes);
+    for (const layer of layers) {
+      await tar.directory(`${layer.id}/`);
+      const source = layout.openBlob(layer.descriptor.digest);
+      await tar.stream(`${layer.id}/layer.tar`, layer.size, source, layer.gzipped ? createGunzip() : undefined);
+    }
+  });
+}
+
+/** Learns each layer's uncompressed size and checks it against its diff_id before anything is written. */
+async function prepareLayers(layout: OciLayout, descriptors: Descriptor[], diffIds: Digest[]): Promise<ArchiveLayer[]> {
+  const layers: ArchiveLayer[] = [];
+  let chainId: string | undefined;
+  for (const [index, descriptor] of descriptors.entries()) {
+    const diffId = diffIds[index] as Digest;
+    const gzipped = isGzipLayer(descriptor.mediaType);
+    const { digest, size } = gzipped
+      ? await measureGunzipped(layout, descriptor)
+      : { digest: descriptor.digest, size: descriptor.size };
+    if (digest !== diffId) {
+      throw new TsbuildError(
+        'OUTPUT',
+        `docker-archive: layer ${descriptor.digest} uncompresses to ${digest}, but the config lists diff_id ${diffId}`,
+      );
+    }
+    // Chain IDs as in the image-spec: ChainID(n) = SHA256(ChainID(n-1) + " " + DiffID(n)).
+    chainId = chainId === undefined ? diffId : `sha256:${createHash('sha256').update(`${chainId} ${diffId}`).digest('hex')}`;
+    layers.push({ descriptor, gzipped, size, id: hexOf(chainId) });
+  }
+  return layers;
+}
+
+/** Whether a layer is gzip-compressed; uncompressed tar is passed through, anything else is refused. */
+function isGzipLayer(mediaType: string): boolean {
+  if (mediaType.endsWith('+gzip') || mediaType.endsWith('.tar.gzip')) return true;
+  if (mediaType.endsWith('.tar')) return false;
+  throw new TsbuildError(
+    'OUTPUT',
+    `docker-archive: cannot decompress layers of media type ${mediaType}; use gzip or uncompressed layers`,
+  );
+}
+
+async function measureGunzipped(layout: OciLayout, descriptor: Descriptor): Promise<{ digest: Digest; size: number }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      hash.update(chunk);
+      size += chunk.length;
+      callback();
+    },
+  });
+  try {
+    await pipeline(layout.openBlob(descriptor.digest), createGunzip(), sink);
+  } catch (error) {
+    if (error instanceof TsbuildError) throw error;
+    throw new TsbuildError('OUTPUT', `docker-archive: layer ${descriptor.digest} is not valid gzip: ${String(error)}`);
+  }
+  return { digest: `sha256:${hash.digest('hex')}`, size };
+}
+
+function parseDiffIds(bytes: Buffer, digest: Digest): Digest[] {
+  let config: Partial<ImageConfig>;
+  try {
+    config = JSON.parse(bytes.toString('utf8')) as Partial<ImageConfig>;
+  } catch {
+    throw new TsbuildError('OUTPUT', `docker-archive: config ${digest} is not valid JSON`);
+  }
+  const diffIds = config.rootfs?.diff_ids;
+  if (!Array.isArray(diffIds) || !diffIds.every((id) => /^sha256:[0-9a-f]{64}$/.test(id))) {
+    throw new TsbuildError('OUTPUT', `docker-archive: config ${digest} has no valid rootfs.diff_ids`);
+  }
+  return diffIds;
+}
+
+/** Checks a `name[:tag]` reference as `docker load` would, and spells it with its tag. */
+function normalizeRepoTag(reference: string): string {
+  const invalid = (why: string): TsbuildError =>
+    new TsbuildError('OUTPUT', `docker-archive: invalid image reference "${reference}": ${why}`);
+  if (reference.includes('@')) throw invalid('a tag is needed, not a digest');
+  const colon = reference.lastIndexOf(':');
+  const hasTag = colon > reference.lastIndexOf('/');
+  const name = hasTag ? reference.slice(0, colon) : reference;
+  const tag = hasTag ? reference.slice(colon + 1) : 'latest';
+  if (!TAG.test(tag)) throw invalid(`bad tag "${tag}"`);
+  const components = name.split('/');
+  // The first component is a registry host if it looks like one (has a dot or port, or is localhost).
+  const first = components[0] ?? '';
+  if (components.length > 1 && /[.:]|^localhost$/.test(first)) {
+    if (!DOMAIN.test(first)) throw invalid(`bad registry host "${first}"`);
+    components.shift();
+  }
+  if (!components.every((component) => NAME_COMPONENT.test(component))) {
+    throw invalid('repository names use lowercase letters, digits and separators');
+  }
+  return `${name}:${tag}`;
+}
+
+function hexOf(digest: string): string {
+  return digest.slice(digest.indexOf(':') + 1);
+}

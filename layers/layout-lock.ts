@@ -1,0 +1,157 @@
+import { randomBytes } from 'node:crypto';
+import { readFile, unlink, writeFile, stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { TsbuildError } from './errors.js';
+
+/** Who holds a lock file; written into it as JSON. */
+interface LockOwner {
+  pid: number;
+  host: string;
+  token: string;
+}
+
+export interface LockOptions {
+  /** How long to wait for a live holder before giving up (default 60 s). */
+  timeoutMs?: number;
+}
+
+/** A lock file whose content cannot be parsed is treated as half-written until it is this old. */
+const UNREADABLE_GRACE_MS = 10_000;
+const FIRST_DELAY_MS = 5;
+const MAX_DELAY_MS = 250;
+
+/**
+ * Runs `action` while holding an exclusive lock file at `lockPath`. The file is created with
+ * O_EXCL; while another process holds it, creation is retried with growing, jittered delays.
+ * A lock left behind by a process of this host that no longer exists is broken.
+ */
+export async function withLockFile<T>(
+  lockPath: string,
+  action: () => Promise<T>,
+  options: LockOptions = {},
+): Promise<T> {
+  const owner: LockOwner = { pid: process.pid, host: hostname(), token: randomBytes(16).toString('hex') };
+  const content = JSON.stringify(owner);
+  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+  let delay = FIRST_DELAY_MS;
+  while (!(await tryCreate(lockPath, content))) {
+    const held = await readLock(lockPath);
+    const stale = held !== undefined && (await isStale(lockPath, held));
+    if (Date.now() >= deadline) {
+      throw new TsbuildError(
+        'LAYOUT',
+        `timed out waiting for lock ${lockPath} (${describeOwner(held)}); remove it if no other build is running`,
+      );
+    }
+    if (stale) {
+      await breakStaleLock(lockPath, held, content);
+      continue;
+    }
+    await sleep(delay + Math.random() * delay);
+    delay = Math.min(delay * 2, MAX_DELAY_MS);
+  }
+  try {
+    return await action();
+  } finally {
+    await releaseLock(lockPath, content);
+  }
+}
+
+/** Creates the lock file exclusively; false when it already exists. */
+async function tryCreate(path: string, content: string): Promise<boolean> {
+  try {
+    await writeFile(path, content, { flag: 'wx', mode: 0o644 });
+    return true;
+  } catch (error) {
+    if (isCode(error, 'EEXIST')) return false;
+    throw error;
+  }
+}
+
+/** The raw content of a lock file, or undefined when it vanished meanwhile. */
+async function readLock(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    if (isCode(error, 'ENOENT')) return undefined;
+    throw error;
+  }
+}
+
+async function isStale(path: string, content: string): Promise<boolean> {
+  const owner = parseOwner(content);
+  if (owner === undefined) {
+    // The holder may still be writing its content: only an old unreadable lock is stale.
+    const info = await stat(path).catch(() => undefined);
+    return info !== undefined && Date.now() - info.mtimeMs > UNREADABLE_GRACE_MS;
+  }
+  // A PID of another host cannot be checked from here.
+  return owner.host === hostname() && !processExists(owner.pid);
+}
+
+/**
+ * Removes a stale lock, but only if it still has the content judged stale: several waiters may
+ * judge the same lock stale, and a fresh lock taken meanwhile must survive. The check-and-remove
+ * step is serialized by a second lock file next to the first.
+ */
+async function breakStaleLock(lockPath: string, staleContent: string, ownContent: string): Promise<void> {
+  const guardPath = `${lockPath}.break`;
+  if (!(await tryCreate(guardPath, ownContent))) {
+    // Another waiter is breaking it; clear a guard its dead owner left behind.
+    const guard = await readLock(guardPath);
+    if (guard !== undefined && (await isStale(guardPath, guard))) await removeIfExists(guardPath);
+    await sleep(FIRST_DELAY_MS);
+    return;
+  }
+  try {
+    if ((await readLock(lockPath)) === staleContent) await removeIfExists(lockPath);
+  } finally {
+    await removeIfExists(guardPath);
+  }
+}
+
+/** Removes the lock only if it is still ours (it may have been broken as stale meanwhile). */
+async function releaseLock(path: string, content: string): Promise<void> {
+  if ((await readLock(path)) === content) await removeIfExists(path);
+}
+
+function parseOwner(content: string): LockOwner | undefined {
+  try {
+    const value: unknown = JSON.parse(content);
+    if (typeof value !== 'object' || value === null) return undefined;
+    const { pid, host, token } = value as Record<string, unknown>;
+    if (typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 0) return undefined;
+    if (typeof host !== 'string' || typeof token !== 'string') return undefined;
+    return { pid, host, token };
+  } catch {
+    return undefined;
+  }
+}
+
+function describeOwner(content: string | undefined): string {
+  const owner = content === undefined ? undefined : parseOwner(content);
+  return owner === undefined ? 'holder unknown' : `held by pid ${owner.pid} on ${owner.host}`;
+}
+
+/** Signal 0 checks existence only; EPERM means the process exists but belongs to someone else. */
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return isCode(error, 'EPERM');
+  }
+}
+
+async function removeIfExists(path: string): Promise<void> {
+  try {
+    await unlink(path);
+  } catch (error) {
+    if (!isCode(error, 'ENOENT')) throw error;
+  }
+}
+
+function isCode(error: unknown, code: string): boolean {
+  return error instanceof Error && (error as NodeJS.ErrnoException).code === code;
+}

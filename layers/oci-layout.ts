@@ -1,0 +1,332 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { link, mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { isDeepStrictEqual } from 'node:util';
+import type { BlobStore } from './blob-store.js';
+import { TsbuildError } from './errors.js';
+import { withLockFile } from './layout-lock.js';
+import { MediaType, RefNameAnnotation, type Descriptor, type Digest, type ImageIndex } from './types.js';
+
+export interface OpenLayoutOptions {
+  /** Create the directory, `oci-layout` and an empty `index.json` when they are missing. */
+  create: boolean;
+  /** How long `updateIndex` waits for another process holding the index lock (default 60 s). */
+  lockTimeoutMs?: number;
+}
+
+const LAYOUT_FILE = 'oci-layout';
+const INDEX_FILE = 'index.json';
+const LOCK_FILE = 'index.json.lock';
+/** Temp files live in the layout root: validators and GC tools only look inside `blobs/<alg>/`. */
+const TEMP_PREFIX = '.tmp-';
+const SHA256_DIGEST = /^sha256:([0-9a-f]{64})$/;
+/** `org.opencontainers.image.ref.name` grammar from the image-spec annotations document. */
+const REF_NAME = /^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:\/[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*)*$/;
+
+/** An OCI image layout directory (image-spec `image-layout.md`), usable as a blob store. */
+export class OciLayout implements BlobStore {
+  readonly dir: string;
+  private readonly lockTimeoutMs: number | undefined;
+
+  private constructor(dir: string, lockTimeoutMs: number | undefined) {
+    this.dir = dir;
+    this.lockTimeoutMs = lockTimeoutMs;
+  }
+
+  /** Opens (and with `create`, initializes) the layout at `dir`; fails if it is not a layout. */
+  static async open(dir: string, options: OpenLayoutOptions): Promise<OciLayout> {
+    const root = resolve(dir);
+    if (options.create) await initialize(root);
+    await checkLayoutFile(root);
+    if (!(await fileExists(join(root, INDEX_FILE)))) {
+      throw new TsbuildError('LAYOUT', `${root} is not a valid OCI image layout: ${INDEX_FILE} is missing`);
+    }
+    return new OciLayout(root, options.lockTimeoutMs);
+  }
+
+  async tempPath(): Promise<string> {
+    return join(this.dir, TEMP_PREFIX + randomBytes(12).toString('hex'));
+  }
+
+  async commit(tempPath: string, digest: Digest): Promise<void> {
+    const target = this.path(digest);
+    if (await this.has(digest)) {
+      await removeIfExists(tempPath);
+      return;
+    }
+    await mkdir(join(this.dir, 'blobs', 'sha256'), { recursive: true });
+    await syncFile(tempPath);
+    await rename(tempPath, target);
+  }
+
+  async has(digest: Digest): Promise<boolean> {
+    return fileExists(this.path(digest));
+  }
+
+  path(digest: Digest): string {
+    return join(this.dir, 'blobs', 'sha256', blobHex(digest));
+  }
+
+  /** Stores `bytes` under their digest (skipped when already present) and describes them. */
+  async writeBlob(bytes: Buffer, mediaType: string): Promise<Descriptor> {
+    const digest: Digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    if (!(await this.has(digest))) {
+      const temp = await this.tempPath();
+      try {
+        await writeFile(temp, bytes, { flag: 'wx' });
+        await this.commit(temp, digest);
+      } finally {
+        await removeIfExists(temp);
+      }
+    }
+    return { mediaType, digest, size: bytes.length };
+  }
+
+  /** Stores `value` as compact JSON, keys in their insertion order. */
+  async writeJson(value: unknown, mediaType: string): Promise<Descriptor> {
+    return this.writeBlob(Buffer.from(JSON.stringify(value), 'utf8'), mediaType);
+  }
+
+  /** Reads a whole blob and checks it against its digest. */
+  async readBlob(digest: Digest): Promise<Buffer> {
+    const hex = blobHex(digest);
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(this.path(digest));
+    } catch (error) {
+      throw isCode(error, 'ENOENT') ? this.missingBlob(digest) : error;
+    }
+    if (createHash('sha256').update(bytes).digest('hex') !== hex) throw this.corruptBlob(digest);
+    return bytes;
+  }
+
+  async readJson<T>(digest: Digest): Promise<T> {
+    const bytes = await this.readBlob(digest);
+    try {
+      return JSON.parse(bytes.toString('utf8')) as T;
+    } catch {
+      throw new TsbuildError('LAYOUT', `blob ${digest} in ${this.dir} is not valid JSON`);
+    }
+  }
+
+  /** Streams a blob; the stream fails at its end if the content does not match the digest. */
+  openBlob(digest: Digest): Readable {
+    const hex = blobHex(digest);
+    const hash = createHash('sha256');
+    const source = createReadStream(this.path(digest));
+    const verifier = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        hash.update(chunk);
+        callback(null, chunk);
+      },
+      flush: (callback) => {
+        callback(hash.digest('hex') === hex ? null : this.corruptBlob(digest));
+      },
+    });
+    source.on('error', (error) => verifier.destroy(isCode(error, 'ENOENT') ? this.missingBlob(digest) : error));
+    verifier.on('close', () => source.destroy());
+    return source.pipe(verifier);
+  }
+
+  async readIndex(): Promise<ImageIndex> {
+    const path = join(this.dir, INDEX_FILE);
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (error) {
+      if (isCode(error, 'ENOENT')) throw new TsbuildError('LAYOUT', `${path} is missing`);
+      throw error;
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      throw new TsbuildError('LAYOUT', `${path} is not valid JSON`);
+    }
+    if (!isImageIndex(value)) throw new TsbuildError('LAYOUT', `${path} is not an OCI image index`);
+    return value;
+  }
+
+  /**
+   * Replaces `index.json` by `mutate(current index)` under an exclusive lock, so that concurrent
+   * writers never lose each other's entries; the new file is renamed into place atomically.
+   */
+  async updateIndex(mutate: (index: ImageIndex) => ImageIndex): Promise<ImageIndex> {
+    return withLockFile(
+      join(this.dir, LOCK_FILE),
+      async () => {
+        const next = mutate(await this.readIndex());
+        const temp = await this.tempPath();
+        try {
+          await writeSynced(temp, JSON.stringify(next));
+          await rename(temp, join(this.dir, INDEX_FILE));
+        } finally {
+          await removeIfExists(temp);
+        }
+        return next;
+      },
+      { timeoutMs: this.lockTimeoutMs },
+    );
+  }
+
+  /**
+   * Lists `descriptor` in `index.json` once per ref name. Entries already carrying one of these
+   * names are replaced (a re-tag moves the name); all other entries are kept. Without names the
+   * descriptor is listed untagged, unless that exact entry is already there.
+   */
+  async addImage(descriptor: Descriptor, refNames: string[]): Promise<ImageIndex> {
+    for (const name of refNames) {
+      if (!REF_NAME.test(name)) throw new TsbuildError('LAYOUT', `invalid image reference name "${name}"`);
+    }
+    const annotations = { ...descriptor.annotations };
+    delete annotations[RefNameAnnotation];
+    const untagged: Descriptor = { ...descriptor, annotations };
+    if (Object.keys(annotations).length === 0) delete untagged.annotations;
+    const names = new Set(refNames);
+
+    return this.updateIndex((index) => {
+      const kept = index.manifests.filter((entry) => !names.has(entry.annotations?.[RefNameAnnotation] ?? ''));
+      const added =
+        refNames.length > 0
+          ? [...names].map((name) => ({ ...untagged, annotations: { ...annotations, [RefNameAnnotation]: name } }))
+          : kept.some((entry) => isDeepStrictEqual(entry, untagged))
+            ? []
+            : [untagged];
+      return { ...index, manifests: [...kept, ...added] };
+    });
+  }
+
+  private missingBlob(digest: Digest): TsbuildError {
+    return new TsbuildError('LAYOUT', `blob ${digest} is missing from the OCI layout ${this.dir}`);
+  }
+
+  private corruptBlob(digest: Digest): TsbuildError {
+    return new TsbuildError('LAYOUT', `blob ${digest} in the OCI layout ${this.dir} does not match its digest`);
+  }
+}
+
+/** The hex part of a SHA-256 digest; anything else (including path tricks) is rejected. */
+function blobHex(digest: string): string {
+  const match = SHA256_DIGEST.exec(digest);
+  if (match === null) throw new TsbuildError('LAYOUT', `unsupported or malformed blob digest "${digest}"`);
+  return match[1] as string;
+}
+
+/** Creates the layout files that are missing; `oci-layout` first, so a half-made layout is never mistaken for a foreign directory. */
+async function initialize(root: string): Promise<void> {
+  try {
+    await mkdir(root, { recursive: true });
+  } catch (error) {
+    throw new TsbuildError('LAYOUT', `cannot create the OCI layout directory ${root}: ${errorText(error)}`);
+  }
+  if (!(await fileExists(join(root, LAYOUT_FILE)))) {
+    const foreign = (await readdir(root)).filter((name) => !name.startsWith(TEMP_PREFIX));
+    if (foreign.length > 0) {
+      throw new TsbuildError('LAYOUT', `${root} is not empty and is not an OCI image layout (no ${LAYOUT_FILE} file)`);
+    }
+    await writeExclusive(root, LAYOUT_FILE, JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  }
+  await mkdir(join(root, 'blobs', 'sha256'), { recursive: true });
+  const empty: ImageIndex = { schemaVersion: 2, mediaType: MediaType.ImageIndex, manifests: [] };
+  await writeExclusive(root, INDEX_FILE, JSON.stringify(empty));
+}
+
+async function checkLayoutFile(root: string): Promise<void> {
+  const path = join(root, LAYOUT_FILE);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if (isCode(error, 'ENOENT') || isCode(error, 'ENOTDIR')) {
+      const what = (await fileExists(root, true)) ? `has no ${LAYOUT_FILE} file` : 'does not exist';
+      throw new TsbuildError('LAYOUT', `${root} is not an OCI image layout: it ${what}`);
+    }
+    throw error;
+  }
+  let version: unknown;
+  try {
+    version = (JSON.parse(text) as { imageLayoutVersion?: unknown }).imageLayoutVersion;
+  } catch {
+    throw new TsbuildError('LAYOUT', `${path} is not valid JSON`);
+  }
+  if (typeof version !== 'string' || !/^1\.\d+\.\d+$/.test(version)) {
+    throw new TsbuildError('LAYOUT', `${path}: unsupported imageLayoutVersion ${JSON.stringify(version)} (supported: 1.x)`);
+  }
+}
+
+function isImageIndex(value: unknown): value is ImageIndex {
+  if (typeof value !== 'object' || value === null) return false;
+  const { schemaVersion, manifests } = value as Record<string, unknown>;
+  return (
+    schemaVersion === 2 &&
+    Array.isArray(manifests) &&
+    manifests.every(
+      (entry: unknown) =>
+        typeof entry === 'object' &&
+        entry !== null &&
+        typeof (entry as Descriptor).digest === 'string' &&
+        typeof (entry as Descriptor).mediaType === 'string' &&
+        typeof (entry as Descriptor).size === 'number',
+    )
+  );
+}
+
+/** Writes `name` in `dir` with its full content at once, unless it already exists. */
+async function writeExclusive(dir: string, name: string, content: string): Promise<void> {
+  const temp = join(dir, TEMP_PREFIX + randomBytes(12).toString('hex'));
+  try {
+    await writeSynced(temp, content);
+    await link(temp, join(dir, name));
+  } catch (error) {
+    if (!isCode(error, 'EEXIST')) throw error;
+  } finally {
+    await removeIfExists(temp);
+  }
+}
+
+async function writeSynced(path: string, content: string): Promise<void> {
+  const handle = await open(path, 'wx');
+  try {
+    await handle.writeFile(content, 'utf8');
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function syncFile(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function fileExists(path: string, directory = false): Promise<boolean> {
+  try {
+    const info = await stat(path);
+    return directory ? info.isDirectory() : info.isFile();
+  } catch (error) {
+    if (isCode(error, 'ENOENT') || isCode(error, 'ENOTDIR')) return false;
+    throw error;
+  }
+}
+
+async function removeIfExists(path: string): Promise<void> {
+  try {
+    await unlink(path);
+  } catch (error) {
+    if (!isCode(error, 'ENOENT')) throw error;
+  }
+}
+
+function isCode(error: unknown, code: string): boolean {
+  return error instanceof Error && (error as NodeJS.ErrnoException).code === code;
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,196 @@
+import assert from 'node:assert/strict';
+import { execFile, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { buffer } from 'node:stream/consumers';
+import { pipeline } from 'node:stream/promises';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { gunzipSync } from 'node:zlib';
+import tarStream from 'tar-stream';
+import { writeDockerArchive, type DockerArchiveImage } from '../../layers/docker-archive.js';
+import { TsbuildError } from '../../layers/errors.js';
+import { readLayoutImage } from '../../layers/image-reader.js';
+import { OciLayout } from '../../layers/oci-layout.js';
+import { MediaType, type Descriptor, type Digest } from '../../layers/types.js';
+
+const run = promisify(execFile);
+
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('package.json not found above the test');
+    dir = parent;
+  }
+  return dir;
+}
+
+const sampleBlobs = join(repoRoot(), 'test/fixtures/ggcr/layout/test_index/blobs/sha256');
+// Two gzip layers of the go-containerregistry sample layout.
+const GZIP_LAYER_A = 'dc52c6e48a1d51a96047b059f16889bc889c4b4c28f3b36b3f93187f62fc0b2b';
+const GZIP_LAYER_B = '321460fa87fd42433950b42d04b7aff249f4ed960d43404a9f699886906cc9d3';
+
+function sha256(bytes: Buffer | string): Digest {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+}
+
+function installed(tool: string): boolean {
+  return spawnSync(tool, ['--version']).error === undefined;
+}
+
+async function readTar(path: string): Promise<Map<string, { content: Buffer; header: tarStream.Header }>> {
+  const entries = new Map<string, { content: Buffer; header: tarStream.Header }>();
+  const extract = tarStream.extract();
+  const collected = (async () => {
+    for await (const entry of extract) entries.set(entry.header.name, { header: entry.header, content: await buffer(entry) });
+  })();
+  await pipeline(createReadStream(path), extract);
+  await collected;
+  return entries;
+}
+
+interface ArchiveManifest {
+  Config: string;
+  RepoTags: string[];
+  Layers: string[];
+}
+
+function failsWith(code: string, pattern: RegExp) {
+  return (error: unknown): boolean => {
+    assert.ok(error instanceof TsbuildError, String(error));
+    assert.equal(error.code, code);
+    assert.match(error.message, pattern);
+    return true;
+  };
+}
+
+describe('writeDockerArchive', () => {
+  let work: string;
+  let layout: OciLayout;
+  let image: DockerArchiveImage;
+  let diffIds: Digest[];
+  let archive: string;
+
+  /**
+   * Image: gzip layer A, layer B stored uncompressed, then A again (a repeated diff_id must still
+   * get its own place in the layer chain).
+   */
+  before(async () => {
+    work = await mkdtemp(join(tmpdir(), 'docker-archive-test-'));
+    layout = await OciLayout.open(join(work, 'layout'), { create: true });
+    const gzA = await readFile(join(sampleBlobs, GZIP_LAYER_A));
+    const tarB = gunzipSync(await readFile(join(sampleBlobs, GZIP_LAYER_B)));
+    const layerA = await layout.writeBlob(gzA, MediaType.LayerGzip);
+    const layerB = await layout.writeBlob(tarB, MediaType.Layer);
+    diffIds = [sha256(gunzipSync(gzA)), sha256(tarB), sha256(gunzipSync(gzA))];
+    const config = await layout.writeJson(
+      {
+        architecture: 'amd64',
+        os: 'linux',
+        config: { Cmd: ['/foo'] },
+        rootfs: { type: 'layers', diff_ids: diffIds },
+        history: [{ created_by: 'a' }, { created_by: 'b' }, { created_by: 'a again' }],
+      },
+      MediaType.ImageConfig,
+    );
+    image = { config, layers: [layerA, layerB, layerA], repoTags: ['app:1', 'registry.example:5000/team/app'] };
+    archive = join(work, 'app.tar');
+    await writeDockerArchive(layout, image, archive);
+  });
+  after(async () => {
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it('writes manifest.json, repositories, the config and uncompressed layers', async () => {
+    const entries = await readTar(archive);
+    const manifestJson = entries.get('manifest.json')?.content.toString() ?? '';
+    const [manifest, ...others] = JSON.parse(manifestJson) as ArchiveManifest[];
+    assert.ok(manifest);
+    assert.equal(others.length, 0);
+    assert.equal(manifest.Config, `${image.config.digest.slice(7)}.json`);
+    assert.deepEqual(manifest.RepoTags, ['app:1', 'registry.example:5000/team/app:latest']);
+    assert.deepEqual(entries.get(manifest.Config)?.content, await layout.readBlob(image.config.digest));
+
+    // Every layer file is the uncompressed tar, so its SHA-256 is the config's diff_id.
+    assert.equal(manifest.Layers.length, 3);
+    assert.equal(new Set(manifest.Layers).size, 3);
+    manifest.Layers.forEach((path, index) => {
+      assert.match(path, /^[0-9a-f]{64}\/layer\.tar$/);
+      assert.equal(sha256(entries.get(path)?.content ?? Buffer.alloc(0)), diffIds[index]);
+    });
+    assert.equal(manifest.Layers[0]?.slice(0, 64), diffIds[0]?.slice(7));
+
+    const top = manifest.Layers[2]?.slice(0, 64);
+    assert.deepEqual(JSON.parse(entries.get('repositories')?.content.toString() ?? ''), {
+      app: { '1': top },
+      'registry.example:5000/team/app': { latest: top },
+    });
+
+    const names = [...entries.keys()];
+    assert.deepEqual(names.slice(0, 3), ['manifest.json', 'repositories', manifest.Config]);
+    for (const { header } of entries.values()) {
+      assert.deepEqual([header.uid, header.gid, header.mtime.getTime()], [0, 0, 0], header.name);
+    }
+    assert.deepEqual((await readdir(work)).sort(), ['app.tar', 'layout']);
+  });
+
+  it('is deterministic', async () => {
+    const second = join(work, 'again.tar');
+    await writeDockerArchive(layout, image, second);
+    assert.deepEqual(await readFile(second), await readFile(archive));
+    await rm(second);
+  });
+
+  it('copies with skopeo into an OCI layout with the same config and diff_ids', { skip: !installed('skopeo') && 'skopeo not installed' }, async () => {
+    const dest = join(work, 'copied');
+    await run('skopeo', ['--insecure-policy', 'copy', `docker-archive:${archive}`, `oci:${dest}:copied`]);
+    const copied = await readLayoutImage(await OciLayout.open(dest, { create: false }), { tag: 'copied' }, {
+      os: 'linux',
+      architecture: 'amd64',
+    });
+    assert.equal(copied.configDescriptor.digest, image.config.digest);
+    assert.deepEqual(copied.config.rootfs.diff_ids, diffIds);
+    // skopeo recompresses layers for an OCI destination: their uncompressed content must be the same.
+    const uncompressed: Digest[] = [];
+    for (const layer of copied.layers) {
+      const stored = await buffer(copied.openLayer(layer));
+      uncompressed.push(sha256(layer.mediaType === MediaType.LayerGzip ? gunzipSync(stored) : stored));
+    }
+    assert.deepEqual(uncompressed, diffIds);
+
+    // The second tag selects the same image.
+    const byTag = join(work, 'by-tag');
+    await run('skopeo', ['--insecure-policy', 'copy', `docker-archive:${archive}:registry.example:5000/team/app:latest`, `oci:${byTag}:t`]);
+    const tagged = await readLayoutImage(await OciLayout.open(byTag, { create: false }), { tag: 't' }, { os: 'linux', architecture: 'amd64' });
+    assert.equal(tagged.configDescriptor.digest, image.config.digest);
+  });
+
+  it('refuses layers it cannot decompress and diff_ids that do not match', async () => {
+    const dest = join(work, 'refused.tar');
+    const zstd: Descriptor = await layout.writeBlob(Buffer.from('not really zstd'), MediaType.LayerZstd);
+    await assert.rejects(
+      writeDockerArchive(layout, { ...image, layers: [zstd, image.layers[1] as Descriptor, zstd] }, dest),
+      failsWith('OUTPUT', /cannot decompress layers of media type application\/vnd\.oci\.image\.layer\.v1\.tar\+zstd/),
+    );
+    const swapped = [image.layers[1], image.layers[0], image.layers[2]] as Descriptor[];
+    await assert.rejects(writeDockerArchive(layout, { ...image, layers: swapped }, dest), failsWith('OUTPUT', /but the config lists diff_id/));
+    await assert.rejects(
+      writeDockerArchive(layout, { ...image, layers: image.layers.slice(1) }, dest),
+      failsWith('OUTPUT', /2 layers but its config lists 3 diff_ids/),
+    );
+    assert.equal(existsSync(dest), false);
+  });
+
+  it('refuses references docker load would not accept', async () => {
+    const dest = join(work, 'badtag.tar');
+    for (const tag of ['App:1', `app@sha256:${'a'.repeat(64)}`, 'app:-x', 'bad host!/app:1']) {
+      await assert.rejects(writeDockerArchive(layout, { ...image, repoTags: [tag] }, dest), failsWith('OUTPUT', /invalid image reference/));
+    }
+    assert.equal(existsSync(dest), false);
+  });
+});
