@@ -43,6 +43,8 @@ export interface BuildRequest extends PlanRequest {
   readonly sourceDateEpoch?: number;
   /** Writes the image ID (config digest, or index digest for several platforms) here. */
   readonly iidfile?: string;
+  /** The local store used when no output is given; `defaultStoreDir()` when absent. */
+  readonly storeDir?: string;
   readonly progress?: ProgressListener;
   readonly signal?: AbortSignal;
 }
@@ -94,7 +96,7 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
     const root = images.length === 1 ? images[0]!.manifest : await assembleIndex(images, workspace.layout);
     const artifact: BuildArtifact = { root, images, tags: request.tags ?? [] };
     await gatherBlobs(artifact, workspace);
-    const targets: ExportTarget[] = request.outputs?.length ? [...request.outputs] : [{ type: 'store', dest: defaultStoreDir() }];
+    const targets: ExportTarget[] = request.outputs?.length ? [...request.outputs] : [{ type: 'store', dest: request.storeDir ?? defaultStoreDir() }];
     for (const target of targets) {
       await exportArtifact(artifact, target, workspace);
       progress({ kind: 'exported', what: `${target.type} ${target.dest}`, digest: root.digest });
@@ -115,7 +117,13 @@ async function readDockerfile(request: PlanRequest): Promise<{ parsed: ParsedDoc
   } catch (err) {
     throw new TsbuildError('NO_DOCKERFILE', `cannot read Dockerfile ${dockerfile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  return { parsed: parseDockerfile(text, path.relative(process.cwd(), dockerfile) || dockerfile), dockerfile };
+  return { parsed: parseDockerfile(text, displayPath(dockerfile)), dockerfile };
+}
+
+/** A path as errors show it: relative to the working directory when inside it. */
+function displayPath(file: string): string {
+  const relative = path.relative(process.cwd(), file);
+  return relative !== '' && !relative.startsWith('..') ? relative : file;
 }
 
 async function planParsed(parsed: ParsedDockerfile, dockerfile: string, request: PlanRequest): Promise<BuildPlan> {

@@ -46,10 +46,10 @@ function planOptions(y: Argv) {
   return y
     .positional('context', { type: 'string', default: '.', describe: 'build context directory' })
     .option('file', { alias: 'f', type: 'string', describe: 'Dockerfile (default: CONTEXT/Dockerfile)' })
-    .option('build-arg', { type: 'string', array: true, default: [] as string[], describe: 'build-time variable KEY=VALUE' })
+    .option('build-arg', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'build-time variable KEY=VALUE' })
     .option('target', { type: 'string', describe: 'stage to build' })
-    .option('platform', { type: 'string', array: true, default: [] as string[], describe: 'target platform(s), os/arch[/variant], comma-separated' })
-    .option('build-context', { type: 'string', array: true, default: [] as string[], describe: 'named context NAME=oci-layout://DIR[:TAG] or NAME=DIR' });
+    .option('platform', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'target platform(s), os/arch[/variant], comma-separated' })
+    .option('build-context', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'named context NAME=oci-layout://DIR[:TAG] or NAME=DIR' });
 }
 
 function parser(argv: readonly string[], io: CliIo) {
@@ -61,9 +61,9 @@ function parser(argv: readonly string[], io: CliIo) {
       'build an image from a Dockerfile',
       (y) =>
         planOptions(y)
-          .option('tag', { alias: 't', type: 'string', array: true, default: [] as string[], describe: 'name:tag for the image' })
-          .option('output', { alias: 'o', type: 'string', array: true, default: [] as string[], describe: 'type=oci,dest=DIR[,tar=true] or type=docker,dest=FILE' })
-          .option('label', { type: 'string', array: true, default: [] as string[], describe: 'image label KEY=VALUE' })
+          .option('tag', { alias: 't', type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'name:tag for the image' })
+          .option('output', { alias: 'o', type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'type=oci,dest=DIR[,tar=true] or type=docker,dest=FILE' })
+          .option('label', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'image label KEY=VALUE' })
           .option('iidfile', { type: 'string', describe: 'write the image ID to this file' })
           .option('progress', { choices: ['auto', 'plain', 'json'] as const, default: 'auto' as const })
           .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'print only the image ID' })
@@ -81,6 +81,7 @@ function parser(argv: readonly string[], io: CliIo) {
           ...(args.compressionLevel !== undefined ? { compressionLevel: args.compressionLevel } : {}),
           ...sourceDateEpoch(args.sourceDateEpoch ?? io.env.SOURCE_DATE_EPOCH),
           ...(args.iidfile !== undefined ? { iidfile: args.iidfile } : {}),
+          storeDir: defaultStoreDir(io.env),
           ...(args.quiet ? {} : { progress: progressRenderer(progress, io.stderr) }),
           ...(io.signal ? { signal: io.signal } : {}),
         });

@@ -21,7 +21,7 @@
  * caller decides what to do with them (for example carry `security.capability` into a new layer).
  */
 import { constants } from 'node:fs';
-import { chmod, lchown, link, lstat, lutimes, mkdir, open, realpath, rm, symlink } from 'node:fs/promises';
+import { chmod, lchown, link, lstat, lutimes, mkdir, open, realpath, rm, symlink, type FileHandle } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -48,8 +48,9 @@ export interface ApplyStats {
   /** Root-relative paths of device nodes not created because the process is not root. */
   skippedDevices: string[];
   /**
-   * PAX extended attributes by root-relative path of the entry that carried them. They are NOT
-   * set on disk (Node cannot), so they are lost unless the caller keeps them from here.
+   * PAX extended attributes, by the root-relative path where the entry carrying them was written.
+   * They are NOT set on disk (Node cannot set xattrs), so they are lost unless the caller keeps
+   * them from here.
    */
   xattrs: Map<string, Xattrs>;
 }
@@ -205,7 +206,7 @@ class LayerApplier {
   /** Sets the modes and mtimes of this layer's directories; call once the tar is exhausted. */
   async finish(): Promise<void> {
     for (const [dir, meta] of this.directories) {
-      let handle;
+      let handle: FileHandle;
       try {
         handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
       } catch (err) {
@@ -264,7 +265,7 @@ class LayerApplier {
         }
         const kind = header.type === 'character-device' ? 'char' : 'block';
         await this.prepare(parent, target, false);
-        await makeDevice(target, kind, header.devmajor ?? 0, header.devminor ?? 0);
+        await makeDevice(target, kind, header.devmajor, header.devminor);
         await this.setPathMeta(target, meta);
         return kind;
       }
@@ -295,8 +296,8 @@ class LayerApplier {
 
   /**
    * Makes `target` ready to be created: its parent directory exists, and whatever was at `target`
-   * is removed, except a directory when a directory is wanted (its contents stay).
-   * Returns nothing; the caller creates the entry without following a symlink at `target`.
+   * is removed, except a directory when a directory is wanted (its contents stay). Callers then
+   * create the entry with calls that fail rather than follow a symlink at `target`.
    */
   private async prepare(parent: string, target: string, wantDirectory: boolean): Promise<void> {
     await this.ensureDirectory(parent);
@@ -397,10 +398,10 @@ function isAufsMeta(rel: string, base: string): boolean {
 function metaOf(header: TarHeader): Meta {
   const pax = header.pax ?? {};
   return {
-    mode: (header.mode ?? 0o644) & 0o7777,
-    uid: paxNumber(pax.uid) ?? header.uid ?? 0,
-    gid: paxNumber(pax.gid) ?? header.gid ?? 0,
-    mtime: paxNumber(pax.mtime) ?? (header.mtime ? header.mtime.getTime() / 1000 : 0),
+    mode: header.mode & 0o7777,
+    uid: paxNumber(pax.uid) ?? header.uid,
+    gid: paxNumber(pax.gid) ?? header.gid,
+    mtime: paxNumber(pax.mtime) ?? header.mtime.getTime() / 1000,
   };
 }
 

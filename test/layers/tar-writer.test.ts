@@ -368,6 +368,28 @@ test('an unread tar stream stops opening files: contents are pulled, not buffere
   assert.ok(bytes >= 5_000 * (512 + 1024));
 });
 
+test('headers of entries without contents also wait for the consumer', async () => {
+  let opened = false;
+  const entries = [
+    ...Array.from({ length: 20_000 }, (_, i) => entry('symlink', `link${String(i).padStart(5, '0')}`, { linkTarget: 'z' })),
+    file('z', '', {
+      size: 1,
+      open: () => {
+        opened = true;
+        return Readable.from([Buffer.from('z')]);
+      },
+    }),
+  ];
+  const stream = layerTar(entries);
+  for (let i = 0; i < 50; i++) await new Promise((resolve) => setImmediate(resolve));
+  // 20,000 headers are 10 MB; had they been pushed regardless, the file after them would be open by now.
+  assert.equal(opened, false);
+  let bytes = 0;
+  for await (const chunk of stream) bytes += (chunk as Buffer).length;
+  assert.ok(opened);
+  assert.ok(bytes >= 20_001 * 512);
+});
+
 test('a consumer that stops reading tears the writer down and closes the file being read', async () => {
   const path = join(work, 'big.bin');
   writeFileSync(path, randomBytes(4 << 20));
