@@ -1,8 +1,9 @@
 import type { Stats } from 'node:fs';
-import { chmod, lstat, open, writeFile } from 'node:fs/promises';
+import { chmod, lstat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { applyLayer } from '../../layers/apply-layer.js';
-import { decompressStream, isArchive, SNIFF_BYTES } from '../../layers/compression.js';
+import { decompressStream, peek } from '../../layers/compression.js';
 import { TsbuildError } from '../../layers/errors.js';
 import { createReadStream } from 'node:fs';
 import { PatternMatcher } from '../context/ignore.js';
@@ -95,15 +96,43 @@ function parentsPivot(source: string): number {
   return at < 0 ? 0 : splitPath(source.slice(0, at)).length;
 }
 
+/**
+ * Whether ADD extracts a local file: once decompressed, it must start with a valid tar header, as
+ * Docker checks. A gzip (or other compressed file) of something else, or a file that does not
+ * decompress, is copied as it is.
+ */
 async function isArchiveFile(file: string): Promise<boolean> {
-  const handle = await open(file, 'r');
+  const source = createReadStream(file);
+  let stream: Readable | undefined;
   try {
-    const head = Buffer.alloc(SNIFF_BYTES);
-    const { bytesRead } = await handle.read(head, 0, SNIFF_BYTES, 0);
-    return isArchive(head.subarray(0, bytesRead));
+    stream = await decompressStream(source);
+    const { head } = await peek(stream, tarBlockSize);
+    return isTarHeader(head);
+  } catch (err) {
+    if (err instanceof TsbuildError && err.code.endsWith('_MISSING')) throw err;
+    return false;
   } finally {
-    await handle.close();
+    stream?.destroy();
+    source.destroy();
   }
+}
+
+const tarBlockSize = 512;
+
+/** A tar header block: its checksum field matches the sum of its bytes (unsigned or signed, as Go's tar reader accepts). */
+function isTarHeader(block: Buffer): boolean {
+  if (block.length < tarBlockSize) return false;
+  const field = block.subarray(148, 156).toString('latin1').replace(/^ +/, '').replace(/[\0 ]+$/, '');
+  if (!/^[0-7]+$/.test(field)) return false;
+  const expected = parseInt(field, 8);
+  let unsigned = 0;
+  let signed = 0;
+  for (let i = 0; i < tarBlockSize; i++) {
+    const byte = i >= 148 && i < 156 ? 0x20 : block[i]!;
+    unsigned += byte;
+    signed += byte < 128 ? byte : byte - 256;
+  }
+  return expected === unsigned || expected === signed;
 }
 
 /** A local archive ADD extracts: unpacked safely into scratch space, then copied as a directory. */
