@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { readFile, unlink, writeFile, stat } from 'node:fs/promises';
+import { readFile, writeFile, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TsbuildError } from './errors.js';
+import { isErrnoCode, removeIfExists } from './fs-util.js';
 
 /** Who holds a lock file; written into it as JSON. */
 interface LockOwner {
@@ -64,7 +65,7 @@ async function tryCreate(path: string, content: string): Promise<boolean> {
     await writeFile(path, content, { flag: 'wx', mode: 0o644 });
     return true;
   } catch (error) {
-    if (isCode(error, 'EEXIST')) return false;
+    if (isErrnoCode(error, 'EEXIST')) return false;
     throw error;
   }
 }
@@ -74,7 +75,7 @@ async function readLock(path: string): Promise<string | undefined> {
   try {
     return await readFile(path, 'utf8');
   } catch (error) {
-    if (isCode(error, 'ENOENT')) return undefined;
+    if (isErrnoCode(error, 'ENOENT')) return undefined;
     throw error;
   }
 }
@@ -140,18 +141,7 @@ function processExists(pid: number): boolean {
     process.kill(pid, 0);
     return true;
   } catch (error) {
-    return isCode(error, 'EPERM');
+    return isErrnoCode(error, 'EPERM');
   }
 }
 
-async function removeIfExists(path: string): Promise<void> {
-  try {
-    await unlink(path);
-  } catch (error) {
-    if (!isCode(error, 'ENOENT')) throw error;
-  }
-}
-
-function isCode(error: unknown, code: string): boolean {
-  return error instanceof Error && (error as NodeJS.ErrnoException).code === code;
-}

@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tarStream from 'tar-stream';
 import { TsbuildError } from './errors.js';
 import type { OciLayout } from './oci-layout.js';
+import { syncFile } from './fs-util.js';
 
 /** Adds entries to a tar archive with fixed metadata: owner 0:0, mtime 0, modes 0644/0755. */
 export interface TarWriter {
@@ -111,11 +112,3 @@ function addEntry(pack: tarStream.Pack, header: Partial<tarStream.Header> & { na
   });
 }
 
-async function syncFile(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}

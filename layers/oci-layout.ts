@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { link, mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { isDeepStrictEqual } from 'node:util';
@@ -8,6 +8,7 @@ import type { BlobStore } from './blob-store.js';
 import { TsbuildError } from './errors.js';
 import { withLockFile } from './layout-lock.js';
 import { MediaType, RefNameAnnotation, type Descriptor, type Digest, type ImageIndex } from './types.js';
+import { isErrnoCode, removeIfExists, syncFile } from './fs-util.js';
 
 export interface OpenLayoutOptions {
   /** Create the directory, `oci-layout` and an empty `index.json` when they are missing. */
@@ -96,7 +97,7 @@ export class OciLayout implements BlobStore {
     try {
       bytes = await readFile(this.path(digest));
     } catch (error) {
-      throw isCode(error, 'ENOENT') ? this.missingBlob(digest) : error;
+      throw isErrnoCode(error, 'ENOENT') ? this.missingBlob(digest) : error;
     }
     if (createHash('sha256').update(bytes).digest('hex') !== hex) throw this.corruptBlob(digest);
     return bytes;
@@ -125,7 +126,7 @@ export class OciLayout implements BlobStore {
         callback(hash.digest('hex') === hex ? null : this.corruptBlob(digest));
       },
     });
-    source.on('error', (error) => verifier.destroy(isCode(error, 'ENOENT') ? this.missingBlob(digest) : error));
+    source.on('error', (error) => verifier.destroy(isErrnoCode(error, 'ENOENT') ? this.missingBlob(digest) : error));
     verifier.on('close', () => source.destroy());
     return source.pipe(verifier);
   }
@@ -136,7 +137,7 @@ export class OciLayout implements BlobStore {
     try {
       text = await readFile(path, 'utf8');
     } catch (error) {
-      if (isCode(error, 'ENOENT')) throw new TsbuildError('LAYOUT', `${path} is missing`);
+      if (isErrnoCode(error, 'ENOENT')) throw new TsbuildError('LAYOUT', `${path} is missing`);
       throw error;
     }
     let value: unknown;
@@ -239,7 +240,7 @@ async function checkLayoutFile(root: string): Promise<void> {
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    if (isCode(error, 'ENOENT') || isCode(error, 'ENOTDIR')) {
+    if (isErrnoCode(error, 'ENOENT') || isErrnoCode(error, 'ENOTDIR')) {
       const what = (await fileExists(root, true)) ? `has no ${LAYOUT_FILE} file` : 'does not exist';
       throw new TsbuildError('LAYOUT', `${root} is not an OCI image layout: it ${what}`);
     }
@@ -280,7 +281,7 @@ async function writeExclusive(dir: string, name: string, content: string): Promi
     await writeSynced(temp, content);
     await link(temp, join(dir, name));
   } catch (error) {
-    if (!isCode(error, 'EEXIST')) throw error;
+    if (!isErrnoCode(error, 'EEXIST')) throw error;
   } finally {
     await removeIfExists(temp);
   }
@@ -296,35 +297,14 @@ async function writeSynced(path: string, content: string): Promise<void> {
   }
 }
 
-async function syncFile(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
 async function fileExists(path: string, directory = false): Promise<boolean> {
   try {
     const info = await stat(path);
     return directory ? info.isDirectory() : info.isFile();
   } catch (error) {
-    if (isCode(error, 'ENOENT') || isCode(error, 'ENOTDIR')) return false;
+    if (isErrnoCode(error, 'ENOENT') || isErrnoCode(error, 'ENOTDIR')) return false;
     throw error;
   }
-}
-
-async function removeIfExists(path: string): Promise<void> {
-  try {
-    await unlink(path);
-  } catch (error) {
-    if (!isCode(error, 'ENOENT')) throw error;
-  }
-}
-
-function isCode(error: unknown, code: string): boolean {
-  return error instanceof Error && (error as NodeJS.ErrnoException).code === code;
 }
 
 function errorText(error: unknown): string {

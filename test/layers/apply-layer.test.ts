@@ -1,17 +1,17 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { chmod, chown, lstat, mkdir, mkdtemp, readdir, readFile, readlink, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { createGunzip, gzipSync } from 'node:zlib';
 import { extract as tarExtract, pack, type Header } from 'tar-stream';
 import { applyLayer, type ApplyOptions, type ApplyStats } from '../../layers/apply-layer.js';
 import { TsbuildError } from '../../layers/errors.js';
+import { repoRoot } from '../support/repo-root.js';
 
 const MTIME = new Date('2020-01-02T03:04:05Z');
 const isRoot = process.getuid?.() === 0;
@@ -37,16 +37,6 @@ async function apply(root: string, items: Item[], options?: ApplyOptions): Promi
 
 function failsWith(code: string): (err: unknown) => boolean {
   return (err) => err instanceof TsbuildError && err.code === code;
-}
-
-function repoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, 'package.json'))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('package.json not found');
-    dir = parent;
-  }
-  return dir;
 }
 
 /**

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -195,7 +195,7 @@ test('plain data passes through untouched, however short', async () => {
 
 test('isArchive recognises tar files by their ustar magic and nothing else', () => {
   const dir = join(work, 'tar-src');
-  execFileSync('mkdir', ['-p', dir]);
+  mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'f'), 'x');
   for (const format of ['posix', 'gnu', 'ustar']) {
     const tar = execFileSync('tar', ['-c', `--format=${format}`, '-C', dir, 'f']);

@@ -4,11 +4,10 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { pipeline } from 'node:stream/promises';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import tarStream from 'tar-stream';
@@ -17,18 +16,9 @@ import { TsbuildError } from '../../layers/errors.js';
 import { readLayoutImage } from '../../layers/image-reader.js';
 import { OciLayout } from '../../layers/oci-layout.js';
 import { MediaType, type Descriptor, type Digest } from '../../layers/types.js';
+import { repoRoot } from '../support/repo-root.js';
 
 const run = promisify(execFile);
-
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('package.json not found above the test');
-    dir = parent;
-  }
-  return dir;
-}
 
 const sampleBlobs = join(repoRoot(), 'test/fixtures/ggcr/layout/test_index/blobs/sha256');
 // Two gzip layers of the go-containerregistry sample layout.

@@ -1,27 +1,16 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { TsbuildError } from '../../layers/errors.js';
 import { parseOciLayoutSource, readLayoutImage } from '../../layers/image-reader.js';
 import { OciLayout } from '../../layers/oci-layout.js';
 import { MediaType, type Descriptor, type Digest, type Platform } from '../../layers/types.js';
-
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('package.json not found above the test');
-    dir = parent;
-  }
-  return dir;
-}
+import { repoRoot } from '../support/repo-root.js';
 
 const fixtures = join(repoRoot(), 'test/fixtures/ggcr/layout');
 const amd64: Platform = { os: 'linux', architecture: 'amd64' };

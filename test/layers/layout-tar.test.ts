@@ -1,31 +1,21 @@
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
-import { createReadStream, existsSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { pipeline } from 'node:stream/promises';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import tarStream from 'tar-stream';
 import { TsbuildError } from '../../layers/errors.js';
 import { writeLayoutTar } from '../../layers/layout-tar.js';
 import { OciLayout } from '../../layers/oci-layout.js';
 import { MediaType, type Descriptor, type Manifest } from '../../layers/types.js';
+import { repoRoot } from '../support/repo-root.js';
 
 const run = promisify(execFile);
-
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('package.json not found above the test');
-    dir = parent;
-  }
-  return dir;
-}
 
 const sampleImage = join(repoRoot(), 'test/fixtures/ggcr/layout/test_index_one_image');
 const sampleManifest = '98ceaf93e482fe91b9bfd6bba07137c098e49ee2d55e69f09fb6c951e75e0e46';

@@ -7,23 +7,14 @@ import { hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { TsbuildError } from '../../layers/errors.js';
 import { OciLayout } from '../../layers/oci-layout.js';
 import { MediaType, RefNameAnnotation, type Descriptor, type Digest, type Manifest } from '../../layers/types.js';
+import { repoRoot } from '../support/repo-root.js';
 
 const run = promisify(execFile);
-
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('package.json not found above the test');
-    dir = parent;
-  }
-  return dir;
-}
 
 const root = repoRoot();
 const sampleImage = join(root, 'test/fixtures/ggcr/layout/test_index_one_image');

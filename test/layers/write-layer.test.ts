@@ -225,7 +225,13 @@ test('an invalid entry or level fails before anything is stored', async () => {
   const store = newStore();
   await assert.rejects(writeLayer([file('../escape', 'x')], store, { compression: 'gzip' }), isCode('TAR_PATH'));
   let opened = false;
-  const watched = file('a', '', { size: 0, open: () => ((opened = true), Readable.from([])) });
+  const watched = file('a', '', {
+    size: 0,
+    open: () => {
+      opened = true;
+      return Readable.from([]);
+    },
+  });
   await assert.rejects(writeLayer([watched], store, { compression: 'gzip', level: 12 }), isCode('COMPRESSION_LEVEL'));
   await assert.rejects(writeLayer([watched], store, { compression: 'uncompressed', level: 1 }), isCode('COMPRESSION_LEVEL'));
   assert.equal(opened, false);

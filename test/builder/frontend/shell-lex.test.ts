@@ -1,20 +1,10 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ShellLex, type Environment } from '../../../builder/frontend/shell-lex.js';
 import { TsbuildError } from '../../../layers/errors.js';
-
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('package.json not found above the test file');
-    dir = parent;
-  }
-  return dir;
-}
+import { repoRoot } from '../../support/repo-root.js';
 
 const fixtures = join(repoRoot(), 'test', 'fixtures', 'buildkit-shell');
 

@@ -1,0 +1,35 @@
+import type { Stats } from 'node:fs';
+import { lstat, open, unlink } from 'node:fs/promises';
+
+/** True when `error` is a Node system error with this `code` (e.g. `ENOENT`). */
+export function isErrnoCode(error: unknown, code: string): boolean {
+  return error instanceof Error && (error as NodeJS.ErrnoException).code === code;
+}
+
+export async function removeIfExists(path: string): Promise<void> {
+  try {
+    await unlink(path);
+  } catch (error) {
+    if (!isErrnoCode(error, 'ENOENT')) throw error;
+  }
+}
+
+/** Flushes a written file to disk before it is renamed into place. */
+export async function syncFile(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The path's own metadata, or undefined when it (or a parent) does not exist. */
+export async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
+  try {
+    return await lstat(path);
+  } catch (error) {
+    if (isErrnoCode(error, 'ENOENT') || isErrnoCode(error, 'ENOTDIR')) return undefined;
+    throw error;
+  }
+}
