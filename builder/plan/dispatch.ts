@@ -137,7 +137,7 @@ function dispatchInstruction(state: StageState, ins: Instruction, ctx: DispatchC
         createdBy: `RUN ${commandArgs(ins.command, c).join(' ')}`,
         args: commandArgs(ins.command, c),
         heredocs: ins.heredocs,
-        env: runEnvironment(state.scope),
+        env: state.scope.runEnvList(),
         ...(c.User ? { user: c.User } : {}),
         workdir: c.WorkingDir || '/',
         mounts: ins.mounts,
@@ -151,21 +151,25 @@ function dispatchInstruction(state: StageState, ins: Instruction, ctx: DispatchC
   }
 }
 
+/** The stage or context `COPY --from` names. As in BuildKit, it is taken literally: no variables. */
+export function copyFromName(from: string, lex: ShellLex): string {
+  if (lex.processWord(from, new Map()) !== from) {
+    throw new TsbuildError(
+      'BAD_COPY_FROM',
+      'variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround',
+    );
+  }
+  return from;
+}
+
 /** Exec form as written; shell form run through the stage's SHELL. */
 function commandArgs(command: CommandLine, config: ContainerConfig): string[] {
   return command.prependShell ? [...(config.Shell ?? defaultShell), ...command.args] : [...command.args];
 }
 
-/** RUN sees ENV plus the ARGs in scope that ENV does not override. */
-function runEnvironment(scope: Scope): string[] {
-  const env = scope.envList();
-  for (const [key, value] of scope.args) if (!scope.env.has(key)) env.push(`${key}=${value}`);
-  return env;
-}
-
 function copyStep(ins: CopyInstruction | AddInstruction, state: StageState, ctx: DispatchContext, expand: (w: string) => string): PlannedStep {
   const vars = state.scope.expansionVariables();
-  const from = ins.kind === 'COPY' && ins.from !== undefined ? ctx.resolveCopyFrom(expand(ins.from)) : { kind: 'context' as const };
+  const from = ins.kind === 'COPY' && ins.from !== undefined ? ctx.resolveCopyFrom(copyFromName(ins.from, ctx.lex)) : { kind: 'context' as const };
   const sourceContents = ins.sourceContents.map((s) => (s.expand ? { ...s, data: ctx.heredocLex.processWord(s.data, vars) } : s));
   const chown = ins.chown !== undefined ? expand(ins.chown) : undefined;
   const chmod = ins.chmod !== undefined ? expand(ins.chmod) : undefined;

@@ -4,7 +4,7 @@ import type { FromInstruction, Instruction, ParsedDockerfile } from '../frontend
 import { parseDockerfile } from '../frontend/parse.js';
 import { ShellLex } from '../frontend/shell-lex.js';
 import type { NamedContext } from './build-contexts.js';
-import { dispatch, type DispatchContext, type StageState } from './dispatch.js';
+import { copyFromName, dispatch, type DispatchContext, type StageState } from './dispatch.js';
 import type { BuildPlan, CopySource, PlannedStage, PlatformPlan, ResolvedImage, StageBase } from './plan-types.js';
 import { parsePlatform, platformArgs } from './platform.js';
 import { Scope } from './scope.js';
@@ -58,6 +58,8 @@ interface PlannerContext {
 
 class PlatformPlanner {
   private readonly planned = new Map<number, PlannedStage>();
+  /** Each planned stage's final variables: a stage built on it inherits its ARGs too. */
+  private readonly scopes = new Map<number, Scope>();
 
   constructor(
     private readonly stages: readonly StageSource[],
@@ -65,6 +67,15 @@ class PlatformPlanner {
   ) {}
 
   async plan(target: number): Promise<PlatformPlan> {
+    // As in BuildKit, every FROM must expand to a name and a valid platform, and no COPY --from
+    // may use variables, in needed stages or not.
+    for (const stage of this.stages) {
+      const from = this.expandFrom(stage.from);
+      if (from.platform !== undefined) atInstruction(stage.from, () => parsePlatform(from.platform!));
+      for (const ins of stage.instructions) {
+        if (ins.kind === 'COPY' && ins.from !== undefined) atInstruction(ins, () => copyFromName(ins.from!, this.ctx.lex));
+      }
+    }
     const needed = this.neededStages(target);
     for (const stage of this.stages) {
       if (needed.has(stage.index)) this.planned.set(stage.index, await this.planStage(stage));
@@ -83,7 +94,7 @@ class PlatformPlanner {
       if (base) visit(base.index);
       for (const ins of stage.instructions) {
         if (ins.kind !== 'COPY' || ins.from === undefined) continue;
-        const source = findStage(this.stages, this.ctx.lex.processWord(ins.from, this.ctx.globalArgs), index);
+        const source = findStage(this.stages, ins.from, index);
         if (source) visit(source.index);
       }
     };
@@ -107,16 +118,19 @@ class PlatformPlanner {
     const basePlatform = platform ?? (base.kind === 'stage' ? this.planned.get(base.index)!.platform : this.ctx.platform);
     const baseConfig = this.baseConfig(base);
     const triggers = baseConfig.OnBuild ?? [];
+    const baseAuthor = base.kind === 'stage' ? this.planned.get(base.index)!.author : base.kind === 'image' ? base.image.config.author || undefined : undefined;
     let state: StageState = {
-      scope: Scope.fromEnvList(baseConfig.Env),
+      scope: base.kind === 'stage' ? this.scopes.get(base.index)! : Scope.fromEnvList(baseConfig.Env),
       config: { ...baseConfig, OnBuild: [] },
       cmdSet: false,
       steps: [],
+      ...(baseAuthor !== undefined ? { author: baseAuthor } : {}),
     };
     const dispatchContext = this.dispatchContext(stage.index);
     for (const instruction of [...parseTriggers(triggers, from.image), ...stage.instructions]) {
       state = dispatch(state, instruction, dispatchContext);
     }
+    this.scopes.set(stage.index, state.scope);
     const config = { ...state.config };
     if (config.OnBuild?.length === 0) delete config.OnBuild;
     return {
@@ -127,7 +141,7 @@ class PlatformPlanner {
       platform: basePlatform,
       steps: state.steps,
       config,
-      ...(state.author !== undefined ? { author: state.author } : base.kind === 'image' && base.image.config.author ? { author: base.image.config.author } : {}),
+      ...(state.author !== undefined ? { author: state.author } : {}),
     };
   }
 
