@@ -73,7 +73,7 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
   for (const message of plan.notes) progress({ kind: 'note', message });
   const workspace = await Workspace.create();
   try {
-    const contextTree = { root: contextDir, scope: 'context' as const, label: 'build context', isIgnored: (p: string) => ignore.matches(p) };
+    const contextTree = { root: contextDir, scope: 'context' as const, label: 'build context', isIgnored: (p: string) => ignore.matches(p), canSkipDir: (p: string) => ignore.canSkipDir(p) };
     const created = new Date((request.sourceDateEpoch ?? Math.floor(Date.now() / 1000)) * 1000).toISOString();
     const images: AssembledImage[] = [];
     const counter = { next: 0 };

@@ -26,6 +26,8 @@ export interface CopyTarget {
   readonly chmod?: ModeChange;
   /** Paths excluded with `--exclude`, relative to the copied source. */
   readonly isExcluded: (relPath: string) => boolean;
+  /** Whether an excluded directory holds nothing a `!` exclude pattern re-includes; when absent, it is searched. */
+  readonly canSkipExcludedDir?: (relPath: string) => boolean;
   /** Metadata of an existing path in the destination root filesystem, if there is one. */
   readonly existing: (relPath: string) => Promise<Stats | undefined>;
   /** Time for directories the copy creates, in seconds. */
@@ -85,18 +87,44 @@ export async function copyEntries(sources: readonly SelectedSource[], target: Co
 
 type Visit = (abs: string, stats: Stats, relToSource: string, linkTarget?: string) => void;
 
+interface Visited {
+  readonly abs: string;
+  readonly stats: Stats;
+  readonly rel: string;
+  readonly linkTarget?: string;
+}
+
 /** Visits a directory's contents depth-first in name order, never following symlinks. */
 async function walk(tree: SourceTree, dirRel: string, relToSource: string, target: CopyTarget, visit: Visit): Promise<void> {
+  for (const v of await collect(tree, dirRel, relToSource, target)) visit(v.abs, v.stats, v.rel, v.linkTarget);
+}
+
+/**
+ * Lists what a walk visits below a directory. A directory that `.dockerignore` or `--exclude`
+ * hides is still searched when a `!` exception may re-include something inside it; it is kept,
+ * as a parent, only when something is.
+ */
+async function collect(tree: SourceTree, dirRel: string, relToSource: string, target: CopyTarget): Promise<Visited[]> {
   const names = (await readdir(path.join(tree.root, dirRel, relToSource))).sort();
+  const out: Visited[] = [];
   for (const name of names) {
     const rel = relToSource === '' ? name : `${relToSource}/${name}`;
     const treeRel = joinRel(dirRel, rel);
-    if (tree.isIgnored(treeRel) || target.isExcluded(rel)) continue;
+    const ignored = tree.isIgnored(treeRel);
+    const excluded = target.isExcluded(rel);
+    if ((ignored && (tree.canSkipDir?.(treeRel) ?? false)) || (excluded && (target.canSkipExcludedDir?.(rel) ?? false))) continue;
     const abs = path.join(tree.root, treeRel);
     const stats = await lstat(abs);
-    visit(abs, stats, rel, stats.isSymbolicLink() ? await readlink(abs) : undefined);
-    if (stats.isDirectory()) await walk(tree, dirRel, rel, target, visit);
+    if (ignored || excluded) {
+      if (!stats.isDirectory()) continue;
+      const inside = await collect(tree, dirRel, rel, target);
+      if (inside.length > 0) out.push({ abs, stats, rel }, ...inside);
+      continue;
+    }
+    out.push({ abs, stats, rel, ...(stats.isSymbolicLink() ? { linkTarget: await readlink(abs) } : {}) });
+    if (stats.isDirectory()) out.push(...(await collect(tree, dirRel, rel, target)));
   }
+  return out;
 }
 
 /** Adds the parent directories of every entry: existing ones with their metadata, new ones as the copy creates them. */

@@ -46,6 +46,7 @@ export async function copyStepEntries(step: CopyStep, run: StageRun, ctx: CopyCo
     ...(step.chown !== undefined ? { owner: await resolveOwner(step.chown, rootfs) } : {}),
     ...(step.chmod !== undefined ? { chmod: parseChmod(step.chmod) } : {}),
     isExcluded: (rel) => excludes.matches(rel),
+    canSkipExcludedDir: (rel) => excludes.canSkipDir(rel),
     existing,
     now: ctx.now,
   });

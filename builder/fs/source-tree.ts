@@ -13,6 +13,11 @@ export interface SourceTree {
   readonly label: string;
   /** Paths hidden from the build (`.dockerignore`), root-relative. */
   isIgnored(relPath: string): boolean;
+  /**
+   * Whether an ignored directory holds nothing a `!` exception re-includes, so its contents need
+   * not be looked at. When absent, ignored directories are searched for re-included paths.
+   */
+  canSkipDir?(relPath: string): boolean;
 }
 
 /** One source a COPY pattern selected. */
@@ -33,9 +38,9 @@ export async function matchSources(tree: SourceTree, source: string): Promise<So
   const matched = hasWildcard(source) ? await expandPattern(tree, components) : [components.join('/')];
   const results: SourceMatch[] = [];
   for (const matchedPath of matched) {
-    if (tree.isIgnored(matchedPath)) continue;
     const relPath = await resolveInRoot(tree.root, matchedPath, tree.scope, true);
-    if (tree.isIgnored(relPath)) continue;
+    // An ignored directory is still there when a `!` exception re-includes something inside it.
+    if ((tree.isIgnored(matchedPath) || tree.isIgnored(relPath)) && !(await hasVisibleDescendant(tree, relPath))) continue;
     const stats = await statOrUndefined(path.join(tree.root, relPath));
     if (stats) results.push({ relPath, matchedPath, stats });
   }
@@ -68,12 +73,35 @@ async function expandPattern(tree: SourceTree, components: string[]): Promise<st
       const regex = compileComponentPattern(component);
       const realDir = await resolveInRoot(tree.root, dir, tree.scope, true);
       for (const name of await listDir(path.join(tree.root, realDir))) {
-        if (regex.test(name) && !tree.isIgnored(join(dir, name))) next.push(join(dir, name));
+        if (!regex.test(name)) continue;
+        if (!tree.isIgnored(join(dir, name)) || (await hasVisibleDescendant(tree, join(realDir, name)))) next.push(join(dir, name));
       }
     }
     candidates = next;
   }
   return candidates;
+}
+
+/**
+ * Whether the real root-relative path is a directory holding some path the tree does not ignore,
+ * as a `!` exception in `.dockerignore` can re-include a path below an ignored directory.
+ */
+export async function hasVisibleDescendant(tree: SourceTree, relDir: string): Promise<boolean> {
+  if (tree.canSkipDir?.(relDir)) return false;
+  let children;
+  try {
+    children = await readdir(path.join(tree.root, relDir), { withFileTypes: true });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+    throw err;
+  }
+  for (const child of children) {
+    const rel = join(relDir, child.name);
+    if (!tree.isIgnored(rel)) return true;
+    if (child.isDirectory() && (await hasVisibleDescendant(tree, rel))) return true;
+  }
+  return false;
 }
 
 function join(dir: string, name: string): string {

@@ -775,3 +775,59 @@ describe('ADD', () => {
     });
   });
 });
+
+describe('.dockerignore exceptions', () => {
+  it('keeps a re-included file inside an ignored directory', async () => {
+    await withImage(
+      {
+        dockerfile: df('FROM scratch', 'COPY . /all/', 'COPY build /b/', 'COPY build/keep.txt /k/', 'COPY bui* /glob/'),
+        files: { '.dockerignore': 'build\n!build/keep.txt\n', 'build/keep.txt': 'k', 'build/drop.txt': 'd', 'build/sub/x': 'x', 'a': 'a' },
+        setup: async (ctx) => chmod(join(ctx, 'build'), 0o750),
+      },
+      async ({ rootfs }) => {
+        assert.deepEqual(await names(rootfs, 'all'), ['.dockerignore', 'Dockerfile', 'a', 'build']);
+        assert.deepEqual(await names(rootfs, 'all/build'), ['keep.txt']);
+        await assertNode(rootfs, 'all/build', { type: 'dir', mode: 0o750 });
+        assert.deepEqual(await names(rootfs, 'b'), ['keep.txt']);
+        await assertNode(rootfs, 'k/keep.txt', { type: 'file', content: 'k' });
+        assert.deepEqual(await names(rootfs, 'glob'), ['keep.txt']);
+      },
+    );
+  });
+
+  it('supports the "ignore everything but" idiom', async () => {
+    await withImage(
+      {
+        dockerfile: df('FROM scratch', 'COPY . /app/', 'COPY src /src/'),
+        files: { '.dockerignore': '*\n!src/**\n', 'src/main.c': 'm', 'src/lib/util.c': 'u', 'README': 'r', 'other/x': 'x' },
+      },
+      async ({ rootfs }) => {
+        assert.deepEqual(await names(rootfs, 'app'), ['src']);
+        assert.deepEqual(await names(rootfs, 'app/src'), ['lib', 'main.c']);
+        await assertNode(rootfs, 'app/src/lib/util.c', { type: 'file', content: 'u' });
+        assert.deepEqual(await names(rootfs, 'src'), ['lib', 'main.c']);
+      },
+    );
+  });
+
+  it('still reports an ignored directory with nothing re-included as not found', async () => {
+    await assertBuildFails(
+      { dockerfile: df('FROM scratch', 'COPY build /b/'), files: { '.dockerignore': 'build\n!other/keep\n', 'build/x': 'x', 'other/keep': 'k' } },
+      2,
+      /build.*not found/,
+    );
+  });
+
+  it('applies ! exceptions in --exclude', async () => {
+    await withImage(
+      {
+        dockerfile: df('FROM scratch', 'COPY --exclude=docs --exclude=!docs/README.md proj /p/'),
+        files: { 'proj/docs/README.md': 'r', 'proj/docs/internal.md': 'i', 'proj/main.c': 'm' },
+      },
+      async ({ rootfs }) => {
+        assert.deepEqual(await names(rootfs, 'p'), ['docs', 'main.c']);
+        assert.deepEqual(await names(rootfs, 'p/docs'), ['README.md']);
+      },
+    );
+  });
+});
