@@ -17,6 +17,7 @@ import type { StageRun } from './stage-run.js';
 import { resolveOwner } from './user-db.js';
 import type { Workspace } from './workspace.js';
 import type { LayerEntry } from '../../layers/entry.js';
+import { lstatOrUndefined } from '../../layers/fs-util.js';
 
 /** What a COPY/ADD needs from the rest of the build. */
 export interface CopyContext {
@@ -167,14 +168,4 @@ async function heredocSource(name: string, data: string, ctx: CopyContext): Prom
 
 async function selectRoot(tree: SourceTree): Promise<SelectedSource> {
   return { tree, match: { relPath: '', matchedPath: '', stats: await lstat(tree.root) } };
-}
-
-async function lstatOrUndefined(abs: string): Promise<Stats | undefined> {
-  try {
-    return await lstat(abs);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-    throw err;
-  }
 }

@@ -1,9 +1,10 @@
 import type { Stats } from 'node:fs';
-import { lstat, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { TsbuildError } from '../../layers/errors.js';
 import { compileComponentPattern, hasWildcard } from './glob.js';
 import { resolveInRoot, splitPath, type RootScope } from './resolve-path.js';
+import { lstatOrUndefined } from '../../layers/fs-util.js';
 
 /** A directory tree that COPY/ADD read from: the build context, or another stage's root filesystem. */
 export interface SourceTree {
@@ -41,7 +42,7 @@ export async function matchSources(tree: SourceTree, source: string): Promise<So
     const relPath = await resolveInRoot(tree.root, matchedPath, tree.scope, true);
     // An ignored directory is still there when a `!` exception re-includes something inside it.
     if ((tree.isIgnored(matchedPath) || tree.isIgnored(relPath)) && !(await hasVisibleDescendant(tree, relPath))) continue;
-    const stats = await statOrUndefined(path.join(tree.root, relPath));
+    const stats = await lstatOrUndefined(path.join(tree.root, relPath));
     if (stats) results.push({ relPath, matchedPath, stats });
   }
   if (results.length === 0) {
@@ -114,16 +115,6 @@ async function listDir(abs: string): Promise<string[]> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return [];
-    throw err;
-  }
-}
-
-async function statOrUndefined(abs: string): Promise<Stats | undefined> {
-  try {
-    return await lstat(abs);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
     throw err;
   }
 }
