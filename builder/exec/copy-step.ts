@@ -9,7 +9,7 @@ import { createReadStream } from 'node:fs';
 import { PatternMatcher } from '../context/ignore.js';
 import { resolveInRoot, splitPath } from '../fs/resolve-path.js';
 import { matchSources, type SourceTree } from '../fs/source-tree.js';
-import type { CopyStep } from '../plan/plan-types.js';
+import type { CopyStep, ResolvedImage } from '../plan/plan-types.js';
 import { parseChmod } from './chmod.js';
 import { copyEntries, type SelectedSource } from './copy-entries.js';
 import { downloadUrl, isUrl } from './fetch-url.js';
@@ -25,6 +25,8 @@ export interface CopyContext {
   readonly contextTree: SourceTree;
   /** The finished stage a `COPY --from` names. */
   readonly stageRun: (index: number) => StageRun;
+  /** The unpacked root filesystem of an image `COPY --from` names. */
+  readonly imageRootfs: (contextName: string, image: ResolvedImage) => Promise<string>;
   readonly now: number;
 }
 
@@ -88,7 +90,7 @@ async function sourceTree(step: CopyStep, ctx: CopyContext): Promise<SourceTree>
       return { root: await source.rootfs(), scope: 'rootfs', label, isIgnored: () => false };
     }
     case 'image':
-      throw new TsbuildError('UNSUPPORTED', `COPY --from=${from.contextName}: copying from an image build context is not supported yet`);
+      return { root: await ctx.imageRootfs(from.contextName, from.image), scope: 'rootfs', label: `image "${from.contextName}"`, isIgnored: () => false };
   }
 }
 

@@ -5,7 +5,8 @@ import { SourceError, TsbuildError } from '../../layers/errors.js';
 import type { HistoryEntry } from '../../layers/types.js';
 import { writeLayer } from '../../layers/write-layer.js';
 import type { SourceTree } from '../fs/source-tree.js';
-import type { PlannedStage, PlannedStep, PlatformPlan, StageBase } from '../plan/plan-types.js';
+import type { PlannedStage, PlannedStep, PlatformPlan, ResolvedImage, StageBase } from '../plan/plan-types.js';
+import { applyLayers } from './rootfs.js';
 import type { ProgressListener } from '../progress.js';
 import { copyStepEntries } from './copy-step.js';
 import type { ImageLayer } from './image-layer.js';
@@ -34,6 +35,7 @@ export interface BuiltImage {
 /** Runs every stage of a platform plan and returns the target stage's image. */
 export async function executePlan(plan: PlatformPlan, options: ExecuteOptions, stepCounter: { next: number }): Promise<BuiltImage> {
   const runs = new Map<number, StageRun>();
+  const imageRootfs = memoisedImageRootfs(options.workspace);
   const created = new Date((options.sourceDateEpoch ?? Math.floor(Date.now() / 1000)) * 1000).toISOString();
   const now = options.sourceDateEpoch ?? Math.floor(Date.now() / 1000);
   for (const stage of plan.stages) {
@@ -45,7 +47,7 @@ export async function executePlan(plan: PlatformPlan, options: ExecuteOptions, s
       const id = ++stepCounter.next;
       const started = Date.now();
       options.progress({ kind: 'step-start', step: id, name: `[${label} ${i + 1}/${stage.steps.length}] ${step.createdBy}` });
-      await atStep(step, () => executeStep(step, run, { ...options, created, now, runs }));
+      await atStep(step, () => executeStep(step, run, { ...options, created, now, runs, imageRootfs }));
       options.progress({ kind: 'step-done', step: id, seconds: (Date.now() - started) / 1000 });
     }
   }
@@ -57,6 +59,7 @@ interface StepContext extends ExecuteOptions {
   readonly created: string;
   readonly now: number;
   readonly runs: ReadonlyMap<number, StageRun>;
+  readonly imageRootfs: (contextName: string, image: ResolvedImage) => Promise<string>;
 }
 
 async function executeStep(step: PlannedStep, run: StageRun, ctx: StepContext): Promise<void> {
@@ -79,6 +82,7 @@ async function executeStep(step: PlannedStep, run: StageRun, ctx: StepContext): 
         contextTree: ctx.contextTree,
         now: ctx.now,
         stageRun: (index) => ctx.runs.get(index)!,
+        imageRootfs: ctx.imageRootfs,
       });
       await run.addLayer(await layerFrom(entries, ctx), history);
       return;
@@ -99,16 +103,36 @@ async function layerFrom(entries: LayerEntry[], ctx: StepContext): Promise<Image
 function baseLayers(base: StageBase, runs: ReadonlyMap<number, StageRun>): readonly ImageLayer[] {
   if (base.kind === 'scratch') return [];
   if (base.kind === 'stage') return runs.get(base.index)!.layers;
-  const { image } = base;
+  return imageLayers(base.contextName, base.image);
+}
+
+/** An image's layers with their diff_ids and blob files in the layout it came from. */
+function imageLayers(contextName: string, image: ResolvedImage): ImageLayer[] {
   const diffIds = image.config.rootfs.diff_ids;
   if (diffIds.length !== image.layers.length) {
-    throw new TsbuildError('BAD_IMAGE', `base image ${base.contextName}: ${image.layers.length} layers but ${diffIds.length} diff_ids`);
+    throw new TsbuildError('BAD_IMAGE', `image ${contextName}: ${image.layers.length} layers but ${diffIds.length} diff_ids`);
   }
   return image.layers.map((descriptor, i) => ({
     descriptor,
     diffId: diffIds[i]!,
     blobPath: path.join(image.layoutDir, 'blobs', 'sha256', descriptor.digest.slice('sha256:'.length)),
   }));
+}
+
+/** Unpacks each image `COPY --from` names once per build. */
+function memoisedImageRootfs(workspace: Workspace): (contextName: string, image: ResolvedImage) => Promise<string> {
+  const unpacked = new Map<string, Promise<string>>();
+  return (contextName, image) => {
+    let rootfs = unpacked.get(image.manifestDigest);
+    if (!rootfs) {
+      rootfs = workspace.newDir('image-rootfs').then(async (dir) => {
+        await applyLayers(dir, imageLayers(contextName, image));
+        return dir;
+      });
+      unpacked.set(image.manifestDigest, rootfs);
+    }
+    return rootfs;
+  };
 }
 
 function baseHistory(base: StageBase, runs: ReadonlyMap<number, StageRun>): readonly HistoryEntry[] {

@@ -174,6 +174,9 @@ function copyStep(ins: CopyInstruction | AddInstruction, state: StageState, ctx:
   const chown = ins.chown !== undefined ? expand(ins.chown) : undefined;
   const chmod = ins.chmod !== undefined ? expand(ins.chmod) : undefined;
   const checksum = ins.kind === 'ADD' && ins.checksum !== undefined ? expand(ins.checksum) : undefined;
+  if (checksum !== undefined && (ins.sourceContents.length > 0 || ins.sources.some((s) => !/^https?:\/\//i.test(expand(s))))) {
+    throw new TsbuildError('BAD_CHECKSUM', 'checksum can\'t be specified for non-HTTP(S) sources');
+  }
   if (ins.kind === 'ADD' && ins.keepGitDir !== undefined) {
     throw new TsbuildError('UNSUPPORTED', 'ADD --keep-git-dir: git sources are not supported');
   }

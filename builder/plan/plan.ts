@@ -126,8 +126,10 @@ class PlatformPlanner {
       steps: [],
       ...(baseAuthor !== undefined ? { author: baseAuthor } : {}),
     };
-    const dispatchContext = this.dispatchContext(stage.index);
-    for (const instruction of [...parseTriggers(triggers, from.image), ...stage.instructions]) {
+    const instructions = [...parseTriggers(triggers, from.image), ...stage.instructions];
+    const copyImages = await this.resolveCopyImages(instructions, stage.index, basePlatform);
+    const dispatchContext = this.dispatchContext(stage.index, copyImages);
+    for (const instruction of instructions) {
       state = dispatch(state, instruction, dispatchContext);
     }
     this.scopes.set(stage.index, state.scope);
@@ -168,18 +170,31 @@ class PlatformPlanner {
     return base.image.config.config ?? {};
   }
 
-  private dispatchContext(stageIndex: number): DispatchContext {
+  /** Reads the images of OCI layout build contexts that `COPY --from` names, for the stage's platform. */
+  private async resolveCopyImages(instructions: readonly Instruction[], stageIndex: number, platform: Platform): Promise<Map<string, ResolvedImage>> {
+    const images = new Map<string, ResolvedImage>();
+    for (const ins of instructions) {
+      if (ins.kind !== 'COPY' || ins.from === undefined) continue;
+      const name = atInstruction(ins, () => copyFromName(ins.from!, this.ctx.lex));
+      const context = this.ctx.options.buildContexts.get(name);
+      if (images.has(name) || context?.kind !== 'oci-layout' || findStage(this.stages, name, stageIndex)) continue;
+      images.set(name, await atInstructionAsync(ins, () => this.ctx.options.resolveImage(context, platform)));
+    }
+    return images;
+  }
+
+  private dispatchContext(stageIndex: number, copyImages: ReadonlyMap<string, ResolvedImage>): DispatchContext {
     return {
       lex: this.ctx.lex,
       heredocLex: new ShellLex(this.ctx.lex.escapeToken, { skipProcessQuotes: true }),
       buildArgs: this.ctx.options.buildArgs,
       globalArgs: this.ctx.globalArgs,
       consumedArgs: this.ctx.consumedArgs,
-      resolveCopyFrom: (from) => this.resolveCopyFrom(from, stageIndex),
+      resolveCopyFrom: (from) => this.resolveCopyFrom(from, stageIndex, copyImages),
     };
   }
 
-  private resolveCopyFrom(from: string, stageIndex: number): CopySource {
+  private resolveCopyFrom(from: string, stageIndex: number, copyImages: ReadonlyMap<string, ResolvedImage>): CopySource {
     const stage = findStage(this.stages, from, stageIndex);
     if (stage) {
       if (!this.planned.has(stage.index)) throw new TsbuildError('INTERNAL', `stage ${from} was not planned`);
@@ -187,9 +202,8 @@ class PlatformPlanner {
     }
     const context = this.ctx.options.buildContexts.get(from);
     if (context?.kind === 'local') return { kind: 'local-context', name: from, dir: context.dir };
-    if (context?.kind === 'oci-layout') {
-      throw new TsbuildError('UNSUPPORTED', `COPY --from=${from}: copying from an image build context is not supported yet; use it in a FROM stage and COPY --from that stage`);
-    }
+    const image = copyImages.get(from);
+    if (image) return { kind: 'image', contextName: from, image };
     if (/^\d+$/.test(from)) throw new TsbuildError('UNKNOWN_STAGE', `COPY --from=${from}: no earlier stage has index ${from}`);
     throw new TsbuildError('REGISTRY_UNSUPPORTED', `COPY --from=${from}: no stage or build context of that name, and pulling from registries is not supported yet`);
   }

@@ -180,6 +180,25 @@ describe('a base image from an OCI layout build context', () => {
   });
 });
 
+test('COPY --from an OCI layout build context copies out of that image', async () => {
+  const base = path.join(work.dir, 'busybox-for-copy');
+  await writeBusyboxImage(base);
+  const ctx = path.join(work.dir, 'ctx-copy-from-image');
+  await mkdir(ctx, { recursive: true });
+  await writeFile(path.join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY --from=tools /bin/busybox /usr/bin/\nCOPY --from=tools /etc/passwd /etc/\n');
+  const dest = path.join(work.dir, 'copied-from-image');
+  const result = await tsbuild(['--build-context', `tools=oci-layout://${base}`, '-t', 'c:1', '-o', `type=oci,dest=${dest}`, ctx], epoch);
+  assert.equal(result.code, 0, result.stderr);
+  await validateLayout(dest);
+  const { rootfs, cleanup } = await unpackWithUmoci(dest, 'c:1');
+  try {
+    assert.deepEqual(await readFile(path.join(rootfs, 'usr/bin/busybox')), await readFile('/bin/busybox'));
+    assert.match(await readFile(path.join(rootfs, 'etc/passwd'), 'utf8'), /^app:x:1000:1000:/m);
+  } finally {
+    await cleanup();
+  }
+});
+
 describe('errors', () => {
   async function failing(dockerfile: string, files: Record<string, string> = {}, extra: string[] = []) {
     const { dir, cleanup } = await tempDir('tsbuild-err');
@@ -225,6 +244,12 @@ describe('errors', () => {
     const result = await failing('FROM scratch\nRUN echo hi\n');
     assert.equal(result.code, 1);
     assert.match(oneLine(result.stderr), /^error: \S*Dockerfile:2: RUN is not supported yet/);
+  });
+
+  test('ADD --checksum on a local source is refused', async () => {
+    const result = await failing('FROM scratch\nADD --checksum=sha256:0000000000000000000000000000000000000000000000000000000000000000 a /\n', { a: 'a' });
+    assert.equal(result.code, 1);
+    assert.match(oneLine(result.stderr), /^error: \S*Dockerfile:2: checksum can't be specified for non-HTTP\(S\) sources/);
   });
 
   test('an unknown CLI flag is a usage error with exit code 2', async () => {
