@@ -24,3 +24,23 @@ export class SourceError extends TsbuildError {
     this.line = line;
   }
 }
+
+/**
+ * Runs `action` (sync or async) so that a TsbuildError it throws without a location is re-thrown
+ * as a SourceError at `file:line`.
+ */
+export function atSourceLine<T>(file: string, line: number, action: () => T): T {
+  const locate = (err: unknown): unknown =>
+    err instanceof TsbuildError && !(err instanceof SourceError) ? new SourceError(file, line, err.message, { cause: err }) : err;
+  try {
+    const result = action();
+    if (result instanceof Promise) {
+      return result.catch((err: unknown) => {
+        throw locate(err);
+      }) as T;
+    }
+    return result;
+  } catch (err) {
+    throw locate(err);
+  }
+}

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { Compression } from '../../layers/compression.js';
 import type { LayerEntry } from '../../layers/entry.js';
-import { SourceError, TsbuildError } from '../../layers/errors.js';
+import { atSourceLine, TsbuildError } from '../../layers/errors.js';
 import type { HistoryEntry } from '../../layers/types.js';
 import { writeLayer } from '../../layers/write-layer.js';
 import type { SourceTree } from '../fs/source-tree.js';
@@ -47,7 +47,7 @@ export async function executePlan(plan: PlatformPlan, options: ExecuteOptions, s
       const id = ++stepCounter.next;
       const started = Date.now();
       options.progress({ kind: 'step-start', step: id, name: `[${label} ${i + 1}/${stage.steps.length}] ${step.createdBy}` });
-      await atStep(step, () => executeStep(step, run, { ...options, created, now, runs, imageRootfs }));
+      await atSourceLine(step.location.file, step.location.startLine, () => executeStep(step, run, { ...options, created, now, runs, imageRootfs }));
       options.progress({ kind: 'step-done', step: id, seconds: (Date.now() - started) / 1000 });
     }
   }
@@ -141,13 +141,3 @@ function baseHistory(base: StageBase, runs: ReadonlyMap<number, StageRun>): read
   return base.image.config.history ?? [];
 }
 
-async function atStep(step: PlannedStep, action: () => Promise<void>): Promise<void> {
-  try {
-    await action();
-  } catch (err) {
-    if (err instanceof TsbuildError && !(err instanceof SourceError)) {
-      throw new SourceError(step.location.file, step.location.startLine, err.message, { cause: err });
-    }
-    throw err;
-  }
-}

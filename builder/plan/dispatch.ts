@@ -1,4 +1,4 @@
-import { SourceError, TsbuildError } from '../../layers/errors.js';
+import { atSourceLine, TsbuildError } from '../../layers/errors.js';
 import type { ContainerConfig } from '../../layers/types.js';
 import type { AddInstruction, CommandLine, CopyInstruction, Instruction } from '../frontend/instructions.js';
 import { ShellLex } from '../frontend/shell-lex.js';
@@ -32,14 +32,8 @@ export const defaultShell = ['/bin/sh', '-c'];
 
 /** Applies one instruction to a stage, turning any failure into an error at its line. */
 export function dispatch(state: StageState, instruction: Instruction, ctx: DispatchContext): StageState {
-  try {
-    return dispatchInstruction(state, instruction, ctx);
-  } catch (err) {
-    if (err instanceof TsbuildError && !(err instanceof SourceError)) {
-      throw new SourceError(instruction.location.file, instruction.location.startLine, err.message, { cause: err });
-    }
-    throw err;
-  }
+  const { file, startLine } = instruction.location;
+  return atSourceLine(file, startLine, () => dispatchInstruction(state, instruction, ctx));
 }
 
 function dispatchInstruction(state: StageState, ins: Instruction, ctx: DispatchContext): StageState {

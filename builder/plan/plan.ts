@@ -1,4 +1,4 @@
-import { SourceError, TsbuildError } from '../../layers/errors.js';
+import { atSourceLine, TsbuildError } from '../../layers/errors.js';
 import type { ContainerConfig, Platform } from '../../layers/types.js';
 import type { FromInstruction, Instruction, ParsedDockerfile } from '../frontend/instructions.js';
 import { parseDockerfile } from '../frontend/parse.js';
@@ -114,7 +114,7 @@ class PlatformPlanner {
   private async planStage(stage: StageSource): Promise<PlannedStage> {
     const from = this.expandFrom(stage.from);
     const platform = from.platform !== undefined ? atInstruction(stage.from, () => parsePlatform(from.platform!)) : undefined;
-    const base = await atInstructionAsync(stage.from, () => this.resolveBase(stage, from.image, platform));
+    const base = await atInstruction(stage.from, () => this.resolveBase(stage, from.image, platform));
     const basePlatform = platform ?? (base.kind === 'stage' ? this.planned.get(base.index)!.platform : this.ctx.platform);
     const baseConfig = this.baseConfig(base);
     const triggers = baseConfig.OnBuild ?? [];
@@ -178,7 +178,7 @@ class PlatformPlanner {
       const name = atInstruction(ins, () => copyFromName(ins.from!, this.ctx.lex));
       const context = this.ctx.options.buildContexts.get(name);
       if (images.has(name) || context?.kind !== 'oci-layout' || findStage(this.stages, name, stageIndex)) continue;
-      images.set(name, await atInstructionAsync(ins, () => this.ctx.options.resolveImage(context, platform)));
+      images.set(name, await atInstruction(ins, () => this.ctx.options.resolveImage(context, platform)));
     }
     return images;
   }
@@ -217,24 +217,5 @@ function parseTriggers(triggers: readonly string[], image: string): Instruction[
 }
 
 function atInstruction<T>(ins: Instruction, action: () => T): T {
-  try {
-    return action();
-  } catch (err) {
-    throw asSourceError(ins, err);
-  }
-}
-
-async function atInstructionAsync<T>(ins: Instruction, action: () => Promise<T>): Promise<T> {
-  try {
-    return await action();
-  } catch (err) {
-    throw asSourceError(ins, err);
-  }
-}
-
-function asSourceError(ins: Instruction, err: unknown): unknown {
-  if (err instanceof TsbuildError && !(err instanceof SourceError)) {
-    return new SourceError(ins.location.file, ins.location.startLine, err.message, { cause: err });
-  }
-  return err;
+  return atSourceLine(ins.location.file, ins.location.startLine, action);
 }
