@@ -7,6 +7,7 @@ import { OciLayout } from '../layers/oci-layout.js';
 import type { Descriptor, Digest, Platform } from '../layers/types.js';
 import { loadIgnorePatterns, PatternMatcher } from './context/ignore.js';
 import { executePlan } from './exec/execute.js';
+import { unpackingPreparer } from './exec/rootfs.js';
 import { Workspace } from './exec/workspace.js';
 import type { ParsedDockerfile } from './frontend/instructions.js';
 import { parseDockerfile } from './frontend/parse.js';
@@ -82,6 +83,7 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
         platformPlan,
         {
           workspace,
+          prepareRootfs: unpackingPreparer(workspace),
           contextTree,
           compression: request.compression ?? 'gzip',
           ...(request.compressionLevel !== undefined ? { compressionLevel: request.compressionLevel } : {}),

@@ -3,6 +3,7 @@ export type BuildEvent =
   | { readonly kind: 'note'; readonly message: string }
   | { readonly kind: 'step-start'; readonly step: number; readonly name: string }
   | { readonly kind: 'step-done'; readonly step: number; readonly seconds: number }
+  | { readonly kind: 'step-output'; readonly step: number; readonly stream: 'stdout' | 'stderr'; readonly text: string }
   | { readonly kind: 'exported'; readonly what: string; readonly digest: string };
 
 export type ProgressListener = (event: BuildEvent) => void;

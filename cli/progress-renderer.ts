@@ -13,6 +13,9 @@ export function progressRenderer(mode: ProgressMode, write: (line: string) => vo
       case 'step-start':
         write(`#${event.step} ${event.name}`);
         break;
+      case 'step-output':
+        for (const line of event.text.replace(/\n$/, '').split('\n')) write(`#${event.step} ${line}`);
+        break;
       case 'step-done':
         write(`#${event.step} DONE ${event.seconds.toFixed(1)}s`);
         break;

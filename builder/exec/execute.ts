@@ -6,16 +6,16 @@ import type { HistoryEntry } from '../../layers/types.js';
 import { writeLayer } from '../../layers/write-layer.js';
 import type { SourceTree } from '../fs/source-tree.js';
 import type { PlannedStage, PlannedStep, PlatformPlan, ResolvedImage, StageBase } from '../plan/plan-types.js';
-import { applyLayers } from './rootfs.js';
 import type { ProgressListener } from '../progress.js';
 import { copyStepEntries } from './copy-step.js';
 import type { ImageLayer } from './image-layer.js';
-import { StageRun } from './stage-run.js';
+import { StageRun, type PreparedRootfs, type RootfsPreparer } from './stage-run.js';
 import { workdirEntries } from './workdir-step.js';
 import type { Workspace } from './workspace.js';
 
 export interface ExecuteOptions {
   readonly workspace: Workspace;
+  readonly prepareRootfs: RootfsPreparer;
   readonly contextTree: SourceTree;
   readonly compression: Compression;
   readonly compressionLevel?: number;
@@ -35,24 +35,30 @@ export interface BuiltImage {
 /** Runs every stage of a platform plan and returns the target stage's image. */
 export async function executePlan(plan: PlatformPlan, options: ExecuteOptions, stepCounter: { next: number }): Promise<BuiltImage> {
   const runs = new Map<number, StageRun>();
-  const imageRootfs = memoisedImageRootfs(options.workspace);
+  const images = new ImageRootfsCache(options.prepareRootfs);
   const created = new Date((options.sourceDateEpoch ?? Math.floor(Date.now() / 1000)) * 1000).toISOString();
   const now = options.sourceDateEpoch ?? Math.floor(Date.now() / 1000);
-  for (const stage of plan.stages) {
-    const run = new StageRun(stage, baseLayers(stage.base, runs), baseHistory(stage.base, runs), options.workspace);
-    runs.set(stage.index, run);
-    const label = stage.name ?? `stage-${stage.index}`;
-    for (const [i, step] of stage.steps.entries()) {
-      if (options.signal?.aborted) throw new TsbuildError('INTERRUPTED', 'build interrupted');
-      const id = ++stepCounter.next;
-      const started = Date.now();
-      options.progress({ kind: 'step-start', step: id, name: `[${label} ${i + 1}/${stage.steps.length}] ${step.createdBy}` });
-      await atSourceLine(step.location.file, step.location.startLine, () => executeStep(step, run, { ...options, created, now, runs, imageRootfs }));
-      options.progress({ kind: 'step-done', step: id, seconds: (Date.now() - started) / 1000 });
+  try {
+    for (const stage of plan.stages) {
+      const run = new StageRun(stage, baseLayers(stage.base, runs), baseHistory(stage.base, runs), options.prepareRootfs);
+      runs.set(stage.index, run);
+      const label = stage.name ?? `stage-${stage.index}`;
+      for (const [i, step] of stage.steps.entries()) {
+        if (options.signal?.aborted) throw new TsbuildError('INTERRUPTED', 'build interrupted');
+        const id = ++stepCounter.next;
+        const started = Date.now();
+        options.progress({ kind: 'step-start', step: id, name: `[${label} ${i + 1}/${stage.steps.length}] ${step.createdBy}` });
+        const context: StepContext = { ...options, created, now, runs, imageRootfs: (name, image) => images.rootfs(name, image), stepId: id };
+        await atSourceLine(step.location.file, step.location.startLine, () => executeStep(step, run, context));
+        options.progress({ kind: 'step-done', step: id, seconds: (Date.now() - started) / 1000 });
+      }
     }
+    const target = runs.get(plan.targetIndex)!;
+    return { stage: target.stage, layers: target.layers, history: target.history };
+  } finally {
+    for (const run of runs.values()) await run.release();
+    await images.release();
   }
-  const target = runs.get(plan.targetIndex)!;
-  return { stage: target.stage, layers: target.layers, history: target.history };
 }
 
 interface StepContext extends ExecuteOptions {
@@ -60,6 +66,7 @@ interface StepContext extends ExecuteOptions {
   readonly now: number;
   readonly runs: ReadonlyMap<number, StageRun>;
   readonly imageRootfs: (contextName: string, image: ResolvedImage) => Promise<string>;
+  readonly stepId: number;
 }
 
 async function executeStep(step: PlannedStep, run: StageRun, ctx: StepContext): Promise<void> {
@@ -106,6 +113,26 @@ function baseLayers(base: StageBase, runs: ReadonlyMap<number, StageRun>): reado
   return imageLayers(base.contextName, base.image);
 }
 
+/** The root filesystems of images `COPY --from` names, each prepared once per build. */
+class ImageRootfsCache {
+  private readonly prepared = new Map<string, Promise<PreparedRootfs>>();
+
+  constructor(private readonly prepare: RootfsPreparer) {}
+
+  async rootfs(contextName: string, image: ResolvedImage): Promise<string> {
+    let rootfs = this.prepared.get(image.manifestDigest);
+    if (!rootfs) {
+      rootfs = this.prepare(imageLayers(contextName, image));
+      this.prepared.set(image.manifestDigest, rootfs);
+    }
+    return (await rootfs).dir;
+  }
+
+  async release(): Promise<void> {
+    for (const rootfs of this.prepared.values()) await (await rootfs.catch(() => undefined))?.release();
+  }
+}
+
 /** An image's layers with their diff_ids and blob files in the layout it came from. */
 function imageLayers(contextName: string, image: ResolvedImage): ImageLayer[] {
   const diffIds = image.config.rootfs.diff_ids;
@@ -119,21 +146,6 @@ function imageLayers(contextName: string, image: ResolvedImage): ImageLayer[] {
   }));
 }
 
-/** Unpacks each image `COPY --from` names once per build. */
-function memoisedImageRootfs(workspace: Workspace): (contextName: string, image: ResolvedImage) => Promise<string> {
-  const unpacked = new Map<string, Promise<string>>();
-  return (contextName, image) => {
-    let rootfs = unpacked.get(image.manifestDigest);
-    if (!rootfs) {
-      rootfs = workspace.newDir('image-rootfs').then(async (dir) => {
-        await applyLayers(dir, imageLayers(contextName, image));
-        return dir;
-      });
-      unpacked.set(image.manifestDigest, rootfs);
-    }
-    return rootfs;
-  };
-}
 
 function baseHistory(base: StageBase, runs: ReadonlyMap<number, StageRun>): readonly HistoryEntry[] {
   if (base.kind === 'scratch') return [];

@@ -2,14 +2,26 @@ import type { HistoryEntry } from '../../layers/types.js';
 import type { PlannedStage } from '../plan/plan-types.js';
 import type { ImageLayer } from './image-layer.js';
 import { applyLayers } from './rootfs.js';
-import type { Workspace } from './workspace.js';
+
+/** A stage's root filesystem on disk, ready for steps to read and change. */
+export interface PreparedRootfs {
+  /** The tree steps read and write. */
+  readonly dir: string;
+  /** Set when `dir` is an overlay mount: the only place changes land. */
+  readonly upperDir?: string;
+  /** Unmounts what preparing mounted; the workspace removal deletes the files. */
+  release(): Promise<void>;
+}
+
+/** Unpacks a layer chain into a root filesystem. */
+export type RootfsPreparer = (layers: readonly ImageLayer[]) => Promise<PreparedRootfs>;
 
 /**
  * A stage while it executes: its layers and history so far, and its root filesystem, which is
- * only unpacked when a step needs to look at files.
+ * only prepared when a step needs to look at files.
  */
 export class StageRun {
-  private rootfsPromise: Promise<string> | undefined;
+  private preparedPromise: Promise<PreparedRootfs> | undefined;
   private readonly layerList: ImageLayer[];
   private readonly historyList: HistoryEntry[];
 
@@ -17,7 +29,7 @@ export class StageRun {
     readonly stage: PlannedStage,
     baseLayers: readonly ImageLayer[],
     baseHistory: readonly HistoryEntry[],
-    private readonly workspace: Workspace,
+    private readonly prepare: RootfsPreparer,
   ) {
     this.layerList = [...baseLayers];
     this.historyList = [...baseHistory];
@@ -31,23 +43,36 @@ export class StageRun {
     return this.historyList;
   }
 
-  /** The stage's root filesystem as of now, unpacked on first use. */
-  rootfs(): Promise<string> {
-    this.rootfsPromise ??= this.workspace.newDir('rootfs').then(async (dir) => {
-      await applyLayers(dir, this.layerList);
-      return dir;
-    });
-    return this.rootfsPromise;
+  /** The stage's root filesystem as of now, prepared on first use. */
+  prepared(): Promise<PreparedRootfs> {
+    this.preparedPromise ??= this.prepare([...this.layerList]);
+    return this.preparedPromise;
+  }
+
+  async rootfs(): Promise<string> {
+    return (await this.prepared()).dir;
   }
 
   recordMetadata(entry: HistoryEntry): void {
     this.historyList.push({ ...entry, empty_layer: true });
   }
 
-  /** Appends a layer, and applies it to the root filesystem if that is already unpacked. */
+  /** Appends a layer built from outside the rootfs, applying it to the rootfs if that is prepared. */
   async addLayer(layer: ImageLayer, entry: HistoryEntry): Promise<void> {
-    if (this.rootfsPromise) await applyLayers(await this.rootfsPromise, [layer]);
+    if (this.preparedPromise) await applyLayers((await this.preparedPromise).dir, [layer]);
+    this.recordLayer(layer, entry);
+  }
+
+  /** Appends a layer whose changes the rootfs already holds (a RUN step's). */
+  recordLayer(layer: ImageLayer, entry: HistoryEntry): void {
     this.layerList.push(layer);
     this.historyList.push(entry);
+  }
+
+  /** Releases the prepared rootfs, if any. */
+  async release(): Promise<void> {
+    const prepared = this.preparedPromise;
+    this.preparedPromise = undefined;
+    if (prepared) await (await prepared.catch(() => undefined))?.release();
   }
 }

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { TsbuildError } from '../../layers/errors.js';
+import { isErrnoCode } from '../../layers/fs-util.js';
 import { resolveInRoot } from '../fs/resolve-path.js';
 
 export interface Owner {
@@ -8,37 +9,71 @@ export interface Owner {
   gid: number;
 }
 
+/** The user a RUN step's process runs as. */
+export interface ProcessUser extends Owner {
+  additionalGids: number[];
+  home: string;
+}
+
 interface PasswdEntry {
   name: string;
   uid: number;
   gid: number;
+  home: string;
+}
+
+interface GroupEntry {
+  name: string;
+  gid: number;
+  members: string[];
 }
 
 /**
- * Resolves a `--chown`/`USER` spec (`user`, `user:group`, names or numbers) against the root
+ * Resolves a `--chown` spec (`user`, `user:group`, names or numbers) against the root
  * filesystem's `/etc/passwd` and `/etc/group`. A numeric user without a group gets gid = uid; a
  * named user gets its primary group, as Docker does.
  */
 export async function resolveOwner(spec: string, rootfs: string | undefined): Promise<Owner> {
   const [userPart, groupPart] = splitSpec(spec);
   const userId = parseId(userPart);
-  let uid: number;
-  let primaryGid: number;
-  if (userId !== undefined) {
-    uid = userId;
-    primaryGid = userId;
-  } else {
-    const entry = (await readPasswd(rootfs)).find((e) => e.name === userPart);
-    if (!entry) throw new TsbuildError('UNKNOWN_USER', `unable to find user ${userPart}: no matching entries in passwd file`);
-    uid = entry.uid;
-    primaryGid = entry.gid;
-  }
-  if (groupPart === undefined) return { uid, gid: primaryGid };
-  const groupId = parseId(groupPart);
-  if (groupId !== undefined) return { uid, gid: groupId };
-  const group = (await readGroup(rootfs)).get(groupPart);
-  if (group === undefined) throw new TsbuildError('UNKNOWN_GROUP', `unable to find group ${groupPart}: no matching entries in group file`);
-  return { uid, gid: group };
+  const entry = userId === undefined ? await findUser(rootfs, userPart) : undefined;
+  const uid = userId ?? entry!.uid;
+  if (groupPart === undefined) return { uid, gid: userId ?? entry!.gid };
+  return { uid, gid: await resolveGroup(rootfs, groupPart) };
+}
+
+/**
+ * Resolves a `USER` value for running a process, as container runtimes do: a name or a uid known
+ * to `/etc/passwd` takes its primary group and home; an unknown uid runs with gid 0 and home `/`;
+ * supplementary groups are the `/etc/group` entries listing the user, unless a group is given.
+ */
+export async function resolveProcessUser(spec: string | undefined, rootfs: string): Promise<ProcessUser> {
+  const [userPart, groupPart] = splitSpec(spec === undefined || spec === '' ? '0' : spec);
+  const userId = parseId(userPart);
+  const passwd = await readPasswd(rootfs);
+  const entry = userId === undefined ? await findUser(rootfs, userPart) : passwd.find((e) => e.uid === userId);
+  const uid = userId ?? entry!.uid;
+  const home = entry?.home || '/';
+  if (groupPart !== undefined) return { uid, gid: await resolveGroup(rootfs, groupPart), additionalGids: [], home };
+  const gid = entry?.gid ?? 0;
+  const name = entry?.name;
+  const additionalGids =
+    name === undefined ? [] : (await readGroups(rootfs)).filter((g) => g.members.includes(name) && g.gid !== gid).map((g) => g.gid);
+  return { uid, gid, additionalGids: [...new Set(additionalGids)], home };
+}
+
+async function findUser(rootfs: string | undefined, name: string): Promise<PasswdEntry> {
+  const entry = (await readPasswd(rootfs)).find((e) => e.name === name);
+  if (!entry) throw new TsbuildError('UNKNOWN_USER', `unable to find user ${name}: no matching entries in passwd file`);
+  return entry;
+}
+
+async function resolveGroup(rootfs: string | undefined, spec: string): Promise<number> {
+  const groupId = parseId(spec);
+  if (groupId !== undefined) return groupId;
+  const group = (await readGroups(rootfs)).find((g) => g.name === spec);
+  if (!group) throw new TsbuildError('UNKNOWN_GROUP', `unable to find group ${spec}: no matching entries in group file`);
+  return group.gid;
 }
 
 function splitSpec(spec: string): [string, string | undefined] {
@@ -57,21 +92,19 @@ function parseId(text: string): number | undefined {
 }
 
 async function readPasswd(rootfs: string | undefined): Promise<PasswdEntry[]> {
-  const text = await readEtc(rootfs, 'etc/passwd');
-  return text.flatMap((fields) => {
+  return (await readEtc(rootfs, 'etc/passwd')).flatMap((fields) => {
     const uid = Number(fields[2]);
     const gid = Number(fields[3]);
-    return fields.length >= 4 && Number.isInteger(uid) && Number.isInteger(gid) ? [{ name: fields[0]!, uid, gid }] : [];
+    return fields.length >= 4 && Number.isInteger(uid) && Number.isInteger(gid) ? [{ name: fields[0]!, uid, gid, home: fields[5] ?? '' }] : [];
   });
 }
 
-async function readGroup(rootfs: string | undefined): Promise<Map<string, number>> {
-  const groups = new Map<string, number>();
-  for (const fields of await readEtc(rootfs, 'etc/group')) {
+async function readGroups(rootfs: string | undefined): Promise<GroupEntry[]> {
+  return (await readEtc(rootfs, 'etc/group')).flatMap((fields) => {
     const gid = Number(fields[2]);
-    if (fields.length >= 3 && Number.isInteger(gid) && !groups.has(fields[0]!)) groups.set(fields[0]!, gid);
-  }
-  return groups;
+    const members = (fields[3] ?? '').split(',').map((m) => m.trim()).filter((m) => m !== '');
+    return fields.length >= 3 && Number.isInteger(gid) ? [{ name: fields[0]!, gid, members }] : [];
+  });
 }
 
 /** Colon-separated records of a file in the root filesystem; none when it is missing. */
@@ -85,7 +118,7 @@ async function readEtc(rootfs: string | undefined, file: string): Promise<string
       .filter((line) => line.trim() !== '' && !line.startsWith('#'))
       .map((line) => line.split(':'));
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if (isErrnoCode(err, 'ENOENT')) return [];
     throw err;
   }
 }

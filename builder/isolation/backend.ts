@@ -1,0 +1,61 @@
+/** Which isolation `--isolation` asks for; `auto` picks the best one available. */
+export type IsolationMode = 'auto' | 'oci' | 'chroot' | 'rootless' | 'none';
+
+export interface RunUser {
+  readonly uid: number;
+  readonly gid: number;
+  /** Supplementary groups, from the rootfs's `/etc/group`. */
+  readonly additionalGids: readonly number[];
+}
+
+/** A bind mount of a host file or directory into the container, e.g. the generated `/etc/hosts`. */
+export interface BindMount {
+  /** Absolute path inside the container. */
+  readonly destination: string;
+  /** Absolute path on the host. */
+  readonly source: string;
+  readonly readonly: boolean;
+}
+
+/** Everything a backend needs to run one RUN step's process. */
+export interface RunSpec {
+  /** The prepared root filesystem directory; the process's changes land here. */
+  readonly rootfs: string;
+  readonly args: readonly string[];
+  /** `KEY=value` pairs, complete (the caller adds PATH and HOME defaults). */
+  readonly env: readonly string[];
+  /** Absolute working directory inside the container; it exists in the rootfs. */
+  readonly cwd: string;
+  readonly user: RunUser;
+  readonly hostname: string;
+  /** `none` gives the process only a loopback interface; `default` and `host` share the host's network. */
+  readonly network: 'default' | 'none' | 'host';
+  /**
+   * Files and directories bound into the container (`/etc/hosts`, `/etc/hostname`,
+   * `/etc/resolv.conf`). Their mount points exist in the rootfs before the run.
+   */
+  readonly binds: readonly BindMount[];
+  /** A private scratch directory for the backend (bundles, state), removed by the caller. */
+  readonly scratchDir: string;
+  readonly stdout: (chunk: Buffer) => void;
+  readonly stderr: (chunk: Buffer) => void;
+  /** Aborting kills the process and everything it started, then `run` rejects. */
+  readonly signal?: AbortSignal;
+}
+
+export interface RunResult {
+  /** The process's exit status; 128+N when killed by signal N. */
+  readonly exitCode: number;
+}
+
+/**
+ * Runs a process in an isolated root filesystem. The process gets a private `/proc`, a minimal
+ * `/dev` (null, zero, full, random, urandom, tty, pts, shm), a read-only `/sys` and the `binds`.
+ * The caller creates the mount points (`/proc`, `/dev`, `/sys` and every bind destination) in the
+ * rootfs before `run` and removes them afterwards; a backend must leave nothing else behind in the
+ * rootfs (no mounts, no stubs, no runtime files) once `run` settles, whatever the outcome.
+ */
+export interface IsolationBackend {
+  readonly name: Exclude<IsolationMode, 'auto'>;
+  run(spec: RunSpec): Promise<RunResult>;
+}
