@@ -130,6 +130,7 @@ function dispatchInstruction(state: StageState, ins: Instruction, ctx: DispatchC
         location: ins.location,
         createdBy: `RUN ${commandArgs(ins.command, c).join(' ')}`,
         args: commandArgs(ins.command, c),
+        shellForm: ins.command.prependShell,
         heredocs: ins.heredocs,
         env: state.scope.runEnvList(),
         ...(c.User ? { user: c.User } : {}),

@@ -59,7 +59,9 @@ export interface WorkdirStep extends StepBase {
 
 export interface RunStep extends StepBase {
   readonly kind: 'run';
+  /** The command, the stage's SHELL already in front for the shell form. */
   readonly args: readonly string[];
+  readonly shellForm: boolean;
   readonly heredocs: readonly Heredoc[];
   readonly env: readonly string[];
   readonly user?: string;

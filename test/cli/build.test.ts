@@ -168,7 +168,7 @@ describe('a base image from an OCI layout build context', () => {
     await validateLayout(dest);
     const inspected = await skopeoInspect(`oci:${dest}:b:1`);
     assert.equal((inspected.Layers as string[]).length, 2);
-    assert.deepEqual(inspected.Env, ['PATH=/bin', 'BASE_ONLY=yes', 'APP=1']);
+    assert.deepEqual(inspected.Env, ['PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'BASE_ONLY=yes', 'APP=1']);
     const { rootfs, cleanup } = await unpackWithUmoci(dest, 'b:1');
     try {
       const { stdout } = await run('stat', ['-c', '%u:%g %a', path.join(rootfs, 'home/app/hello.txt')]);
