@@ -7,7 +7,7 @@ import { OciLayout } from '../layers/oci-layout.js';
 import type { Descriptor, Digest, Platform } from '../layers/types.js';
 import { loadIgnorePatterns, PatternMatcher } from './context/ignore.js';
 import { executePlan } from './exec/execute.js';
-import { unpackingPreparer } from './exec/rootfs.js';
+import { prepareRootfs } from './rootfs/prepare.js';
 import { Workspace } from './exec/workspace.js';
 import type { ParsedDockerfile } from './frontend/instructions.js';
 import { parseDockerfile } from './frontend/parse.js';
@@ -83,7 +83,7 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
         platformPlan,
         {
           workspace,
-          prepareRootfs: unpackingPreparer(workspace),
+          prepareRootfs: (layers) => prepareRootfs(layers, workspace),
           contextTree,
           compression: request.compression ?? 'gzip',
           ...(request.compressionLevel !== undefined ? { compressionLevel: request.compressionLevel } : {}),

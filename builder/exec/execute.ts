@@ -9,7 +9,8 @@ import type { PlannedStage, PlannedStep, PlatformPlan, ResolvedImage, StageBase 
 import type { ProgressListener } from '../progress.js';
 import { copyStepEntries } from './copy-step.js';
 import type { ImageLayer } from './image-layer.js';
-import { StageRun, type PreparedRootfs, type RootfsPreparer } from './stage-run.js';
+import type { PreparedRootfs } from '../rootfs/prepare.js';
+import { StageRun, type RootfsPreparer } from './stage-run.js';
 import { workdirEntries } from './workdir-step.js';
 import type { Workspace } from './workspace.js';
 

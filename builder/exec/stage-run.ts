@@ -1,17 +1,8 @@
 import type { HistoryEntry } from '../../layers/types.js';
 import type { PlannedStage } from '../plan/plan-types.js';
+import type { PreparedRootfs } from '../rootfs/prepare.js';
 import type { ImageLayer } from './image-layer.js';
 import { applyLayers } from './rootfs.js';
-
-/** A stage's root filesystem on disk, ready for steps to read and change. */
-export interface PreparedRootfs {
-  /** The tree steps read and write. */
-  readonly dir: string;
-  /** Set when `dir` is an overlay mount: the only place changes land. */
-  readonly upperDir?: string;
-  /** Unmounts what preparing mounted; the workspace removal deletes the files. */
-  release(): Promise<void>;
-}
 
 /** Unpacks a layer chain into a root filesystem. */
 export type RootfsPreparer = (layers: readonly ImageLayer[]) => Promise<PreparedRootfs>;

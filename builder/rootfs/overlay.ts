@@ -1,0 +1,88 @@
+/**
+ * Overlayfs mounts of a read-only lower directory with a private upper directory, through the
+ * `mount` and `umount` commands. This works as root, and inside a user namespace (with its own
+ * mount namespace) where the kernel allows unprivileged overlay mounts; the mount is visible to this
+ * process and its children.
+ */
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { TsbuildError } from '../../layers/errors.js';
+import { isMountPoint } from './mountinfo.js';
+
+const execFileAsync = promisify(execFile);
+
+/** Characters that the overlay option syntax gives a meaning (`,` `:` `\`) or that mount(8) mangles. */
+const UNSAFE_OPTION_PATH = /[,:\\\s]/;
+
+let support: Promise<boolean> | undefined;
+
+/**
+ * Whether overlay mounts work for this process, found once by mounting a tiny overlay in a scratch
+ * directory made under `scratchParent` (which must allow that), and remembered afterwards.
+ */
+export function overlaySupported(scratchParent: string): Promise<boolean> {
+  support ??= probe(scratchParent);
+  return support;
+}
+
+async function probe(scratchParent: string): Promise<boolean> {
+  const scratch = await mkdtemp(path.join(scratchParent, 'overlay-probe-'));
+  const [lower, upper, work, merged] = ['lower', 'upper', 'work', 'merged'].map((name) => path.join(scratch, name));
+  try {
+    for (const dir of [lower, upper, work, merged]) await mkdir(dir);
+    await writeFile(path.join(lower, 'probe'), 'probe');
+    await mountOverlay(lower, upper, work, merged);
+    await unmountOverlay(merged);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    // Removed only once nothing is mounted there, so removal can never reach through a mount.
+    if (!(await isMountPoint(merged))) await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Mounts at `target` an overlay showing `lowerDir` (never written) with changes going to
+ * `upperDir`; `workDir` is overlayfs's scratch directory on the same filesystem as `upperDir`.
+ * All four are existing directories given as absolute paths. Throws OVERLAY_MOUNT when the mount
+ * fails, including for paths that the mount options cannot express.
+ */
+export async function mountOverlay(lowerDir: string, upperDir: string, workDir: string, target: string): Promise<void> {
+  for (const dir of [lowerDir, upperDir, workDir, target]) {
+    if (UNSAFE_OPTION_PATH.test(dir)) throw new TsbuildError('OVERLAY_MOUNT', `cannot mount an overlay with the path ${JSON.stringify(dir)}`);
+  }
+  const options = `lowerdir=${lowerDir},upperdir=${upperDir},workdir=${workDir}`;
+  try {
+    await execFileAsync('mount', ['-t', 'overlay', 'overlay', '-o', options, target]);
+  } catch (error) {
+    throw new TsbuildError('OVERLAY_MOUNT', `cannot mount an overlay at ${target}: ${commandFailure(error)}`, { cause: error });
+  }
+}
+
+/**
+ * Unmounts the overlay at `target`; when it is busy (a process still has a file open there), it is
+ * detached lazily and the kernel finishes once the last user is gone. Nothing mounted there is fine.
+ * Throws OVERLAY_UNMOUNT when `target` stays mounted.
+ */
+export async function unmountOverlay(target: string): Promise<void> {
+  if (!(await isMountPoint(target))) return;
+  let failure: unknown;
+  for (const args of [[target], ['--lazy', target]]) {
+    try {
+      await execFileAsync('umount', args);
+      return;
+    } catch (error) {
+      failure = error;
+      if (!(await isMountPoint(target))) return;
+    }
+  }
+  throw new TsbuildError('OVERLAY_UNMOUNT', `cannot unmount the overlay at ${target}: ${commandFailure(failure)}`, { cause: failure });
+}
+
+function commandFailure(error: unknown): string {
+  const { stderr } = error as { stderr?: string };
+  return stderr?.trim().split('\n')[0] || (error instanceof Error ? error.message : String(error));
+}

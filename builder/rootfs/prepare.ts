@@ -1,0 +1,78 @@
+import type { ImageLayer } from '../exec/image-layer.js';
+import type { Workspace } from '../exec/workspace.js';
+import { copyTree } from './copy-tree.js';
+import { mountOverlay, overlaySupported, unmountOverlay } from './overlay.js';
+import { RootfsCache } from './rootfs-cache.js';
+
+/** A stage's root filesystem, ready for steps to read and write. */
+export interface PreparedRootfs {
+  /** The tree steps read and write. */
+  readonly dir: string;
+  /**
+   * Set when `dir` is an overlay: the only place its changes land. Deleted paths show there as
+   * overlay whiteouts (0/0 character devices) and replaced directories carry the
+   * `trusted.overlay.opaque` xattr (`user.overlay.opaque` inside a user namespace).
+   */
+  readonly upperDir?: string;
+  /** Unmounts the overlay, if any; safe to call more than once. The workspace removal deletes the rest. */
+  release(): Promise<void>;
+}
+
+export interface PrepareOptions {
+  /**
+   * `overlay` fails when no overlay can be mounted, `copy` always copies, `auto` (the default)
+   * mounts an overlay where that works and copies otherwise.
+   */
+  mode?: 'auto' | 'overlay' | 'copy';
+  /** The cache of unpacked layer stacks; by default one per process at the default cache location. */
+  cache?: RootfsCache;
+}
+
+let defaultCache: RootfsCache | undefined;
+
+/**
+ * Gives a build a private, writable root filesystem holding `layers`, from the shared rootfs cache:
+ * an overlay over the cached stack when overlay mounts work, otherwise a copy of it (`cp -a`, with
+ * reflinks where the filesystem has them) in the workspace. The cached stack is never modified.
+ *
+ * The caller must release it even when the build fails, and before removing the workspace:
+ *
+ *     const rootfs = await prepareRootfs(layers, workspace);
+ *     try {
+ *       // ... steps read and write rootfs.dir ...
+ *     } finally {
+ *       await rootfs.release();
+ *     }
+ *
+ * An overlay left mounted by a process that died holds nothing but the workspace's own upper
+ * directory; it can be removed with `umount`.
+ */
+export async function prepareRootfs(layers: readonly ImageLayer[], workspace: Workspace, options: PrepareOptions = {}): Promise<PreparedRootfs> {
+  const mode = options.mode ?? 'auto';
+  const dir = await workspace.newDir('rootfs');
+  // No layers: an empty directory is the whole filesystem.
+  if (layers.length === 0) return { dir, release: async () => undefined };
+
+  const cache = options.cache ?? (defaultCache ??= new RootfsCache());
+  const lower = await cache.unpackedChain(layers);
+  if (mode === 'overlay' || (mode === 'auto' && (await overlaySupported(workspace.dir)))) {
+    const upperDir = await workspace.newDir('upper');
+    const workDir = await workspace.newDir('overlay-work');
+    try {
+      await mountOverlay(lower, upperDir, workDir, dir);
+      let released: Promise<void> | undefined;
+      const release = (): Promise<void> =>
+        (released ??= unmountOverlay(dir).catch((error: unknown) => {
+          released = undefined; // let a later call try again
+          throw error;
+        }));
+      return { dir, upperDir, release };
+    } catch (error) {
+      if (mode === 'overlay') throw error;
+      // The probe said yes but this mount failed (e.g. the cache's filesystem cannot be a lower
+      // directory): the copy below still gives a correct rootfs.
+    }
+  }
+  await copyTree(lower, dir);
+  return { dir, release: async () => undefined };
+}

@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { lstat, readdir, readFile, readlink, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { promisify } from 'node:util';
+import { chainId } from '../../../builder/rootfs/chain-id.js';
+import { defaultCacheDir, RootfsCache } from '../../../builder/rootfs/rootfs-cache.js';
+import { TsbuildError } from '../../../layers/errors.js';
+import { baseEntries, bigFile, listTree, secondEntries, withWrongDiffId, writeLayers } from './layer-fixtures.js';
+
+const execFileAsync = promisify(execFile);
+const isRoot = process.getuid?.() === 0;
+
+const work = mkdtempSync(path.join(tmpdir(), 'tsbuild-rootfs-cache-'));
+after(() => rmSync(work, { recursive: true, force: true }));
+let counter = 0;
+const freshDir = (name: string): string => path.join(work, `${name}-${++counter}`);
+
+/** The raw value of the fixture's `user.tsbuild-test` xattr, read with getfattr. */
+const testXattr = (file: string): Buffer =>
+  execFileSync('getfattr', ['-h', '--absolute-names', '--only-values', '-n', 'user.tsbuild-test', file]);
+
+test('the cache directory follows TSBUILD_CACHE_DIR, then XDG_CACHE_HOME, then ~/.cache', () => {
+  assert.equal(defaultCacheDir({ TSBUILD_CACHE_DIR: '/x/y', XDG_CACHE_HOME: '/z' }), '/x/y');
+  assert.equal(defaultCacheDir({ XDG_CACHE_HOME: '/z' }), '/z/tsbuild');
+  assert.match(defaultCacheDir({}), /\/\.cache\/tsbuild$/);
+});
+
+test('a stack is unpacked once into the directory named by its ChainID, with whiteouts, owners, links and xattrs', async () => {
+  const layers = await writeLayers(freshDir('layout'), baseEntries, secondEntries);
+  const cache = new RootfsCache(freshDir('cache'));
+  const dir = await cache.unpackedChain(layers);
+  const expectedHex = chainId(layers.map((l) => l.diffId)).slice('sha256:'.length);
+  assert.equal(dir, path.join(cache.dir, 'sha256', expectedHex));
+  assert.equal(cache.unpackedLayers, 2);
+
+  assert.equal(await readFile(path.join(dir, 'etc/second'), 'utf8'), 'second\n');
+  await assert.rejects(lstat(path.join(dir, 'etc/hello')), { code: 'ENOENT' });
+  const [tool, twin] = [await lstat(path.join(dir, 'bin/tool')), await lstat(path.join(dir, 'bin/tool-link'))];
+  assert.equal(tool.ino, twin.ino);
+  assert.equal(await readlink(path.join(dir, 'bin/sh')), 'tool');
+  assert.equal((await lstat(path.join(dir, 'tmp'))).mode & 0o7777, 0o1777);
+  assert.equal((await lstat(path.join(dir, 'bin/su'))).mode & 0o7777, 0o4755);
+  assert.equal((await lstat(dir)).mode & 0o7777, 0o755);
+  if (isRoot) assert.equal((await lstat(path.join(dir, 'home/app'))).uid, 1000);
+  assert.deepEqual(testXattr(path.join(dir, 'etc/tagged')), Buffer.from([0, 1, 2, 255]));
+  // Only the stacks folder is left: no lock file, no temp dir.
+  assert.deepEqual(await readdir(cache.dir), ['sha256']);
+});
+
+test('a second request, even from a new cache instance, unpacks nothing and leaves the directory alone', async () => {
+  const layers = await writeLayers(freshDir('layout'), baseEntries, secondEntries);
+  const cacheDir = freshDir('cache');
+  const first = new RootfsCache(cacheDir);
+  const dir = await first.unpackedChain(layers);
+  const before = await stat(dir);
+  const listing = await listTree(dir);
+
+  const second = new RootfsCache(cacheDir);
+  assert.equal(await second.unpackedChain(layers), dir);
+  assert.equal(second.unpackedLayers, 0);
+  assert.equal(await first.unpackedChain(layers), dir);
+  assert.equal(first.unpackedLayers, 2);
+  const afterwards = await stat(dir);
+  assert.equal(afterwards.ino, before.ino);
+  assert.equal(afterwards.mtimeMs, before.mtimeMs);
+  assert.deepEqual(await listTree(dir), listing);
+});
+
+test('concurrent requests in one process share one unpacking', async () => {
+  const layers = await writeLayers(freshDir('layout'), baseEntries, secondEntries);
+  const cache = new RootfsCache(freshDir('cache'));
+  const dirs = await Promise.all([cache.unpackedChain(layers), cache.unpackedChain(layers), cache.unpackedChain(layers)]);
+  assert.equal(new Set(dirs).size, 1);
+  assert.equal(cache.unpackedLayers, 2);
+});
+
+test('a longer stack starts from a copy of its cached prefix', async () => {
+  const layers = await writeLayers(freshDir('layout'), baseEntries, secondEntries);
+  const cacheDir = freshDir('cache');
+  const prefixDir = await new RootfsCache(cacheDir).unpackedChain(layers.slice(0, 1));
+  const prefixListing = await listTree(prefixDir);
+
+  const cache = new RootfsCache(cacheDir);
+  const full = await cache.unpackedChain(layers);
+  assert.equal(cache.unpackedLayers, 1);
+  assert.equal(await readFile(path.join(full, 'etc/second'), 'utf8'), 'second\n');
+  await assert.rejects(lstat(path.join(full, 'etc/hello')), { code: 'ENOENT' });
+  // Copied from the prefix: hardlinks, setuid bit and xattr survive the copy.
+  assert.equal((await lstat(path.join(full, 'bin/tool'))).ino, (await lstat(path.join(full, 'bin/tool-link'))).ino);
+  assert.equal((await lstat(path.join(full, 'bin/su'))).mode & 0o7777, 0o4755);
+  assert.deepEqual(testXattr(path.join(full, 'etc/tagged')), Buffer.from([0, 1, 2, 255]));
+  // The prefix itself is untouched.
+  assert.deepEqual(await listTree(prefixDir), prefixListing);
+});
+
+test('a layer whose content does not match its diff_id is refused and nothing is cached', async () => {
+  const [base, second] = await writeLayers(freshDir('layout'), baseEntries, secondEntries);
+  const cache = new RootfsCache(freshDir('cache'));
+  const layers = [base, withWrongDiffId(second)];
+  await assert.rejects(cache.unpackedChain(layers), (error: unknown) => error instanceof TsbuildError && error.code === 'DIGEST_MISMATCH');
+  const hex = chainId(layers.map((l) => l.diffId)).slice('sha256:'.length);
+  await assert.rejects(lstat(path.join(cache.dir, 'sha256', hex)), { code: 'ENOENT' });
+  assert.deepEqual(await readdir(cache.dir), ['sha256']);
+  assert.deepEqual(await readdir(path.join(cache.dir, 'sha256')), []);
+});
+
+test('two processes asking for the same stack at once both get one intact directory, unpacked once', async () => {
+  // A big third layer keeps the first process busy while the second one arrives.
+  const layers = await writeLayers(freshDir('layout'), baseEntries, secondEntries, [bigFile('big', 64 * 1024 * 1024)]);
+  const cacheDir = freshDir('cache');
+  const moduleUrl = new URL('../../../builder/rootfs/rootfs-cache.js', import.meta.url).href;
+  const script = `
+    import { RootfsCache } from ${JSON.stringify(moduleUrl)};
+    const cache = new RootfsCache(process.argv[1]);
+    const dir = await cache.unpackedChain(JSON.parse(process.argv[2]));
+    console.log(JSON.stringify({ dir, unpacked: cache.unpackedLayers }));
+  `;
+  const run = () => execFileAsync(process.execPath, ['--input-type=module', '-e', script, cacheDir, JSON.stringify(layers)]);
+  const results = (await Promise.all([run(), run()])).map(({ stdout }) => JSON.parse(stdout) as { dir: string; unpacked: number });
+
+  assert.equal(results[0].dir, results[1].dir);
+  assert.equal(results[0].unpacked + results[1].unpacked, 3, 'exactly one process unpacked the two layers');
+  // Same tree as an undisturbed unpacking (the root's own times aside), and nothing left behind.
+  const referenceDir = await new RootfsCache(freshDir('cache')).unpackedChain(layers);
+  assert.deepEqual((await listTree(results[0].dir)).slice(1), (await listTree(referenceDir)).slice(1));
+  assert.deepEqual(await readdir(cacheDir), ['sha256']);
+});
