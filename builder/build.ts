@@ -8,6 +8,8 @@ import type { Descriptor, Digest, Platform } from '../layers/types.js';
 import { loadIgnorePatterns, PatternMatcher } from './context/ignore.js';
 import { executePlan } from './exec/execute.js';
 import { prepareRootfs } from './rootfs/prepare.js';
+import type { IsolationMode } from './isolation/backend.js';
+import { selectBackend } from './isolation/select.js';
 import { Workspace } from './exec/workspace.js';
 import type { ParsedDockerfile } from './frontend/instructions.js';
 import { parseDockerfile } from './frontend/parse.js';
@@ -46,6 +48,8 @@ export interface BuildRequest extends PlanRequest {
   readonly iidfile?: string;
   /** The local store used when no output is given; `defaultStoreDir()` when absent. */
   readonly storeDir?: string;
+  /** How RUN steps are isolated; `auto` when absent. */
+  readonly isolation?: IsolationMode;
   readonly progress?: ProgressListener;
   readonly signal?: AbortSignal;
 }
@@ -72,6 +76,10 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
   const ignore = new PatternMatcher(await loadIgnorePatterns(contextDir, dockerfile));
   const plan = await planParsed(parsed, dockerfile, request);
   for (const message of plan.notes) progress({ kind: 'note', message });
+  const isolation = plan.platforms.some((p) => p.stages.some((s) => s.steps.some((step) => step.kind === 'run')))
+    ? await selectBackend(request.isolation ?? 'auto')
+    : undefined;
+  if (isolation) progress({ kind: 'note', message: `isolation: ${isolation.backend.name} (${isolation.reason})` });
   const workspace = await Workspace.create();
   try {
     const contextTree = { root: contextDir, scope: 'context' as const, label: 'build context', isIgnored: (p: string) => ignore.matches(p), canSkipDir: (p: string) => ignore.canSkipDir(p) };
@@ -84,6 +92,7 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
         {
           workspace,
           prepareRootfs: (layers) => prepareRootfs(layers, workspace),
+          ...(isolation ? { isolation: isolation.backend } : {}),
           contextTree,
           compression: request.compression ?? 'gzip',
           ...(request.compressionLevel !== undefined ? { compressionLevel: request.compressionLevel } : {}),

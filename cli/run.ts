@@ -69,6 +69,7 @@ function parser(argv: readonly string[], io: CliIo) {
           .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'print only the image ID' })
           .option('compression', { choices: ['gzip', 'zstd', 'uncompressed'] as const, default: 'gzip' as const })
           .option('compression-level', { type: 'number' })
+          .option('isolation', { choices: ['auto', 'oci', 'chroot', 'rootless', 'none'] as const, default: 'auto' as const, describe: 'how RUN steps are isolated' })
           .option('source-date-epoch', { type: 'string', describe: 'clamp timestamps to this time (default: $SOURCE_DATE_EPOCH)' }),
       async (args) => {
         const progress: ProgressMode = args.progress;
@@ -82,6 +83,7 @@ function parser(argv: readonly string[], io: CliIo) {
           ...sourceDateEpoch(args.sourceDateEpoch ?? io.env.SOURCE_DATE_EPOCH),
           ...(args.iidfile !== undefined ? { iidfile: args.iidfile } : {}),
           storeDir: defaultStoreDir(io.env),
+          isolation: args.isolation,
           ...(args.quiet ? {} : { progress: progressRenderer(progress, io.stderr) }),
           ...(io.signal ? { signal: io.signal } : {}),
         });

@@ -7,6 +7,8 @@ import { writeLayer } from '../../layers/write-layer.js';
 import type { SourceTree } from '../fs/source-tree.js';
 import type { PlannedStage, PlannedStep, PlatformPlan, ResolvedImage, StageBase } from '../plan/plan-types.js';
 import type { ProgressListener } from '../progress.js';
+import type { IsolationBackend } from '../isolation/backend.js';
+import { runStepEntries } from '../run/run-step.js';
 import { copyStepEntries } from './copy-step.js';
 import type { ImageLayer } from './image-layer.js';
 import type { PreparedRootfs } from '../rootfs/prepare.js';
@@ -17,6 +19,8 @@ import type { Workspace } from './workspace.js';
 export interface ExecuteOptions {
   readonly workspace: Workspace;
   readonly prepareRootfs: RootfsPreparer;
+  /** Runs RUN steps; required when the plan has any. */
+  readonly isolation?: IsolationBackend;
   readonly contextTree: SourceTree;
   readonly compression: Compression;
   readonly compressionLevel?: number;
@@ -76,8 +80,17 @@ async function executeStep(step: PlannedStep, run: StageRun, ctx: StepContext): 
     case 'metadata':
       run.recordMetadata(history);
       return;
-    case 'run':
-      throw new TsbuildError('UNSUPPORTED', 'RUN is not supported yet: tsbuild cannot execute commands in this version');
+    case 'run': {
+      if (!ctx.isolation) throw new TsbuildError('INTERNAL', 'RUN step without an isolation backend');
+      const entries = await runStepEntries(step, run, {
+        backend: ctx.isolation,
+        workspace: ctx.workspace,
+        output: (stream, text) => ctx.progress({ kind: 'step-output', step: ctx.stepId, stream, text }),
+        ...(ctx.signal ? { signal: ctx.signal } : {}),
+      });
+      run.recordLayer(await layerFrom(entries, ctx), history);
+      return;
+    }
     case 'workdir': {
       const entries = await workdirEntries(step, run, ctx.now);
       if (entries.length === 0) run.recordMetadata(history);

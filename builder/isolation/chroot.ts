@@ -1,0 +1,115 @@
+import { spawn } from 'node:child_process';
+import { constants as fsConstants } from 'node:fs';
+import { access, realpath } from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
+import { isAbsolute, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { TsbuildError } from '../../layers/errors.js';
+import type { IsolationBackend, RunResult, RunSpec } from './backend.js';
+import { resolveInRoot } from './chroot-paths.js';
+import { chrootCommand, setupDoneMarker, type HostTools, type MountTargets } from './chroot-setup.js';
+
+/** Only the host's system directories are searched for tools; the setup script runs with this PATH. */
+const hostDirs = ['/usr/sbin', '/usr/bin', '/sbin', '/bin'];
+/** Tools the setup script calls by name (`ip` only for `network: 'none'`). */
+const setupTools = ['mount', 'mknod', 'mkdir', 'ln'];
+
+async function findHostTool(name: string): Promise<string | undefined> {
+  for (const dir of hostDirs) {
+    const path = join(dir, name);
+    try {
+      await access(path, fsConstants.X_OK);
+      return path;
+    } catch {
+      // not in this directory
+    }
+  }
+  return undefined;
+}
+
+async function findHostTools(): Promise<HostTools | undefined> {
+  const [unshare, chroot, env, sh] = await Promise.all(['unshare', 'chroot', 'env', 'sh'].map(findHostTool));
+  if (unshare === undefined || chroot === undefined || env === undefined || sh === undefined) return undefined;
+  return { unshare, chroot, env, sh };
+}
+
+/** True when this process is root and the host has the util-linux and coreutils tools the backend runs. */
+export async function chrootAvailable(): Promise<boolean> {
+  if (process.getuid?.() !== 0) return false;
+  const setup = await Promise.all(setupTools.map(findHostTool));
+  return (await findHostTools()) !== undefined && setup.every((path) => path !== undefined);
+}
+
+function validate(spec: RunSpec): void {
+  if (spec.args.length === 0) throw new TsbuildError('ISOLATION', 'nothing to run: the command is empty');
+  const bad = spec.env.find((entry) => !/^[^=]+=/.test(entry));
+  if (bad !== undefined) throw new TsbuildError('ISOLATION', `environment entry ${JSON.stringify(bad)} is not KEY=value`);
+  for (const path of [spec.cwd, ...spec.binds.map((bind) => bind.destination)]) {
+    if (!isAbsolute(path)) throw new TsbuildError('ISOLATION', `container path ${path} is not absolute`);
+  }
+  for (const id of [spec.user.uid, spec.user.gid, ...spec.user.additionalGids]) {
+    if (!Number.isInteger(id) || id < 0) throw new TsbuildError('ISOLATION', `invalid user or group id ${id}`);
+  }
+}
+
+/** One line from what the setup wrote to the control channel. */
+function setupFailure(control: string, code: number | null, signal: NodeJS.Signals | null): TsbuildError {
+  const detail = control.trim().split('\n').filter((line) => line.trim() !== '').join('; ');
+  const status = signal !== null ? `signal ${signal}` : `exit code ${code}`;
+  return new TsbuildError('ISOLATION', `chroot isolation could not start the process (${status})${detail === '' ? '' : `: ${detail}`}`);
+}
+
+/**
+ * Runs as root without an OCI runtime: util-linux `unshare` makes new mount, pid, uts, ipc (and for
+ * `network: 'none'` net) namespaces; a host shell mounts proc, dev, sys and the binds inside the
+ * rootfs in that private mount namespace and, as the pid namespace's init, starts host tools that
+ * change root, ids and directory and exec the command. See chroot-setup.ts for the steps.
+ */
+export class ChrootBackend implements IsolationBackend {
+  readonly name = 'chroot' as const;
+
+  async run(spec: RunSpec): Promise<RunResult> {
+    spec.signal?.throwIfAborted();
+    validate(spec);
+    const tools = await findHostTools();
+    if (tools === undefined) throw new TsbuildError('ISOLATION', 'chroot isolation needs unshare, chroot, env and sh on the host');
+    const rootfs = await realpath(spec.rootfs);
+    const targets: MountTargets = {
+      rootfs,
+      proc: await resolveInRoot(rootfs, '/proc'),
+      dev: await resolveInRoot(rootfs, '/dev'),
+      sys: await resolveInRoot(rootfs, '/sys'),
+      binds: await Promise.all(spec.binds.map((bind) => resolveInRoot(rootfs, bind.destination))),
+    };
+    spec.signal?.throwIfAborted();
+    const [command, ...args] = chrootCommand(spec, tools, targets);
+    return new Promise<RunResult>((resolve, reject) => {
+      // fd 2 is the setup's control channel, fd 3 the process's stderr (see chroot-setup.ts).
+      const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe', 'pipe'], env: { PATH: hostDirs.join(':') } });
+      let control = '';
+      let aborted = false;
+      // Killing unshare kills its child, the pid namespace's init (`--kill-child`), and with it
+      // every process in the namespace.
+      const onAbort = (): void => {
+        aborted = true;
+        child.kill('SIGKILL');
+      };
+      spec.signal?.addEventListener('abort', onAbort, { once: true });
+      child.stdout?.on('data', (chunk: Buffer) => spec.stdout(chunk));
+      (child.stdio[3] as Readable).on('data', (chunk: Buffer) => spec.stderr(chunk));
+      child.stderr?.setEncoding('utf8').on('data', (text: string) => {
+        control += text;
+      });
+      child.on('error', (error) => {
+        spec.signal?.removeEventListener('abort', onAbort);
+        reject(new TsbuildError('ISOLATION', `cannot start ${command}: ${error.message}`, { cause: error }));
+      });
+      child.on('close', (code, signal) => {
+        spec.signal?.removeEventListener('abort', onAbort);
+        if (aborted) reject(spec.signal?.reason);
+        else if (!control.includes(`${setupDoneMarker}\n`)) reject(setupFailure(control, code, signal));
+        else resolve({ exitCode: code ?? 128 + (signal === null ? 0 : osConstants.signals[signal]) });
+      });
+    });
+  }
+}

@@ -1,0 +1,95 @@
+import { constants as fsConstants } from 'node:fs';
+import { access, lstat, mkdir, mkdtemp, readlink, rm, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { isErrnoCode } from '../../layers/fs-util.js';
+import type { BindMount } from './backend.js';
+import { OciRuntimeBackend } from './oci-runtime.js';
+
+export interface OciRuntime {
+  readonly path: string;
+  readonly name: 'runc' | 'crun';
+}
+
+/** Host directories the probe container borrows (read-only) to run the host's `true`. */
+const hostSystemDirs = ['usr', 'bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32'];
+
+async function onPath(name: string): Promise<string | undefined> {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (dir === '') continue;
+    const path = join(dir, name);
+    try {
+      await access(path, fsConstants.X_OK);
+      return path;
+    } catch {
+      // not in this directory
+    }
+  }
+  return undefined;
+}
+
+/** Mirrors the host's system directories into `rootfs`: symlinks are copied, directories become read-only binds. */
+async function borrowHostSystem(rootfs: string): Promise<BindMount[]> {
+  const binds: BindMount[] = [];
+  for (const name of hostSystemDirs) {
+    const host = `/${name}`;
+    let stats;
+    try {
+      stats = await lstat(host);
+    } catch (error) {
+      if (isErrnoCode(error, 'ENOENT')) continue;
+      throw error;
+    }
+    if (stats.isSymbolicLink()) {
+      await symlink(await readlink(host), join(rootfs, name));
+    } else if (stats.isDirectory()) {
+      await mkdir(join(rootfs, name));
+      binds.push({ destination: host, source: host, readonly: true });
+    }
+  }
+  return binds;
+}
+
+/** True when `runtimePath` can run a container here: it runs the host's `true` in a throwaway rootfs. */
+async function canRunContainers(runtimePath: string): Promise<boolean> {
+  const dir = await mkdtemp(join(tmpdir(), 'tsbuild-runtime-probe-'));
+  try {
+    const rootfs = join(dir, 'rootfs');
+    const scratchDir = join(dir, 'scratch');
+    await mkdir(rootfs);
+    for (const name of ['proc', 'dev', 'sys']) await mkdir(join(rootfs, name));
+    const binds = await borrowHostSystem(rootfs);
+    const backend = new OciRuntimeBackend({ runtimePath, killGraceMs: 1000 });
+    const result = await backend.run({
+      rootfs, args: ['true'], env: ['PATH=/usr/bin:/bin'], cwd: '/', user: { uid: 0, gid: 0, additionalGids: [] },
+      hostname: 'probe', network: 'none', binds, scratchDir,
+      stdout: () => {}, stderr: () => {}, signal: AbortSignal.timeout(15_000),
+    });
+    return result.exitCode === 0;
+  } catch {
+    return false;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function detect(): Promise<OciRuntime | undefined> {
+  // Both need root here; without it runc would switch to rootless mode, which is another backend.
+  if (process.getuid?.() !== 0) return undefined;
+  for (const name of ['crun', 'runc'] as const) {
+    const path = await onPath(name);
+    if (path !== undefined && (await canRunContainers(path))) return { path, name };
+  }
+  return undefined;
+}
+
+let detected: Promise<OciRuntime | undefined> | undefined;
+
+/**
+ * The OCI runtime to use: crun or runc from PATH, crun first, each kept only when a probe
+ * container actually runs (crun 1.8, for one, refuses hosts with hybrid cgroups). Probed once.
+ */
+export function findOciRuntime(): Promise<OciRuntime | undefined> {
+  detected ??= detect();
+  return detected;
+}

@@ -1,0 +1,187 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join, resolve as resolvePath } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { TsbuildError } from '../../layers/errors.js';
+import { isErrnoCode } from '../../layers/fs-util.js';
+import type { IsolationBackend, RunResult, RunSpec } from './backend.js';
+import { ociConfig } from './oci-config.js';
+
+export interface OciRuntimeOptions {
+  /** Path of the runc or crun binary. */
+  readonly runtimePath: string;
+  /** How long an aborted process has between SIGTERM and SIGKILL; 10 s by default, like `docker stop`. */
+  readonly killGraceMs?: number;
+}
+
+interface Exit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+/** Docker's RLIMIT_NOFILE, unless this process may not raise its hard limit that far. */
+const dockerNofile = 1048576;
+const capSysResource = 24n;
+
+/** The open-file limit to give the process: Docker's, capped by ours when we lack CAP_SYS_RESOURCE. */
+async function nofileLimit(): Promise<number> {
+  const status = await readFile('/proc/self/status', 'utf8');
+  const effective = BigInt(`0x${/^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1] ?? '0'}`);
+  if ((effective >> capSysResource) & 1n) return dockerNofile;
+  const limits = await readFile('/proc/self/limits', 'utf8');
+  const hard = /^Max open files\s+\S+\s+(\S+)/m.exec(limits)?.[1];
+  return hard === undefined || hard === 'unlimited' ? dockerNofile : Math.min(dockerNofile, Number(hard));
+}
+
+/**
+ * Our environment minus what would make the runtime reach outside the bundle: a systemd notify
+ * socket (runc would mount it into the rootfs) and socket-activation descriptors (crun passes them on).
+ */
+function runtimeEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const name of ['NOTIFY_SOCKET', 'LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES']) delete env[name];
+  return env;
+}
+
+/** The messages the runtime logged at error level (its JSON log has one object per line). */
+async function runtimeErrors(logFile: string): Promise<string[]> {
+  let text: string;
+  try {
+    text = await readFile(logFile, 'utf8');
+  } catch (error) {
+    if (isErrnoCode(error, 'ENOENT')) return [];
+    throw error;
+  }
+  const errors: string[] = [];
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    try {
+      const entry = JSON.parse(line) as { level?: unknown; msg?: unknown };
+      if ((entry.level === 'error' || entry.level === 'fatal') && typeof entry.msg === 'string') errors.push(entry.msg);
+    } catch {
+      errors.push(line.trim());
+    }
+  }
+  return errors;
+}
+
+/** True when `done` settles within `ms`; the timer never outlives the call. */
+async function settlesWithin(done: Promise<unknown>, ms: number): Promise<boolean> {
+  const timer = new AbortController();
+  try {
+    return await Promise.race([
+      done.then(() => true, () => true),
+      sleep(ms, false, { signal: timer.signal }).catch(() => false),
+    ]);
+  } finally {
+    timer.abort();
+  }
+}
+
+/**
+ * Runs each step as an OCI container with runc or crun: writes a bundle (see oci-config.ts) into
+ * the scratch directory, keeps the runtime's state there too, and runs the container in the
+ * foreground with `run`, so the runtime stays the process's parent and reports its exit status
+ * (128+N for signal N) while piping its output. An abort sends SIGTERM, then SIGKILL after the
+ * grace period; `delete --force` follows every run so no container, cgroup or mount remains.
+ */
+export class OciRuntimeBackend implements IsolationBackend {
+  readonly name = 'oci' as const;
+  private readonly runtimePath: string;
+  private readonly killGraceMs: number;
+
+  constructor(options: OciRuntimeOptions) {
+    this.runtimePath = options.runtimePath;
+    this.killGraceMs = options.killGraceMs ?? 10_000;
+  }
+
+  async run(spec: RunSpec): Promise<RunResult> {
+    spec.signal?.throwIfAborted();
+    const bundle = join(spec.scratchDir, 'bundle');
+    const logFile = join(spec.scratchDir, 'runtime.log');
+    const globalArgs = ['--root', join(spec.scratchDir, 'state'), '--log', logFile, '--log-format', 'json'];
+    await mkdir(bundle, { recursive: true });
+    // Absolute paths: the runtime would take relative ones as relative to the bundle.
+    const paths = { rootfs: resolvePath(spec.rootfs), binds: spec.binds.map((bind) => ({ ...bind, source: resolvePath(bind.source) })) };
+    await writeFile(join(bundle, 'config.json'), JSON.stringify(ociConfig({ ...spec, ...paths }, await nofileLimit())));
+    const id = `tsbuild-${randomBytes(8).toString('hex')}`;
+
+    let outcome: { result: RunResult } | { error: unknown };
+    try {
+      outcome = { result: await this.runContainer(spec, globalArgs, id, bundle, logFile) };
+    } catch (error) {
+      outcome = { error };
+    }
+    // The runtime deletes the container when `run` returns; this covers aborts and failed starts.
+    const deleted = await this.command([...globalArgs, 'delete', '--force', id]);
+    if ('error' in outcome) throw outcome.error;
+    if (deleted.code !== 0) throw new TsbuildError('ISOLATION', `${this.runtimePath} could not delete container ${id}: ${deleted.stderr.trim()}`);
+    return outcome.result;
+  }
+
+  private async runContainer(spec: RunSpec, globalArgs: string[], id: string, bundle: string, logFile: string): Promise<RunResult> {
+    const child = spawn(this.runtimePath, [...globalArgs, 'run', '--bundle', bundle, id], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: runtimeEnv(),
+    });
+    child.stdout.on('data', (chunk: Buffer) => spec.stdout(chunk));
+    child.stderr.on('data', (chunk: Buffer) => spec.stderr(chunk));
+    const exited = new Promise<Exit>((resolve, reject) => {
+      child.once('error', (error) => reject(new TsbuildError('ISOLATION', `cannot start ${this.runtimePath}: ${error.message}`, { cause: error })));
+      child.once('close', (code, signal) => resolve({ code, signal }));
+    });
+    let stopping: Promise<void> | undefined;
+    const onAbort = (): void => {
+      stopping = this.stop(globalArgs, id, exited);
+      // Awaited once the runtime exits; until then a failure must not count as unhandled.
+      stopping.catch(() => {});
+    };
+    spec.signal?.addEventListener('abort', onAbort, { once: true });
+    // An abort while the bundle was being written came before the listener.
+    if (spec.signal?.aborted) onAbort();
+    let exit: Exit;
+    try {
+      exit = await exited;
+    } finally {
+      spec.signal?.removeEventListener('abort', onAbort);
+      await stopping;
+    }
+    if (spec.signal?.aborted) throw spec.signal.reason;
+    // A process that ran reports its status silently; the runtime logs errors only when it failed itself.
+    const errors = await runtimeErrors(logFile);
+    if (errors.length > 0 || exit.code === null) {
+      const status = exit.signal !== null ? `signal ${exit.signal}` : `exit code ${exit.code}`;
+      const detail = errors.length > 0 ? `: ${errors.join('; ')}` : '';
+      throw new TsbuildError('ISOLATION', `the OCI runtime could not run the process (${status})${detail}`);
+    }
+    return { exitCode: exit.code };
+  }
+
+  /** SIGTERM, then SIGKILL once the grace period passes, retrying while the container is still being created. */
+  private async stop(globalArgs: string[], id: string, exited: Promise<Exit>): Promise<void> {
+    // Signals by number: runc and crun both accept that form.
+    const deliver = async (signal: string): Promise<boolean> => {
+      for (;;) {
+        if ((await this.command([...globalArgs, 'kill', id, signal])).code === 0) return true;
+        if (await settlesWithin(exited, 50)) return false;
+      }
+    };
+    if (!(await deliver('15'))) return;
+    if (await settlesWithin(exited, this.killGraceMs)) return;
+    await deliver('9');
+  }
+
+  /** Runs a runtime subcommand to completion, collecting its stderr. */
+  private command(args: readonly string[]): Promise<{ code: number | null; stderr: string }> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(this.runtimePath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: runtimeEnv() });
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (text: string) => {
+        stderr += text;
+      });
+      child.once('error', (error) => reject(new TsbuildError('ISOLATION', `cannot start ${this.runtimePath}: ${error.message}`, { cause: error })));
+      child.once('close', (code) => resolve({ code, stderr }));
+    });
+  }
+}

@@ -1,0 +1,88 @@
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { LayerEntry } from '../../layers/entry.js';
+import { TsbuildError } from '../../layers/errors.js';
+import { lstatOrUndefined } from '../../layers/fs-util.js';
+import type { StageRun } from '../exec/stage-run.js';
+import { resolveProcessUser } from '../exec/user-db.js';
+import type { Workspace } from '../exec/workspace.js';
+import { resolveInRoot } from '../fs/resolve-path.js';
+import type { IsolationBackend } from '../isolation/backend.js';
+import type { RunStep } from '../plan/plan-types.js';
+import { diffOverlayUpper } from '../snapshot/overlay-diff.js';
+import { diffTrees } from '../snapshot/diff.js';
+import { scanTree } from '../snapshot/scan.js';
+import { buildHostname, etcBindMounts } from './etc-files.js';
+import { LineBuffer } from './line-buffer.js';
+import { createMountStubs, systemMountPoints } from './mount-points.js';
+import { runCommand } from './run-command.js';
+
+const defaultPath = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+export interface RunStepContext {
+  readonly backend: IsolationBackend;
+  readonly workspace: Workspace;
+  readonly output: (stream: 'stdout' | 'stderr', text: string) => void;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Runs a RUN step's process in the stage's rootfs and returns what it changed as layer entries.
+ * The sandbox's mount points and files are kept out of the snapshot and removed afterwards.
+ */
+export async function runStepEntries(step: RunStep, run: StageRun, ctx: RunStepContext): Promise<LayerEntry[]> {
+  refuseUnsupported(step);
+  const prepared = await run.prepared();
+  const rootfs = prepared.dir;
+  const user = await resolveProcessUser(step.user, rootfs);
+  const scratchDir = await ctx.workspace.newDir('run');
+  const binds = await etcBindMounts(scratchDir);
+  const stubs = await createMountStubs(rootfs, [...systemMountPoints, ...binds.map((b) => ({ destination: b.destination, kind: 'file' as const }))]);
+  let command: Awaited<ReturnType<typeof runCommand>> | undefined;
+  try {
+    command = await runCommand(step.args, step.heredocs, step.shellForm, rootfs);
+    const hidden = new Set([...stubs.created, ...(command.scriptPath ? [command.scriptPath] : [])]);
+    const scanRoot = prepared.upperDir ?? rootfs;
+    const exclude = (rel: string): boolean => hidden.has(rel);
+    const before = await scanTree(scanRoot, { exclude });
+    const cwd = `/${await resolveInRoot(rootfs, step.workdir, 'rootfs', true)}`;
+    if (!(await lstatOrUndefined(path.join(rootfs, cwd)))) await mkdir(path.join(rootfs, cwd), { recursive: true, mode: 0o755 });
+    const stdout = new LineBuffer((text) => ctx.output('stdout', text));
+    const stderr = new LineBuffer((text) => ctx.output('stderr', text));
+    const result = await ctx.backend.run({
+      rootfs,
+      args: command.args,
+      env: withDefaults(step.env, user.home),
+      cwd,
+      user,
+      hostname: buildHostname,
+      network: step.network,
+      binds: binds.map((b) => ({ ...b, destination: stubs.resolved.get(b.destination) ?? b.destination })),
+      scratchDir: await ctx.workspace.newDir('run-scratch'),
+      stdout: (chunk) => stdout.push(chunk),
+      stderr: (chunk) => stderr.push(chunk),
+      ...(ctx.signal ? { signal: ctx.signal } : {}),
+    });
+    stdout.flush();
+    stderr.flush();
+    if (result.exitCode !== 0) {
+      throw new TsbuildError('RUN_FAILED', `process "${step.args.join(' ')}" did not complete successfully: exit code: ${result.exitCode}`);
+    }
+    const after = await scanTree(scanRoot, { exclude });
+    return prepared.upperDir ? await diffOverlayUpper(before, after, prepared.upperDir) : await diffTrees(before, after, rootfs);
+  } finally {
+    if (command?.scriptPath) await rm(path.join(rootfs, command.scriptPath), { force: true });
+    await stubs.remove();
+  }
+}
+
+/** The environment a RUN process gets: the step's, plus PATH and HOME when it sets neither. */
+function withDefaults(env: readonly string[], home: string): string[] {
+  const has = (key: string): boolean => env.some((e) => e.startsWith(`${key}=`));
+  return [...(has('PATH') ? [] : [`PATH=${defaultPath}`]), ...env, ...(has('HOME') ? [] : [`HOME=${home}`])];
+}
+
+function refuseUnsupported(step: RunStep): void {
+  if (step.mounts.length > 0) throw new TsbuildError('UNSUPPORTED', `RUN --mount is not supported yet (${step.mounts[0]})`);
+  if (step.security === 'insecure') throw new TsbuildError('UNSUPPORTED', 'RUN --security=insecure is not allowed: it needs a privileged entitlement tsbuild does not grant');
+}
