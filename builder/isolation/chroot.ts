@@ -6,7 +6,7 @@ import { isAbsolute, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { TsbuildError } from '../../layers/errors.js';
 import type { IsolationBackend, RunResult, RunSpec } from './backend.js';
-import { resolveInRoot } from './chroot-paths.js';
+import { secureJoin } from '../../layers/secure-join.js';
 import { chrootCommand, setupDoneMarker, type HostTools, type MountTargets } from './chroot-setup.js';
 
 /** Only the host's system directories are searched for tools; the setup script runs with this PATH. */
@@ -76,10 +76,10 @@ export class ChrootBackend implements IsolationBackend {
     const rootfs = await realpath(spec.rootfs);
     const targets: MountTargets = {
       rootfs,
-      proc: await resolveInRoot(rootfs, '/proc'),
-      dev: await resolveInRoot(rootfs, '/dev'),
-      sys: await resolveInRoot(rootfs, '/sys'),
-      binds: await Promise.all(spec.binds.map((bind) => resolveInRoot(rootfs, bind.destination))),
+      proc: await secureJoin(rootfs, '/proc'),
+      dev: await secureJoin(rootfs, '/dev'),
+      sys: await secureJoin(rootfs, '/sys'),
+      binds: await Promise.all(spec.binds.map((bind) => secureJoin(rootfs, bind.destination))),
     };
     spec.signal?.throwIfAborted();
     const [command, ...args] = chrootCommand(spec, tools, targets);
