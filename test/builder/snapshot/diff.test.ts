@@ -9,7 +9,7 @@ import { after, test } from 'node:test';
 import type { LayerEntry } from '../../../layers/entry.js';
 import { diffTrees } from '../../../builder/snapshot/diff.js';
 import { scanTree } from '../../../builder/snapshot/scan.js';
-import { applyEntries, sh, summary, treeState } from './tree-state.js';
+import { applyEntries, sh, summary, treeState } from '../../support/tree-state.js';
 
 const work = mkdtempSync(join(tmpdir(), 'tsbuild-diff-'));
 after(() => rmSync(work, { recursive: true, force: true }));

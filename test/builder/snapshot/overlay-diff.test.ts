@@ -9,7 +9,7 @@ import type { LayerEntry } from '../../../layers/entry.js';
 import { TsbuildError } from '../../../layers/errors.js';
 import { diffOverlayUpper } from '../../../builder/snapshot/overlay-diff.js';
 import { scanTree } from '../../../builder/snapshot/scan.js';
-import { applyEntries, sh, summary, treeState } from './tree-state.js';
+import { applyEntries, sh, summary, treeState } from '../../support/tree-state.js';
 
 const work = mkdtempSync(join(tmpdir(), 'tsbuild-overlay-diff-'));
 after(() => rmSync(work, { recursive: true, force: true }));

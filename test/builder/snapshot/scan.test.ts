@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { scanTree } from '../../../builder/snapshot/scan.js';
-import { sh } from './tree-state.js';
+import { sh } from '../../support/tree-state.js';
 
 const work = mkdtempSync(join(tmpdir(), 'tsbuild-scan-'));
 after(() => rmSync(work, { recursive: true, force: true }));

@@ -1,14 +1,14 @@
-/** Shared helpers of the snapshot tests: run a step on a real tree, apply its layer, compare trees. */
+/** Shared helpers of tests that compare file trees: run a step on a real tree, apply its layer, compare trees. */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { closeSync, createReadStream, lstatSync, openSync, readSync, readdirSync, readlinkSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
-import { applyLayer } from '../../../layers/apply-layer.js';
-import type { LayerEntry } from '../../../layers/entry.js';
-import { OciLayout } from '../../../layers/oci-layout.js';
-import { writeLayer } from '../../../layers/write-layer.js';
-import { readXattrs, writeXattrsOfPaths, type XattrMap } from '../../../layers/xattrs.js';
+import { applyLayer } from '../../layers/apply-layer.js';
+import type { LayerEntry } from '../../layers/entry.js';
+import { OciLayout } from '../../layers/oci-layout.js';
+import { writeLayer } from '../../layers/write-layer.js';
+import { readXattrs, writeXattrsOfPaths, type XattrMap } from '../../layers/xattrs.js';
 
 /** Runs a shell script with `cwd` as working directory; throws with its stderr when it fails. */
 export function sh(script: string, cwd: string): void {
@@ -54,7 +54,7 @@ export async function treeState(root: string): Promise<TreeState> {
       };
       if (stats.isFile()) {
         state.size = stats.size;
-        state.sha256 = createHash('sha256').update(readFileSync(abs)).digest('hex');
+        state.sha256 = fileSha256(abs);
       }
       if (stats.isSymbolicLink()) state.linkTarget = readlinkSync(abs);
       if (stats.isCharacterDevice() || stats.isBlockDevice()) state.rdev = stats.rdev;
@@ -70,6 +70,19 @@ export async function treeState(root: string): Promise<TreeState> {
   }
   const hardlinks = [...inodes.values()].filter((group) => group.length > 1).map((group) => group.sort()).sort();
   return { paths, hardlinks };
+}
+
+/** SHA-256 of a file's contents, read in chunks so large files never sit in memory. */
+function fileSha256(file: string): string {
+  const hash = createHash('sha256');
+  const buffer = Buffer.alloc(1 << 20);
+  const fd = openSync(file, 'r');
+  try {
+    for (let n = readSync(fd, buffer); n > 0; n = readSync(fd, buffer)) hash.update(buffer.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest('hex');
 }
 
 function typeName(mode: number): string {

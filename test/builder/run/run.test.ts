@@ -1,0 +1,222 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { access, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { build } from '../../../builder/build.js';
+import type { IsolationMode } from '../../../builder/isolation/backend.js';
+import { chrootAvailable } from '../../../builder/isolation/chroot.js';
+import { findOciRuntime } from '../../../builder/isolation/find-runtime.js';
+import { mountsUnder } from '../../../builder/rootfs/mountinfo.js';
+import { writeBusyboxImage } from '../../support/busybox-image.js';
+import { debianBookwormImage } from '../../support/debian-image.js';
+import { treeState, type TreeState } from '../../support/tree-state.js';
+import { unpackWithUmoci, validateLayout } from '../../support/validate-layout.js';
+
+const run = promisify(execFile);
+const isRoot = process.getuid?.() === 0;
+
+let work: string;
+let baseLayout: string;
+before(async () => {
+  work = await mkdtemp(path.join(os.tmpdir(), 'tsbuild-run-'));
+  baseLayout = path.join(work, 'busybox');
+  await writeBusyboxImage(baseLayout);
+});
+after(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+/** Builds `dockerfile` FROM the busybox fixture into a new layout and returns it. */
+async function buildImage(name: string, dockerfile: string, isolation: IsolationMode): Promise<string> {
+  const context = path.join(work, `${name}-context`);
+  await mkdir(context, { recursive: true });
+  await writeFile(path.join(context, 'Dockerfile'), dockerfile);
+  const dest = path.join(work, `${name}-image`);
+  await build({
+    context,
+    tags: ['t:1'],
+    outputs: [{ type: 'oci', dest, tar: false }],
+    buildContexts: [`busybox=oci-layout://${baseLayout}`],
+    compressionLevel: 1,
+    isolation,
+  });
+  return dest;
+}
+
+/** The tree an image unpacks to, by umoci, independent of our own extraction. */
+async function imageTree(layout: string): Promise<TreeState> {
+  const { rootfs, cleanup } = await unpackWithUmoci(layout, 't:1');
+  try {
+    return withoutTimes(await treeState(rootfs));
+  } finally {
+    await cleanup();
+  }
+}
+
+/** The tree the same commands give when run directly in a chroot of the unpacked base: the expected result. */
+async function expectedTree(commands: readonly string[]): Promise<TreeState> {
+  const { rootfs, cleanup } = await unpackWithUmoci(baseLayout, 'latest');
+  try {
+    for (const command of commands) await run('unshare', ['--mount', '--fork', 'chroot', rootfs, '/bin/sh', '-c', command]);
+    return withoutTimes(await treeState(rootfs));
+  } finally {
+    await cleanup();
+  }
+}
+
+/** File and directory times differ between two runs by nature; everything else must match. */
+function withoutTimes(state: TreeState): TreeState {
+  const paths = Object.fromEntries(Object.entries(state.paths).map(([p, s]) => [p, { ...s, mtime: 0 }]));
+  return { ...state, paths };
+}
+
+const conformanceCommands = [
+  'rm /etc/group && rm -rf /home && mkdir -p /d/sub && echo one > /d/sub/f && echo two > /f && ln /f /f-link && ln /bin/busybox /bb-hardlink',
+  'rm -rf /d && echo now-a-file > /d && rm /f && mkdir -p /f/inner && ln /f-link /f-link2 && rm -rf /tmp && mkdir /tmp && chmod 1777 /tmp',
+  'ln -s /etc/passwd /abs-link && ln -s ../etc/passwd /usr/rel-link && ln -s /nowhere /dangling && echo s > /suid && chown 4242:4343 /suid && chmod 4755 /suid && mkdir /sticky && chmod 1777 /sticky && mkfifo /fifo && truncate -s 1G /sparse',
+  'echo exec-form > /exec',
+  'echo heredoc > /heredoc',
+];
+
+const conformanceDockerfile = [
+  'FROM busybox',
+  `RUN ${conformanceCommands[0]}`,
+  `RUN ${conformanceCommands[1]}`,
+  `RUN ${conformanceCommands[2]}`,
+  `RUN ["/bin/sh", "-c", "${conformanceCommands[3]}"]`,
+  'RUN <<EOF',
+  conformanceCommands[4],
+  'EOF',
+  '',
+].join('\n');
+
+const environmentDockerfile = [
+  'FROM busybox',
+  'ARG A=arg-value',
+  'ENV B=env-value',
+  'RUN echo "$A $B" > /argenv',
+  'USER app',
+  'WORKDIR /home/app/work',
+  'RUN id -u > uid && id -G > groups && pwd > pwd && echo "$HOME" > home && echo "$0" > shell-default',
+  'SHELL ["/bin/busybox", "sh", "-c"]',
+  'RUN echo "$0" > shell-custom',
+  '',
+].join('\n');
+
+async function availableBackends(): Promise<IsolationMode[]> {
+  if (!isRoot) return [];
+  const modes: IsolationMode[] = [];
+  if (await findOciRuntime()) modes.push('oci');
+  if (await chrootAvailable()) modes.push('chroot');
+  return modes;
+}
+
+const backends = await availableBackends();
+const skip = backends.length === 0 ? 'needs root and an isolation backend' : false;
+
+describe('RUN conformance, every backend', { skip }, () => {
+  let expected: TreeState;
+  before(async () => {
+    expected = await expectedTree(conformanceCommands);
+  });
+
+  for (const mode of backends) {
+    describe(`--isolation=${mode}`, () => {
+      test('the image unpacks to exactly the tree the commands produce', async () => {
+        const layout = await buildImage(`conformance-${mode}`, conformanceDockerfile, mode);
+        await validateLayout(layout);
+        const actual = await imageTree(layout);
+        assert.deepEqual(actual.hardlinks, expected.hardlinks);
+        assert.deepEqual(actual.paths, expected.paths);
+        assert.equal(actual.paths['sparse']?.size, 1 << 30);
+        assert.equal(actual.paths['suid']?.mode, 0o4755);
+        assert.equal(actual.paths['suid']?.uid, 4242);
+        assert.equal(actual.paths['fifo']?.type, 'fifo');
+        for (const residue of ['proc', 'sys', 'dev', 'etc/hosts', 'etc/hostname', 'etc/resolv.conf']) {
+          assert.equal(actual.paths[residue], undefined, `${residue} must not be in the image`);
+        }
+      });
+
+      test('USER, WORKDIR, SHELL, ARG and ENV reach the process; ARG stays out of the config', async () => {
+        const layout = await buildImage(`environment-${mode}`, environmentDockerfile, mode);
+        const { rootfs, cleanup } = await unpackWithUmoci(layout, 't:1');
+        try {
+          const read = (p: string) => readFile(path.join(rootfs, p), 'utf8');
+          assert.equal(await read('argenv'), 'arg-value env-value\n');
+          assert.equal(await read('home/app/work/uid'), '1000\n');
+          assert.equal(await read('home/app/work/groups'), '1000 50\n');
+          assert.equal(await read('home/app/work/pwd'), '/home/app/work\n');
+          assert.equal(await read('home/app/work/home'), '/home/app\n');
+          assert.equal(await read('home/app/work/shell-default'), '/bin/sh\n');
+          assert.equal(await read('home/app/work/shell-custom'), 'sh\n');
+          const owner = await stat(path.join(rootfs, 'home/app/work/uid'));
+          assert.deepEqual([owner.uid, owner.gid], [1000, 1000]);
+        } finally {
+          await cleanup();
+        }
+        const index = JSON.parse(await readFile(path.join(layout, 'index.json'), 'utf8'));
+        const manifest = JSON.parse(await readFile(path.join(layout, 'blobs/sha256', index.manifests[0].digest.slice(7)), 'utf8'));
+        const config = JSON.parse(await readFile(path.join(layout, 'blobs/sha256', manifest.config.digest.slice(7)), 'utf8'));
+        assert.ok(config.config.Env.includes('B=env-value'));
+        assert.ok(!config.config.Env.some((e: string) => e.startsWith('A=')));
+      });
+
+      test('a failing RUN names the line, the command and the exit code, and leaves nothing behind', async () => {
+        const context = path.join(work, `failing-${mode}`);
+        await mkdir(context, { recursive: true });
+        await writeFile(path.join(context, 'Dockerfile'), 'FROM busybox\nRUN echo partial > /x\nRUN echo about to fail && exit 3\n');
+        const dest = path.join(work, `failing-${mode}-image`);
+        await assert.rejects(
+          build({ context, outputs: [{ type: 'oci', dest, tar: false }], buildContexts: [`busybox=oci-layout://${baseLayout}`], isolation: mode }),
+          (err: Error) => {
+            assert.match(err.message, /Dockerfile:3: process "\/bin\/sh -c echo about to fail && exit 3" did not complete successfully: exit code: 3$/);
+            return true;
+          },
+        );
+        await assert.rejects(access(dest));
+        assert.deepEqual(await mountsUnder(os.tmpdir()), []);
+      });
+    });
+  }
+});
+
+describe('RUN on a Debian base', { skip }, () => {
+  test('users, the package database and ownership work as on Docker', async () => {
+    const debian = await debianBookwormImage();
+    const context = path.join(work, 'debian');
+    await mkdir(context, { recursive: true });
+    await writeFile(
+      path.join(context, 'Dockerfile'),
+      [
+        'FROM debian',
+        'RUN useradd -m builder && echo hi > /home/builder/note && chown builder: /home/builder/note',
+        "RUN dpkg-query -W -f='${Package}\\n' > /packages && rm -rf /var/cache/debconf",
+        '',
+      ].join('\n'),
+    );
+    const dest = path.join(work, 'debian-image');
+    await build({
+      context,
+      tags: ['t:1'],
+      outputs: [{ type: 'oci', dest, tar: false }],
+      buildContexts: [`debian=oci-layout://${debian.layoutDir}:${debian.tag}`],
+      compressionLevel: 1,
+    });
+    await validateLayout(dest);
+    const { rootfs, cleanup } = await unpackWithUmoci(dest, 't:1');
+    try {
+      const note = await stat(path.join(rootfs, 'home/builder/note'));
+      assert.deepEqual([note.uid, note.gid], [1000, 1000]);
+      assert.match(await readFile(path.join(rootfs, 'etc/passwd'), 'utf8'), /^builder:x:1000:1000:/m);
+      assert.match(await readFile(path.join(rootfs, 'packages'), 'utf8'), /^dpkg$/m);
+      await assert.rejects(access(path.join(rootfs, 'var/cache/debconf')));
+      const shadow = await stat(path.join(rootfs, 'etc/shadow'));
+      assert.deepEqual([shadow.uid, shadow.gid, shadow.mode & 0o7777], [0, 42, 0o640], 'useradd rewrote /etc/shadow, which keeps group shadow');
+    } finally {
+      await cleanup();
+    }
+  });
+});
