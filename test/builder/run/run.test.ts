@@ -12,6 +12,7 @@ import { findOciRuntime } from '../../../builder/isolation/find-runtime.js';
 import { mountsUnder } from '../../../builder/rootfs/mountinfo.js';
 import { writeBusyboxImage } from '../../support/busybox-image.js';
 import { debianBookwormImage } from '../../support/debian-image.js';
+import { repoRoot } from '../../support/repo-root.js';
 import { treeState, type TreeState } from '../../support/tree-state.js';
 import { unpackWithUmoci, validateLayout } from '../../support/validate-layout.js';
 
@@ -215,6 +216,28 @@ describe('RUN on a Debian base', { skip }, () => {
       await assert.rejects(access(path.join(rootfs, 'var/cache/debconf')));
       const shadow = await stat(path.join(rootfs, 'etc/shadow'));
       assert.deepEqual([shadow.uid, shadow.gid, shadow.mode & 0o7777], [0, 42, 0o640], 'useradd rewrote /etc/shadow, which keeps group shadow');
+    } finally {
+      await cleanup();
+    }
+  });
+
+  test('the Debian example in examples/debian-app builds', async () => {
+    const debian = await debianBookwormImage();
+    const dest = path.join(work, 'debian-example');
+    await build({
+      context: path.join(repoRoot(), 'examples', 'debian-app'),
+      tags: ['debian-app:1'],
+      outputs: [{ type: 'oci', dest, tar: false }],
+      buildContexts: [`debian:bookworm=oci-layout://${debian.layoutDir}:${debian.tag}`],
+      compressionLevel: 1,
+    });
+    await validateLayout(dest);
+    const { rootfs, cleanup } = await unpackWithUmoci(dest, 'debian-app:1');
+    try {
+      assert.match(await readFile(path.join(rootfs, 'opt/app/build-greeting.txt'), 'utf8'), /^hello from 12\.\d+ as root\n$/);
+      assert.match(await readFile(path.join(rootfs, 'home/app/data/identity'), 'utf8'), /^uid=1000\(app\) gid=1000\(app\)/);
+      const data = await stat(path.join(rootfs, 'home/app/data'));
+      assert.deepEqual([data.uid, data.gid], [1000, 1000]);
     } finally {
       await cleanup();
     }
