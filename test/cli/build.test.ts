@@ -240,12 +240,6 @@ describe('errors', () => {
     assert.match(oneLine(result.stderr), /^error: \S*Dockerfile:2: /);
   });
 
-  test('RUN is refused clearly until it is supported', async () => {
-    const result = await failing('FROM scratch\nRUN echo hi\n');
-    assert.equal(result.code, 1);
-    assert.match(oneLine(result.stderr), /^error: \S*Dockerfile:2: RUN is not supported yet/);
-  });
-
   test('ADD --checksum on a local source is refused', async () => {
     const result = await failing('FROM scratch\nADD --checksum=sha256:0000000000000000000000000000000000000000000000000000000000000000 a /\n', { a: 'a' });
     assert.equal(result.code, 1);
