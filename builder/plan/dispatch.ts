@@ -70,15 +70,17 @@ function dispatchInstruction(state: StageState, ins: Instruction, ctx: DispatchC
     }
     case 'LABEL': {
       const labels = { ...c.Labels };
-      for (const pair of ins.labels) labels[expand(pair.key)] = expand(pair.value);
-      return meta(ins.original, { ...c, Labels: labels });
+      const pairs = ins.labels.map((pair) => [expand(pair.key), expand(pair.value)] as const);
+      for (const [key, value] of pairs) labels[key] = value;
+      return meta(`LABEL ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`, { ...c, Labels: labels });
     }
     case 'MAINTAINER':
       return meta(ins.original, c, { author: ins.maintainer });
     case 'EXPOSE': {
       const ports = { ...c.ExposedPorts };
-      for (const word of ins.ports) for (const key of exposedPortKeys(expand(word))) ports[key] = {};
-      return meta(ins.original, { ...c, ExposedPorts: ports });
+      const keys = ins.ports.flatMap((word) => exposedPortKeys(expand(word)));
+      for (const key of keys) ports[key] = {};
+      return meta(`EXPOSE ${keys.join(' ')}`, { ...c, ExposedPorts: ports });
     }
     case 'VOLUME': {
       const volumes = { ...c.Volumes };
@@ -87,12 +89,16 @@ function dispatchInstruction(state: StageState, ins: Instruction, ctx: DispatchC
         if (volume === '') throw new TsbuildError('BAD_VOLUME', 'VOLUME specified can not be an empty string');
         volumes[volume] = {};
       }
-      return meta(ins.original, { ...c, Volumes: volumes });
+      return meta(`VOLUME ${JSON.stringify(ins.volumes.map((w) => expand(w).trim()))}`, { ...c, Volumes: volumes });
     }
-    case 'USER':
-      return meta(ins.original, { ...c, User: expand(ins.user) });
-    case 'STOPSIGNAL':
-      return meta(ins.original, { ...c, StopSignal: validateStopSignal(expand(ins.signal)) });
+    case 'USER': {
+      const user = expand(ins.user);
+      return meta(`USER ${user}`, { ...c, User: user });
+    }
+    case 'STOPSIGNAL': {
+      const signal = validateStopSignal(expand(ins.signal));
+      return meta(`STOPSIGNAL ${signal}`, { ...c, StopSignal: signal });
+    }
     case 'SHELL':
       return meta(ins.original, { ...c, Shell: [...ins.shell] });
     case 'ONBUILD':
