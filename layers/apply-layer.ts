@@ -32,6 +32,7 @@ import { removeLowerChildren, removeLowerContent } from './apply-whiteouts.js';
 import type { EntryType } from './entry.js';
 import { TsbuildError } from './errors.js';
 import { cleanRootRelative, climbsAboveRoot, secureJoin } from './secure-join.js';
+import { drainedOrClosed } from './stream-util.js';
 
 export interface ApplyOptions {
   /** Give entries the uid and gid recorded in the tar. Default: true when running as root. */
@@ -117,18 +118,6 @@ export async function applyLayer(rootDir: string, tar: Readable, options: ApplyO
     throw err;
   }
   return applier.stats;
-}
-
-function drainedOrClosed(stream: Extract): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      stream.off('drain', done);
-      stream.off('close', done);
-      resolve();
-    };
-    stream.on('drain', done);
-    stream.on('close', done);
-  });
 }
 
 function unreadable(err: unknown): TsbuildError {

@@ -2,6 +2,7 @@ import { PassThrough, pipeline, type Readable } from 'node:stream';
 import { pack as createPack, type Pack } from 'tar-stream';
 import type { LayerEntry } from './entry.js';
 import { TsbuildError } from './errors.js';
+import { drainedOrClosed } from './stream-util.js';
 
 export interface TarOptions {
   /** When set, every mtime later than this (seconds since the epoch) is written as this. */
@@ -87,7 +88,7 @@ async function writeEntries(
     if (output.destroyed) return;
     await writeRecord(pack, record);
     // Headers of entries without contents are pushed without waiting; stop while the consumer lags.
-    if (output.writableNeedDrain) await writable(output);
+    if (output.writableNeedDrain) await drainedOrClosed(output);
   }
 }
 
@@ -289,7 +290,7 @@ async function copyContents(path: string, open: (() => Readable) | undefined, si
       const bytes = chunk as Buffer;
       copied += bytes.length;
       if (copied > size) throw sizeChanged(path, size, `more than ${size}`);
-      if (!sink.write(bytes)) await writable(sink);
+      if (!sink.write(bytes)) await drainedOrClosed(sink);
       if (sink.destroyed) return;
     }
   }
@@ -299,25 +300,4 @@ async function copyContents(path: string, open: (() => Readable) | undefined, si
 
 function sizeChanged(path: string, size: number, found: string): TsbuildError {
   return new TsbuildError('TAR_SIZE', `${JSON.stringify(path)} should have ${size} bytes but has ${found}; did it change while the layer was written?`);
-}
-
-/** The part of Node's and tar-stream's writables that backpressure needs. */
-interface DrainingStream {
-  readonly destroyed: boolean;
-  on(event: 'drain' | 'close', listener: () => void): unknown;
-  off(event: 'drain' | 'close', listener: () => void): unknown;
-}
-
-/** Resolves once `stream` wants more data, or is destroyed. */
-function writable(stream: DrainingStream): Promise<void> {
-  if (stream.destroyed) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = (): void => {
-      stream.off('drain', done);
-      stream.off('close', done);
-      resolve();
-    };
-    stream.on('drain', done);
-    stream.on('close', done);
-  });
 }

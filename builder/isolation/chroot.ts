@@ -1,31 +1,19 @@
 import { spawn } from 'node:child_process';
-import { constants as fsConstants } from 'node:fs';
-import { access, realpath } from 'node:fs/promises';
+import { realpath } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
-import { isAbsolute, join } from 'node:path';
+import { isAbsolute } from 'node:path';
 import type { Readable } from 'node:stream';
 import { TsbuildError } from '../../layers/errors.js';
 import type { IsolationBackend, RunResult, RunSpec } from './backend.js';
 import { secureJoin } from '../../layers/secure-join.js';
 import { chrootCommand, setupDoneMarker, type HostTools, type MountTargets } from './chroot-setup.js';
+import { findExecutable, systemBinDirs } from './host-tools.js';
 
 /** Only the host's system directories are searched for tools; the setup script runs with this PATH. */
-const hostDirs = ['/usr/sbin', '/usr/bin', '/sbin', '/bin'];
 /** Tools the setup script calls by name (`ip` only for `network: 'none'`). */
 const setupTools = ['mount', 'mknod', 'mkdir', 'ln'];
 
-async function findHostTool(name: string): Promise<string | undefined> {
-  for (const dir of hostDirs) {
-    const path = join(dir, name);
-    try {
-      await access(path, fsConstants.X_OK);
-      return path;
-    } catch {
-      // not in this directory
-    }
-  }
-  return undefined;
-}
+const findHostTool = (name: string): Promise<string | undefined> => findExecutable(name, systemBinDirs);
 
 async function findHostTools(): Promise<HostTools | undefined> {
   const [unshare, chroot, env, sh] = await Promise.all(['unshare', 'chroot', 'env', 'sh'].map(findHostTool));
@@ -85,7 +73,7 @@ export class ChrootBackend implements IsolationBackend {
     const [command, ...args] = chrootCommand(spec, tools, targets);
     return new Promise<RunResult>((resolve, reject) => {
       // fd 2 is the setup's control channel, fd 3 the process's stderr (see chroot-setup.ts).
-      const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe', 'pipe'], env: { PATH: hostDirs.join(':') } });
+      const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe', 'pipe'], env: { PATH: systemBinDirs.join(':') } });
       let control = '';
       let aborted = false;
       // Killing unshare kills its child, the pid namespace's init (`--kill-child`), and with it

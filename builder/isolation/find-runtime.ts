@@ -1,10 +1,10 @@
-import { constants as fsConstants } from 'node:fs';
-import { access, lstat, mkdir, mkdtemp, readlink, rm, symlink } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readlink, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { isErrnoCode } from '../../layers/fs-util.js';
 import type { BindMount } from './backend.js';
 import { OciRuntimeBackend } from './oci-runtime.js';
+import { findExecutable, pathDirs } from './host-tools.js';
 
 export interface OciRuntime {
   readonly path: string;
@@ -13,20 +13,6 @@ export interface OciRuntime {
 
 /** Host directories the probe container borrows (read-only) to run the host's `true`. */
 const hostSystemDirs = ['usr', 'bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32'];
-
-async function onPath(name: string): Promise<string | undefined> {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (dir === '') continue;
-    const path = join(dir, name);
-    try {
-      await access(path, fsConstants.X_OK);
-      return path;
-    } catch {
-      // not in this directory
-    }
-  }
-  return undefined;
-}
 
 /** Mirrors the host's system directories into `rootfs`: symlinks are copied, directories become read-only binds. */
 async function borrowHostSystem(rootfs: string): Promise<BindMount[]> {
@@ -77,7 +63,7 @@ async function detect(): Promise<OciRuntime | undefined> {
   // Both need root here; without it runc would switch to rootless mode, which is another backend.
   if (process.getuid?.() !== 0) return undefined;
   for (const name of ['crun', 'runc'] as const) {
-    const path = await onPath(name);
+    const path = await findExecutable(name, pathDirs());
     if (path !== undefined && (await canRunContainers(path))) return { path, name };
   }
   return undefined;

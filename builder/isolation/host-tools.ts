@@ -1,0 +1,25 @@
+import { constants as fsConstants } from 'node:fs';
+import { access } from 'node:fs/promises';
+import { delimiter, join } from 'node:path';
+
+/** The system directories host tools are taken from when PATH must not be trusted. */
+export const systemBinDirs: readonly string[] = ['/usr/sbin', '/usr/bin', '/sbin', '/bin'];
+
+/** The directories of `$PATH`, in order. */
+export function pathDirs(): string[] {
+  return (process.env.PATH ?? '').split(delimiter).filter((dir) => dir !== '');
+}
+
+/** The first executable file called `name` in `dirs`. */
+export async function findExecutable(name: string, dirs: readonly string[]): Promise<string | undefined> {
+  for (const dir of dirs) {
+    const candidate = join(dir, name);
+    try {
+      await access(candidate, fsConstants.X_OK);
+      return candidate;
+    } catch {
+      // not in this directory
+    }
+  }
+  return undefined;
+}
