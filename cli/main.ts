@@ -1,9 +1,11 @@
 #!/usr/bin/env node
+import { TsbuildError } from '../layers/errors.js';
 import { run } from './run.js';
 
 const interrupt = new AbortController();
-process.once('SIGINT', () => interrupt.abort());
-process.once('SIGTERM', () => interrupt.abort());
+const stop = (): void => interrupt.abort(new TsbuildError('INTERRUPTED', 'build interrupted'));
+process.once('SIGINT', stop);
+process.once('SIGTERM', stop);
 
 process.exitCode = await run(process.argv.slice(2), {
   stdout: (text) => process.stdout.write(`${text}\n`),

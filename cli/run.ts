@@ -8,6 +8,7 @@ import type { Compression } from '../layers/compression.js';
 import { TsbuildError } from '../layers/errors.js';
 import { parsePairs } from './parse-pairs.js';
 import { progressRenderer, type ProgressMode } from './progress-renderer.js';
+import { enterUserNamespace } from './userns-reexec.js';
 
 export interface CliIo {
   readonly stdout: (text: string) => void;
@@ -25,16 +26,28 @@ const processIo: CliIo = {
 /** Runs the tsbuild command line; returns the exit code. Only this layer maps errors to codes. */
 export async function run(argv: readonly string[], io: CliIo = processIo): Promise<number> {
   try {
-    await parser(argv, io).parseAsync();
-    return 0;
+    const outcome: Outcome = {};
+    await parser(argv, io, outcome).parseAsync();
+    return outcome.exitCode ?? 0;
   } catch (err) {
     io.stderr(`error: ${errorLine(err)}`);
     if (io.env.TSBUILD_DEBUG && err instanceof Error && err.stack) io.stderr(err.stack);
-    return err instanceof UsageError ? 2 : 1;
+    return err instanceof UsageError ? 2 : wasInterrupted(err) ? 130 : 1;
   }
 }
 
 class UsageError extends Error {}
+
+/** Ctrl-C exits with 128 + SIGINT, as shells report it. */
+function wasInterrupted(err: unknown): boolean {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) if (e instanceof TsbuildError && e.code === 'INTERRUPTED') return true;
+  return false;
+}
+
+/** Set by a command that ran the build in a re-executed tsbuild: that process's exit code. */
+interface Outcome {
+  exitCode?: number;
+}
 
 function errorLine(err: unknown): string {
   if (err instanceof TsbuildError || err instanceof UsageError) return err.message;
@@ -52,7 +65,7 @@ function planOptions(y: Argv) {
     .option('build-context', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'named context NAME=oci-layout://DIR[:TAG] or NAME=DIR' });
 }
 
-function parser(argv: readonly string[], io: CliIo) {
+function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
   return yargs([...argv])
     .scriptName('tsbuild')
     .parserConfiguration({ 'camel-case-expansion': true })
@@ -72,6 +85,12 @@ function parser(argv: readonly string[], io: CliIo) {
           .option('isolation', { choices: ['auto', 'oci', 'chroot', 'rootless', 'none'] as const, default: 'auto' as const, describe: 'how RUN steps are isolated' })
           .option('source-date-epoch', { type: 'string', describe: 'clamp timestamps to this time (default: $SOURCE_DATE_EPOCH)' }),
       async (args) => {
+        // An unprivileged user builds as uid 0 of a user namespace: this same command, re-executed there.
+        const delegated = await enterUserNamespace(argv, args.isolation, io);
+        if (delegated !== undefined) {
+          outcome.exitCode = delegated;
+          return;
+        }
         const progress: ProgressMode = args.progress;
         const result = await build({
           ...commonRequest(args, io),

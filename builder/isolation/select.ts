@@ -3,6 +3,8 @@ import type { IsolationBackend, IsolationMode } from './backend.js';
 import { ChrootBackend, chrootAvailable } from './chroot.js';
 import { findOciRuntime } from './find-runtime.js';
 import { OciRuntimeBackend } from './oci-runtime.js';
+import { RootlessBackend, rootlessAvailable } from './rootless.js';
+import { currentIdMapping, type IdMapping } from './userns.js';
 
 export interface SelectedBackend {
   readonly backend: IsolationBackend;
@@ -15,7 +17,12 @@ export async function selectBackend(mode: IsolationMode): Promise<SelectedBacken
   const isRoot = process.getuid?.() === 0;
   switch (mode) {
     case 'auto': {
-      if (!isRoot) throw unavailable('auto', 'running RUN steps without root is not supported yet');
+      const mapping = await currentIdMapping();
+      if (mapping.kind === 'namespace' && isRoot) {
+        if (await rootlessAvailable()) return { backend: new RootlessBackend(), reason: namespaceReason(mapping) };
+        throw unavailable('auto', 'unshare, chroot, env, mount or sh is missing');
+      }
+      if (!isRoot) throw unavailable('auto', notInNamespace);
       const runtime = await findOciRuntime();
       if (runtime) return { backend: new OciRuntimeBackend({ runtimePath: runtime.path }), reason: `running as root and ${runtime.name} works here` };
       if (await chrootAvailable()) return { backend: new ChrootBackend(), reason: 'running as root without a working OCI runtime' };
@@ -29,10 +36,25 @@ export async function selectBackend(mode: IsolationMode): Promise<SelectedBacken
     case 'chroot':
       if (!(await chrootAvailable())) throw unavailable(mode, isRoot ? 'unshare or chroot is missing' : 'it needs root');
       return { backend: new ChrootBackend(), reason: '--isolation=chroot' };
-    case 'rootless':
+    case 'rootless': {
+      if (!isRoot) throw unavailable(mode, notInNamespace);
+      if (!(await rootlessAvailable())) throw unavailable(mode, 'unshare, chroot, env, mount or sh is missing');
+      const mapping = await currentIdMapping();
+      return { backend: new RootlessBackend(), reason: mapping.kind === 'namespace' ? `--isolation=rootless, ${namespaceReason(mapping)}` : '--isolation=rootless as root' };
+    }
     case 'none':
       throw unavailable(mode, 'not supported yet');
   }
+}
+
+const notInNamespace = 'this process is neither root nor uid 0 of a user namespace (the tsbuild command enters one for unprivileged users)';
+
+/** Why the rootless backend, in the words of the mapping it runs under. */
+function namespaceReason(mapping: Extract<IdMapping, { kind: 'namespace' }>): string {
+  const user = mapping.hostUid === undefined ? 'an unmapped user' : `host uid ${mapping.hostUid}`;
+  return mapping.ids > 1
+    ? `in a user namespace as ${user}, with ${mapping.ids - 1} subordinate ids keeping other owners`
+    : `in a single-id user namespace as ${user}: only root can own files`;
 }
 
 function unavailable(mode: IsolationMode, why: string): TsbuildError {

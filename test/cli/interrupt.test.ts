@@ -41,11 +41,20 @@ test('Ctrl-C during a RUN stops the build and leaves no process, mount, workspac
     });
   });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  await started;
-  const sleeping = await descendantsNamed(child.pid!, 'sleep');
-  assert.ok(sleeping.length > 0, 'the RUN process is running');
-  child.kill('SIGINT');
-  const code = await exited;
+  let code: number | null;
+  let sleeping: number[] = [];
+  try {
+    await started;
+    for (let tries = 0; tries < 50 && sleeping.length === 0; tries++) {
+      sleeping = await descendantsNamed(child.pid!, 'sleep');
+      if (sleeping.length === 0) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.ok(sleeping.length > 0, 'the RUN process is running');
+    child.kill('SIGINT');
+    code = await exited;
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
   assert.equal(code, 130);
   assert.match(stderr.trimEnd().split('\n').at(-1)!, /^error: \S*Dockerfile:2: build interrupted$/);
   for (const pid of sleeping) assert.equal(await alive(pid), false, `process ${pid} must be gone`);

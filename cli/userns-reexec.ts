@@ -1,0 +1,41 @@
+import { fileURLToPath } from 'node:url';
+import type { IsolationMode } from '../builder/isolation/backend.js';
+import { planUserNamespace, runInUserNamespace, userNamespaceEnv } from '../builder/isolation/userns.js';
+import { LineBuffer } from '../builder/run/line-buffer.js';
+import { TsbuildError } from '../layers/errors.js';
+import type { CliIo } from './run.js';
+
+/** The command-line entry point, run again inside the namespace. */
+const mainScript = fileURLToPath(new URL('./main.js', import.meta.url));
+
+/**
+ * For an unprivileged user building with `--isolation auto` or `rootless`: runs this same command
+ * line again as uid 0 of a new user namespace (see userns.ts) and returns its exit code, after
+ * warning when only a single id can be mapped. Returns undefined when the build should run in this
+ * process: as root, with another isolation, inside the namespace already, or, for `auto`, when no
+ * user namespace can be made (the build then fails only if it reaches a RUN step).
+ */
+export async function enterUserNamespace(argv: readonly string[], isolation: IsolationMode, io: CliIo): Promise<number | undefined> {
+  if (process.getuid?.() === 0 || (isolation !== 'auto' && isolation !== 'rootless')) return undefined;
+  if (io.env[userNamespaceEnv] !== undefined) {
+    throw new TsbuildError('USERNS_UNAVAILABLE', `${userNamespaceEnv} is set, yet this process is not uid 0 of a user namespace`);
+  }
+  const stdout = new LineBuffer((text) => io.stdout(text.slice(0, -1)));
+  const stderr = new LineBuffer((text) => io.stderr(text.slice(0, -1)));
+  try {
+    const plan = await planUserNamespace();
+    if (plan.warning !== undefined) io.stderr(`warning: ${plan.warning}`);
+    return await runInUserNamespace(process.execPath, [...process.execArgv, mainScript, ...argv], plan, {
+      env: io.env,
+      stdout: (chunk) => stdout.push(chunk),
+      stderr: (chunk) => stderr.push(chunk),
+      ...(io.signal ? { signal: io.signal } : {}),
+    });
+  } catch (error) {
+    if (isolation === 'auto' && error instanceof TsbuildError && error.code === 'USERNS_UNAVAILABLE') return undefined;
+    throw error;
+  } finally {
+    stdout.flush();
+    stderr.flush();
+  }
+}
