@@ -33,6 +33,7 @@ import type { EntryType } from './entry.js';
 import { TsbuildError } from './errors.js';
 import { cleanRootRelative, climbsAboveRoot, secureJoin } from './secure-join.js';
 import { drainedOrClosed } from './stream-util.js';
+import { isErrnoCode } from './fs-util.js';
 
 export interface ApplyOptions {
   /** Give entries the uid and gid recorded in the tar. Default: true when running as root. */
@@ -48,6 +49,11 @@ export interface ApplyStats {
   bytes: number;
   /** Root-relative paths of device nodes not created because the process is not root. */
   skippedDevices: string[];
+  /**
+   * Root-relative paths left owned by the extracting user because their uid or gid does not exist
+   * here (a user namespace that maps only one id).
+   */
+  unmappedOwners: string[];
   /**
    * PAX extended attributes, by the root-relative path where the entry carrying them was written.
    * They are NOT set on disk (Node cannot set xattrs), so they are lost unless the caller keeps
@@ -144,6 +150,7 @@ class LayerApplier {
     applied: { file: 0, directory: 0, symlink: 0, hardlink: 0, fifo: 0, char: 0, block: 0, whiteout: 0, opaque: 0 },
     bytes: 0,
     skippedDevices: [],
+    unmappedOwners: [],
     xattrs: new Map(),
   };
   /** Absolute paths this layer wrote, with all their ancestors; whiteouts leave them alone. */
@@ -232,7 +239,7 @@ class LayerApplier {
         if (!header.linkname) throw new TsbuildError('INVALID_LAYER', `symlink ${header.name} has no target`);
         await this.prepare(parent, target, false);
         await symlink(header.linkname, target);
-        if (this.sameOwner) await lchown(target, meta.uid, meta.gid);
+        await this.own(() => lchown(target, meta.uid, meta.gid), target);
         await lutimes(target, meta.mtime, meta.mtime);
         return 'symlink';
       case 'link':
@@ -323,7 +330,7 @@ class LayerApplier {
         this.stats.bytes += chunk.length;
       }
       // chown clears setuid and setgid, so the mode comes after it.
-      if (this.sameOwner) await handle.chown(meta.uid, meta.gid);
+      await this.own(() => handle.chown(meta.uid, meta.gid), target);
       await handle.chmod(meta.mode);
       await handle.utimes(meta.mtime, meta.mtime);
     } finally {
@@ -341,7 +348,7 @@ class LayerApplier {
 
   private async makeDirectory(target: string, meta: Meta): Promise<void> {
     if ((await lstatOrNull(target)) === null) await mkdir(target, 0o700);
-    if (this.sameOwner) await lchown(target, meta.uid, meta.gid);
+    await this.own(() => lchown(target, meta.uid, meta.gid), target);
     this.directories.set(target, meta);
   }
 
@@ -365,9 +372,20 @@ class LayerApplier {
     await link(source, target);
   }
 
+  /** Applies ownership when asked to; an id this user namespace does not map (EINVAL) is recorded instead. */
+  private async own(chown: () => Promise<void>, target: string): Promise<void> {
+    if (!this.sameOwner) return;
+    try {
+      await chown();
+    } catch (err) {
+      if (!isErrnoCode(err, 'EINVAL')) throw err;
+      this.stats.unmappedOwners.push(path.relative(this.root, target));
+    }
+  }
+
   /** Ownership, mode and mtime for nodes that cannot be opened (FIFOs, devices). */
   private async setPathMeta(target: string, meta: Meta): Promise<void> {
-    if (this.sameOwner) await lchown(target, meta.uid, meta.gid);
+    await this.own(() => lchown(target, meta.uid, meta.gid), target);
     // `target` was just created as a FIFO or device, never a symlink, so chmod cannot escape.
     await chmod(target, meta.mode);
     await lutimes(target, meta.mtime, meta.mtime);

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { TsbuildError } from '../../layers/errors.js';
 import { isMountPoint } from './mountinfo.js';
+import { currentIdMapping } from '../isolation/userns.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -54,7 +55,9 @@ export async function mountOverlay(lowerDir: string, upperDir: string, workDir: 
   for (const dir of [lowerDir, upperDir, workDir, target]) {
     if (UNSAFE_OPTION_PATH.test(dir)) throw new TsbuildError('OVERLAY_MOUNT', `cannot mount an overlay with the path ${JSON.stringify(dir)}`);
   }
-  const options = `lowerdir=${lowerDir},upperdir=${upperDir},workdir=${workDir}`;
+  // Inside a user namespace overlayfs may not use trusted.* xattrs; it keeps them under user.* then.
+  const userXattr = (await currentIdMapping()).kind === 'namespace' ? ',userxattr' : '';
+  const options = `lowerdir=${lowerDir},upperdir=${upperDir},workdir=${workDir}${userXattr}`;
   try {
     await execFileAsync('mount', ['-t', 'overlay', 'overlay', '-o', options, target]);
   } catch (error) {

@@ -5,11 +5,14 @@ import { isTopmostDeletion, nodeChanged, sameInode } from './diff.js';
 import { changesToEntries, hasAncestorIn, withAncestors, XattrCache, type ChangeSet } from './entries.js';
 import type { NodeStat, TreeSnapshot } from './scan.js';
 
-/** overlayfs keeps its own bookkeeping in this xattr namespace of the upper directory. */
-const OVERLAY_XATTR = 'trusted.overlay.';
-const OPAQUE_XATTR = 'trusted.overlay.opaque';
+/**
+ * overlayfs keeps its own bookkeeping in xattrs of the upper directory: `trusted.overlay.*`, or
+ * `user.overlay.*` when mounted with `userxattr` inside a user namespace.
+ */
+const OVERLAY_XATTR_PREFIXES = ['trusted.overlay.', 'user.overlay.'];
+const OPAQUE_XATTRS = OVERLAY_XATTR_PREFIXES.map((prefix) => `${prefix}opaque`);
 /** Upper entries that only make sense together with a lower layer; mounts must not enable them. */
-const LOWER_DEPENDENT_XATTRS = ['trusted.overlay.redirect', 'trusted.overlay.metacopy'];
+const LOWER_DEPENDENT_XATTRS = OVERLAY_XATTR_PREFIXES.flatMap((prefix) => [`${prefix}redirect`, `${prefix}metacopy`]);
 
 /**
  * The layer entries of one step run on an overlayfs mount, from scans of its upper directory
@@ -39,7 +42,7 @@ export async function diffOverlayUpper(before: TreeSnapshot, after: TreeSnapshot
   const xattrs = new XattrCache(upperDir);
   await xattrs.read(withAncestors(changes, after));
   for (const path of newDirectories) {
-    if (xattrs.get(path)?.[OPAQUE_XATTR]?.toString() === 'y') changes.opaque.add(path);
+    if (OPAQUE_XATTRS.some((name) => xattrs.get(path)?.[name]?.toString() === 'y')) changes.opaque.add(path);
   }
   if (changes.opaque.size > 0) {
     for (const [path, now] of after) {
@@ -71,7 +74,7 @@ function visibleTree(upper: TreeSnapshot): TreeSnapshot {
 }
 
 function isOverlayXattr(name: string): boolean {
-  return name.startsWith(OVERLAY_XATTR);
+  return OVERLAY_XATTR_PREFIXES.some((prefix) => name.startsWith(prefix));
 }
 
 function refuseLowerDependent(path: string, xattrs: XattrMap): void {

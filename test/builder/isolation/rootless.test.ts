@@ -199,7 +199,7 @@ RUN ["/bin/busybox", "sh", "-c", "/bin/busybox mkdir /data && echo hi > /data/f 
     assert.equal(result.stdout.trim(), auto.stdout.trim());
   });
 
-  it('removes base directories in RUN steps as an unprivileged user', { todo: 'the stage overlay needs the userxattr option inside a user namespace' }, async () => {
+  it('removes base directories in RUN steps as an unprivileged user', async () => {
     const paths = await userDirs(user, 'remove-dir', 'FROM base\nRUN rm -rf /home && mkdir /home && touch /home/new\n');
     const result = await buildAs(user, paths);
     assert.equal(result.code, 0, result.stderr);
