@@ -46,6 +46,8 @@ export interface BuildRequest extends PlanRequest {
   readonly sourceDateEpoch?: number;
   /** Writes the image ID (config digest, or index digest for several platforms) here. */
   readonly iidfile?: string;
+  /** Where the build's scratch space (rootfs mounts, temp blobs) goes; the system temp dir when absent. */
+  readonly tmpDir?: string;
   /** The local store used when no output is given; `defaultStoreDir()` when absent. */
   readonly storeDir?: string;
   /** How RUN steps are isolated; `auto` when absent. */
@@ -80,7 +82,7 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
     ? await selectBackend(request.isolation ?? 'auto')
     : undefined;
   if (isolation) progress({ kind: 'note', message: `isolation: ${isolation.backend.name} (${isolation.reason})` });
-  const workspace = await Workspace.create();
+  const workspace = await Workspace.create(request.tmpDir);
   try {
     const contextTree = { root: contextDir, scope: 'context' as const, label: 'build context', isIgnored: (p: string) => ignore.matches(p), canSkipDir: (p: string) => ignore.canSkipDir(p) };
     const created = new Date((request.sourceDateEpoch ?? Math.floor(Date.now() / 1000)) * 1000).toISOString();

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { access, chmod, chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { access, chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -171,15 +171,18 @@ describe('RUN conformance, every backend', { skip }, () => {
         await mkdir(context, { recursive: true });
         await writeFile(path.join(context, 'Dockerfile'), 'FROM busybox\nRUN echo partial > /x\nRUN echo about to fail && exit 3\n');
         const dest = path.join(work, `failing-${mode}-image`);
+        const tmpDir = path.join(work, `failing-${mode}-tmp`);
+        await mkdir(tmpDir);
         await assert.rejects(
-          build({ context, outputs: [{ type: 'oci', dest, tar: false }], buildContexts: [`busybox=oci-layout://${baseLayout}`], isolation: mode }),
+          build({ context, outputs: [{ type: 'oci', dest, tar: false }], buildContexts: [`busybox=oci-layout://${baseLayout}`], isolation: mode, tmpDir }),
           (err: Error) => {
             assert.match(err.message, /Dockerfile:3: process "\/bin\/sh -c echo about to fail && exit 3" did not complete successfully: exit code: 3$/);
             return true;
           },
         );
         await assert.rejects(access(dest));
-        assert.deepEqual(await mountsUnder(os.tmpdir()), []);
+        assert.deepEqual(await mountsUnder(tmpDir), []);
+        assert.deepEqual(await readdir(tmpDir), [], 'the scratch space is removed');
       });
     });
   }
