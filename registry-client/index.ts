@@ -1,0 +1,32 @@
+export { parseWwwAuthenticate, type AuthChallenge } from './auth-challenge.js';
+export {
+  credentialFiles,
+  DOCKER_HUB_CONFIG_KEY,
+  resolveCredentials,
+  runCredentialHelper,
+  type CredentialLookupOptions,
+  type RegistryCredentials,
+} from './credentials.js';
+export { errorLabel, redactUrl, RegistryError } from './errors.js';
+export {
+  DOCKER_HUB,
+  formatReference,
+  isDockerHub,
+  isLoopbackRegistry,
+  isValidRepositoryName,
+  isValidTag,
+  manifestTarget,
+  parseReference,
+  registryApiHost,
+  registryBaseUrl,
+  type ImageReference,
+} from './reference.js';
+export { DEFAULT_RETRY, type RetryPolicy } from './retry.js';
+export {
+  RegistryTransport,
+  type HttpMethod,
+  type RegistryRequest,
+  type RegistryResponse,
+  type RetryNotice,
+  type TransportOptions,
+} from './transport.js';
