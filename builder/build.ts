@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Compression } from '../layers/compression.js';
 import { TsbuildError } from '../layers/errors.js';
@@ -10,6 +10,9 @@ import { executePlan } from './exec/execute.js';
 import { prepareRootfs } from './rootfs/prepare.js';
 import type { IsolationMode } from './isolation/backend.js';
 import { selectBackend } from './isolation/select.js';
+import { inPlaceSandbox, inPlaceWorkRoot } from './isolation/in-place-sandbox.js';
+import { defaultCacheDir } from './rootfs/rootfs-cache.js';
+import type { ImageLayer } from './exec/image-layer.js';
 import { Workspace } from './exec/workspace.js';
 import type { ParsedDockerfile } from './frontend/instructions.js';
 import { parseDockerfile } from './frontend/parse.js';
@@ -52,6 +55,8 @@ export interface BuildRequest extends PlanRequest {
   readonly storeDir?: string;
   /** How RUN steps are isolated; `auto` when absent. */
   readonly isolation?: IsolationMode;
+  /** Lets `isolation: 'none'` replace the root filesystem outside a detected container. */
+  readonly forceInPlace?: boolean;
   readonly progress?: ProgressListener;
   readonly signal?: AbortSignal;
 }
@@ -78,12 +83,19 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
   const ignore = new PatternMatcher(await loadIgnorePatterns(contextDir, dockerfile));
   const plan = await planParsed(parsed, dockerfile, request);
   for (const message of plan.notes) progress({ kind: 'note', message });
-  const isolation = plan.platforms.some((p) => p.stages.some((s) => s.steps.some((step) => step.kind === 'run')))
-    ? await selectBackend(request.isolation ?? 'auto')
-    : undefined;
-  if (isolation) progress({ kind: 'note', message: `isolation: ${isolation.backend.name} (${isolation.reason})` });
-  const workspace = await Workspace.create(request.tmpDir);
+  const hasRun = plan.platforms.some((p) => p.stages.some((s) => s.steps.some((step) => step.kind === 'run')));
+  const mode = request.isolation ?? 'auto';
+  const inPlace = hasRun && mode === 'none';
+  if (inPlace && request.tmpDir === undefined) await mkdir(inPlaceWorkRoot, { recursive: true, mode: 0o700 });
+  const workspace = await Workspace.create(request.tmpDir ?? (inPlace ? inPlaceWorkRoot : undefined));
   try {
+    const standardPrepare = (layers: readonly ImageLayer[]) => prepareRootfs(layers, workspace);
+    const sandbox = !hasRun
+      ? undefined
+      : inPlace
+        ? await inPlaceSandbox({ workspace, protectedPaths: buildOwnPaths(request, contextDir, dockerfile, workspace), force: request.forceInPlace ?? false, fallback: standardPrepare })
+        : { ...(await selectBackend(mode)), prepare: standardPrepare };
+    if (sandbox) progress({ kind: 'note', message: `isolation: ${sandbox.backend.name} (${sandbox.reason})` });
     const contextTree = { root: contextDir, scope: 'context' as const, label: 'build context', isIgnored: (p: string) => ignore.matches(p), canSkipDir: (p: string) => ignore.canSkipDir(p) };
     const created = new Date((request.sourceDateEpoch ?? Math.floor(Date.now() / 1000)) * 1000).toISOString();
     const images: AssembledImage[] = [];
@@ -93,8 +105,8 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
         platformPlan,
         {
           workspace,
-          prepareRootfs: (layers) => prepareRootfs(layers, workspace),
-          ...(isolation ? { isolation: isolation.backend } : {}),
+          prepareRootfs: sandbox?.prepare ?? standardPrepare,
+          ...(sandbox ? { isolation: sandbox.backend } : {}),
           contextTree,
           compression: request.compression ?? 'gzip',
           ...(request.compressionLevel !== undefined ? { compressionLevel: request.compressionLevel } : {}),
@@ -131,6 +143,13 @@ async function readDockerfile(request: PlanRequest): Promise<{ parsed: ParsedDoc
     throw new TsbuildError('NO_DOCKERFILE', `cannot read Dockerfile ${dockerfile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   return { parsed: parseDockerfile(text, displayPath(dockerfile)), dockerfile };
+}
+
+/** Everything of the user's and the build's own that an in-place build must never remove. */
+function buildOwnPaths(request: BuildRequest, contextDir: string, dockerfile: string, workspace: Workspace): string[] {
+  const outputs = request.outputs?.length ? request.outputs.map((o) => path.resolve(o.dest)) : [request.storeDir ?? defaultStoreDir()];
+  const contexts = [...parseBuildContexts(request.buildContexts ?? [], process.cwd()).values()].map((c) => (c.kind === 'local' ? c.dir : c.layoutDir));
+  return [workspace.dir, contextDir, dockerfile, defaultCacheDir(), ...outputs, ...contexts, ...(request.iidfile ? [path.resolve(request.iidfile)] : [])];
 }
 
 /** A path as errors show it: relative to the working directory when inside it. */

@@ -83,6 +83,7 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
           .option('compression', { choices: ['gzip', 'zstd', 'uncompressed'] as const, default: 'gzip' as const })
           .option('compression-level', { type: 'number' })
           .option('isolation', { choices: ['auto', 'oci', 'chroot', 'rootless', 'none'] as const, default: 'auto' as const, describe: 'how RUN steps are isolated' })
+          .option('force-in-place', { type: 'boolean', default: false, describe: 'allow --isolation=none outside a detected container' })
           .option('source-date-epoch', { type: 'string', describe: 'clamp timestamps to this time (default: $SOURCE_DATE_EPOCH)' }),
       async (args) => {
         // An unprivileged user builds as uid 0 of a user namespace: this same command, re-executed there.
@@ -103,6 +104,7 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
           ...(args.iidfile !== undefined ? { iidfile: args.iidfile } : {}),
           storeDir: defaultStoreDir(io.env),
           isolation: args.isolation,
+          forceInPlace: args.forceInPlace,
           ...(args.quiet ? {} : { progress: progressRenderer(progress, io.stderr) }),
           ...(io.signal ? { signal: io.signal } : {}),
         });

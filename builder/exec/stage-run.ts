@@ -4,8 +4,8 @@ import type { PreparedRootfs } from '../rootfs/prepare.js';
 import type { ImageLayer } from './image-layer.js';
 import { applyLayers } from './rootfs.js';
 
-/** Unpacks a layer chain into a root filesystem. */
-export type RootfsPreparer = (layers: readonly ImageLayer[]) => Promise<PreparedRootfs>;
+/** Unpacks a layer chain into a root filesystem, for `stage` when a stage asks. */
+export type RootfsPreparer = (layers: readonly ImageLayer[], stage?: PlannedStage) => Promise<PreparedRootfs>;
 
 /**
  * A stage while it executes: its layers and history so far, and its root filesystem, which is
@@ -36,7 +36,7 @@ export class StageRun {
 
   /** The stage's root filesystem as of now, prepared on first use. */
   prepared(): Promise<PreparedRootfs> {
-    this.preparedPromise ??= this.prepare([...this.layerList]);
+    this.preparedPromise ??= this.prepare([...this.layerList], this.stage);
     return this.preparedPromise;
   }
 
@@ -50,7 +50,10 @@ export class StageRun {
 
   /** Appends a layer built from outside the rootfs, applying it to the rootfs if that is prepared. */
   async addLayer(layer: ImageLayer, entry: HistoryEntry): Promise<void> {
-    if (this.preparedPromise) await applyLayers((await this.preparedPromise).dir, [layer]);
+    if (this.preparedPromise) {
+      const prepared = await this.preparedPromise;
+      await (prepared.applyLayers ? prepared.applyLayers([layer]) : applyLayers(prepared.dir, [layer]));
+    }
     this.recordLayer(layer, entry);
   }
 

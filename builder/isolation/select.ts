@@ -43,7 +43,7 @@ export async function selectBackend(mode: IsolationMode): Promise<SelectedBacken
       return { backend: new RootlessBackend(), reason: mapping.kind === 'namespace' ? `--isolation=rootless, ${namespaceReason(mapping)}` : '--isolation=rootless as root' };
     }
     case 'none':
-      throw unavailable(mode, 'not supported yet');
+      throw new TsbuildError('INTERNAL', '--isolation=none is set up by the build, not selected');
   }
 }
 

@@ -41,9 +41,11 @@ export async function runStepEntries(step: RunStep, run: StageRun, ctx: RunStepC
   let command: Awaited<ReturnType<typeof runCommand>> | undefined;
   try {
     command = await runCommand(step.args, step.heredocs, step.shellForm, rootfs);
-    const hidden = new Set([...stubs.created, ...(command.scriptPath ? [command.scriptPath] : [])]);
+    // Bind destinations too: a backend without mounts writes them in place for the run, and their changes never persist.
+    const bindPaths = binds.map((b) => (stubs.resolved.get(b.destination) ?? b.destination).slice(1));
+    const hidden = new Set([...stubs.created, ...bindPaths, ...(command.scriptPath ? [command.scriptPath] : [])]);
     const scanRoot = prepared.upperDir ?? rootfs;
-    const exclude = (rel: string): boolean => hidden.has(rel);
+    const exclude = (rel: string): boolean => hidden.has(rel) || (prepared.snapshotExclude?.(rel) ?? false);
     const before = await scanTree(scanRoot, { exclude });
     const cwd = `/${await resolveInRoot(rootfs, step.workdir, 'rootfs', true)}`;
     if (!(await lstatOrUndefined(path.join(rootfs, cwd)))) await mkdir(path.join(rootfs, cwd), { recursive: true, mode: 0o755 });

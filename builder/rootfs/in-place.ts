@@ -1,0 +1,217 @@
+import { createReadStream, existsSync } from 'node:fs';
+import { chmod, lchown, lstat, lutimes, mkdir, mkdtemp, readdir, readFile, realpath, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { applyLayer } from '../../layers/apply-layer.js';
+import { decompressStream } from '../../layers/compression.js';
+import { TsbuildError } from '../../layers/errors.js';
+import { isErrnoCode, lstatOrUndefined } from '../../layers/fs-util.js';
+import type { ImageLayer } from '../exec/image-layer.js';
+import { applyLayers } from '../exec/rootfs.js';
+import type { Workspace } from '../exec/workspace.js';
+import { mountPoints } from './mountinfo.js';
+import type { PreparedRootfs } from './prepare.js';
+import { classifyPath, protectPaths, type ProtectedPaths } from './protected-paths.js';
+
+
+export interface InPlaceOptions {
+  /** Absolute paths the build must keep besides the built-in ones: workspace, context, cache, outputs. */
+  readonly protectedPaths: readonly string[];
+  /** Where stages that cannot own `/` are unpacked. */
+  readonly workspace: Workspace;
+  /** Builds in place even when this process does not seem to run in a container. */
+  readonly force?: boolean;
+}
+
+/**
+ * A rootfs preparer that makes `/` itself the root filesystem of the first stage that asks, like
+ * kaniko: everything under `/` goes except the protected paths (see `inPlaceProtectedPaths`), then
+ * the stage's layers take its place. Only one stage can own `/`; later calls unpack into workspace
+ * directories, which `COPY --from` can read but RUN steps cannot run in. Nothing is released: the
+ * container is thrown away after the build.
+ */
+export function inPlacePreparer(options: InPlaceOptions): (layers: readonly ImageLayer[]) => Promise<PreparedRootfs> {
+  let rootTaken = false;
+  return async (layers) => {
+    if (rootTaken) {
+      const dir = await options.workspace.newDir('rootfs');
+      await applyLayers(dir, layers);
+      return { dir, release: async () => undefined, snapshotExclude: () => false, applyLayers: (more) => applyLayers(dir, more) };
+    }
+    rootTaken = true;
+    if (!options.force && !(await inContainer())) {
+      throw new TsbuildError('IN_PLACE_REFUSED', 'refusing to replace the root filesystem in place: this does not look like a container (force it only in a disposable machine)');
+    }
+    const paths = protectPaths(await inPlaceProtectedPaths(options.protectedPaths));
+    await replaceRootContents('/', paths, layers);
+    return {
+      dir: '/',
+      release: async () => undefined,
+      snapshotExclude: (rel) => classifyPath(paths, rel) === 'protected',
+      applyLayers: (more) => applyOnto('/', paths, more),
+    };
+  };
+}
+
+/**
+ * Every path an in-place build keeps: `extra` plus this node binary, the tsbuild installation (with
+ * the node_modules it sits in), the script that was started, the working directory, `/proc`, `/sys`,
+ * `/dev`, the container marker files and every mount point but `/`. Symlinks are resolved, so the
+ * results are the real paths the removal meets.
+ */
+export async function inPlaceProtectedPaths(extra: readonly string[]): Promise<string[]> {
+  const wanted = [...extra, process.execPath, installationRoot(), '/proc', '/sys', '/dev', '/.dockerenv', '/run/.containerenv'];
+  if (process.argv[1]) wanted.push(process.argv[1]);
+  if (process.cwd() !== '/') wanted.push(process.cwd());
+  wanted.push(...(await mountPoints()).filter((point) => point !== '/'));
+  return Promise.all(wanted.map((p) => realPathOfPossiblyMissing(path.resolve(p))));
+}
+
+/** The directory holding this package's package.json, or the node_modules it was installed into. */
+function installationRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'package.json'))) {
+    const parent = path.dirname(dir);
+    if (parent === dir) return path.dirname(fileURLToPath(import.meta.url));
+    dir = parent;
+  }
+  // Installed as a dependency, its own dependencies may sit beside it.
+  return path.basename(path.dirname(dir)) === 'node_modules' ? path.dirname(dir) : dir;
+}
+
+/** `realpath` of the longest existing prefix, with the missing rest appended as it is. */
+async function realPathOfPossiblyMissing(abs: string): Promise<string> {
+  const missing: string[] = [];
+  for (let current = abs; ; current = path.dirname(current)) {
+    try {
+      return path.join(await realpath(current), ...missing.reverse());
+    } catch (error) {
+      if (!isErrnoCode(error, 'ENOENT') && !isErrnoCode(error, 'ENOTDIR')) throw error;
+      if (current === '/') return abs;
+      missing.push(path.basename(current));
+    }
+  }
+}
+
+/**
+ * Makes `root` hold exactly `layers` outside the protected paths: unpacks them into a staging
+ * directory inside `root` (same file system, so entries move by rename), removes everything
+ * unprotected from `root`, then moves the staged tree in (see `mergeTree`). Layers are never
+ * applied onto `root` directly: a symlink, whiteout or opaque directory in them could otherwise
+ * reach into a protected path.
+ */
+export async function replaceRootContents(root: string, paths: ProtectedPaths, layers: readonly ImageLayer[]): Promise<void> {
+  const staging = await mkdtemp(path.join(root, '.tsbuild-unpack-'));
+  try {
+    await applyLayers(staging, layers);
+    const withStaging = protectPaths([...paths.roots, path.relative(root, staging)].map((rel) => `/${rel}`));
+    await removeUnprotected(root, withStaging);
+    await mergeTree(staging, root, paths);
+  } finally {
+    // What is left are the image's entries at protected paths (its /proc, /dev nodes, ...).
+    await rm(staging, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Removes everything under `root` that is neither protected nor above a protected path; the
+ * directories above protected paths stay, with their other contents removed. Never follows a
+ * symlink, and never descends into a protected path.
+ */
+export async function removeUnprotected(root: string, paths: ProtectedPaths, rel = ''): Promise<void> {
+  for (const name of await readdir(rel === '' ? root : path.join(root, rel))) {
+    const childRel = rel === '' ? name : `${rel}/${name}`;
+    const abs = path.join(root, childRel);
+    switch (classifyPath(paths, childRel)) {
+      case 'protected':
+        break;
+      case 'ancestor':
+        if (!(await lstat(abs)).isDirectory()) throw new TsbuildError('IN_PLACE', `/${childRel} lies above a protected path but is not a directory`);
+        await removeUnprotected(root, paths, childRel);
+        break;
+      case 'free':
+        await rm(abs, { recursive: true, force: true });
+        break;
+    }
+  }
+}
+
+/**
+ * Moves the tree `source` into `target` the way a layer would apply it, except that protected
+ * paths are left alone: a protected entry of `source` is skipped, a directory above a protected
+ * path is merged into (taking the source's owner, mode and times), and a non-directory there is an
+ * error, since putting it in place would destroy what is protected. Other entries replace what is
+ * at their place, or are merged into it when both are directories. Symlinks are never followed.
+ */
+export async function mergeTree(source: string, target: string, paths: ProtectedPaths, rel = ''): Promise<void> {
+  for (const name of await readdir(rel === '' ? source : path.join(source, rel))) {
+    const childRel = rel === '' ? name : `${rel}/${name}`;
+    const kind = classifyPath(paths, childRel);
+    if (kind === 'protected') continue;
+    const from = path.join(source, childRel);
+    const to = path.join(target, childRel);
+    const fromStats = await lstat(from);
+    const toStats = await lstatOrUndefined(to);
+    if (kind === 'ancestor' && toStats && !toStats.isDirectory()) {
+      throw new TsbuildError('IN_PLACE', `/${childRel} lies above a protected path but is not a directory`);
+    }
+    if (fromStats.isDirectory() && (kind === 'ancestor' || toStats?.isDirectory())) {
+      // A protected path that does not exist yet (an output) may lack its parents.
+      if (!toStats) await mkdir(to);
+      await mergeTree(source, target, paths, childRel);
+      await lchown(to, fromStats.uid, fromStats.gid);
+      await chmod(to, fromStats.mode & 0o7777);
+      await lutimes(to, fromStats.atime, fromStats.mtime);
+    } else if (kind === 'ancestor') {
+      throw new TsbuildError('IN_PLACE_CONFLICT', `the image has a non-directory at /${childRel}, where protected paths of this build lie; cannot build in place`);
+    } else {
+      if (toStats) await rm(to, { recursive: true, force: true });
+      await rename(from, to);
+    }
+  }
+}
+
+/**
+ * Applies layers built outside the rootfs onto `root` through a staging directory, like
+ * `replaceRootContents` but without removing anything first. Such layers (COPY steps') hold no
+ * whiteouts or opaque markers; one that does is refused, since staging cannot carry them.
+ */
+async function applyOnto(root: string, paths: ProtectedPaths, layers: readonly ImageLayer[]): Promise<void> {
+  for (const layer of layers) {
+    const staging = await mkdtemp(path.join(root, '.tsbuild-unpack-'));
+    try {
+      const stats = await applyLayer(staging, await decompressStream(createReadStream(layer.blobPath)));
+      if (stats.applied.whiteout + stats.applied.opaque > 0) {
+        throw new TsbuildError('IN_PLACE', `layer ${layer.descriptor.digest} deletes files; in-place builds can only add its kind of layer`);
+      }
+      await mergeTree(staging, root, paths);
+    } finally {
+      await rm(staging, { recursive: true, force: true });
+    }
+  }
+}
+
+/** Where `inContainer` looks; `root` prefixes every file it reads (for tests). */
+export interface ContainerProbe {
+  readonly root?: string;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/** cgroup paths container managers create, as `/proc/1/cgroup` shows them under cgroup v1. */
+const containerCgroup = /\/(docker|kubepods|containerd|libpod|lxc|buildkit|actions_job)[/.-]|\/docker-[0-9a-f]+\.scope/;
+
+/**
+ * Whether this process seems to run in a container: Docker's `/.dockerenv`, Podman's
+ * `/run/.containerenv`, the `container` variable systemd-nspawn, Podman and LXC set, Kubernetes'
+ * `KUBERNETES_SERVICE_HOST`, or a container manager's cgroup for pid 1.
+ */
+export async function inContainer(probe: ContainerProbe = {}): Promise<boolean> {
+  const root = probe.root ?? '/';
+  const env = probe.env ?? process.env;
+  if (env.container || env.KUBERNETES_SERVICE_HOST) return true;
+  for (const marker of ['.dockerenv', 'run/.containerenv']) {
+    if (await lstatOrUndefined(path.join(root, marker))) return true;
+  }
+  const cgroup = await readFile(path.join(root, 'proc/1/cgroup'), 'utf8').catch(() => '');
+  return containerCgroup.test(cgroup);
+}
