@@ -55,6 +55,8 @@ export interface BuildRequest extends PlanRequest {
   readonly storeDir?: string;
   /** How RUN steps are isolated; `auto` when absent. */
   readonly isolation?: IsolationMode;
+  /** Kills a RUN step that takes longer than this many seconds, failing the build. */
+  readonly runTimeoutSeconds?: number;
   /** Lets `isolation: 'none'` replace the root filesystem outside a detected container. */
   readonly forceInPlace?: boolean;
   readonly progress?: ProgressListener;
@@ -113,6 +115,7 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
           ...(request.sourceDateEpoch !== undefined ? { sourceDateEpoch: request.sourceDateEpoch } : {}),
           progress,
           ...(request.signal ? { signal: request.signal } : {}),
+          ...(request.runTimeoutSeconds !== undefined ? { runTimeoutSeconds: request.runTimeoutSeconds } : {}),
         },
         counter,
       );

@@ -83,6 +83,7 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
           .option('compression', { choices: ['gzip', 'zstd', 'uncompressed'] as const, default: 'gzip' as const })
           .option('compression-level', { type: 'number' })
           .option('isolation', { choices: ['auto', 'oci', 'chroot', 'rootless', 'none'] as const, default: 'auto' as const, describe: 'how RUN steps are isolated' })
+          .option('run-timeout', { type: 'number', describe: 'kill a RUN step after this many seconds and fail the build' })
           .option('force-in-place', { type: 'boolean', default: false, describe: 'allow --isolation=none outside a detected container' })
           .option('source-date-epoch', { type: 'string', describe: 'clamp timestamps to this time (default: $SOURCE_DATE_EPOCH)' }),
       async (args) => {
@@ -105,6 +106,7 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
           storeDir: defaultStoreDir(io.env),
           isolation: args.isolation,
           forceInPlace: args.forceInPlace,
+          ...(args.runTimeout !== undefined ? { runTimeoutSeconds: positiveSeconds(args.runTimeout) } : {}),
           ...(args.quiet ? {} : { progress: progressRenderer(progress, io.stderr) }),
           ...(io.signal ? { signal: io.signal } : {}),
         });
@@ -157,6 +159,11 @@ function commonRequest(args: CommonArgs, io: CliIo) {
     platforms: args.platform.flatMap((p) => p.split(',')).filter((p) => p !== '').map(parsePlatform),
     buildContexts: args.buildContext,
   };
+}
+
+function positiveSeconds(value: number): number {
+  if (!Number.isFinite(value) || value <= 0) throw new TsbuildError('BAD_FLAG', `invalid --run-timeout ${value}: expected a positive number of seconds`);
+  return value;
 }
 
 function sourceDateEpoch(value: string | undefined): { sourceDateEpoch?: number } {

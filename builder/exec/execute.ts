@@ -28,6 +28,8 @@ export interface ExecuteOptions {
   readonly sourceDateEpoch?: number;
   readonly progress: ProgressListener;
   readonly signal?: AbortSignal;
+  /** The longest a RUN step may take, in seconds. */
+  readonly runTimeoutSeconds?: number;
 }
 
 /** The image a platform's target stage produced. */
@@ -87,6 +89,7 @@ async function executeStep(step: PlannedStep, run: StageRun, ctx: StepContext): 
         workspace: ctx.workspace,
         output: (stream, text) => ctx.progress({ kind: 'step-output', step: ctx.stepId, stream, text }),
         ...(ctx.signal ? { signal: ctx.signal } : {}),
+        ...(ctx.runTimeoutSeconds !== undefined ? { timeoutSeconds: ctx.runTimeoutSeconds } : {}),
       });
       run.recordLayer(await layerFrom(entries, ctx), history);
       return;

@@ -24,6 +24,8 @@ export interface RunStepContext {
   readonly workspace: Workspace;
   readonly output: (stream: 'stdout' | 'stderr', text: string) => void;
   readonly signal?: AbortSignal;
+  /** Kills a step's processes after this many seconds and fails the build. */
+  readonly timeoutSeconds?: number;
 }
 
 /**
@@ -51,6 +53,7 @@ export async function runStepEntries(step: RunStep, run: StageRun, ctx: RunStepC
     if (!(await lstatOrUndefined(path.join(rootfs, cwd)))) await mkdir(path.join(rootfs, cwd), { recursive: true, mode: 0o755 });
     const stdout = new LineBuffer((text) => ctx.output('stdout', text));
     const stderr = new LineBuffer((text) => ctx.output('stderr', text));
+    const deadline = stepDeadline(ctx);
     const result = await ctx.backend.run({
       rootfs,
       args: command.args,
@@ -63,8 +66,8 @@ export async function runStepEntries(step: RunStep, run: StageRun, ctx: RunStepC
       scratchDir: await ctx.workspace.newDir('run-scratch'),
       stdout: (chunk) => stdout.push(chunk),
       stderr: (chunk) => stderr.push(chunk),
-      ...(ctx.signal ? { signal: ctx.signal } : {}),
-    });
+      ...(deadline.signal ? { signal: deadline.signal } : {}),
+    }).finally(deadline.clear);
     stdout.flush();
     stderr.flush();
     if (result.exitCode !== 0) {
@@ -76,6 +79,14 @@ export async function runStepEntries(step: RunStep, run: StageRun, ctx: RunStepC
     if (command?.scriptPath) await rm(path.join(rootfs, command.scriptPath), { force: true });
     await stubs.remove();
   }
+}
+
+/** The build's abort signal, combined with the step's time limit when there is one. */
+function stepDeadline(ctx: RunStepContext): { signal?: AbortSignal; clear: () => void } {
+  if (ctx.timeoutSeconds === undefined) return { ...(ctx.signal ? { signal: ctx.signal } : {}), clear: () => {} };
+  const limit = new AbortController();
+  const timer = setTimeout(() => limit.abort(new TsbuildError('RUN_TIMEOUT', `RUN did not finish within ${ctx.timeoutSeconds} s and was killed`)), ctx.timeoutSeconds * 1000);
+  return { signal: ctx.signal ? AbortSignal.any([ctx.signal, limit.signal]) : limit.signal, clear: () => clearTimeout(timer) };
 }
 
 /** The environment a RUN process gets: the step's, plus PATH and HOME when it sets neither. */

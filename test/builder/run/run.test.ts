@@ -188,6 +188,18 @@ describe('RUN conformance, every backend', { skip }, () => {
   }
 });
 
+test('a RUN step past --run-timeout is killed and fails the build', { skip: backends.includes('chroot') ? false : 'needs the chroot backend' }, async () => {
+  const context = path.join(work, 'timeout');
+  await mkdir(context, { recursive: true });
+  await writeFile(path.join(context, 'Dockerfile'), 'FROM busybox\nRUN sleep 30\n');
+  const started = Date.now();
+  await assert.rejects(
+    build({ context, outputs: [{ type: 'oci', dest: path.join(work, 'timeout-image'), tar: false }], buildContexts: [`busybox=oci-layout://${baseLayout}`], isolation: 'chroot', runTimeoutSeconds: 1 }),
+    /Dockerfile:2: RUN did not finish within 1 s and was killed$/,
+  );
+  assert.ok(Date.now() - started < 20_000, 'killed long before the command would end');
+});
+
 describe('RUN conformance, rootless as an unprivileged user', { skip: isRoot ? false : 'needs root to create the test user' }, () => {
   test('the image unpacks to exactly the tree the commands produce', async () => {
     const user = await ensureUser('tsbuild-test', true);
