@@ -1,103 +1,36 @@
-import { spawn } from 'node:child_process';
-import { realpath } from 'node:fs/promises';
-import { constants as osConstants } from 'node:os';
-import { isAbsolute } from 'node:path';
-import type { Readable } from 'node:stream';
-import { TsbuildError } from '../../layers/errors.js';
 import type { IsolationBackend, RunResult, RunSpec } from './backend.js';
-import { secureJoin } from '../../layers/secure-join.js';
-import { chrootCommand, setupDoneMarker, type HostTools, type MountTargets } from './chroot-setup.js';
-import { findExecutable, systemBinDirs } from './host-tools.js';
+import { namespaceSandboxAvailable, runInNamespaces } from './namespace-sandbox.js';
+import type { NamespaceSandbox, SetupSteps } from './namespace-setup.js';
 
-/** Only the host's system directories are searched for tools; the setup script runs with this PATH. */
-/** Tools the setup script calls by name (`ip` only for `network: 'none'`). */
-const setupTools = ['mount', 'mknod', 'mkdir', 'ln'];
+/** As real root the setup makes the device nodes, mounts sysfs and writes the hostname sysctl. */
+const chrootSteps: SetupSteps = {
+  devices: `mknod -m 0666 "$dev/null" c 1 3
+mknod -m 0666 "$dev/zero" c 1 5
+mknod -m 0666 "$dev/full" c 1 7
+mknod -m 0666 "$dev/random" c 1 8
+mknod -m 0666 "$dev/urandom" c 1 9
+mknod -m 0666 "$dev/tty" c 5 0`,
+  sys: 'mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$sys"',
+  hostname: 'printf %s "$hostname" > "$proc/sys/kernel/hostname"',
+  tools: ['mknod'],
+};
 
-const findHostTool = (name: string): Promise<string | undefined> => findExecutable(name, systemBinDirs);
-
-async function findHostTools(): Promise<HostTools | undefined> {
-  const [unshare, chroot, env, sh] = await Promise.all(['unshare', 'chroot', 'env', 'sh'].map(findHostTool));
-  if (unshare === undefined || chroot === undefined || env === undefined || sh === undefined) return undefined;
-  return { unshare, chroot, env, sh };
-}
+/** Real root has every id, so the process gets its user, group and supplementary groups. */
+const chrootSandbox: NamespaceSandbox = { name: 'chroot', steps: chrootSteps, ids: { canSwitchIds: true, ttyGidMapped: true } };
 
 /** True when this process is root and the host has the util-linux and coreutils tools the backend runs. */
-export async function chrootAvailable(): Promise<boolean> {
-  if (process.getuid?.() !== 0) return false;
-  const setup = await Promise.all(setupTools.map(findHostTool));
-  return (await findHostTools()) !== undefined && setup.every((path) => path !== undefined);
-}
-
-function validate(spec: RunSpec): void {
-  if (spec.args.length === 0) throw new TsbuildError('ISOLATION', 'nothing to run: the command is empty');
-  const bad = spec.env.find((entry) => !/^[^=]+=/.test(entry));
-  if (bad !== undefined) throw new TsbuildError('ISOLATION', `environment entry ${JSON.stringify(bad)} is not KEY=value`);
-  for (const path of [spec.cwd, ...spec.binds.map((bind) => bind.destination)]) {
-    if (!isAbsolute(path)) throw new TsbuildError('ISOLATION', `container path ${path} is not absolute`);
-  }
-  for (const id of [spec.user.uid, spec.user.gid, ...spec.user.additionalGids]) {
-    if (!Number.isInteger(id) || id < 0) throw new TsbuildError('ISOLATION', `invalid user or group id ${id}`);
-  }
-}
-
-/** One line from what the setup wrote to the control channel. */
-function setupFailure(control: string, code: number | null, signal: NodeJS.Signals | null): TsbuildError {
-  const detail = control.trim().split('\n').filter((line) => line.trim() !== '').join('; ');
-  const status = signal !== null ? `signal ${signal}` : `exit code ${code}`;
-  return new TsbuildError('ISOLATION', `chroot isolation could not start the process (${status})${detail === '' ? '' : `: ${detail}`}`);
+export function chrootAvailable(): Promise<boolean> {
+  return namespaceSandboxAvailable(chrootSteps);
 }
 
 /**
- * Runs as root without an OCI runtime: util-linux `unshare` makes new mount, pid, uts, ipc (and for
- * `network: 'none'` net) namespaces; a host shell mounts proc, dev, sys and the binds inside the
- * rootfs in that private mount namespace and, as the pid namespace's init, starts host tools that
- * change root, ids and directory and exec the command. See chroot-setup.ts for the steps.
+ * Runs as root without an OCI runtime, in new namespaces made by util-linux `unshare` and entered
+ * with host tools (see namespace-sandbox.ts).
  */
 export class ChrootBackend implements IsolationBackend {
   readonly name = 'chroot' as const;
 
-  async run(spec: RunSpec): Promise<RunResult> {
-    spec.signal?.throwIfAborted();
-    validate(spec);
-    const tools = await findHostTools();
-    if (tools === undefined) throw new TsbuildError('ISOLATION', 'chroot isolation needs unshare, chroot, env and sh on the host');
-    const rootfs = await realpath(spec.rootfs);
-    const targets: MountTargets = {
-      rootfs,
-      proc: await secureJoin(rootfs, '/proc'),
-      dev: await secureJoin(rootfs, '/dev'),
-      sys: await secureJoin(rootfs, '/sys'),
-      binds: await Promise.all(spec.binds.map((bind) => secureJoin(rootfs, bind.destination))),
-    };
-    spec.signal?.throwIfAborted();
-    const [command, ...args] = chrootCommand(spec, tools, targets);
-    return new Promise<RunResult>((resolve, reject) => {
-      // fd 2 is the setup's control channel, fd 3 the process's stderr (see chroot-setup.ts).
-      const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe', 'pipe'], env: { PATH: systemBinDirs.join(':') } });
-      let control = '';
-      let aborted = false;
-      // Killing unshare kills its child, the pid namespace's init (`--kill-child`), and with it
-      // every process in the namespace.
-      const onAbort = (): void => {
-        aborted = true;
-        child.kill('SIGKILL');
-      };
-      spec.signal?.addEventListener('abort', onAbort, { once: true });
-      child.stdout?.on('data', (chunk: Buffer) => spec.stdout(chunk));
-      (child.stdio[3] as Readable).on('data', (chunk: Buffer) => spec.stderr(chunk));
-      child.stderr?.setEncoding('utf8').on('data', (text: string) => {
-        control += text;
-      });
-      child.on('error', (error) => {
-        spec.signal?.removeEventListener('abort', onAbort);
-        reject(new TsbuildError('ISOLATION', `cannot start ${command}: ${error.message}`, { cause: error }));
-      });
-      child.on('close', (code, signal) => {
-        spec.signal?.removeEventListener('abort', onAbort);
-        if (aborted) reject(spec.signal?.reason);
-        else if (!control.includes(`${setupDoneMarker}\n`)) reject(setupFailure(control, code, signal));
-        else resolve({ exitCode: code ?? 128 + (signal === null ? 0 : osConstants.signals[signal]) });
-      });
-    });
+  run(spec: RunSpec): Promise<RunResult> {
+    return runInNamespaces(spec, chrootSandbox);
   }
 }
