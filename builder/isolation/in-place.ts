@@ -7,6 +7,7 @@ import { inPlaceProtectedPaths } from '../rootfs/in-place.js';
 import { classifyPath, protectPaths, type ProtectedPaths } from '../rootfs/protected-paths.js';
 import type { IsolationBackend, RunResult, RunSpec } from './backend.js';
 import { placeBindFiles } from './in-place-files.js';
+import { checkRunSpec } from './run-spec-check.js';
 
 export interface InPlaceBackendOptions {
   /** The same extra protected paths the in-place preparer was given; bind files are never written there. */
@@ -51,7 +52,7 @@ export class InPlaceBackend implements IsolationBackend {
 
   async run(spec: RunSpec): Promise<RunResult> {
     spec.signal?.throwIfAborted();
-    validate(spec);
+    checkRunSpec(spec);
     if (path.resolve(spec.rootfs) !== '/') {
       throw new TsbuildError('ISOLATION', `--isolation=none runs RUN steps only in the stage that owns /, not in ${spec.rootfs}`);
     }
@@ -110,16 +111,4 @@ export function runProcess(spec: RunSpec): Promise<RunResult> {
       resolve({ exitCode: code ?? 128 + (signal === null ? 0 : osConstants.signals[signal]) });
     });
   });
-}
-
-function validate(spec: RunSpec): void {
-  if (spec.args.length === 0) throw new TsbuildError('ISOLATION', 'nothing to run: the command is empty');
-  const bad = spec.env.find((entry) => !/^[^=]+=/.test(entry));
-  if (bad !== undefined) throw new TsbuildError('ISOLATION', `environment entry ${JSON.stringify(bad)} is not KEY=value`);
-  for (const p of [spec.cwd, ...spec.binds.map((bind) => bind.destination)]) {
-    if (!path.isAbsolute(p)) throw new TsbuildError('ISOLATION', `container path ${p} is not absolute`);
-  }
-  for (const id of [spec.user.uid, spec.user.gid, ...spec.user.additionalGids]) {
-    if (!Number.isInteger(id) || id < 0) throw new TsbuildError('ISOLATION', `invalid user or group id ${id}`);
-  }
 }

@@ -1,13 +1,13 @@
 import { spawn } from 'node:child_process';
 import { realpath } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
-import { isAbsolute } from 'node:path';
 import type { Readable } from 'node:stream';
 import { TsbuildError } from '../../layers/errors.js';
 import { secureJoin } from '../../layers/secure-join.js';
 import type { RunResult, RunSpec } from './backend.js';
 import { findExecutable, systemBinDirs } from './host-tools.js';
 import { sandboxCommand, setupDoneMarker, type HostTools, type MountTargets, type NamespaceSandbox, type SetupSteps } from './namespace-setup.js';
+import { checkRunSpec } from './run-spec-check.js';
 
 /** Tools every setup script calls by name (`ip` only for `network: 'none'`). */
 const commonSetupTools = ['mount', 'mkdir', 'ln'];
@@ -29,15 +29,7 @@ export async function namespaceSandboxAvailable(steps: SetupSteps): Promise<bool
 }
 
 function validate(spec: RunSpec, sandbox: NamespaceSandbox): void {
-  if (spec.args.length === 0) throw new TsbuildError('ISOLATION', 'nothing to run: the command is empty');
-  const bad = spec.env.find((entry) => !/^[^=]+=/.test(entry));
-  if (bad !== undefined) throw new TsbuildError('ISOLATION', `environment entry ${JSON.stringify(bad)} is not KEY=value`);
-  for (const path of [spec.cwd, ...spec.binds.map((bind) => bind.destination)]) {
-    if (!isAbsolute(path)) throw new TsbuildError('ISOLATION', `container path ${path} is not absolute`);
-  }
-  for (const id of [spec.user.uid, spec.user.gid, ...spec.user.additionalGids]) {
-    if (!Number.isInteger(id) || id < 0) throw new TsbuildError('ISOLATION', `invalid user or group id ${id}`);
-  }
+  checkRunSpec(spec);
   if (!sandbox.ids.canSwitchIds && (spec.user.uid !== 0 || spec.user.gid !== 0)) {
     throw new TsbuildError(
       'ISOLATION',
