@@ -11,6 +11,7 @@ import {
   type Manifest,
   type Platform,
 } from './types.js';
+import { formatPlatform, platformMatches } from './platform.js';
 
 /** Which image of a layout to read: a digest wins over a tag; neither means `latest`. */
 export interface ImageSelector {
@@ -250,24 +251,4 @@ function isDescriptor(value: unknown): value is Descriptor {
   if (typeof value !== 'object' || value === null) return false;
   const { mediaType, digest, size } = value as Record<string, unknown>;
   return typeof mediaType === 'string' && typeof digest === 'string' && DIGEST.test(digest) && typeof size === 'number';
-}
-
-/** Architecture names as the image-spec spells them. */
-const ARCHITECTURE_ALIASES: Record<string, string> = { x86_64: 'amd64', 'x86-64': 'amd64', aarch64: 'arm64' };
-/** The variant an architecture means when none is written. */
-const DEFAULT_VARIANTS: Record<string, string> = { arm64: 'v8', arm: 'v7' };
-
-function normalize(platform: Platform): { os: string; architecture: string; variant: string | undefined } {
-  const architecture = ARCHITECTURE_ALIASES[platform.architecture] ?? platform.architecture;
-  return { os: platform.os, architecture, variant: platform.variant || DEFAULT_VARIANTS[architecture] };
-}
-
-function platformMatches(candidate: Platform, wanted: Platform): boolean {
-  const a = normalize(candidate);
-  const b = normalize(wanted);
-  return a.os === b.os && a.architecture === b.architecture && a.variant === b.variant;
-}
-
-function formatPlatform(platform: Platform): string {
-  return [platform.os, platform.architecture, platform.variant].filter(Boolean).join('/');
 }

@@ -32,7 +32,7 @@ export {
 } from './transport.js';
 export { BlobCache, type DownloadOptions, type RangedBody } from './blob-cache.js';
 export { MANIFEST_ACCEPT } from './manifest-types.js';
-export { formatPlatform, noMatchingPlatform, normalizePlatform, parsePlatform, platformMatches } from './platform-select.js';
+export { formatPlatform, noMatchingPlatform, normalizePlatform, platformMatches } from '../layers/platform.js';
 export type { ProgressListener, TransferEvent, TransferPhase } from './progress.js';
 export { pullImage, type PulledImage, type PullOptions } from './pull.js';
 export { pushImage, type PushOptions, type PushResult, type PushSource } from './push.js';

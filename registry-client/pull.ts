@@ -6,7 +6,7 @@ import { BlobCache } from './blob-cache.js';
 import { forEachLimited } from './concurrency.js';
 import { errorFromNetwork, RegistryError } from './errors.js';
 import { bareMediaType, checkDescriptor, MANIFEST_ACCEPT, MANIFEST_SIZE_LIMIT, parseManifestDocument, type ParsedDocument } from './manifest-types.js';
-import { noMatchingPlatform, platformMatches } from './platform-select.js';
+import { noMatchingPlatform, platformMatches } from '../layers/platform.js';
 import type { ProgressListener, TransferEvent } from './progress.js';
 import { formatReference, manifestTarget, type ImageReference } from './reference.js';
 import { withRegistry, type RegistryAccess } from './session.js';

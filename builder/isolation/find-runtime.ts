@@ -60,8 +60,6 @@ async function canRunContainers(runtimePath: string): Promise<boolean> {
 }
 
 async function detect(): Promise<OciRuntime | undefined> {
-  // Both need root here; without it runc would switch to rootless mode, which is another backend.
-  if (process.getuid?.() !== 0) return undefined;
   for (const name of ['crun', 'runc'] as const) {
     const path = await findExecutable(name, pathDirs());
     if (path !== undefined && (await canRunContainers(path))) return { path, name };
@@ -73,7 +71,10 @@ let detected: Promise<OciRuntime | undefined> | undefined;
 
 /**
  * The OCI runtime to use: crun or runc from PATH, crun first, each kept only when a probe
- * container actually runs (crun 1.8, for one, refuses hosts with hybrid cgroups). Probed once.
+ * container actually runs (crun 1.8, for one, refuses hosts with hybrid cgroups). The probe runs
+ * as this process is: as real root, or as uid 0 of a user namespace, where the container gets a
+ * nested user namespace (see OciRuntimeBackend); an unprivileged process outside one finds none.
+ * Probed once per process.
  */
 export function findOciRuntime(): Promise<OciRuntime | undefined> {
   detected ??= detect();

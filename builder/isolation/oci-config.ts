@@ -54,11 +54,26 @@ export interface OciDeviceRule {
   readonly access: string;
 }
 
+/** One `linux.uidMappings`/`gidMappings` entry: `size` ids from `containerID` in the container are those from `hostID` in the runtime's namespace. */
+export interface OciIdMapping {
+  readonly containerID: number;
+  readonly hostID: number;
+  readonly size: number;
+}
+
+/** The id mappings of a user namespace the runtime creates for the container. */
+export interface OciUserNamespace {
+  readonly uidMappings: readonly OciIdMapping[];
+  readonly gidMappings: readonly OciIdMapping[];
+}
+
 export interface OciLinux {
   readonly namespaces: readonly { readonly type: string }[];
+  readonly uidMappings?: readonly OciIdMapping[];
+  readonly gidMappings?: readonly OciIdMapping[];
   readonly devices: readonly OciDevice[];
-  /** Only the device allow-list: no CPU, memory or pids limits. */
-  readonly resources: { readonly devices: readonly OciDeviceRule[] };
+  /** Only the device allow-list: no CPU, memory or pids limits. Absent in a user namespace, where no cgroup may be touched. */
+  readonly resources?: { readonly devices: readonly OciDeviceRule[] };
   readonly maskedPaths: readonly string[];
   readonly readonlyPaths: readonly string[];
 }
@@ -87,15 +102,56 @@ const maskedPaths = [
 /** Kernel interfaces the process may read but not change, as Docker does. */
 const readonlyPaths = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
 
-/** The pseudo file systems every process gets; their mount points all live in the `/dev` tmpfs or exist in the rootfs. */
-const systemMounts: readonly OciMount[] = [
-  { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
-  { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
-  { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
-  { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
-  { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
-  { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
-];
+const procMount: OciMount = { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] };
+const devMount: OciMount = { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] };
+const devptsOptions = ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'];
+const shmMount: OciMount = { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] };
+const mqueueMount: OciMount = { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] };
+const sysfsMount: OciMount = { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] };
+/**
+ * The host's `/sys` with its submounts, read-only: sysfs can only be mounted by the owner of the
+ * network namespace. The flags the host mount has are repeated, since a user namespace may not
+ * drop them in the read-only remount.
+ */
+const sysBindMount: OciMount = { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'rprivate', 'nosuid', 'noexec', 'nodev', 'ro'] };
+
+/**
+ * The pseudo file systems every process gets; their mount points all live in the `/dev` tmpfs or
+ * exist in the rootfs. In a user namespace devpts leaves out `gid=5` when gid 5 (`tty`) is not
+ * mapped, and `/sys` is the host's unless the container has its own network namespace.
+ */
+function systemMounts(network: RunSpec['network'], userNamespace: OciUserNamespace | undefined): OciMount[] {
+  const ttyGid = userNamespace === undefined || mapsId(userNamespace.gidMappings, 5);
+  const ownNetwork = network === 'none';
+  return [
+    procMount,
+    devMount,
+    { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: [...devptsOptions, ...(ttyGid ? ['gid=5'] : [])] },
+    shmMount,
+    mqueueMount,
+    userNamespace === undefined || ownNetwork ? sysfsMount : sysBindMount,
+  ];
+}
+
+/** Whether container id `id` is in one of `mappings`. */
+export function mapsId(mappings: readonly OciIdMapping[], id: number): boolean {
+  return mappings.some((mapping) => id >= mapping.containerID && id < mapping.containerID + mapping.size);
+}
+
+/**
+ * The identity mappings over every id a `/proc/PID/uid_map` (or `gid_map`) text maps: the ids the
+ * current namespace has, each kept as itself in the container's nested namespace.
+ */
+export function identityMappings(idMapText: string): OciIdMapping[] {
+  const mappings: OciIdMapping[] = [];
+  for (const line of idMapText.split('\n')) {
+    const fields = line.trim().split(/\s+/).map(Number);
+    const [inner, , size] = fields;
+    if (fields.length !== 3 || !fields.every(Number.isInteger) || inner === undefined || size === undefined) continue;
+    mappings.push({ containerID: inner, hostID: inner, size });
+  }
+  return mappings.sort((a, b) => a.containerID - b.containerID);
+}
 
 /** Deny every device, then allow the minimal `/dev` plus pseudo terminals. */
 const deviceRules: readonly OciDeviceRule[] = [
@@ -112,11 +168,15 @@ export type OciConfigInput = Pick<RunSpec, 'rootfs' | 'args' | 'env' | 'cwd' | '
  * and `/dev`, a writable root at `spec.rootfs`, the binds, and a network namespace only for
  * `network: none` (otherwise the host's network is shared). `nofile` is the RLIMIT_NOFILE soft and
  * hard limit (Docker gives 1048576; a runtime without CAP_SYS_RESOURCE cannot raise it that far).
+ *
+ * With `userNamespace` (a runtime running as uid 0 of a user namespace, i.e. rootless) the
+ * container gets a user namespace of its own with those mappings, no cgroup settings, and the
+ * mounts a user namespace allows (see systemMounts).
  */
-export function ociConfig(spec: OciConfigInput, nofile: number): OciRuntimeConfig {
+export function ociConfig(spec: OciConfigInput, nofile: number, userNamespace?: OciUserNamespace): OciRuntimeConfig {
   const isRoot = spec.user.uid === 0;
   const granted = isRoot ? defaultCapabilities : [];
-  const namespaces = ['pid', 'ipc', 'uts', 'mount', ...(spec.network === 'none' ? ['network'] : [])];
+  const namespaces = ['pid', 'ipc', 'uts', 'mount', ...(spec.network === 'none' ? ['network'] : []), ...(userNamespace ? ['user'] : [])];
   return {
     ociVersion: '1.0.2',
     process: {
@@ -132,7 +192,7 @@ export function ociConfig(spec: OciConfigInput, nofile: number): OciRuntimeConfi
     root: { path: spec.rootfs, readonly: false },
     hostname: spec.hostname,
     mounts: [
-      ...systemMounts,
+      ...systemMounts(spec.network, userNamespace),
       ...spec.binds.map((bind) => ({
         destination: bind.destination,
         type: 'bind',
@@ -142,8 +202,8 @@ export function ociConfig(spec: OciConfigInput, nofile: number): OciRuntimeConfi
     ],
     linux: {
       namespaces: namespaces.map((type) => ({ type })),
+      ...(userNamespace ? { uidMappings: userNamespace.uidMappings, gidMappings: userNamespace.gidMappings } : { resources: { devices: deviceRules } }),
       devices: defaultDevices,
-      resources: { devices: deviceRules },
       maskedPaths,
       readonlyPaths,
     },

@@ -6,7 +6,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { TsbuildError } from '../../layers/errors.js';
 import { isErrnoCode } from '../../layers/fs-util.js';
 import type { IsolationBackend, RunResult, RunSpec } from './backend.js';
-import { ociConfig } from './oci-config.js';
+import { identityMappings, mapsId, ociConfig, type OciUserNamespace } from './oci-config.js';
+import { currentIdMapping } from './userns.js';
 
 export interface OciRuntimeOptions {
   /** Path of the runc or crun binary. */
@@ -24,14 +25,42 @@ interface Exit {
 const dockerNofile = 1048576;
 const capSysResource = 24n;
 
-/** The open-file limit to give the process: Docker's, capped by ours when we lack CAP_SYS_RESOURCE. */
-async function nofileLimit(): Promise<number> {
+/**
+ * The open-file limit to give the process: Docker's, capped by ours when we lack CAP_SYS_RESOURCE
+ * (which only counts in the initial user namespace: no other may raise a hard limit).
+ */
+async function nofileLimit(inUserNamespace: boolean): Promise<number> {
   const status = await readFile('/proc/self/status', 'utf8');
   const effective = BigInt(`0x${/^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1] ?? '0'}`);
-  if ((effective >> capSysResource) & 1n) return dockerNofile;
+  if (!inUserNamespace && (effective >> capSysResource) & 1n) return dockerNofile;
   const limits = await readFile('/proc/self/limits', 'utf8');
   const hard = /^Max open files\s+\S+\s+(\S+)/m.exec(limits)?.[1];
   return hard === undefined || hard === 'unlimited' ? dockerNofile : Math.min(dockerNofile, Number(hard));
+}
+
+/**
+ * The container's own user namespace when this process runs in one (uid 0 of the namespace an
+ * unprivileged build enters): every id mapped here, mapped to itself, so files keep their owners.
+ * Undefined in the initial user namespace, where the container shares it.
+ */
+async function nestedUserNamespace(): Promise<OciUserNamespace | undefined> {
+  if ((await currentIdMapping()).kind === 'host') return undefined;
+  const [uidMap, gidMap] = await Promise.all([readFile('/proc/self/uid_map', 'utf8'), readFile('/proc/self/gid_map', 'utf8')]);
+  return { uidMappings: identityMappings(uidMap), gidMappings: identityMappings(gidMap) };
+}
+
+/** Refuses a user the nested namespace cannot represent, before the runtime fails less clearly. */
+function checkIdsMapped(spec: RunSpec, userNamespace: OciUserNamespace): void {
+  const unmapped = [
+    ...(mapsId(userNamespace.uidMappings, spec.user.uid) ? [] : [`uid ${spec.user.uid}`]),
+    ...[spec.user.gid, ...spec.user.additionalGids].filter((gid) => !mapsId(userNamespace.gidMappings, gid)).map((gid) => `gid ${gid}`),
+  ];
+  if (unmapped.length > 0) {
+    throw new TsbuildError(
+      'ISOLATION',
+      `cannot run as user ${spec.user.uid}:${spec.user.gid}: ${unmapped.join(', ')} not mapped in this user namespace (add subordinate ids to /etc/subuid and /etc/subgid)`,
+    );
+  }
 }
 
 /**
@@ -83,8 +112,10 @@ async function settlesWithin(done: Promise<unknown>, ms: number): Promise<boolea
  * Runs each step as an OCI container with runc or crun: writes a bundle (see oci-config.ts) into
  * the scratch directory, keeps the runtime's state there too, and runs the container in the
  * foreground with `run`, so the runtime stays the process's parent and reports its exit status
- * (128+N for signal N) while piping its output. An abort sends SIGTERM, then SIGKILL after the
- * grace period; `delete --force` follows every run so no container, cgroup or mount remains.
+ * (128+N for signal N) while piping its output. In a user namespace the container gets a nested
+ * one mapping the same ids, and the runtime works rootless (it then skips cgroups). An abort sends
+ * SIGTERM, then SIGKILL after the grace period; `delete --force` follows every run so no
+ * container, cgroup or mount remains.
  */
 export class OciRuntimeBackend implements IsolationBackend {
   readonly name = 'oci' as const;
@@ -104,7 +135,10 @@ export class OciRuntimeBackend implements IsolationBackend {
     await mkdir(bundle, { recursive: true });
     // Absolute paths: the runtime would take relative ones as relative to the bundle.
     const paths = { rootfs: resolvePath(spec.rootfs), binds: spec.binds.map((bind) => ({ ...bind, source: resolvePath(bind.source) })) };
-    await writeFile(join(bundle, 'config.json'), JSON.stringify(ociConfig({ ...spec, ...paths }, await nofileLimit())));
+    const userNamespace = await nestedUserNamespace();
+    if (userNamespace) checkIdsMapped(spec, userNamespace);
+    const config = ociConfig({ ...spec, ...paths }, await nofileLimit(userNamespace !== undefined), userNamespace);
+    await writeFile(join(bundle, 'config.json'), JSON.stringify(config));
     const id = `tsbuild-${randomBytes(8).toString('hex')}`;
 
     let outcome: { result: RunResult } | { error: unknown };

@@ -29,8 +29,14 @@ export async function selectBackend(mode: IsolationMode): Promise<SelectedBacken
       throw unavailable('auto', 'no OCI runtime (runc, crun) works here and unshare/chroot are missing');
     }
     case 'oci': {
+      if (!isRoot) throw unavailable(mode, notInNamespace);
+      const mapping = await currentIdMapping();
       const runtime = await findOciRuntime();
-      if (!runtime) throw unavailable(mode, isRoot ? 'neither runc nor crun works on this machine' : 'it needs root');
+      if (mapping.kind === 'namespace') {
+        if (!runtime) throw unavailable(mode, 'neither runc nor crun can run a container in this user namespace');
+        return { backend: new OciRuntimeBackend({ runtimePath: runtime.path }), reason: `--isolation=oci with ${runtime.name} rootless, ${namespaceReason(mapping)}` };
+      }
+      if (!runtime) throw unavailable(mode, 'neither runc nor crun works on this machine');
       return { backend: new OciRuntimeBackend({ runtimePath: runtime.path }), reason: `--isolation=oci with ${runtime.name}` };
     }
     case 'chroot':
@@ -49,7 +55,7 @@ export async function selectBackend(mode: IsolationMode): Promise<SelectedBacken
 
 const notInNamespace = 'this process is neither root nor uid 0 of a user namespace (the tsbuild command enters one for unprivileged users)';
 
-/** Why the rootless backend, in the words of the mapping it runs under. */
+/** Why a user-namespace backend (rootless, or oci in a user namespace), in the words of the mapping it runs under. */
 function namespaceReason(mapping: Extract<IdMapping, { kind: 'namespace' }>): string {
   const user = mapping.hostUid === undefined ? 'an unmapped user' : `host uid ${mapping.hostUid}`;
   return mapping.ids > 1

@@ -1,4 +1,5 @@
 import { TsbuildError } from '../../layers/errors.js';
+import { formatPlatform } from '../../layers/platform.js';
 import type { Platform } from '../../layers/types.js';
 
 const nodeArchToOci: Record<string, { architecture: string; variant?: string }> = {
@@ -51,10 +52,6 @@ function normaliseArch(arch: string, variant: string | undefined): { architectur
   }
 }
 
-/** `os/arch[/variant]`, the form BuildKit uses in TARGETPLATFORM. */
-export function formatPlatform(p: Platform): string {
-  return [p.os, p.architecture, p.variant].filter(Boolean).join('/');
-}
 
 export function samePlatform(a: Platform, b: Platform): boolean {
   return a.os === b.os && a.architecture === b.architecture && (a.variant ?? '') === (b.variant ?? '');

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { formatPlatform, hostPlatform, parsePlatform, platformArgs, samePlatform } from '../../../builder/plan/platform.js';
+import { hostPlatform, parsePlatform, platformArgs, samePlatform } from '../../../builder/plan/platform.js';
+import { formatPlatform } from '../../../layers/platform.js';
 import { TsbuildError } from '../../../layers/errors.js';
 import type { Platform } from '../../../layers/types.js';
 

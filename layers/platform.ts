@@ -1,5 +1,5 @@
-import { TsbuildError } from '../layers/errors.js';
-import type { Platform } from '../layers/types.js';
+import { TsbuildError } from './errors.js';
+import type { Platform } from './types.js';
 
 /** Architecture names as the image-spec spells them. */
 const ARCHITECTURE_ALIASES: Record<string, string> = { x86_64: 'amd64', 'x86-64': 'amd64', aarch64: 'arm64' };
@@ -21,16 +21,6 @@ export function platformMatches(candidate: Platform, wanted: Platform): boolean 
 /** `linux/arm64/v8`. */
 export function formatPlatform(platform: Platform): string {
   return [platform.os, platform.architecture, platform.variant].filter(Boolean).join('/');
-}
-
-/** Parses `os/arch[/variant]`, e.g. `linux/arm64/v8`. */
-export function parsePlatform(text: string): Platform {
-  const parts = text.split('/');
-  if (parts.length < 2 || parts.length > 3 || parts.some((part) => part === '')) {
-    throw new TsbuildError('PLATFORM', `invalid platform ${JSON.stringify(text)}: expected os/arch[/variant]`);
-  }
-  const [os, architecture, variant] = parts as [string, string, string | undefined];
-  return { os, architecture, ...(variant !== undefined && { variant }) };
 }
 
 /** The error for an image that has no manifest for `wanted`, naming the platforms it has. */
