@@ -10,6 +10,7 @@ import { executePlan } from './exec/execute.js';
 import { prepareRootfs } from './rootfs/prepare.js';
 import type { IsolationMode } from './isolation/backend.js';
 import { selectBackend } from './isolation/select.js';
+import { pullBaseImage, type RegistrySettings } from './registry/registry-access.js';
 import { inPlaceSandbox, inPlaceWorkRoot } from './isolation/in-place-sandbox.js';
 import { defaultCacheDir } from './rootfs/rootfs-cache.js';
 import type { ImageLayer } from './exec/image-layer.js';
@@ -37,6 +38,8 @@ export interface PlanRequest {
   readonly platforms?: readonly Platform[];
   /** `--build-context` values, `NAME=VALUE`. */
   readonly buildContexts?: readonly string[];
+  /** How images that are neither stages nor build contexts are pulled. */
+  readonly registry?: RegistrySettings;
 }
 
 export interface BuildRequest extends PlanRequest {
@@ -49,6 +52,10 @@ export interface BuildRequest extends PlanRequest {
   readonly sourceDateEpoch?: number;
   /** Writes the image ID (config digest, or index digest for several platforms) here. */
   readonly iidfile?: string;
+  /** Writes the digest of the manifest (or index) that was exported or pushed here. */
+  readonly digestFile?: string;
+  /** Writes the digest, names and descriptor as JSON here, with BuildKit's key names. */
+  readonly metadataFile?: string;
   /** Where the build's scratch space (rootfs mounts, temp blobs) goes; the system temp dir when absent. */
   readonly tmpDir?: string;
   /** The local store used when no output is given; `defaultStoreDir()` when absent. */
@@ -126,11 +133,13 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
     await gatherBlobs(artifact, workspace);
     const targets: ExportTarget[] = request.outputs?.length ? [...request.outputs] : [{ type: 'store', dest: request.storeDir ?? defaultStoreDir() }];
     for (const target of targets) {
-      await exportArtifact(artifact, target, workspace);
-      progress({ kind: 'exported', what: `${target.type} ${target.dest}`, digest: root.digest });
+      const where = await exportArtifact(artifact, target, workspace, request.registry ?? {});
+      progress({ kind: 'exported', what: where, digest: root.digest });
     }
     const imageId = images.length === 1 ? images[0]!.config.digest : root.digest;
     if (request.iidfile) await writeFile(request.iidfile, imageId);
+    if (request.digestFile) await writeFile(request.digestFile, root.digest);
+    if (request.metadataFile) await writeFile(request.metadataFile, `${JSON.stringify(buildMetadata(artifact, imageId), null, 2)}\n`);
     return { descriptor: root, imageId, plan };
   } finally {
     await workspace.remove();
@@ -148,11 +157,22 @@ async function readDockerfile(request: PlanRequest): Promise<{ parsed: ParsedDoc
   return { parsed: parseDockerfile(text, displayPath(dockerfile)), dockerfile };
 }
 
+/** What `--metadata-file` records, under the keys BuildKit's exporters use. */
+function buildMetadata(artifact: BuildArtifact, imageId: Digest): Record<string, unknown> {
+  return {
+    'containerimage.digest': artifact.root.digest,
+    'containerimage.descriptor': artifact.root,
+    ...(artifact.images.length === 1 ? { 'containerimage.config.digest': imageId } : {}),
+    ...(artifact.tags.length > 0 ? { 'image.name': artifact.tags.join(',') } : {}),
+  };
+}
+
 /** Everything of the user's and the build's own that an in-place build must never remove. */
 function buildOwnPaths(request: BuildRequest, contextDir: string, dockerfile: string, workspace: Workspace): string[] {
-  const outputs = request.outputs?.length ? request.outputs.map((o) => path.resolve(o.dest)) : [request.storeDir ?? defaultStoreDir()];
+  const files = request.outputs?.flatMap((o) => (o.type === 'registry' ? [] : [path.resolve(o.dest)])) ?? [];
+  const outputs = request.outputs?.length ? files : [request.storeDir ?? defaultStoreDir()];
   const contexts = [...parseBuildContexts(request.buildContexts ?? [], process.cwd()).values()].map((c) => (c.kind === 'local' ? c.dir : c.layoutDir));
-  return [workspace.dir, contextDir, dockerfile, defaultCacheDir(), ...outputs, ...contexts, ...(request.iidfile ? [path.resolve(request.iidfile)] : [])];
+  return [workspace.dir, contextDir, dockerfile, defaultCacheDir(), ...outputs, ...contexts, ...[request.iidfile, request.digestFile, request.metadataFile].flatMap((f) => (f ? [path.resolve(f)] : []))];
 }
 
 /** A path as errors show it: relative to the working directory when inside it. */
@@ -170,6 +190,7 @@ async function planParsed(parsed: ParsedDockerfile, dockerfile: string, request:
     platforms: request.platforms?.length ? request.platforms : [host],
     buildContexts: parseBuildContexts(request.buildContexts ?? [], process.cwd()),
     resolveImage,
+    resolveRegistryImage: (reference, platform) => pullBaseImage(reference, platform, request.registry ?? {}),
   });
 }
 

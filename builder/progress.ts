@@ -4,7 +4,17 @@ export type BuildEvent =
   | { readonly kind: 'step-start'; readonly step: number; readonly name: string }
   | { readonly kind: 'step-done'; readonly step: number; readonly seconds: number }
   | { readonly kind: 'step-output'; readonly step: number; readonly stream: 'stdout' | 'stderr'; readonly text: string }
-  | { readonly kind: 'exported'; readonly what: string; readonly digest: string };
+  | { readonly kind: 'exported'; readonly what: string; readonly digest: string }
+  | {
+      readonly kind: 'transfer';
+      readonly direction: 'pull' | 'push';
+      readonly repository: string;
+      readonly digest: string;
+      /** `start`, `progress`, `resume`, `done`, or `cached`/`exists`/`mounted` when no bytes had to move. */
+      readonly phase: string;
+      readonly bytes: number;
+      readonly total: number;
+    };
 
 export type ProgressListener = (event: BuildEvent) => void;
 

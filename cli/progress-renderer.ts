@@ -19,9 +19,18 @@ export function progressRenderer(mode: ProgressMode, write: (line: string) => vo
       case 'step-done':
         write(`#${event.step} DONE ${event.seconds.toFixed(1)}s`);
         break;
+      case 'transfer':
+        if (event.phase !== 'progress') write(`${event.direction} ${event.repository} ${event.digest.slice(0, 19)} ${event.phase} ${formatBytes(event.bytes)}/${formatBytes(event.total)}`);
+        break;
       case 'exported':
         write(`exported ${event.what} ${event.digest}`);
         break;
     }
   };
+}
+
+function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
 }

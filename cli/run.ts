@@ -1,7 +1,9 @@
 import yargs, { type Argv } from 'yargs';
 import { build, planBuild } from '../builder/build.js';
 import { parseOutputSpec } from '../builder/output/output-spec.js';
-import { parsePlatform } from '../builder/plan/platform.js';
+import { hostPlatform, parsePlatform } from '../builder/plan/platform.js';
+import type { ProgressListener } from '../builder/progress.js';
+import { pullBaseImage, type RegistrySettings } from '../builder/registry/registry-access.js';
 import { defaultStoreDir } from '../builder/store-location.js';
 import { inspectImage, listImages } from '../builder/store.js';
 import type { Compression } from '../layers/compression.js';
@@ -62,8 +64,15 @@ function planOptions(y: Argv) {
     .option('build-arg', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'build-time variable KEY=VALUE' })
     .option('target', { type: 'string', describe: 'stage to build' })
     .option('platform', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'target platform(s), os/arch[/variant], comma-separated' })
-    .option('build-context', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'named context NAME=oci-layout://DIR[:TAG] or NAME=DIR' });
+    .option('build-context', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'named context NAME=oci-layout://DIR[:TAG] or NAME=DIR' })
+    .option('insecure-registry', registryOptions.insecure)
+    .option('registry-ca', registryOptions.ca);
 }
+
+const registryOptions = {
+  insecure: { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'registry host[:port] reached over plain HTTP (loopback always is)' },
+  ca: { type: 'string', describe: 'PEM file of extra CA certificates to trust for registries' },
+} as const;
 
 function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
   return yargs([...argv])
@@ -78,6 +87,9 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
           .option('output', { alias: 'o', type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'type=oci,dest=DIR[,tar=true] or type=docker,dest=FILE' })
           .option('label', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'image label KEY=VALUE' })
           .option('iidfile', { type: 'string', describe: 'write the image ID to this file' })
+          .option('push', { type: 'boolean', default: false, describe: 'push every -t name (same as --output type=registry)' })
+          .option('digest-file', { type: 'string', describe: 'write the pushed or exported manifest (or index) digest to this file' })
+          .option('metadata-file', { type: 'string', describe: 'write the digest, names and descriptor as JSON to this file' })
           .option('progress', { choices: ['auto', 'plain', 'json'] as const, default: 'auto' as const })
           .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'print only the image ID' })
           .option('compression', { choices: ['gzip', 'zstd', 'uncompressed'] as const, default: 'gzip' as const })
@@ -94,10 +106,14 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
           return;
         }
         const progress: ProgressMode = args.progress;
+        const listener = args.quiet ? undefined : progressRenderer(progress, io.stderr);
+        const outputs = args.output.map(parseOutputSpec);
         const result = await build({
-          ...commonRequest(args, io),
+          ...commonRequest(args, io, listener),
           tags: args.tag,
-          outputs: args.output.map(parseOutputSpec),
+          outputs: args.push && !outputs.some((o) => o.type === 'registry') ? [...outputs, { type: 'registry' as const }] : outputs,
+          ...(args.digestFile !== undefined ? { digestFile: args.digestFile } : {}),
+          ...(args.metadataFile !== undefined ? { metadataFile: args.metadataFile } : {}),
           labels: parsePairs('label', args.label),
           compression: args.compression as Compression,
           ...(args.compressionLevel !== undefined ? { compressionLevel: args.compressionLevel } : {}),
@@ -107,7 +123,7 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
           isolation: args.isolation,
           forceInPlace: args.forceInPlace,
           ...(args.runTimeout !== undefined ? { runTimeoutSeconds: positiveSeconds(args.runTimeout) } : {}),
-          ...(args.quiet ? {} : { progress: progressRenderer(progress, io.stderr) }),
+          ...(listener ? { progress: listener } : {}),
           ...(io.signal ? { signal: io.signal } : {}),
         });
         io.stdout(args.quiet ? result.imageId : `${result.descriptor.digest}`);
@@ -119,6 +135,23 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
       (y) => planOptions(y),
       async (args) => {
         io.stdout(JSON.stringify(await planBuild(commonRequest(args, io)), null, 2));
+      },
+    )
+.command(
+      'pull <reference>',
+      'pull an image into the local image cache ahead of a build',
+      (y) =>
+        y
+          .positional('reference', { type: 'string', demandOption: true })
+          .option('platform', { type: 'string', describe: 'os/arch[/variant] (default: this machine)' })
+          .option('insecure-registry', registryOptions.insecure)
+          .option('registry-ca', registryOptions.ca)
+          .option('progress', { choices: ['auto', 'plain', 'json'] as const, default: 'auto' as const }),
+      async (args) => {
+        const listener = progressRenderer(args.progress, io.stderr);
+        const platform = args.platform !== undefined ? parsePlatform(args.platform) : hostPlatform();
+        const image = await pullBaseImage(args.reference, platform, registrySettings(args, io.env, listener));
+        io.stdout(`${image.reference}\t${image.manifestDigest}`);
       },
     )
     .command('images', `list the images in the local store (${defaultStoreDir(io.env)})`, {}, async () => {
@@ -142,6 +175,8 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
 }
 
 interface CommonArgs {
+  insecureRegistry: string[];
+  registryCa?: string | undefined;
   context: string;
   file?: string | undefined;
   buildArg: string[];
@@ -150,8 +185,19 @@ interface CommonArgs {
   buildContext: string[];
 }
 
-function commonRequest(args: CommonArgs, io: CliIo) {
+/** Registry flags as the library's settings, with transfers reported to `listener`. */
+function registrySettings(args: { insecureRegistry: string[]; registryCa?: string | undefined }, env: NodeJS.ProcessEnv, listener?: ProgressListener): RegistrySettings {
   return {
+    env,
+    insecureRegistries: args.insecureRegistry,
+    ...(args.registryCa !== undefined ? { caFile: args.registryCa } : {}),
+    ...(listener ? { onTransfer: (event) => listener({ kind: 'transfer', ...event }) } : {}),
+  };
+}
+
+function commonRequest(args: CommonArgs, io: CliIo, listener?: ProgressListener) {
+  return {
+    registry: registrySettings(args, io.env, listener),
     context: args.context,
     ...(args.file !== undefined ? { dockerfile: args.file } : {}),
     buildArgs: parsePairs('build-arg', args.buildArg, io.env),

@@ -8,15 +8,18 @@ import type { CliIo } from './run.js';
 /** The command-line entry point, run again inside the namespace. */
 const mainScript = fileURLToPath(new URL('./main.js', import.meta.url));
 
+/** The isolation modes an unprivileged user runs in a user namespace. */
+const namespaceModes: readonly IsolationMode[] = ['auto', 'rootless', 'oci'];
+
 /**
- * For an unprivileged user building with `--isolation auto` or `rootless`: runs this same command
- * line again as uid 0 of a new user namespace (see userns.ts) and returns its exit code, after
- * warning when only a single id can be mapped. Returns undefined when the build should run in this
+ * For an unprivileged user building with `--isolation auto`, `rootless` or `oci`: runs this same
+ * command line again as uid 0 of a new user namespace (see userns.ts) and returns its exit code,
+ * after warning when only a single id can be mapped. Returns undefined when the build should run in this
  * process: as root, with another isolation, inside the namespace already, or, for `auto`, when no
  * user namespace can be made (the build then fails only if it reaches a RUN step).
  */
 export async function enterUserNamespace(argv: readonly string[], isolation: IsolationMode, io: CliIo): Promise<number | undefined> {
-  if (process.getuid?.() === 0 || (isolation !== 'auto' && isolation !== 'rootless')) return undefined;
+  if (process.getuid?.() === 0 || !namespaceModes.includes(isolation)) return undefined;
   if (io.env[userNamespaceEnv] !== undefined) {
     throw new TsbuildError('USERNS_UNAVAILABLE', `${userNamespaceEnv} is set, yet this process is not uid 0 of a user namespace`);
   }

@@ -1,4 +1,4 @@
-import type { RunSpec } from './backend.js';
+import type { BindMount, RunSpec } from './backend.js';
 
 /** The parts of the OCI runtime specification's `config.json` that tsbuild writes. */
 export interface OciRuntimeConfig {
@@ -161,7 +161,12 @@ const deviceRules: readonly OciDeviceRule[] = [
   { allow: true, type: 'c', major: 136, access: 'rwm' },
 ];
 
-export type OciConfigInput = Pick<RunSpec, 'rootfs' | 'args' | 'env' | 'cwd' | 'user' | 'hostname' | 'network' | 'binds'>;
+/** A bind mount plus mount flags it must carry, such as those a user namespace may not clear on its source. */
+export interface OciBindMount extends BindMount {
+  readonly flags?: readonly string[];
+}
+
+export type OciConfigInput = Pick<RunSpec, 'rootfs' | 'args' | 'env' | 'cwd' | 'user' | 'hostname' | 'network'> & { readonly binds: readonly OciBindMount[] };
 
 /**
  * The runtime-spec `config.json` for one RUN step: Docker's defaults for capabilities, masked paths
@@ -197,7 +202,7 @@ export function ociConfig(spec: OciConfigInput, nofile: number, userNamespace?: 
         destination: bind.destination,
         type: 'bind',
         source: bind.source,
-        options: ['rbind', 'rprivate', ...(bind.readonly ? ['ro'] : [])],
+        options: ['rbind', 'rprivate', ...(bind.flags ?? []), ...(bind.readonly ? ['ro'] : [])],
       })),
     ],
     linux: {

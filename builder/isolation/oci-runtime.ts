@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, realpath, writeFile } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TsbuildError } from '../../layers/errors.js';
 import { isErrnoCode } from '../../layers/fs-util.js';
 import type { IsolationBackend, RunResult, RunSpec } from './backend.js';
-import { identityMappings, mapsId, ociConfig, type OciUserNamespace } from './oci-config.js';
+import { identityMappings, mapsId, ociConfig, type OciBindMount, type OciUserNamespace } from './oci-config.js';
 import { currentIdMapping } from './userns.js';
 
 export interface OciRuntimeOptions {
@@ -61,6 +61,24 @@ function checkIdsMapped(spec: RunSpec, userNamespace: OciUserNamespace): void {
       `cannot run as user ${spec.user.uid}:${spec.user.gid}: ${unmapped.join(', ')} not mapped in this user namespace (add subordinate ids to /etc/subuid and /etc/subgid)`,
     );
   }
+}
+
+/** Per-mount flags the kernel locks on mounts a user namespace inherits: a remount must repeat them. */
+const lockableFlags = new Set(['nosuid', 'nodev', 'noexec', 'noatime', 'nodiratime', 'strictatime']);
+
+/** The lockable flags of the mount holding `path`: the last-mounted, deepest mount point at or above it. */
+async function lockableFlagsAt(path: string): Promise<string[]> {
+  const target = await realpath(path);
+  let holder: { point: string; options: string } | undefined;
+  for (const line of (await readFile('/proc/self/mountinfo', 'utf8')).split('\n')) {
+    // Fields: mount ID, parent ID, major:minor, root, mount point, per-mount options, ...
+    const [, , , , escaped, options] = line.split(' ');
+    if (escaped === undefined || options === undefined) continue;
+    const point = escaped.replace(/\\([0-7]{3})/g, (_match, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+    const covers = point === '/' || target === point || target.startsWith(`${point}/`);
+    if (covers && (holder === undefined || point.length >= holder.point.length)) holder = { point, options };
+  }
+  return holder?.options.split(',').filter((option) => lockableFlags.has(option)) ?? [];
 }
 
 /**
@@ -134,9 +152,14 @@ export class OciRuntimeBackend implements IsolationBackend {
     const globalArgs = ['--root', join(spec.scratchDir, 'state'), '--log', logFile, '--log-format', 'json'];
     await mkdir(bundle, { recursive: true });
     // Absolute paths: the runtime would take relative ones as relative to the bundle.
-    const paths = { rootfs: resolvePath(spec.rootfs), binds: spec.binds.map((bind) => ({ ...bind, source: resolvePath(bind.source) })) };
+    let binds: OciBindMount[] = spec.binds.map((bind) => ({ ...bind, source: resolvePath(bind.source) }));
     const userNamespace = await nestedUserNamespace();
-    if (userNamespace) checkIdsMapped(spec, userNamespace);
+    if (userNamespace) {
+      checkIdsMapped(spec, userNamespace);
+      // The read-only remount of a bind would otherwise clear flags the kernel keeps locked here.
+      binds = await Promise.all(binds.map(async (bind) => ({ ...bind, flags: await lockableFlagsAt(bind.source) })));
+    }
+    const paths = { rootfs: resolvePath(spec.rootfs), binds };
     const config = ociConfig({ ...spec, ...paths }, await nofileLimit(userNamespace !== undefined), userNamespace);
     await writeFile(join(bundle, 'config.json'), JSON.stringify(config));
     const id = `tsbuild-${randomBytes(8).toString('hex')}`;

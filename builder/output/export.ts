@@ -9,6 +9,7 @@ import type { Workspace } from '../exec/workspace.js';
 import type { AssembledImage } from './assemble.js';
 import { importBlob } from './copy-blobs.js';
 import type { OutputSpec } from './output-spec.js';
+import { pushBuiltImage, type RegistrySettings } from '../registry/registry-access.js';
 
 /** A finished build: the root descriptor (a manifest, or an index over platforms) and its images. */
 export interface BuildArtifact {
@@ -30,8 +31,14 @@ export async function gatherBlobs(artifact: BuildArtifact, workspace: Workspace)
   }
 }
 
-/** Writes the artifact to one target. Nothing is left half-written if this fails. */
-export async function exportArtifact(artifact: BuildArtifact, target: ExportTarget, workspace: Workspace): Promise<void> {
+/** Writes the artifact to one target and says where it went. Nothing is left half-written if this fails. */
+export async function exportArtifact(artifact: BuildArtifact, target: ExportTarget, workspace: Workspace, registry: RegistrySettings): Promise<string> {
+  if (target.type === 'registry') return exportToRegistry(artifact, target.name, workspace, registry);
+  await exportToFiles(artifact, target, workspace);
+  return `${target.type} ${target.dest}`;
+}
+
+async function exportToFiles(artifact: BuildArtifact, target: Exclude<ExportTarget, { type: 'registry' }>, workspace: Workspace): Promise<void> {
   switch (target.type) {
     case 'store':
       return exportToLayoutDir(artifact, path.resolve(target.dest), workspace);
@@ -41,6 +48,14 @@ export async function exportArtifact(artifact: BuildArtifact, target: ExportTarg
     case 'docker':
       return exportToDockerArchive(artifact, path.resolve(target.dest), workspace);
   }
+}
+
+/** Pushes to `name`, or to every tag; the registry gets blobs first and the manifest or index last. */
+async function exportToRegistry(artifact: BuildArtifact, name: string | undefined, workspace: Workspace, registry: RegistrySettings): Promise<string> {
+  const names = name !== undefined ? [name] : artifact.tags;
+  if (names.length === 0) throw new TsbuildError('OUTPUT', 'pushing needs a name: give -t NAME:TAG or --output type=registry,name=NAME:TAG');
+  const pushed = await pushBuiltImage(names, workspace.layout, artifact.root, registry);
+  return `registry ${pushed.references.join(', ')}`;
 }
 
 function blobsOf(artifact: BuildArtifact): Descriptor[] {

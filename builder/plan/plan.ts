@@ -16,6 +16,8 @@ export interface PlanOptions {
   readonly buildPlatform: Platform;
   readonly platforms: readonly Platform[];
   readonly buildContexts: ReadonlyMap<string, NamedContext>;
+  /** Pulls an image named by FROM or COPY --from that is neither a stage nor a build context. */
+  readonly resolveRegistryImage: (reference: string, platform: Platform) => Promise<ResolvedImage>;
   /** Reads a base image out of an OCI layout build context for a platform. */
   readonly resolveImage: (context: Extract<NamedContext, { kind: 'oci-layout' }>, platform: Platform) => Promise<ResolvedImage>;
 }
@@ -158,10 +160,7 @@ class PlatformPlanner {
     if (context?.kind === 'local') {
       throw new TsbuildError('BAD_FROM', `build context "${image}" is a local directory and cannot be a base image`);
     }
-    throw new TsbuildError(
-      'REGISTRY_UNSUPPORTED',
-      `base image "${image}" not found: pulling from registries is not supported yet; pass --build-context ${image}=oci-layout://DIR[:TAG]`,
-    );
+    return { kind: 'image', contextName: image, image: await this.ctx.options.resolveRegistryImage(image, platform ?? this.ctx.platform) };
   }
 
   private baseConfig(base: StageBase): ContainerConfig {
@@ -177,8 +176,9 @@ class PlatformPlanner {
       if (ins.kind !== 'COPY' || ins.from === undefined) continue;
       const name = atInstruction(ins, () => copyFromName(ins.from!, this.ctx.lex));
       const context = this.ctx.options.buildContexts.get(name);
-      if (images.has(name) || context?.kind !== 'oci-layout' || findStage(this.stages, name, stageIndex)) continue;
-      images.set(name, await atInstruction(ins, () => this.ctx.options.resolveImage(context, platform)));
+      if (images.has(name) || context?.kind === 'local' || findStage(this.stages, name, stageIndex) || /^\d+$/.test(name)) continue;
+      const resolve = context ? () => this.ctx.options.resolveImage(context, platform) : () => this.ctx.options.resolveRegistryImage(name, platform);
+      images.set(name, await atInstruction(ins, resolve));
     }
     return images;
   }
@@ -204,8 +204,7 @@ class PlatformPlanner {
     if (context?.kind === 'local') return { kind: 'local-context', name: from, dir: context.dir };
     const image = copyImages.get(from);
     if (image) return { kind: 'image', contextName: from, image };
-    if (/^\d+$/.test(from)) throw new TsbuildError('UNKNOWN_STAGE', `COPY --from=${from}: no earlier stage has index ${from}`);
-    throw new TsbuildError('REGISTRY_UNSUPPORTED', `COPY --from=${from}: no stage or build context of that name, and pulling from registries is not supported yet`);
+    throw new TsbuildError('UNKNOWN_STAGE', `COPY --from=${from}: no earlier stage has index ${from}`);
   }
 }
 

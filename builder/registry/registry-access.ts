@@ -1,0 +1,60 @@
+import path from 'node:path';
+import type { Platform } from '../../layers/types.js';
+import { parseReference, pullImage, pushImage, type ImageReference, type PushResult, type RegistryAccess, type TransferEvent } from '../../registry-client/index.js';
+import type { OciLayout } from '../../layers/oci-layout.js';
+import type { Descriptor } from '../../layers/types.js';
+import type { ResolvedImage } from '../plan/plan-types.js';
+import { defaultCacheDir } from '../rootfs/rootfs-cache.js';
+
+/** How the build talks to registries. */
+export interface RegistrySettings {
+  /** Hosts (`host[:port]`) reached over plain HTTP; loopback hosts always are. */
+  readonly insecureRegistries?: readonly string[];
+  /** Extra CA certificates (PEM) to trust. */
+  readonly caFile?: string;
+  /** The local cache of pulled images; `<cache dir>/images` when absent. */
+  readonly imageCacheDir?: string;
+  readonly onTransfer?: (event: TransferEvent) => void;
+  /** Where credentials and the cache directory are looked up; the process environment when absent. */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+function access(ref: ImageReference, settings: RegistrySettings): RegistryAccess {
+  const insecure = settings.insecureRegistries?.includes(ref.registry) ? { insecure: true } : {};
+  return {
+    transportOptions: { ...insecure, ...(settings.caFile !== undefined ? { caFile: settings.caFile } : {}) },
+    ...(settings.env ? { credentialLookup: { env: settings.env } } : {}),
+  };
+}
+
+/** The local cache pulled images are kept in (an OCI layout). */
+export function imageCacheDir(settings: RegistrySettings): string {
+  return settings.imageCacheDir ?? path.join(defaultCacheDir(settings.env), 'images');
+}
+
+/** Pulls `reference` for `platform` into the image cache (no download when it is cached) and describes it as a base. */
+export async function pullBaseImage(reference: string, platform: Platform, settings: RegistrySettings): Promise<ResolvedImage> {
+  const ref = parseReference(reference);
+  const pulled = await pullImage(ref, {
+    ...access(ref, settings),
+    platform,
+    cache: imageCacheDir(settings),
+    ...(settings.onTransfer ? { onProgress: settings.onTransfer } : {}),
+  });
+  return {
+    layoutDir: pulled.layout.dir,
+    reference: pulled.refName,
+    manifestDigest: pulled.manifestDescriptor.digest,
+    config: pulled.config,
+    layers: pulled.layers,
+  };
+}
+
+/** Pushes a built image (or index) from `layout` to every name in `names`. */
+export async function pushBuiltImage(names: readonly string[], layout: OciLayout, root: Descriptor, settings: RegistrySettings): Promise<PushResult> {
+  const targets = names.map((name) => parseReference(name));
+  return pushImage(targets, { layout, root }, {
+    ...access(targets[0]!, settings),
+    ...(settings.onTransfer ? { onProgress: settings.onTransfer } : {}),
+  });
+}
