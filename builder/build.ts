@@ -129,7 +129,7 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
       images.push(await assembleImage(built, { created, labels: request.labels ?? new Map() }, workspace.layout));
     }
     const root = images.length === 1 ? images[0]!.manifest : await assembleIndex(images, workspace.layout);
-    const artifact: BuildArtifact = { root, images, tags: request.tags ?? [] };
+    const artifact: BuildArtifact = { root, images, tags: request.tags ?? [], layerOrigins: layerOrigins(plan) };
     await gatherBlobs(artifact, workspace);
     const targets: ExportTarget[] = request.outputs?.length ? [...request.outputs] : [{ type: 'store', dest: request.storeDir ?? defaultStoreDir() }];
     for (const target of targets) {
@@ -155,6 +155,16 @@ async function readDockerfile(request: PlanRequest): Promise<{ parsed: ParsedDoc
     throw new TsbuildError('NO_DOCKERFILE', `cannot read Dockerfile ${dockerfile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   return { parsed: parseDockerfile(text, displayPath(dockerfile)), dockerfile };
+}
+
+/** Where each layer of a pulled base image came from, for cross-repository mounts on push. */
+function layerOrigins(plan: BuildPlan): Map<Digest, { registry: string; repository: string }> {
+  const origins = new Map<Digest, { registry: string; repository: string }>();
+  for (const stage of plan.platforms.flatMap((p) => p.stages)) {
+    if (stage.base.kind !== 'image' || !stage.base.image.source) continue;
+    for (const layer of stage.base.image.layers) origins.set(layer.digest, stage.base.image.source);
+  }
+  return origins;
 }
 
 /** What `--metadata-file` records, under the keys BuildKit's exporters use. */

@@ -4,7 +4,7 @@ import { writeDockerArchive } from '../../layers/docker-archive.js';
 import { TsbuildError } from '../../layers/errors.js';
 import { writeLayoutTar } from '../../layers/layout-tar.js';
 import { OciLayout } from '../../layers/oci-layout.js';
-import type { Descriptor } from '../../layers/types.js';
+import type { Descriptor, Digest } from '../../layers/types.js';
 import type { Workspace } from '../exec/workspace.js';
 import type { AssembledImage } from './assemble.js';
 import { importBlob } from './copy-blobs.js';
@@ -16,6 +16,8 @@ export interface BuildArtifact {
   readonly root: Descriptor;
   readonly images: readonly AssembledImage[];
   readonly tags: readonly string[];
+  /** The registry and repository each pulled base layer came from. */
+  readonly layerOrigins: ReadonlyMap<Digest, { readonly registry: string; readonly repository: string }>;
 }
 
 /** Where an artifact can be exported: an `--output`, or the default local store. */
@@ -54,7 +56,7 @@ async function exportToFiles(artifact: BuildArtifact, target: Exclude<ExportTarg
 async function exportToRegistry(artifact: BuildArtifact, name: string | undefined, workspace: Workspace, registry: RegistrySettings): Promise<string> {
   const names = name !== undefined ? [name] : artifact.tags;
   if (names.length === 0) throw new TsbuildError('OUTPUT', 'pushing needs a name: give -t NAME:TAG or --output type=registry,name=NAME:TAG');
-  const pushed = await pushBuiltImage(names, workspace.layout, artifact.root, registry);
+  const pushed = await pushBuiltImage(names, workspace.layout, artifact.root, artifact.layerOrigins, registry);
   return `registry ${pushed.references.join(', ')}`;
 }
 

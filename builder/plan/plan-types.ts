@@ -4,6 +4,8 @@ import type { ContainerConfig, Descriptor, Digest, ImageConfig, Platform } from 
 /** A base image read from an OCI layout named by `--build-context`. */
 export interface ResolvedImage {
   readonly layoutDir: string;
+  /** For a pulled image: where it came from, so a push to the same registry can mount its blobs. */
+  readonly source?: { readonly registry: string; readonly repository: string };
   readonly reference: string;
   readonly manifestDigest: Digest;
   readonly config: ImageConfig;

@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Platform } from '../../layers/types.js';
 import { parseReference, pullImage, pushImage, type ImageReference, type PushResult, type RegistryAccess, type TransferEvent } from '../../registry-client/index.js';
 import type { OciLayout } from '../../layers/oci-layout.js';
-import type { Descriptor } from '../../layers/types.js';
+import type { Descriptor, Digest } from '../../layers/types.js';
 import type { ResolvedImage } from '../plan/plan-types.js';
 import { defaultCacheDir } from '../rootfs/rootfs-cache.js';
 
@@ -43,6 +43,7 @@ export async function pullBaseImage(reference: string, platform: Platform, setti
   });
   return {
     layoutDir: pulled.layout.dir,
+    source: { registry: ref.registry, repository: ref.repository },
     reference: pulled.refName,
     manifestDigest: pulled.manifestDescriptor.digest,
     config: pulled.config,
@@ -50,11 +51,25 @@ export async function pullBaseImage(reference: string, platform: Platform, setti
   };
 }
 
-/** Pushes a built image (or index) from `layout` to every name in `names`. */
-export async function pushBuiltImage(names: readonly string[], layout: OciLayout, root: Descriptor, settings: RegistrySettings): Promise<PushResult> {
+/**
+ * Pushes a built image (or index) from `layout` to every name in `names`. `origins` tells where
+ * pulled base layers came from, so blobs already on the target registry are mounted, not uploaded.
+ */
+export async function pushBuiltImage(
+  names: readonly string[],
+  layout: OciLayout,
+  root: Descriptor,
+  origins: ReadonlyMap<Digest, { readonly registry: string; readonly repository: string }>,
+  settings: RegistrySettings,
+): Promise<PushResult> {
   const targets = names.map((name) => parseReference(name));
+  const registry = targets[0]!.registry;
   return pushImage(targets, { layout, root }, {
     ...access(targets[0]!, settings),
+    mountFrom: (digest) => {
+      const origin = origins.get(digest);
+      return origin?.registry === registry ? origin.repository : undefined;
+    },
     ...(settings.onTransfer ? { onProgress: settings.onTransfer } : {}),
   });
 }

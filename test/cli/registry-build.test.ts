@@ -8,6 +8,8 @@ import { promisify } from 'node:util';
 import { findOciRuntime } from '../../builder/isolation/find-runtime.js';
 import { writeBusyboxImage } from '../support/busybox-image.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
+import { repoRoot } from '../support/repo-root.js';
+import { skopeoInspect, validateLayout } from '../support/validate-layout.js';
 import { tsbuild } from './cli-harness.js';
 
 const run = promisify(execFile);
@@ -63,6 +65,13 @@ describe('building from and pushing to a registry', { skip: canRun ? false : 'ne
     assert.equal(metadata['image.name'], target);
   });
 
+  test('pushing to the registry the base came from mounts its layers instead of uploading them', async () => {
+    const ctx = await context('mount', `FROM ${plain.host}/library/busybox:1\nRUN echo mounted > /marker\n`);
+    const result = await tsbuild(['-t', `${plain.host}/team/mounted:1`, '--push', '--progress', 'plain', ctx], env);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stderr, new RegExp(`^push ${plain.host.replace(/[.]/g, '\\.')}/team/mounted \\S+ mounted `, 'm'));
+  });
+
   test('a second build pulls nothing: the base comes from the image cache', async () => {
     const ctx = await context('cached', `FROM ${plain.host}/library/busybox:1\nRUN echo again > /marker\n`);
     const result = await tsbuild(['-o', `type=oci,dest=${path.join(work, 'cached-out')}`, '--progress', 'plain', ctx], env);
@@ -75,6 +84,21 @@ describe('building from and pushing to a registry', { skip: canRun ? false : 'ne
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, new RegExp(`^${plain.host.replace(/[.]/g, '\\.')}/library/busybox:1\tsha256:[0-9a-f]{64}$`));
     assert.match(result.stderr, /^pull .* done /m);
+  });
+
+  test('an image skopeo pushed from a layout tsbuild did not write is a usable base', async () => {
+    const fixture = path.join(repoRoot(), 'test/fixtures/ggcr/layout/test_index_one_image');
+    await run('skopeo', ['copy', '--dest-tls-verify=false', `oci:${fixture}`, `docker://${plain.host}/ggcr/one:1`]);
+    const ctx = await context('foreign-base', `FROM ${plain.host}/ggcr/one:1\nCOPY hello.txt /hello.txt\n`);
+    await writeFile(path.join(ctx, 'hello.txt'), 'hello\n');
+    const dest = path.join(work, 'foreign-out');
+    const result = await tsbuild(['-t', 'foreign:1', '-o', `type=oci,dest=${dest}`, ctx], env);
+    assert.equal(result.code, 0, result.stderr);
+    await validateLayout(dest);
+    const base = JSON.parse((await run('skopeo', ['inspect', '--tls-verify=false', `docker://${plain.host}/ggcr/one:1`])).stdout);
+    const built = await skopeoInspect(`oci:${dest}:foreign:1`);
+    assert.deepEqual((built.Layers as string[]).slice(0, -1), base.Layers);
+    assert.equal((built.Layers as string[]).length, base.Layers.length + 1);
   });
 
   test('registry failures are one clear line at the FROM or on push', async () => {
