@@ -12,4 +12,5 @@ process.exitCode = await run(process.argv.slice(2), {
   stderr: (text) => process.stderr.write(`${text}\n`),
   env: process.env,
   signal: interrupt.signal,
+  ...(process.stderr.isTTY ? { stderrTerminal: { write: (raw: string) => process.stderr.write(raw) } } : {}),
 });

@@ -1,10 +1,24 @@
 import type { BuildEvent, ProgressListener } from '../builder/progress.js';
+import { formatBytes, TransferStatus, type StatusTerminal } from './transfer-status.js';
 
 export type ProgressMode = 'auto' | 'plain' | 'json';
 
-/** Renders build events on stderr: numbered plain lines, or one JSON object per line. */
-export function progressRenderer(mode: ProgressMode, write: (line: string) => void): ProgressListener {
+/**
+ * Renders build events on stderr: one JSON object per line (`json`), numbered plain lines
+ * (`plain`, or `auto` off a terminal), or on a terminal plain lines under a live status line of
+ * blob transfers with bytes and rate.
+ */
+export function progressRenderer(mode: ProgressMode, write: (line: string) => void, terminal?: StatusTerminal): ProgressListener {
   if (mode === 'json') return (event) => write(JSON.stringify(event));
+  if (mode === 'auto' && terminal) {
+    const status = new TransferStatus(terminal);
+    const lines = plainLines((line) => status.print(line));
+    return (event) => (event.kind === 'transfer' ? status.update(event) : lines(event));
+  }
+  return plainLines(write);
+}
+
+function plainLines(write: (line: string) => void): ProgressListener {
   return (event: BuildEvent) => {
     switch (event.kind) {
       case 'note':
@@ -27,10 +41,4 @@ export function progressRenderer(mode: ProgressMode, write: (line: string) => vo
         break;
     }
   };
-}
-
-function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
-  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
 }

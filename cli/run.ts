@@ -10,6 +10,7 @@ import type { Compression } from '../layers/compression.js';
 import { TsbuildError } from '../layers/errors.js';
 import { parsePairs } from './parse-pairs.js';
 import { progressRenderer, type ProgressMode } from './progress-renderer.js';
+import type { StatusTerminal } from './transfer-status.js';
 import { enterUserNamespace } from './userns-reexec.js';
 
 export interface CliIo {
@@ -17,6 +18,8 @@ export interface CliIo {
   readonly stderr: (text: string) => void;
   readonly env: NodeJS.ProcessEnv;
   readonly signal?: AbortSignal;
+  /** Set when stderr is a terminal: progress then keeps a live status line there. */
+  readonly stderrTerminal?: StatusTerminal;
 }
 
 const processIo: CliIo = {
@@ -106,7 +109,7 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
           return;
         }
         const progress: ProgressMode = args.progress;
-        const listener = args.quiet ? undefined : progressRenderer(progress, io.stderr);
+        const listener = args.quiet ? undefined : progressRenderer(progress, io.stderr, io.stderrTerminal);
         const outputs = args.output.map(parseOutputSpec);
         const result = await build({
           ...commonRequest(args, io, listener),
@@ -148,7 +151,7 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
           .option('registry-ca', registryOptions.ca)
           .option('progress', { choices: ['auto', 'plain', 'json'] as const, default: 'auto' as const }),
       async (args) => {
-        const listener = progressRenderer(args.progress, io.stderr);
+        const listener = progressRenderer(args.progress, io.stderr, io.stderrTerminal);
         const platform = args.platform !== undefined ? parsePlatform(args.platform) : hostPlatform();
         const image = await pullBaseImage(args.reference, platform, registrySettings(args, io.env, listener));
         io.stdout(`${image.reference}\t${image.manifestDigest}`);
