@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { defaultCapabilities, ociConfig, type OciConfigInput, type OciRuntimeConfig } from '../../../builder/isolation/oci-config.js';
+import { defaultCapabilities, identityMappings, mapsId, ociConfig, type OciConfigInput, type OciRuntimeConfig, type OciUserNamespace } from '../../../builder/isolation/oci-config.js';
 import { findOciRuntime } from '../../../builder/isolation/find-runtime.js';
 
 const input: OciConfigInput = {
@@ -89,8 +89,8 @@ describe('ociConfig', () => {
     assert.deepEqual(linux.devices.map((device) => `${device.path} ${device.type} ${device.major}:${device.minor}`), [
       '/dev/null c 1:3', '/dev/zero c 1:5', '/dev/full c 1:7', '/dev/random c 1:8', '/dev/urandom c 1:9', '/dev/tty c 5:0',
     ]);
-    assert.deepEqual(linux.resources.devices[0], { allow: false, access: 'rwm' });
-    assert.deepEqual(Object.keys(linux.resources), ['devices']);
+    assert.deepEqual(linux.resources?.devices[0], { allow: false, access: 'rwm' });
+    assert.deepEqual(Object.keys(linux.resources ?? {}), ['devices']);
   });
 
   it('masks and write-protects at least what the runtime’s own default spec does, with the same system mounts', async (t) => {
@@ -104,6 +104,83 @@ describe('ociConfig', () => {
       assert.ok(theirs, `runc spec mounts ${mount.destination}`);
       assert.equal(mount.type, theirs.type);
       assert.equal(mount.source, theirs.source);
+    }
+  });
+});
+
+/** What a namespace with subordinate ids maps (uid_map text as the kernel writes it). */
+const subordinateMap = '         0        999          1\n         1     100000      65536\n';
+const subordinate: OciUserNamespace = { uidMappings: identityMappings(subordinateMap), gidMappings: identityMappings(subordinateMap) };
+const singleId: OciUserNamespace = { uidMappings: identityMappings('0 1000 1\n'), gidMappings: identityMappings('0 1000 1\n') };
+
+function mountAt(config: OciRuntimeConfig, destination: string) {
+  return config.mounts.find((mount) => mount.destination === destination);
+}
+
+describe('ociConfig in a user namespace', () => {
+  it('maps every id of the current namespace to itself', () => {
+    assert.deepEqual(identityMappings(subordinateMap), [{ containerID: 0, hostID: 0, size: 1 }, { containerID: 1, hostID: 1, size: 65536 }]);
+    assert.deepEqual(identityMappings('  5 200 10\n0 999 1\n\n'), [{ containerID: 0, hostID: 0, size: 1 }, { containerID: 5, hostID: 5, size: 10 }]);
+    assert.deepEqual(identityMappings(''), []);
+    assert.ok(mapsId(subordinate.uidMappings, 65536));
+    assert.ok(!mapsId(subordinate.uidMappings, 65537));
+    assert.ok(!mapsId(singleId.gidMappings, 5));
+  });
+
+  it('adds a user namespace with the mappings and leaves cgroups alone', () => {
+    const config = ociConfig(input, 1024, subordinate);
+    assert.deepEqual(namespaces(config), ['ipc', 'mount', 'pid', 'user', 'uts']);
+    assert.deepEqual(config.linux.uidMappings, subordinate.uidMappings);
+    assert.deepEqual(config.linux.gidMappings, subordinate.gidMappings);
+    assert.equal(config.linux.resources, undefined);
+    assert.deepEqual(namespaces(ociConfig({ ...input, network: 'none' }, 1024, subordinate)), ['ipc', 'mount', 'network', 'pid', 'user', 'uts']);
+  });
+
+  it('has no user namespace, no mappings and the device rules as root', () => {
+    const config = ociConfig(input, 1024);
+    assert.ok(!('uidMappings' in config.linux));
+    assert.ok(!('gidMappings' in config.linux));
+    assert.ok(config.linux.resources !== undefined);
+    assert.equal(mountAt(config, '/sys')?.type, 'sysfs');
+    assert.ok(mountAt(config, '/dev/pts')?.options.includes('gid=5'));
+  });
+
+  it('binds the host /sys read-only unless the container has its own network namespace', () => {
+    assert.deepEqual(mountAt(ociConfig(input, 1024, subordinate), '/sys'), {
+      destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'rprivate', 'nosuid', 'noexec', 'nodev', 'ro'],
+    });
+    assert.deepEqual(mountAt(ociConfig({ ...input, network: 'host' }, 1024, subordinate), '/sys')?.type, 'bind');
+    assert.deepEqual(mountAt(ociConfig({ ...input, network: 'none' }, 1024, subordinate), '/sys'), mountAt(ociConfig(input, 1024), '/sys'));
+  });
+
+  it('gives devpts gid 5 only when gid 5 is mapped', () => {
+    assert.ok(mountAt(ociConfig(input, 1024, subordinate), '/dev/pts')?.options.includes('gid=5'));
+    const options = mountAt(ociConfig(input, 1024, singleId), '/dev/pts')?.options ?? [];
+    assert.ok(!options.some((option) => option.startsWith('gid=')));
+    assert.ok(options.includes('newinstance'));
+  });
+
+  it('repeats the flags a bind must keep before making it read-only', () => {
+    const config = ociConfig({ ...input, binds: [{ destination: '/etc/hosts', source: '/scratch/hosts', readonly: true, flags: ['nosuid', 'nodev'] }] }, 1024, subordinate);
+    assert.deepEqual(mountAt(config, '/etc/hosts')?.options, ['rbind', 'rprivate', 'nosuid', 'nodev', 'ro']);
+  });
+
+  it('mounts /sys with the options of the runtime’s own rootless spec', async (t) => {
+    const runtime = await findOciRuntime();
+    if (runtime?.name !== 'runc') return t.skip('runc is not usable here');
+    const dir = await mkdtemp(join(tmpdir(), 'oci-config-test-'));
+    try {
+      await promisify(execFile)(runtime.path, ['spec', '--rootless', '--bundle', dir]);
+      const spec = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as { mounts: { destination: string; source: string; options: string[] }[]; linux: Record<string, unknown> };
+      const theirs = spec.mounts.find((mount) => mount.destination === '/sys');
+      const ours = mountAt(ociConfig(input, 1024, subordinate), '/sys');
+      assert.equal(ours?.source, theirs?.source);
+      for (const option of theirs?.options ?? []) assert.ok(ours?.options.includes(option), `/sys has ${option}`);
+      const theirPts = spec.mounts.find((mount) => mount.destination === '/dev/pts')?.options ?? [];
+      assert.deepEqual(mountAt(ociConfig(input, 1024, singleId), '/dev/pts')?.options, theirPts);
+      assert.equal(spec.linux.resources, undefined);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
