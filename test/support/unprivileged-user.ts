@@ -96,3 +96,14 @@ export async function processesOf(uid: number, range?: IdRange): Promise<number[
   }
   return pids;
 }
+
+/** Why tests that build as an unprivileged user cannot run here, or false when they can. */
+export async function unprivilegedSkipReason(): Promise<string | false> {
+  if (process.getuid?.() !== 0) return 'needs root to create the unprivileged test users';
+  try {
+    await execFileAsync('sh', ['-c', 'command -v setpriv useradd usermod newuidmap newgidmap unshare umoci']);
+    return false;
+  } catch {
+    return 'needs setpriv, useradd, usermod, newuidmap, newgidmap, unshare and umoci';
+  }
+}

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { writeBusyboxImage } from '../../support/busybox-image.js';
 import { repoRoot } from '../../support/repo-root.js';
-import { ensureUser, processesOf, runAs, type RunResult, type TestUser } from '../../support/unprivileged-user.js';
+import { ensureUser, processesOf, runAs, unprivilegedSkipReason, type RunResult, type TestUser } from '../../support/unprivileged-user.js';
 import { unpackWithUmoci } from '../../support/validate-layout.js';
 
 const execFileAsync = promisify(execFile);
@@ -15,16 +15,7 @@ const cli = join(repoRoot(), 'dist/cli/main.js');
 const hostPath = '/usr/sbin:/usr/bin:/sbin:/bin';
 const epoch = '1700000000';
 
-async function hasTools(): Promise<boolean> {
-  try {
-    await execFileAsync('sh', ['-c', 'command -v setpriv useradd usermod newuidmap newgidmap unshare umoci']);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const skip = process.getuid?.() !== 0 ? 'needs root to create the unprivileged test users' : (await hasTools()) ? false : 'needs setpriv, useradd, usermod, newuidmap, newgidmap, unshare and umoci';
+const skip = await unprivilegedSkipReason();
 
 /** RUN steps whose results depend on true ownership: a file given to nobody, a USER's files and groups, a root file. */
 const ownershipDockerfile = `FROM base

@@ -16,6 +16,7 @@ import { repoRoot } from '../../support/repo-root.js';
 import { ensureUser, runAs } from '../../support/unprivileged-user.js';
 import { treeState, type TreeState } from '../../support/tree-state.js';
 import { unpackWithUmoci, validateLayout } from '../../support/validate-layout.js';
+import { conformanceCommands, conformanceDockerfile } from '../../support/conformance.js';
 
 const run = promisify(execFile);
 const isRoot = process.getuid?.() === 0;
@@ -74,26 +75,6 @@ function withoutTimes(state: TreeState): TreeState {
   const paths = Object.fromEntries(Object.entries(state.paths).map(([p, s]) => [p, { ...s, mtime: 0 }]));
   return { ...state, paths };
 }
-
-const conformanceCommands = [
-  'rm /etc/group && rm -rf /home && mkdir -p /d/sub && echo one > /d/sub/f && echo two > /f && ln /f /f-link && ln /bin/busybox /bb-hardlink',
-  'rm -rf /d && echo now-a-file > /d && rm /f && mkdir -p /f/inner && ln /f-link /f-link2 && rm -rf /tmp && mkdir /tmp && chmod 1777 /tmp',
-  'ln -s /etc/passwd /abs-link && ln -s ../etc/passwd /usr/rel-link && ln -s /nowhere /dangling && echo s > /suid && chown 4242:4343 /suid && chmod 4755 /suid && mkdir /sticky && chmod 1777 /sticky && mkfifo /fifo && truncate -s 1G /sparse',
-  'echo exec-form > /exec',
-  'echo heredoc > /heredoc',
-];
-
-const conformanceDockerfile = [
-  'FROM busybox',
-  `RUN ${conformanceCommands[0]}`,
-  `RUN ${conformanceCommands[1]}`,
-  `RUN ${conformanceCommands[2]}`,
-  `RUN ["/bin/sh", "-c", "${conformanceCommands[3]}"]`,
-  'RUN <<EOF',
-  conformanceCommands[4],
-  'EOF',
-  '',
-].join('\n');
 
 const environmentDockerfile = [
   'FROM busybox',
