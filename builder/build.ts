@@ -10,6 +10,8 @@ import { executePlan } from './exec/execute.js';
 import { prepareRootfs } from './rootfs/prepare.js';
 import type { IsolationMode } from './isolation/backend.js';
 import { selectBackend } from './isolation/select.js';
+import { defaultBuildCacheDir, LocalCacheStore } from './cache/local-store.js';
+import { StepCache } from './cache/step-cache.js';
 import { pullBaseImage, type RegistrySettings } from './registry/registry-access.js';
 import { inPlaceSandbox, inPlaceWorkRoot } from './isolation/in-place-sandbox.js';
 import { defaultCacheDir } from './rootfs/rootfs-cache.js';
@@ -62,6 +64,14 @@ export interface BuildRequest extends PlanRequest {
   readonly storeDir?: string;
   /** How RUN steps are isolated; `auto` when absent. */
   readonly isolation?: IsolationMode;
+  /** The build cache directory; `<cache dir>/build-cache` when absent. */
+  readonly cacheDir?: string;
+  /** Runs every step instead of reusing cached results (results are still stored). */
+  readonly noCache?: boolean;
+  /** Stages (by name or index) whose steps always run. */
+  readonly noCacheFilter?: readonly string[];
+  /** Evicts least recently used cache entries after the build until the cache is at most this many bytes. */
+  readonly cacheMaxBytes?: number;
   /** Kills a RUN step that takes longer than this many seconds, failing the build. */
   readonly runTimeoutSeconds?: number;
   /** Lets `isolation: 'none'` replace the root filesystem outside a detected container. */
@@ -97,7 +107,17 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
   const inPlace = hasRun && mode === 'none';
   if (inPlace && request.tmpDir === undefined) await mkdir(inPlaceWorkRoot, { recursive: true, mode: 0o700 });
   const workspace = await Workspace.create(request.tmpDir ?? (inPlace ? inPlaceWorkRoot : undefined));
+  const cacheStore = await LocalCacheStore.open(request.cacheDir ?? defaultBuildCacheDir()).catch(async (err: unknown) => {
+    await workspace.remove();
+    throw err;
+  });
   try {
+    const cache = new StepCache({
+      store: cacheStore,
+      disabled: request.noCache ?? false,
+      disabledStages: new Set((request.noCacheFilter ?? []).map((s) => s.toLowerCase())),
+      buildIdentity: dockerfile,
+    });
     const standardPrepare = (layers: readonly ImageLayer[]) => prepareRootfs(layers, workspace);
     const sandbox = !hasRun
       ? undefined
@@ -116,6 +136,7 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
           workspace,
           prepareRootfs: sandbox?.prepare ?? standardPrepare,
           ...(sandbox ? { isolation: sandbox.backend } : {}),
+          cache,
           contextTree,
           compression: request.compression ?? 'gzip',
           ...(request.compressionLevel !== undefined ? { compressionLevel: request.compressionLevel } : {}),
@@ -140,8 +161,10 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
     if (request.iidfile) await writeFile(request.iidfile, imageId);
     if (request.digestFile) await writeFile(request.digestFile, root.digest);
     if (request.metadataFile) await writeFile(request.metadataFile, `${JSON.stringify(buildMetadata(artifact, imageId), null, 2)}\n`);
+    if (request.cacheMaxBytes !== undefined) await cacheStore.enforceLimit(request.cacheMaxBytes);
     return { descriptor: root, imageId, plan };
   } finally {
+    await cacheStore.release();
     await workspace.remove();
   }
 }
@@ -182,7 +205,7 @@ function buildOwnPaths(request: BuildRequest, contextDir: string, dockerfile: st
   const files = request.outputs?.flatMap((o) => (o.type === 'registry' ? [] : [path.resolve(o.dest)])) ?? [];
   const outputs = request.outputs?.length ? files : [request.storeDir ?? defaultStoreDir()];
   const contexts = [...parseBuildContexts(request.buildContexts ?? [], process.cwd()).values()].map((c) => (c.kind === 'local' ? c.dir : c.layoutDir));
-  return [workspace.dir, contextDir, dockerfile, defaultCacheDir(), ...outputs, ...contexts, ...[request.iidfile, request.digestFile, request.metadataFile].flatMap((f) => (f ? [path.resolve(f)] : []))];
+  return [workspace.dir, contextDir, dockerfile, defaultCacheDir(), ...(request.cacheDir ? [path.resolve(request.cacheDir)] : []), ...outputs, ...contexts, ...[request.iidfile, request.digestFile, request.metadataFile].flatMap((f) => (f ? [path.resolve(f)] : []))];
 }
 
 /** A path as errors show it: relative to the working directory when inside it. */

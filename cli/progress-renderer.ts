@@ -8,17 +8,17 @@ export type ProgressMode = 'auto' | 'plain' | 'json';
  * (`plain`, or `auto` off a terminal), or on a terminal plain lines under a live status line of
  * blob transfers with bytes and rate.
  */
-export function progressRenderer(mode: ProgressMode, write: (line: string) => void, terminal?: StatusTerminal): ProgressListener {
+export function progressRenderer(mode: ProgressMode, write: (line: string) => void, terminal?: StatusTerminal, explainCache = false): ProgressListener {
   if (mode === 'json') return (event) => write(JSON.stringify(event));
   if (mode === 'auto' && terminal) {
     const status = new TransferStatus(terminal);
-    const lines = plainLines((line) => status.print(line));
+    const lines = plainLines((line) => status.print(line), explainCache);
     return (event) => (event.kind === 'transfer' ? status.update(event) : lines(event));
   }
-  return plainLines(write);
+  return plainLines(write, explainCache);
 }
 
-function plainLines(write: (line: string) => void): ProgressListener {
+function plainLines(write: (line: string) => void, explainCache: boolean): ProgressListener {
   return (event: BuildEvent) => {
     switch (event.kind) {
       case 'note':
@@ -29,6 +29,13 @@ function plainLines(write: (line: string) => void): ProgressListener {
         break;
       case 'step-output':
         for (const line of event.text.replace(/\n$/, '').split('\n')) write(`#${event.step} ${line}`);
+        break;
+      case 'step-cache':
+        if (event.cached) write(`#${event.step} CACHED`);
+        else {
+          write(`#${event.step} cache miss: ${event.summary}`);
+          if (explainCache) for (const line of event.differences) write(`#${event.step}   ${line}`);
+        }
         break;
       case 'step-done':
         write(`#${event.step} DONE ${event.seconds.toFixed(1)}s`);

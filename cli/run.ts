@@ -2,6 +2,8 @@ import yargs, { type Argv } from 'yargs';
 import { build, planBuild } from '../builder/build.js';
 import { parseOutputSpec } from '../builder/output/output-spec.js';
 import { hostPlatform, parsePlatform } from '../builder/plan/platform.js';
+import { defaultBuildCacheDir, LocalCacheStore } from '../builder/cache/local-store.js';
+import { parseByteSize } from '../builder/cache/local-store-size.js';
 import type { ProgressListener } from '../builder/progress.js';
 import { pullBaseImage, type RegistrySettings } from '../builder/registry/registry-access.js';
 import { defaultStoreDir } from '../builder/store-location.js';
@@ -99,6 +101,11 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
           .option('compression-level', { type: 'number' })
           .option('isolation', { choices: ['auto', 'oci', 'chroot', 'rootless', 'none'] as const, default: 'auto' as const, describe: 'how RUN steps are isolated' })
           .option('run-timeout', { type: 'number', describe: 'kill a RUN step after this many seconds and fail the build' })
+          .option('no-cache', { type: 'boolean', default: false, describe: 'run every step instead of reusing cached results' })
+          .option('no-cache-filter', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'stage whose steps always run' })
+          .option('cache-dir', { type: 'string', describe: 'build cache directory (default: <cache dir>/build-cache)' })
+          .option('cache-max-size', { type: 'string', describe: 'evict least recently used cache entries beyond this size, e.g. 10GiB' })
+          .option('explain-cache', { type: 'boolean', default: false, describe: 'print every input that made a step miss the cache' })
           .option('force-in-place', { type: 'boolean', default: false, describe: 'allow --isolation=none outside a detected container' })
           .option('source-date-epoch', { type: 'string', describe: 'clamp timestamps to this time (default: $SOURCE_DATE_EPOCH)' }),
       async (args) => {
@@ -109,7 +116,7 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
           return;
         }
         const progress: ProgressMode = args.progress;
-        const listener = args.quiet ? undefined : progressRenderer(progress, io.stderr, io.stderrTerminal);
+        const listener = args.quiet ? undefined : progressRenderer(progress, io.stderr, io.stderrTerminal, args.explainCache);
         const outputs = args.output.map(parseOutputSpec);
         const result = await build({
           ...commonRequest(args, io, listener),
@@ -125,6 +132,10 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
           storeDir: defaultStoreDir(io.env),
           isolation: args.isolation,
           forceInPlace: args.forceInPlace,
+          noCache: args.noCache,
+          noCacheFilter: args.noCacheFilter,
+          ...(args.cacheDir !== undefined ? { cacheDir: args.cacheDir } : {}),
+          ...(args.cacheMaxSize !== undefined ? { cacheMaxBytes: parseByteSize(args.cacheMaxSize) } : {}),
           ...(args.runTimeout !== undefined ? { runTimeoutSeconds: positiveSeconds(args.runTimeout) } : {}),
           ...(listener ? { progress: listener } : {}),
           ...(io.signal ? { signal: io.signal } : {}),
@@ -140,7 +151,7 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
         io.stdout(JSON.stringify(await planBuild(commonRequest(args, io)), null, 2));
       },
     )
-.command(
+    .command(
       'pull <reference>',
       'pull an image into the local image cache ahead of a build',
       (y) =>
@@ -155,6 +166,20 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
         const platform = args.platform !== undefined ? parsePlatform(args.platform) : hostPlatform();
         const image = await pullBaseImage(args.reference, platform, registrySettings(args, io.env, listener));
         io.stdout(`${image.reference}\t${image.manifestDigest}`);
+      },
+    )
+    .command(
+      'prune',
+      'empty the build cache',
+      (y) => y.option('cache-dir', { type: 'string', describe: 'build cache directory (default: <cache dir>/build-cache)' }),
+      async (args) => {
+        const store = await LocalCacheStore.open(args.cacheDir ?? defaultBuildCacheDir(io.env));
+        try {
+          const freed = await store.prune();
+          io.stdout(`removed ${freed.records} cache entries, ${freed.bytes} bytes`);
+        } finally {
+          await store.release();
+        }
       },
     )
     .command('images', `list the images in the local store (${defaultStoreDir(io.env)})`, {}, async () => {

@@ -19,4 +19,9 @@ else
 fi
 
 npm ci --no-audit --no-fund
+
+# Every run starts from an empty build cache and rootfs cache, so no test sees another run's results.
+TSBUILD_CACHE_DIR="$(mktemp -d)"
+export TSBUILD_CACHE_DIR
+trap 'rm -rf "$TSBUILD_CACHE_DIR"' EXIT
 node --test --test-concurrency=2 dist/test/

@@ -30,16 +30,11 @@ export interface CopyContext {
   readonly now: number;
 }
 
-/** Computes the layer entries of a COPY/ADD step in stage `run`. */
-export async function copyStepEntries(step: CopyStep, run: StageRun, ctx: CopyContext): Promise<LayerEntry[]> {
-  const sourceCount = step.sources.length + step.sourceContents.length;
-  if (sourceCount > 1 && !step.dest.endsWith('/')) {
-    throw new TsbuildError('COPY_DEST', `When using ${step.instruction} with more than one source file, the destination must be a directory and end with a /`);
-  }
+/** Computes the layer entries of a COPY/ADD step in stage `run`, from the sources `selectCopySources` chose. */
+export async function copyStepEntries(step: CopyStep, selected: readonly SelectedSource[], run: StageRun, ctx: CopyContext): Promise<LayerEntry[]> {
   const rootfs = step.link ? undefined : await run.rootfs();
   const destPath = rootfs ? await resolveInRoot(rootfs, step.dest, 'rootfs', true) : splitPath(step.dest).join('/');
   const existing = async (rel: string): Promise<Stats | undefined> => (rootfs ? lstatOrUndefined(path.join(rootfs, rel)) : undefined);
-  const selected = await selectSources(step, ctx);
   const destExistsAsDir = (await existing(destPath))?.isDirectory() ?? false;
   const excludes = new PatternMatcher(step.excludes);
   return copyEntries(selected, {
@@ -55,7 +50,29 @@ export async function copyStepEntries(step: CopyStep, run: StageRun, ctx: CopyCo
   });
 }
 
-async function selectSources(step: CopyStep, ctx: CopyContext): Promise<SelectedSource[]> {
+/**
+ * What a COPY/ADD would copy, as entries relative to its destination, without looking at the
+ * destination stage: the content a cache key covers (`--chown`/`--chmod` are in the key as written).
+ */
+export async function copySourceEntries(step: CopyStep, selected: readonly SelectedSource[]): Promise<LayerEntry[]> {
+  const excludes = new PatternMatcher(step.excludes);
+  return copyEntries(selected, {
+    destPath: '',
+    destIsDirectory: true,
+    parents: step.parents,
+    isExcluded: (rel) => excludes.matches(rel),
+    canSkipExcludedDir: (rel) => excludes.canSkipDir(rel),
+    existing: async () => undefined,
+    now: 0,
+  });
+}
+
+/** The files, directories, archives, downloads and heredocs a COPY/ADD reads. */
+export async function selectCopySources(step: CopyStep, ctx: CopyContext): Promise<SelectedSource[]> {
+  const sourceCount = step.sources.length + step.sourceContents.length;
+  if (sourceCount > 1 && !step.dest.endsWith('/')) {
+    throw new TsbuildError('COPY_DEST', `When using ${step.instruction} with more than one source file, the destination must be a directory and end with a /`);
+  }
   const tree = await sourceTree(step, ctx);
   const selected: SelectedSource[] = [];
   for (const source of step.sources) {

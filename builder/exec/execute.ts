@@ -5,11 +5,15 @@ import { atSourceLine, TsbuildError } from '../../layers/errors.js';
 import type { HistoryEntry } from '../../layers/types.js';
 import { writeLayer } from '../../layers/write-layer.js';
 import type { SourceTree } from '../fs/source-tree.js';
-import type { PlannedStage, PlannedStep, PlatformPlan, ResolvedImage, StageBase } from '../plan/plan-types.js';
+import type { CopyStep, PlannedStage, PlannedStep, PlatformPlan, ResolvedImage, StageBase } from '../plan/plan-types.js';
 import type { ProgressListener } from '../progress.js';
 import type { IsolationBackend } from '../isolation/backend.js';
 import { runStepEntries } from '../run/run-step.js';
-import { copyStepEntries } from './copy-step.js';
+import { copySourceEntries, copyStepEntries, selectCopySources, type CopyContext } from './copy-step.js';
+import type { SelectedSource } from './copy-entries.js';
+import type { StepParent } from '../cache/cache-key.js';
+import { contentChecksum } from '../cache/content-checksum.js';
+import type { StepCache } from '../cache/step-cache.js';
 import type { ImageLayer } from './image-layer.js';
 import type { PreparedRootfs } from '../rootfs/prepare.js';
 import { StageRun, type RootfsPreparer } from './stage-run.js';
@@ -28,6 +32,8 @@ export interface ExecuteOptions {
   readonly sourceDateEpoch?: number;
   readonly progress: ProgressListener;
   readonly signal?: AbortSignal;
+  /** The build cache; every step runs when absent. */
+  readonly cache?: StepCache;
   /** The longest a RUN step may take, in seconds. */
   readonly runTimeoutSeconds?: number;
 }
@@ -47,7 +53,7 @@ export async function executePlan(plan: PlatformPlan, options: ExecuteOptions, s
   const now = options.sourceDateEpoch ?? Math.floor(Date.now() / 1000);
   try {
     for (const stage of plan.stages) {
-      const run = new StageRun(stage, baseLayers(stage.base, runs), baseHistory(stage.base, runs), options.prepareRootfs);
+      const run = new StageRun(stage, baseLayers(stage.base, runs), baseHistory(stage.base, runs), options.prepareRootfs, cacheBase(stage.base, runs));
       runs.set(stage.index, run);
       const label = stage.name ?? `stage-${stage.index}`;
       for (const [i, step] of stage.steps.entries()) {
@@ -56,7 +62,7 @@ export async function executePlan(plan: PlatformPlan, options: ExecuteOptions, s
         const started = Date.now();
         options.progress({ kind: 'step-start', step: id, name: `[${label} ${i + 1}/${stage.steps.length}] ${step.createdBy}` });
         const context: StepContext = { ...options, created, now, runs, imageRootfs: (name, image) => images.rootfs(name, image), stepId: id };
-        await atSourceLine(step.location.file, step.location.startLine, () => executeStep(step, run, context));
+        await atSourceLine(step.location.file, step.location.startLine, () => runOrReuse(step, i, run, context));
         options.progress({ kind: 'step-done', step: id, seconds: (Date.now() - started) / 1000 });
       }
     }
@@ -76,12 +82,14 @@ interface StepContext extends ExecuteOptions {
   readonly stepId: number;
 }
 
-async function executeStep(step: PlannedStep, run: StageRun, ctx: StepContext): Promise<void> {
-  const history: HistoryEntry = { created: ctx.created, created_by: step.createdBy };
+/** What a step made: a layer, and whether the stage's rootfs already holds its changes. */
+interface StepOutcome {
+  readonly layer?: ImageLayer;
+  readonly inRootfs: boolean;
+}
+
+async function executeStep(step: Exclude<PlannedStep, { kind: 'metadata' }>, run: StageRun, ctx: StepContext, copySources: () => Promise<readonly SelectedSource[]>): Promise<StepOutcome> {
   switch (step.kind) {
-    case 'metadata':
-      run.recordMetadata(history);
-      return;
     case 'run': {
       if (!ctx.isolation) throw new TsbuildError('INTERNAL', 'RUN step without an isolation backend');
       const entries = await runStepEntries(step, run, {
@@ -91,26 +99,72 @@ async function executeStep(step: PlannedStep, run: StageRun, ctx: StepContext): 
         ...(ctx.signal ? { signal: ctx.signal } : {}),
         ...(ctx.runTimeoutSeconds !== undefined ? { timeoutSeconds: ctx.runTimeoutSeconds } : {}),
       });
-      run.recordLayer(await layerFrom(entries, ctx), history);
-      return;
+      return { layer: await layerFrom(entries, ctx), inRootfs: true };
     }
     case 'workdir': {
       const entries = await workdirEntries(step, run, ctx.now);
-      if (entries.length === 0) run.recordMetadata(history);
-      else await run.addLayer(await layerFrom(entries, ctx), history);
-      return;
+      return entries.length === 0 ? { inRootfs: false } : { layer: await layerFrom(entries, ctx), inRootfs: false };
     }
     case 'copy': {
-      const entries = await copyStepEntries(step, run, {
-        workspace: ctx.workspace,
-        contextTree: ctx.contextTree,
-        now: ctx.now,
-        stageRun: (index) => ctx.runs.get(index)!,
-        imageRootfs: ctx.imageRootfs,
-      });
-      await run.addLayer(await layerFrom(entries, ctx), history);
-      return;
+      const entries = await copyStepEntries(step, await copySources(), run, copyContext(ctx));
+      return { layer: await layerFrom(entries, ctx), inRootfs: false };
     }
+  }
+}
+
+function copyContext(ctx: StepContext): CopyContext {
+  return {
+    workspace: ctx.workspace,
+    contextTree: ctx.contextTree,
+    now: ctx.now,
+    stageRun: (index) => ctx.runs.get(index)!,
+    imageRootfs: ctx.imageRootfs,
+  };
+}
+
+/** Records a step's layer (or its absence) in the stage, applying it to the rootfs when that is still needed. */
+async function recordStep(run: StageRun, layer: ImageLayer | null | undefined, inRootfs: boolean, history: HistoryEntry): Promise<void> {
+  if (!layer) run.recordMetadata(history);
+  else if (inRootfs) run.recordLayer(layer, history);
+  else await run.addLayer(layer, history);
+}
+
+/**
+ * Runs one step, or reuses its cached result: the cache key covers the parent step, the step's
+ * expanded parameters, the platform, the variables it sees, the content COPY/ADD reads, and
+ * how layers are written.
+ */
+async function runOrReuse(step: PlannedStep, stepIndex: number, run: StageRun, ctx: StepContext): Promise<void> {
+  const history: HistoryEntry = { created: ctx.created, created_by: step.createdBy };
+  if (step.kind === 'metadata') {
+    run.recordMetadata(history);
+    return;
+  }
+  let selected: Promise<readonly SelectedSource[]> | undefined;
+  const copySources = (): Promise<readonly SelectedSource[]> => (selected ??= selectCopySources(step as CopyStep, copyContext(ctx)));
+  const probe = ctx.cache
+    ? await ctx.cache.probe({
+        parent: run.cacheParent,
+        step,
+        platform: run.stage.platform,
+        ...(step.kind === 'copy' ? { content: await contentChecksum(await copySourceEntries(step, await copySources())) } : {}),
+        stage: run.stage,
+        stepIndex,
+        layerFormat: { compression: ctx.compression, sourceDateEpoch: ctx.sourceDateEpoch ?? null },
+      })
+    : undefined;
+  if (probe?.hit) {
+    ctx.progress({ kind: 'step-cache', step: ctx.stepId, cached: true, summary: 'CACHED', differences: [] });
+    await recordStep(run, probe.hit.layer, false, history);
+    run.cacheParent = { kind: 'step', key: probe.key };
+    return;
+  }
+  if (probe?.miss) ctx.progress({ kind: 'step-cache', step: ctx.stepId, cached: false, summary: probe.miss.summary, differences: probe.miss.differences });
+  const outcome = await executeStep(step, run, ctx, copySources);
+  await recordStep(run, outcome.layer, outcome.inRootfs, history);
+  if (probe) {
+    await probe.remember(outcome.layer, step.createdBy);
+    run.cacheParent = { kind: 'step', key: probe.key };
   }
 }
 
@@ -163,6 +217,13 @@ function imageLayers(contextName: string, image: ResolvedImage): ImageLayer[] {
   }));
 }
 
+
+/** Where a stage's cache key chain starts: scratch, the base image's manifest, or the base stage's last step. */
+function cacheBase(base: StageBase, runs: ReadonlyMap<number, StageRun>): StepParent {
+  if (base.kind === 'scratch') return { kind: 'scratch' };
+  if (base.kind === 'stage') return runs.get(base.index)!.cacheParent;
+  return { kind: 'image', digest: base.image.manifestDigest };
+}
 
 function baseHistory(base: StageBase, runs: ReadonlyMap<number, StageRun>): readonly HistoryEntry[] {
   if (base.kind === 'scratch') return [];

@@ -1,6 +1,7 @@
 import type { HistoryEntry } from '../../layers/types.js';
 import type { PlannedStage } from '../plan/plan-types.js';
 import type { PreparedRootfs } from '../rootfs/prepare.js';
+import type { StepParent } from '../cache/cache-key.js';
 import type { ImageLayer } from './image-layer.js';
 import { applyLayers } from './rootfs.js';
 
@@ -16,12 +17,17 @@ export class StageRun {
   private readonly layerList: ImageLayer[];
   private readonly historyList: HistoryEntry[];
 
+  /** The cache key chain so far: where the next step's key starts. */
+  cacheParent: StepParent;
+
   constructor(
     readonly stage: PlannedStage,
     baseLayers: readonly ImageLayer[],
     baseHistory: readonly HistoryEntry[],
     private readonly prepare: RootfsPreparer,
+    cacheBase: StepParent,
   ) {
+    this.cacheParent = cacheBase;
     this.layerList = [...baseLayers];
     this.historyList = [...baseHistory];
   }

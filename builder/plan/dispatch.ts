@@ -139,6 +139,7 @@ function dispatchInstruction(state: StageState, ins: Instruction, ctx: DispatchC
         shellForm: ins.command.prependShell,
         heredocs: ins.heredocs,
         env: state.scope.runEnvList(),
+        argNames: [...state.scope.argNames].sort(),
         ...(c.User ? { user: c.User } : {}),
         workdir: c.WorkingDir || '/',
         mounts: ins.mounts,

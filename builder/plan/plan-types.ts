@@ -66,6 +66,8 @@ export interface RunStep extends StepBase {
   readonly shellForm: boolean;
   readonly heredocs: readonly Heredoc[];
   readonly env: readonly string[];
+  /** The names in `env` whose value comes from an ARG (for explaining cache misses). */
+  readonly argNames: readonly string[];
   readonly user?: string;
   readonly workdir: string;
   readonly mounts: readonly string[];

@@ -10,6 +10,8 @@ export class Scope {
     readonly env: ReadonlyMap<string, string>,
     /** Every variable in effect, ENV and ARG alike, the latest definition of a name winning. */
     readonly variables: ReadonlyMap<string, string>,
+    /** The names whose latest definition is an ARG. */
+    readonly argNames: ReadonlySet<string> = new Set(),
   ) {}
 
   static fromEnvList(env: readonly string[] | undefined): Scope {
@@ -22,11 +24,13 @@ export class Scope {
   }
 
   withArg(name: string, value: string): Scope {
-    return new Scope(this.env, new Map(this.variables).set(name, value));
+    return new Scope(this.env, new Map(this.variables).set(name, value), new Set(this.argNames).add(name));
   }
 
   withEnv(name: string, value: string): Scope {
-    return new Scope(new Map(this.env).set(name, value), new Map(this.variables).set(name, value));
+    const argNames = new Set(this.argNames);
+    argNames.delete(name);
+    return new Scope(new Map(this.env).set(name, value), new Map(this.variables).set(name, value), argNames);
   }
 
   /** The variables for word expansion. */

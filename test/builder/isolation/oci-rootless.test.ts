@@ -80,7 +80,7 @@ describe('--isolation oci as an unprivileged user', { skip }, () => {
   /** `tsbuild build --isolation oci` of the context as `who` (root when undefined), with `path` first in PATH. */
   async function buildAs(who: TestUser | undefined, paths: Awaited<ReturnType<typeof userDirs>>, path = hostPath): Promise<RunResult> {
     const args = [
-      cli, 'build', '--isolation', 'oci', '--progress', 'plain', '--build-context', `busybox=oci-layout://${baseLayout}:latest`,
+      cli, 'build', '--no-cache', '--isolation', 'oci', '--progress', 'plain', '--build-context', `busybox=oci-layout://${baseLayout}:latest`,
       '--output', `type=oci,dest=${paths.out}`, '-t', 't:1', '--source-date-epoch', epoch, '--compression-level', '1', paths.context,
     ];
     const env = { HOME: paths.home, TMPDIR: paths.tmp, PATH: path };
@@ -311,7 +311,7 @@ exec ${runtime!.path} "$@"
     const paths = await userDirs(user, 'FROM busybox\nRUN true\n');
     const auto = await runAs(
       user, process.execPath,
-      [cli, 'build', '--progress', 'plain', '--build-context', `busybox=oci-layout://${baseLayout}:latest`, '--output', `type=oci,dest=${paths.out}`, paths.context],
+      [cli, 'build', '--no-cache', '--progress', 'plain', '--build-context', `busybox=oci-layout://${baseLayout}:latest`, '--output', `type=oci,dest=${paths.out}`, paths.context],
       { HOME: paths.home, TMPDIR: paths.tmp, PATH: hostPath }, paths.root,
     );
     assert.equal(auto.code, 0, auto.stderr);
@@ -319,7 +319,7 @@ exec ${runtime!.path} "$@"
     // TSBUILD_USERNS claims a namespace the process is not in: the command refuses rather than building.
     const refused = await runAs(
       user, process.execPath,
-      [cli, 'build', '--isolation', 'oci', '--build-context', `busybox=oci-layout://${baseLayout}:latest`, paths.context],
+      [cli, 'build', '--no-cache', '--isolation', 'oci', '--build-context', `busybox=oci-layout://${baseLayout}:latest`, paths.context],
       { HOME: paths.home, TMPDIR: paths.tmp, PATH: hostPath, TSBUILD_USERNS: 'subordinate' }, paths.root,
     );
     assert.equal(refused.code, 1);

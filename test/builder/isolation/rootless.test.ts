@@ -69,7 +69,7 @@ describe('--isolation rootless', { skip }, () => {
 
   /** `tsbuild build` of the directory's context into its `out` layout, as `who` (root when undefined). */
   async function buildAs(who: TestUser | undefined, paths: Awaited<ReturnType<typeof userDirs>>, extra: string[] = []): Promise<RunResult> {
-    const args = [cli, 'build', '--progress', 'plain', '--build-context', `base=oci-layout://${baseLayout}:latest`, '--output', `type=oci,dest=${paths.out}`, '-t', 'test:1', '--source-date-epoch', epoch, ...extra, paths.context];
+    const args = [cli, 'build', '--no-cache', '--progress', 'plain', '--build-context', `base=oci-layout://${baseLayout}:latest`, '--output', `type=oci,dest=${paths.out}`, '-t', 'test:1', '--source-date-epoch', epoch, ...extra, paths.context];
     const env = { HOME: paths.home, TMPDIR: paths.tmp, PATH: hostPath };
     if (who) return runAs(who, process.execPath, args, env, paths.root);
     try {
@@ -138,7 +138,7 @@ describe('--isolation rootless', { skip }, () => {
   it('stores into the default local store owned by the user', async () => {
     const paths = await userDirs(user, 'store', 'FROM base\nRUN echo stored > /stored\n');
     const env = { HOME: paths.home, TMPDIR: paths.tmp, PATH: hostPath };
-    const built = await runAs(user, process.execPath, [cli, 'build', '-q', '--build-context', `base=oci-layout://${baseLayout}:latest`, '-t', 'stored:1', paths.context], env, paths.root);
+    const built = await runAs(user, process.execPath, [cli, 'build', '--no-cache', '-q', '--build-context', `base=oci-layout://${baseLayout}:latest`, '-t', 'stored:1', paths.context], env, paths.root);
     assert.equal(built.code, 0, built.stderr);
     const listed = await runAs(user, process.execPath, [cli, 'images'], env, paths.root);
     assert.match(listed.stdout, /^stored:1\tsha256:[0-9a-f]{64}$/m);

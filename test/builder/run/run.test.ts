@@ -45,6 +45,7 @@ async function buildImage(name: string, dockerfile: string, isolation: Isolation
     buildContexts: [`busybox=oci-layout://${baseLayout}`],
     compressionLevel: 1,
     isolation,
+    noCache: true,
   });
   return dest;
 }
@@ -194,7 +195,7 @@ describe('RUN conformance, rootless as an unprivileged user', { skip: isRoot ? f
     await writeFile(path.join(dirs.context, 'Dockerfile'), conformanceDockerfile);
     const dest = path.join(root, 'out');
     const cli = path.join(repoRoot(), 'dist/cli/main.js');
-    const args = [cli, '--isolation', 'rootless', '--build-context', `busybox=oci-layout://${baseLayout}`, '-t', 't:1', '-o', `type=oci,dest=${dest}`, '--compression-level', '1', dirs.context];
+    const args = [cli, '--no-cache', '--isolation', 'rootless', '--build-context', `busybox=oci-layout://${baseLayout}`, '-t', 't:1', '-o', `type=oci,dest=${dest}`, '--compression-level', '1', dirs.context];
     const result = await runAs(user, process.execPath, args, { HOME: dirs.home, TMPDIR: dirs.tmp, PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, root);
     assert.equal(result.code, 0, result.stderr);
     const actual = await imageTree(dest);
@@ -225,6 +226,7 @@ describe('RUN on a Debian base', { skip }, () => {
       outputs: [{ type: 'oci', dest, tar: false }],
       buildContexts: [`debian=oci-layout://${debian.layoutDir}:${debian.tag}`],
       compressionLevel: 1,
+      noCache: true,
     });
     await validateLayout(dest);
     const { rootfs, cleanup } = await unpackWithUmoci(dest, 't:1');
@@ -250,6 +252,7 @@ describe('RUN on a Debian base', { skip }, () => {
       outputs: [{ type: 'oci', dest, tar: false }],
       buildContexts: [`debian:bookworm=oci-layout://${debian.layoutDir}:${debian.tag}`],
       compressionLevel: 1,
+      noCache: true,
     });
     await validateLayout(dest);
     const { rootfs, cleanup } = await unpackWithUmoci(dest, 'debian-app:1');

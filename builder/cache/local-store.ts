@@ -1,0 +1,414 @@
+/**
+ * The local build cache: step records and their layer blobs in one directory, shared by the
+ * concurrent builds of a machine.
+ *
+ *   <dir>/oci-layout, index.json   an OCI layout (its index stays empty) that holds the blobs
+ *   <dir>/blobs/sha256/<hex>       layer blobs, by digest
+ *   <dir>/records/<hex>.json       the CacheRecord of step key sha256:<hex>; its mtime is its last use
+ *   <dir>/inputs/<hex>.json        the named inputs of the last build of a step, by step identity hash
+ *   <dir>/pins/<owner>             blobs that `get` handed to a live build
+ *   <dir>/store.lock               serializes committing puts, eviction and pruning
+ *   <dir>/.tmp-<owner>             files being written
+ *
+ * Invariants: a record appears (by rename) only while its blob is in place, both under the lock;
+ * blobs are removed only under the lock, only when no record refers to them and no live build has
+ * pinned them; `get` pins a blob before checking that its record still refers to it.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { copyFile, link, mkdir, open, readdir, readFile, rename, utimes } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseDigest } from '../../layers/digest.js';
+import { TsbuildError } from '../../layers/errors.js';
+import { isErrnoCode, lstatOrUndefined, removeIfExists } from '../../layers/fs-util.js';
+import { withLockFile } from '../../layers/layout-lock.js';
+import { OciLayout } from '../../layers/oci-layout.js';
+import type { Descriptor, Digest } from '../../layers/types.js';
+import { defaultCacheDir } from '../rootfs/rootfs-cache.js';
+import { planEviction, type EvictionCandidate } from './local-store-eviction.js';
+import { BlobPins, livePins, ownedName, removeDeadTemps, TEMP_PREFIX } from './local-store-owners.js';
+import { asCacheRecord, type CacheRecord } from './local-store-record.js';
+
+export type { CacheRecord } from './local-store-record.js';
+
+export interface LocalCacheStoreOptions {
+  /** How long to wait for another build holding the store lock (default 5 minutes). */
+  lockTimeoutMs?: number;
+  /** How many steps' last inputs are remembered (default 1000); older ones go at `enforceLimit`. */
+  maxInputEntries?: number;
+}
+
+export interface EnforceLimitResult {
+  /** Records evicted, including broken ones. */
+  evictedRecords: number;
+  freedBytes: number;
+  /** The store's size afterwards; above the limit only if live builds pin more than it allows. */
+  totalBytes: number;
+}
+
+export interface CacheUsage {
+  records: number;
+  blobs: number;
+  bytes: number;
+}
+
+/** `<cache dir>/build-cache`, the default local build cache. */
+export function defaultBuildCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  return join(defaultCacheDir(env), 'build-cache');
+}
+
+const RECORD_NAME = /^([0-9a-f]{64})\.json$/;
+const BLOB_NAME = /^[0-9a-f]{64}$/;
+
+/** A record file as found on disk; `record` is undefined when the file does not parse. */
+interface RecordFile {
+  path: string;
+  size: number;
+  lastUsedMs: number;
+  record: CacheRecord | undefined;
+}
+
+interface StoreFiles {
+  records: RecordFile[];
+  inputs: EvictionCandidate[];
+  blobs: Map<Digest, number>;
+}
+
+export class LocalCacheStore {
+  private readonly pins: BlobPins;
+  private readonly lockTimeoutMs: number;
+  private readonly maxInputEntries: number;
+
+  private constructor(
+    readonly dir: string,
+    private readonly layout: OciLayout,
+    options: LocalCacheStoreOptions,
+  ) {
+    this.pins = new BlobPins(join(dir, 'pins'));
+    this.lockTimeoutMs = options.lockTimeoutMs ?? 5 * 60_000;
+    this.maxInputEntries = options.maxInputEntries ?? 1000;
+  }
+
+  /** Opens the store at `dir`, creating it if needed; a non-empty directory that is not one is refused. */
+  static async open(dir: string = defaultBuildCacheDir(), options: LocalCacheStoreOptions = {}): Promise<LocalCacheStore> {
+    let layout: OciLayout;
+    try {
+      layout = await OciLayout.open(dir, { create: (await lstatOrUndefined(join(dir, 'index.json'))) === undefined });
+    } catch (error) {
+      if (!(error instanceof TsbuildError)) throw error;
+      throw new TsbuildError('CACHE_DIR', `cannot use ${dir} as a build cache: ${error.message}`, { cause: error });
+    }
+    await mkdir(join(layout.dir, 'records'), { recursive: true });
+    await mkdir(join(layout.dir, 'inputs'), { recursive: true });
+    return new LocalCacheStore(layout.dir, layout, options);
+  }
+
+  /** Where a cached blob is read from (valid for a blob of a record `get` returned). */
+  blobPath(digest: Digest): string {
+    return this.layout.path(digest);
+  }
+
+  /**
+   * The record cached under `key`, or undefined on a miss. A record whose blob is missing or has
+   * the wrong size is a miss and is removed. A hit counts as a use, and its blob stays in place for
+   * as long as this store instance is open (until `release`), whatever other builds evict.
+   */
+  async get(key: Digest): Promise<CacheRecord | undefined> {
+    const path = this.recordPath(key);
+    const record = await readRecord(path);
+    if (record === undefined) return undefined;
+    if (record.layer !== undefined) {
+      const descriptor = record.layer.descriptor;
+      await this.pins.pin(descriptor.digest);
+      // Re-read after pinning: an eviction that drops this record from now on sees the pin.
+      const current = await readRecord(path);
+      if (current?.layer?.descriptor.digest !== descriptor.digest) return undefined;
+      if (!(await this.blobIntact(descriptor))) {
+        await this.dropBroken(path);
+        return undefined;
+      }
+    }
+    await this.markUsed(key);
+    return record;
+  }
+
+  /**
+   * Caches `record` under `key`. A record with a layer needs `layerBlob`, the path of its blob,
+   * which is hard-linked into the store (copied when linking fails) and checked against the
+   * descriptor's digest and size; the caller must not modify that file in place afterwards. An
+   * intact record already under `key` is kept (first writer wins) and only marked used.
+   */
+  async put(key: Digest, record: CacheRecord, layerBlob?: string): Promise<void> {
+    const path = this.recordPath(key);
+    if (asCacheRecord(record) === undefined) throw new TsbuildError('CACHE_RECORD', `malformed cache record for ${key}`);
+    const descriptor = record.layer?.descriptor;
+    if ((descriptor === undefined) !== (layerBlob === undefined)) {
+      throw new TsbuildError('CACHE_RECORD', `cache record for ${key}: a layer blob must be given exactly when the record has a layer`);
+    }
+    let temp: string | undefined;
+    try {
+      if (descriptor !== undefined && !(await this.blobIntact(descriptor))) {
+        temp = await this.importBlob(layerBlob as string, descriptor);
+      }
+      await this.locked(async () => {
+        const existing = await readRecord(path);
+        if (existing !== undefined && (existing.layer === undefined || (await this.blobIntact(existing.layer.descriptor)))) {
+          await this.markUsed(key);
+          return;
+        }
+        if (descriptor !== undefined && !(await this.blobIntact(descriptor))) {
+          // Evicted since the check above, or damaged: bring it in now, under the lock.
+          temp ??= await this.importBlob(layerBlob as string, descriptor);
+          await removeIfExists(this.blobPath(descriptor.digest));
+        }
+        if (temp !== undefined) await this.layout.commit(temp, (descriptor as Descriptor).digest);
+        temp = undefined;
+        await this.writeAtomic(path, JSON.stringify(record));
+      });
+    } finally {
+      if (temp !== undefined) await removeIfExists(temp);
+    }
+  }
+
+  /** Records a use of `key`'s record at `at`, for least-recently-used eviction. */
+  async markUsed(key: Digest, at: Date = new Date()): Promise<void> {
+    try {
+      await utimes(this.recordPath(key), at, at);
+    } catch (error) {
+      if (!isErrnoCode(error, 'ENOENT')) throw error;
+    }
+  }
+
+  /** The named inputs recorded for the last build of the step `stepIdentity`, if any. */
+  async lastInputs(stepIdentity: string): Promise<Record<string, string> | undefined> {
+    let value: unknown;
+    try {
+      value = JSON.parse(await readFile(this.inputsPath(stepIdentity), 'utf8'));
+    } catch (error) {
+      if (isErrnoCode(error, 'ENOENT') || error instanceof SyntaxError) return undefined;
+      throw error;
+    }
+    const { step, inputs } = (value ?? {}) as { step?: unknown; inputs?: unknown };
+    if (step !== stepIdentity || typeof inputs !== 'object' || inputs === null) return undefined;
+    return inputs as Record<string, string>;
+  }
+
+  /** Remembers `inputs` as those of the last build of the step `stepIdentity`, replacing earlier ones. */
+  async recordInputs(stepIdentity: string, inputs: Record<string, string>): Promise<void> {
+    await this.writeAtomic(this.inputsPath(stepIdentity), JSON.stringify({ step: stepIdentity, inputs }));
+  }
+
+  /**
+   * Shrinks the store to at most `maxBytes`: drops broken records, the oldest remembered inputs
+   * beyond their count limit, then records least recently used first, and finally every blob that
+   * no remaining record refers to and no live build has pinned.
+   */
+  async enforceLimit(maxBytes: number): Promise<EnforceLimitResult> {
+    if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) {
+      throw new TsbuildError('BAD_FLAG', `invalid cache size limit ${maxBytes}: expected a whole number of bytes`);
+    }
+    return this.locked(async () => {
+      await removeDeadTemps(this.dir);
+      const files = await this.scan();
+      const broken: EvictionCandidate[] = [];
+      const records: EvictionCandidate[] = [];
+      for (const file of files.records) {
+        const layer = file.record?.layer;
+        const intact = file.record !== undefined && (layer === undefined || files.blobs.get(layer.descriptor.digest) === layer.descriptor.size);
+        (intact ? records : broken).push({ path: file.path, size: file.size, lastUsedMs: file.lastUsedMs, blob: layer?.descriptor.digest });
+      }
+      const newestInputs = [...files.inputs].sort((a, b) => b.lastUsedMs - a.lastUsedMs);
+      const excessInputs = newestInputs.slice(this.maxInputEntries);
+      const candidates = [...records, ...newestInputs.slice(0, this.maxInputEntries)];
+      const evicted = new Set([...broken, ...excessInputs, ...planEviction(candidates, files.blobs, maxBytes)]);
+
+      let freedBytes = 0;
+      for (const entry of evicted) {
+        await removeIfExists(entry.path);
+        freedBytes += entry.size;
+      }
+      const kept = candidates.filter((entry) => !evicted.has(entry));
+      const referenced = new Set(kept.flatMap((entry) => (entry.blob === undefined ? [] : [entry.blob])));
+      // Read after the records are gone: a `get` that still saw one of them has pinned its blob by now.
+      const pinned = await livePins(join(this.dir, 'pins'));
+      let totalBytes = kept.reduce((sum, entry) => sum + entry.size, 0);
+      for (const [digest, size] of files.blobs) {
+        if (referenced.has(digest) || pinned.has(digest)) {
+          totalBytes += size;
+        } else {
+          await removeIfExists(this.blobPath(digest));
+          freedBytes += size;
+        }
+      }
+      const evictedRecords = broken.length + records.filter((entry) => evicted.has(entry)).length;
+      return { evictedRecords, freedBytes, totalBytes };
+    });
+  }
+
+  /** Empties the store (blobs pinned by live builds stay until they finish); returns what went. */
+  async prune(): Promise<{ records: number; bytes: number }> {
+    return this.locked(async () => {
+      await removeDeadTemps(this.dir);
+      const files = await this.scan();
+      let bytes = 0;
+      for (const entry of [...files.records, ...files.inputs]) {
+        await removeIfExists(entry.path);
+        bytes += entry.size;
+      }
+      const pinned = await livePins(join(this.dir, 'pins'));
+      for (const [digest, size] of files.blobs) {
+        if (pinned.has(digest)) continue;
+        await removeIfExists(this.blobPath(digest));
+        bytes += size;
+      }
+      return { records: files.records.length, bytes };
+    });
+  }
+
+  /** What the store holds now: record and blob counts and the bytes of records, inputs and blobs. */
+  async usage(): Promise<CacheUsage> {
+    const files = await this.scan();
+    let bytes = 0;
+    for (const entry of [...files.records, ...files.inputs]) bytes += entry.size;
+    for (const size of files.blobs.values()) bytes += size;
+    return { records: files.records.length, blobs: files.blobs.size, bytes };
+  }
+
+  /** Lets eviction remove the blobs this instance's hits returned; call when the build no longer reads them. */
+  async release(): Promise<void> {
+    await this.pins.release();
+  }
+
+  private recordPath(key: Digest): string {
+    return join(this.dir, 'records', `${parseDigest(key).slice('sha256:'.length)}.json`);
+  }
+
+  private inputsPath(stepIdentity: string): string {
+    return join(this.dir, 'inputs', `${createHash('sha256').update(stepIdentity).digest('hex')}.json`);
+  }
+
+  private tempPath(): string {
+    return join(this.dir, TEMP_PREFIX + ownedName());
+  }
+
+  private locked<T>(action: () => Promise<T>): Promise<T> {
+    return withLockFile(join(this.dir, 'store.lock'), action, { timeoutMs: this.lockTimeoutMs });
+  }
+
+  /** Whether the blob is in the store with the descriptor's size (contents are checked when they come in). */
+  private async blobIntact(descriptor: Descriptor): Promise<boolean> {
+    const info = await lstatOrUndefined(this.blobPath(descriptor.digest));
+    return info !== undefined && info.isFile() && info.size === descriptor.size;
+  }
+
+  /** Under the lock, removes the record at `path` if its blob is still missing or damaged, and a damaged blob. */
+  private async dropBroken(path: string): Promise<void> {
+    await this.locked(async () => {
+      const record = await readRecord(path);
+      const descriptor = record?.layer?.descriptor;
+      if (descriptor === undefined || (await this.blobIntact(descriptor))) return;
+      await removeIfExists(path);
+      await removeIfExists(this.blobPath(descriptor.digest));
+    });
+  }
+
+  /** A temp file in the store with the blob's content, verified against `descriptor`. */
+  private async importBlob(source: string, descriptor: Descriptor): Promise<string> {
+    const temp = this.tempPath();
+    try {
+      try {
+        await link(source, temp);
+      } catch {
+        // Another filesystem, or a file this user may not link: copy instead.
+        await copyFile(source, temp);
+      }
+      const { digest, size } = await hashFile(temp);
+      if (digest !== descriptor.digest || size !== descriptor.size) {
+        throw new TsbuildError(
+          'DIGEST_MISMATCH',
+          `layer blob ${source} has digest ${digest} and ${size} bytes, not ${descriptor.digest} and ${descriptor.size} bytes`,
+        );
+      }
+      return temp;
+    } catch (error) {
+      await removeIfExists(temp);
+      throw error;
+    }
+  }
+
+  /** Writes `text` to `path` all at once: synced to a temp file, then renamed into place. */
+  private async writeAtomic(path: string, text: string): Promise<void> {
+    const temp = this.tempPath();
+    try {
+      const handle = await open(temp, 'wx');
+      try {
+        await handle.writeFile(text, 'utf8');
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(temp, path);
+    } finally {
+      await removeIfExists(temp);
+    }
+  }
+
+  private async scan(): Promise<StoreFiles> {
+    const records: RecordFile[] = [];
+    for (const name of await listDir(join(this.dir, 'records'))) {
+      if (!RECORD_NAME.test(name)) continue;
+      const path = join(this.dir, 'records', name);
+      const info = await lstatOrUndefined(path);
+      if (info === undefined) continue;
+      records.push({ path, size: info.size, lastUsedMs: info.mtimeMs, record: await readRecord(path) });
+    }
+    const inputs: EvictionCandidate[] = [];
+    for (const name of await listDir(join(this.dir, 'inputs'))) {
+      const path = join(this.dir, 'inputs', name);
+      const info = await lstatOrUndefined(path);
+      if (info?.isFile()) inputs.push({ path, size: info.size, lastUsedMs: info.mtimeMs });
+    }
+    const blobs = new Map<Digest, number>();
+    for (const name of await listDir(join(this.dir, 'blobs', 'sha256'))) {
+      if (!BLOB_NAME.test(name)) continue;
+      const info = await lstatOrUndefined(join(this.dir, 'blobs', 'sha256', name));
+      if (info?.isFile()) blobs.set(`sha256:${name}`, info.size);
+    }
+    return { records, inputs, blobs };
+  }
+}
+
+/** The record at `path`, or undefined when it is missing or malformed. */
+async function readRecord(path: string): Promise<CacheRecord | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if (isErrnoCode(error, 'ENOENT')) return undefined;
+    throw error;
+  }
+  try {
+    return asCacheRecord(JSON.parse(text));
+  } catch {
+    return undefined;
+  }
+}
+
+async function listDir(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (error) {
+    if (isErrnoCode(error, 'ENOENT')) return [];
+    throw error;
+  }
+}
+
+async function hashFile(path: string): Promise<{ digest: Digest; size: number }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const chunk of createReadStream(path)) {
+    hash.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  }
+  return { digest: `sha256:${hash.digest('hex')}`, size };
+}
