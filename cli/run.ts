@@ -82,7 +82,7 @@ const registryOptions = {
 function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
   return yargs([...argv])
     .scriptName('tsbuild')
-    .parserConfiguration({ 'camel-case-expansion': true })
+    .parserConfiguration({ 'camel-case-expansion': true, 'boolean-negation': false })
     .command(
       ['build [context]', '$0 [context]'],
       'build an image from a Dockerfile',
