@@ -5,7 +5,10 @@
 import { execFile } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseSubordinateIds, type IdRange } from '../../builder/isolation/userns.js';
+import { withLockFile } from '../../layers/layout-lock.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -53,6 +56,11 @@ async function freeSubordinateStart(): Promise<number> {
  * --add-subuids/--add-subgids`, 65536 ids after every existing range). Needs root.
  */
 export async function ensureUser(name: string, subordinateIds: boolean): Promise<TestUser> {
+  // Test files run in parallel: one at a time may edit the user database and pick id ranges.
+  return withLockFile(join(tmpdir(), 'tsbuild-test-users.lock'), () => ensureUserLocked(name, subordinateIds));
+}
+
+async function ensureUserLocked(name: string, subordinateIds: boolean): Promise<TestUser> {
   if ((await lookup(name)) === undefined) {
     await execFileAsync('useradd', ['--system', '--user-group', '--shell', '/usr/sbin/nologin', '--home-dir', '/nonexistent', '--no-create-home', name]);
   }

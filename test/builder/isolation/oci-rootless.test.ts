@@ -128,8 +128,8 @@ exec ${runtime!.path} "$@"
     await chmod(dir, 0o755);
     baseLayout = join(dir, 'base');
     await writeBusyboxImage(baseLayout);
-    user = await ensureUser('tsbuild-test', true);
-    nosub = await ensureUser('tsbuild-test-nosub', false);
+    user = await ensureUser('tsbuild-oci', true);
+    nosub = await ensureUser('tsbuild-oci-nosub', false);
     wrapperDir = await runcWrapper();
   });
 

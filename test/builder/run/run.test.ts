@@ -184,7 +184,7 @@ test('a RUN step past --run-timeout is killed and fails the build', { skip: back
 
 describe('RUN conformance, rootless as an unprivileged user', { skip: isRoot ? false : 'needs root to create the test user' }, () => {
   test('the image unpacks to exactly the tree the commands produce', async () => {
-    const user = await ensureUser('tsbuild-test', true);
+    const user = await ensureUser('tsbuild-run', true);
     const root = path.join(work, 'unprivileged');
     const dirs = { home: path.join(root, 'home'), tmp: path.join(root, 'tmp'), context: path.join(root, 'context') };
     for (const dir of [root, ...Object.values(dirs)]) {
