@@ -11,6 +11,7 @@ import { prepareRootfs } from './rootfs/prepare.js';
 import type { IsolationMode } from './isolation/backend.js';
 import { selectBackend } from './isolation/select.js';
 import { defaultBuildCacheDir, LocalCacheStore } from './cache/local-store.js';
+import { RegistryCache } from './cache/registry-cache.js';
 import { StepCache } from './cache/step-cache.js';
 import { pullBaseImage, type RegistrySettings } from './registry/registry-access.js';
 import { inPlaceSandbox, inPlaceWorkRoot } from './isolation/in-place-sandbox.js';
@@ -70,6 +71,10 @@ export interface BuildRequest extends PlanRequest {
   readonly noCache?: boolean;
   /** Stages (by name or index) whose steps always run. */
   readonly noCacheFilter?: readonly string[];
+  /** `--cache-repo`: a registry repository (`REGISTRY/REPO`) that shares the build cache between machines. */
+  readonly cacheRepo?: string;
+  /** Entries of the cache repository older than this many seconds are ignored. */
+  readonly cacheTtlSeconds?: number;
   /** Evicts least recently used cache entries after the build until the cache is at most this many bytes. */
   readonly cacheMaxBytes?: number;
   /** Kills a RUN step that takes longer than this many seconds, failing the build. */
@@ -111,12 +116,22 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
     await workspace.remove();
     throw err;
   });
+  let registryCache: RegistryCache | undefined;
   try {
+    registryCache =
+      request.cacheRepo === undefined
+        ? undefined
+        : new RegistryCache(request.cacheRepo, {
+            registry: request.registry ?? {},
+            ...(request.cacheTtlSeconds !== undefined ? { ttlSeconds: request.cacheTtlSeconds } : {}),
+            tmpDir: workspace.dir,
+          });
     const cache = new StepCache({
       store: cacheStore,
       disabled: request.noCache ?? false,
       disabledStages: new Set((request.noCacheFilter ?? []).map((s) => s.toLowerCase())),
       buildIdentity: dockerfile,
+      ...(registryCache ? { registry: registryCache, onWarning: (message: string) => progress({ kind: 'note', message }) } : {}),
     });
     const standardPrepare = (layers: readonly ImageLayer[]) => prepareRootfs(layers, workspace);
     const sandbox = !hasRun
@@ -164,6 +179,7 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
     if (request.cacheMaxBytes !== undefined) await cacheStore.enforceLimit(request.cacheMaxBytes);
     return { descriptor: root, imageId, plan };
   } finally {
+    await registryCache?.close();
     await cacheStore.release();
     await workspace.remove();
   }

@@ -4,6 +4,7 @@ import { parseOutputSpec } from '../builder/output/output-spec.js';
 import { hostPlatform, parsePlatform } from '../builder/plan/platform.js';
 import { defaultBuildCacheDir, LocalCacheStore } from '../builder/cache/local-store.js';
 import { parseByteSize } from '../builder/cache/local-store-size.js';
+import { parseCacheTtl } from '../builder/cache/registry-cache.js';
 import type { ProgressListener } from '../builder/progress.js';
 import { pullBaseImage, type RegistrySettings } from '../builder/registry/registry-access.js';
 import { defaultStoreDir } from '../builder/store-location.js';
@@ -105,6 +106,8 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
           .option('no-cache-filter', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'stage whose steps always run' })
           .option('cache-dir', { type: 'string', describe: 'build cache directory (default: <cache dir>/build-cache)' })
           .option('cache-max-size', { type: 'string', describe: 'evict least recently used cache entries beyond this size, e.g. 10GiB' })
+          .option('cache-repo', { type: 'string', describe: 'registry repository REGISTRY/REPO that shares the build cache between machines' })
+          .option('cache-ttl', { type: 'string', describe: 'ignore cache repository entries older than this, e.g. 168h, 30m, 7d or 3600 (seconds)' })
           .option('explain-cache', { type: 'boolean', default: false, describe: 'print every input that made a step miss the cache' })
           .option('force-in-place', { type: 'boolean', default: false, describe: 'allow --isolation=none outside a detected container' })
           .option('source-date-epoch', { type: 'string', describe: 'clamp timestamps to this time (default: $SOURCE_DATE_EPOCH)' }),
@@ -136,6 +139,8 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
           noCacheFilter: args.noCacheFilter,
           ...(args.cacheDir !== undefined ? { cacheDir: args.cacheDir } : {}),
           ...(args.cacheMaxSize !== undefined ? { cacheMaxBytes: parseByteSize(args.cacheMaxSize) } : {}),
+          ...(args.cacheRepo !== undefined ? { cacheRepo: args.cacheRepo } : {}),
+          ...(args.cacheTtl !== undefined ? { cacheTtlSeconds: parseCacheTtl(args.cacheTtl) } : {}),
           ...(args.runTimeout !== undefined ? { runTimeoutSeconds: positiveSeconds(args.runTimeout) } : {}),
           ...(listener ? { progress: listener } : {}),
           ...(io.signal ? { signal: io.signal } : {}),

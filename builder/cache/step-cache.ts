@@ -2,10 +2,13 @@ import type { Digest, Platform } from '../../layers/types.js';
 import type { ImageLayer } from '../exec/image-layer.js';
 import type { PlannedStage } from '../plan/plan-types.js';
 import { sha256Digest } from '../../layers/digest.js';
+import { TsbuildError } from '../../layers/errors.js';
 import { cacheKey, canonicalJson, describeStepInputs, type CacheableStep, type StepParent } from './cache-key.js';
 import type { ContentChecksum } from './content-checksum.js';
 import { explainMiss, type MissExplanation } from './explain.js';
 import type { LocalCacheStore } from './local-store.js';
+import type { CacheRecord } from './local-store-record.js';
+import type { RegistryCache } from './registry-cache.js';
 
 /** What the executor needs to know about a step before running it. */
 export interface CacheProbe {
@@ -26,11 +29,21 @@ export interface StepCacheOptions {
   readonly disabledStages: ReadonlySet<string>;
   /** Identifies the build's steps from run to run, e.g. the Dockerfile path. */
   readonly buildIdentity: string;
+  /** `--cache-repo`: looked up on a local miss, and given every result computed after a miss. */
+  readonly registry?: RegistryCache;
+  /** Told about problems that do not fail the build, such as an unreachable cache repository. */
+  readonly onWarning?: (message: string) => void;
 }
 
 /** Looks steps up in the build cache and remembers their results. */
 export class StepCache {
-  constructor(private readonly options: StepCacheOptions) {}
+  /** Set once the cache repository failed a lookup (or a publish): it is not tried again in this build. */
+  private registryLookups: boolean;
+  private registryPublishes: boolean;
+
+  constructor(private readonly options: StepCacheOptions) {
+    this.registryLookups = this.registryPublishes = options.registry !== undefined;
+  }
 
   async probe(input: {
     readonly parent: StepParent;
@@ -58,8 +71,8 @@ export class StepCache {
     const identity = [this.options.buildIdentity, input.stage.name ?? String(input.stage.index), input.stepIndex, input.platform.os, input.platform.architecture, input.platform.variant ?? ''].join('|');
     const store = this.options.store;
     const remember = async (layer: ImageLayer | undefined, createdBy: string): Promise<void> => {
-      const record = {
-        version: 1 as const,
+      const record: CacheRecord = {
+        version: 1,
         ...(layer ? { layer: { descriptor: layer.descriptor, diffId: layer.diffId } } : {}),
         history: { created_by: createdBy, ...(layer ? {} : { empty_layer: true }) },
         inputs,
@@ -67,9 +80,11 @@ export class StepCache {
       };
       await store.put(key, record, layer?.blobPath);
       await store.recordInputs(identity, inputs);
+      await this.publish(key, record, layer?.blobPath);
     };
     const bypass = this.options.disabled || this.options.disabledStages.has(input.stage.name ?? '') || this.options.disabledStages.has(String(input.stage.index));
-    const record = bypass ? undefined : await store.get(key);
+    let record = bypass ? undefined : await store.get(key);
+    if (record === undefined && !bypass && (await this.fetch(key))) record = await store.get(key);
     if (record) {
       await store.recordInputs(identity, inputs);
       const layer = record.layer ? { descriptor: record.layer.descriptor, diffId: record.layer.diffId, blobPath: store.blobPath(record.layer.descriptor.digest) } : null;
@@ -77,5 +92,31 @@ export class StepCache {
     }
     const miss = bypass ? { summary: '--no-cache', differences: ['--no-cache'] } : explainMiss(await store.lastInputs(identity), inputs);
     return { key, miss, remember };
+  }
+
+  /** Brings the entry for `key` from the cache repository into the local store; false on a miss or a failure. */
+  private async fetch(key: Digest): Promise<boolean> {
+    const registry = this.options.registry;
+    if (registry === undefined || !this.registryLookups) return false;
+    try {
+      return await registry.fetch(key, this.options.store);
+    } catch (error) {
+      if (!(error instanceof TsbuildError)) throw error;
+      this.registryLookups = false;
+      this.options.onWarning?.(`cache repo ${registry.repository}: ${error.message} (no more lookups in this build)`);
+      return false;
+    }
+  }
+
+  private async publish(key: Digest, record: CacheRecord, layerBlob: string | undefined): Promise<void> {
+    const registry = this.options.registry;
+    if (registry === undefined || !this.registryPublishes) return;
+    try {
+      await registry.publish(key, record, layerBlob);
+    } catch (error) {
+      if (!(error instanceof TsbuildError)) throw error;
+      this.registryPublishes = false;
+      this.options.onWarning?.(`cache repo ${registry.repository}: ${error.message} (nothing more is published in this build)`);
+    }
   }
 }
