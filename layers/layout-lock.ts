@@ -135,8 +135,8 @@ function describeOwner(content: string | undefined): string {
   return owner === undefined ? 'holder unknown' : `held by pid ${owner.pid} on ${owner.host}`;
 }
 
-/** Signal 0 checks existence only; EPERM means the process exists but belongs to someone else. */
-function processExists(pid: number): boolean {
+/** Whether process `pid` exists on this host. Signal 0 checks existence only; EPERM means it exists but belongs to someone else. */
+export function processExists(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -9,6 +9,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { isErrnoCode, lstatOrUndefined, removeIfExists } from '../../layers/fs-util.js';
 import type { Digest } from '../../layers/types.js';
+import { processExists } from '../../layers/layout-lock.js';
 
 export const TEMP_PREFIX = '.tmp-';
 /** Files of another host's processes, or named by other code, cannot be checked for liveness; they are dropped when this old. */
@@ -95,14 +96,4 @@ async function ownerIsGone(path: string, name: string): Promise<boolean> {
   if (match !== null && match[1] === hostTag) return !processExists(Number(match[2]));
   const info = await lstatOrUndefined(path);
   return info !== undefined && Date.now() - info.mtimeMs > UNKNOWN_OWNER_GRACE_MS;
-}
-
-/** Signal 0 checks existence only; EPERM means the process exists but belongs to someone else. */
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return isErrnoCode(error, 'EPERM');
-  }
 }

@@ -115,3 +115,15 @@ export async function unprivilegedSkipReason(): Promise<string | false> {
     return 'needs setpriv, useradd, usermod, newuidmap, newgidmap, unshare and umoci';
   }
 }
+
+/** Runs `command args` as `user`, or as this (root) process when `user` is undefined, with only `env` set. */
+export async function runAsOrRoot(user: TestUser | undefined, command: string, args: readonly string[], env: Record<string, string>, cwd: string): Promise<RunResult> {
+  if (user) return runAs(user, command, args, env, cwd);
+  try {
+    const { stdout, stderr } = await execFileAsync(command, [...args], { env, cwd, maxBuffer: 16 * 1024 * 1024 });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const { code, stdout, stderr } = error as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof code === 'number' ? code : -1, stdout: stdout ?? '', stderr: stderr ?? '' };
+  }
+}

@@ -11,7 +11,7 @@ import { mountsUnder } from '../../../builder/rootfs/mountinfo.js';
 import { writeBusyboxImage } from '../../support/busybox-image.js';
 import { repoRoot } from '../../support/repo-root.js';
 import { treeState } from '../../support/tree-state.js';
-import { ensureUser, processesOf, runAs, unprivilegedSkipReason, type RunResult, type TestUser } from '../../support/unprivileged-user.js';
+import { ensureUser, processesOf, runAs, runAsOrRoot, unprivilegedSkipReason, type RunResult, type TestUser } from '../../support/unprivileged-user.js';
 import { unpackWithUmoci } from '../../support/validate-layout.js';
 import { conformanceDockerfile } from '../../support/conformance.js';
 
@@ -84,14 +84,7 @@ describe('--isolation oci as an unprivileged user', { skip }, () => {
       '--output', `type=oci,dest=${paths.out}`, '-t', 't:1', '--source-date-epoch', epoch, '--compression-level', '1', paths.context,
     ];
     const env = { HOME: paths.home, TMPDIR: paths.tmp, PATH: path };
-    if (who) return runAs(who, process.execPath, args, env, paths.root);
-    try {
-      const { stdout, stderr } = await execFileAsync(process.execPath, args, { env, cwd: paths.root });
-      return { code: 0, stdout, stderr };
-    } catch (error) {
-      const { code, stdout, stderr } = error as { code: number; stdout: string; stderr: string };
-      return { code, stdout, stderr };
-    }
+    return runAsOrRoot(who, process.execPath, args, env, paths.root);
   }
 
   /**

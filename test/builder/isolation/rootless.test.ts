@@ -1,16 +1,13 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { chmod, chown, copyFile, lstat, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import { writeBusyboxImage } from '../../support/busybox-image.js';
 import { repoRoot } from '../../support/repo-root.js';
-import { ensureUser, processesOf, runAs, unprivilegedSkipReason, type RunResult, type TestUser } from '../../support/unprivileged-user.js';
+import { ensureUser, processesOf, runAs, runAsOrRoot, unprivilegedSkipReason, type RunResult, type TestUser } from '../../support/unprivileged-user.js';
 import { unpackWithUmoci } from '../../support/validate-layout.js';
 
-const execFileAsync = promisify(execFile);
 const cli = join(repoRoot(), 'dist/cli/main.js');
 const hostPath = '/usr/sbin:/usr/bin:/sbin:/bin';
 const epoch = '1700000000';
@@ -71,14 +68,7 @@ describe('--isolation rootless', { skip }, () => {
   async function buildAs(who: TestUser | undefined, paths: Awaited<ReturnType<typeof userDirs>>, extra: string[] = []): Promise<RunResult> {
     const args = [cli, 'build', '--no-cache', '--progress', 'plain', '--build-context', `base=oci-layout://${baseLayout}:latest`, '--output', `type=oci,dest=${paths.out}`, '-t', 'test:1', '--source-date-epoch', epoch, ...extra, paths.context];
     const env = { HOME: paths.home, TMPDIR: paths.tmp, PATH: hostPath };
-    if (who) return runAs(who, process.execPath, args, env, paths.root);
-    try {
-      const { stdout, stderr } = await execFileAsync(process.execPath, args, { env, cwd: paths.root });
-      return { code: 0, stdout, stderr };
-    } catch (error) {
-      const { code, stdout, stderr } = error as { code: number; stdout: string; stderr: string };
-      return { code, stdout, stderr };
-    }
+    return runAsOrRoot(who, process.execPath, args, env, paths.root);
   }
 
   before(async () => {
