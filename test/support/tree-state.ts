@@ -107,3 +107,8 @@ export async function applyEntries(entries: LayerEntry[], root: string, work: st
 export function summary(entries: LayerEntry[]): Record<string, string> {
   return Object.fromEntries(entries.map((entry) => [entry.path, entry.type === 'hardlink' ? `hardlink:${entry.linkTarget}` : entry.type]));
 }
+
+/** File and directory times differ between two runs by nature; everything else must match. */
+export function withoutTimes(state: TreeState): TreeState {
+  return { ...state, paths: Object.fromEntries(Object.entries(state.paths).map(([p, st]) => [p, { ...st, mtime: 0 }])) };
+}

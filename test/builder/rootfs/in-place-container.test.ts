@@ -19,6 +19,8 @@ import { debianBookwormImage } from '../../support/debian-image.js';
 import { repoRoot } from '../../support/repo-root.js';
 import { unpackWithUmoci } from '../../support/validate-layout.js';
 import { listTree } from './layer-fixtures.js';
+import { conformanceCommandsFor, conformanceDockerfileFor } from '../../support/conformance.js';
+import { treeState, withoutTimes } from '../../support/tree-state.js';
 
 const run = promisify(execFile);
 const runtime = await findOciRuntime();
@@ -46,9 +48,16 @@ async function runContainer(bundle: string): Promise<{ code: number | null; outp
   return { code, output };
 }
 
-test('a Dockerfile builds in place inside an unprivileged container, leaving the mounted volumes intact', { skip, timeout: 10 * 60_000 }, async () => {
+interface Bind {
+  readonly source: string;
+  readonly destination: string;
+  readonly readonly: boolean;
+}
+
+/** A runc bundle whose rootfs is the Debian fixture plus this node binary and tsbuild at /opt/tsbuild. */
+async function inPlaceBundle(name: string): Promise<{ bundle: string; rootfs: string; baseLayout: string }> {
   const base = await debianBookwormImage();
-  const bundle = path.join(work, 'bundle');
+  const bundle = path.join(work, name);
   const rootfs = path.join(bundle, 'rootfs');
   await mkdir(bundle);
   await run('umoci', ['raw', 'unpack', '--image', `${base.layoutDir}:${base.tag}`, rootfs]);
@@ -63,7 +72,37 @@ test('a Dockerfile builds in place inside an unprivileged container, leaving the
   await run('chmod', ['755', path.join(install, 'tools/bin/getfattr')]);
   const missingLibs = (await run('chroot', [rootfs, '/usr/bin/ldd', '/usr/local/bin/node'])).stdout.split('\n').filter((line) => line.includes('not found'));
   assert.deepEqual(missingLibs, [], 'the Debian rootfs satisfies the node binary');
+  return { bundle, rootfs, baseLayout: base.layoutDir };
+}
 
+/** Runs `tsbuild --isolation none` on /ctx in the bundle's container, writing /out/image, with `binds` mounted. */
+async function buildInContainer(bundle: string, binds: readonly Bind[]): Promise<{ code: number | null; output: string }> {
+  await run('runc', ['spec', '--bundle', bundle]);
+  const configPath = path.join(bundle, 'config.json');
+  const config = JSON.parse(await readFile(configPath, 'utf8')) as {
+    process: { args: string[]; env: string[]; terminal: boolean; cwd: string; capabilities: Record<string, string[]> };
+    root: { readonly: boolean };
+    hostname: string;
+    mounts: { destination: string; type: string; source: string; options: string[] }[];
+  };
+  config.process.terminal = false;
+  config.process.cwd = '/';
+  config.process.args = [
+    '/usr/local/bin/node', '/opt/tsbuild/dist/cli/main.js', '--isolation', 'none', '--progress', 'plain',
+    '--build-context', 'debian=oci-layout:///base:bookworm', '-t', 'in-place:1', '-o', 'type=oci,dest=/out/image',
+    '--source-date-epoch', '1700000000', '--compression-level', '1', '/ctx',
+  ];
+  config.process.env = ['PATH=/opt/tsbuild/tools/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root', 'container=runc'];
+  config.process.capabilities = { bounding: dockerCaps, effective: dockerCaps, permitted: dockerCaps };
+  config.root.readonly = false;
+  config.hostname = 'container-host';
+  for (const bind of binds) config.mounts.push({ destination: bind.destination, type: 'bind', source: bind.source, options: ['rbind', bind.readonly ? 'ro' : 'rw'] });
+  await writeFile(configPath, JSON.stringify(config));
+  return runContainer(bundle);
+}
+
+test('a Dockerfile builds in place inside an unprivileged container, leaving the mounted volumes intact', { skip, timeout: 10 * 60_000 }, async () => {
+  const { bundle, baseLayout } = await inPlaceBundle('bundle');
   const context = path.join(work, 'context');
   await mkdir(path.join(context, 'sub'), { recursive: true });
   await writeFile(path.join(context, 'Dockerfile'), dockerfile);
@@ -79,38 +118,13 @@ test('a Dockerfile builds in place inside an unprivileged container, leaving the
   const contextBefore = await listTree(context);
   const secretsBefore = await listTree(secrets);
 
-  await run('runc', ['spec', '--bundle', bundle]);
-  const configPath = path.join(bundle, 'config.json');
-  const config = JSON.parse(await readFile(configPath, 'utf8')) as {
-    process: { args: string[]; env: string[]; terminal: boolean; cwd: string; capabilities: Record<string, string[]> };
-    root: { readonly: boolean };
-    hostname: string;
-    mounts: { destination: string; type: string; source: string; options: string[] }[];
-  };
-  config.process.terminal = false;
-  config.process.cwd = '/';
-  config.process.args = [
-    '/usr/local/bin/node', '/opt/tsbuild/dist/cli/main.js', '--isolation', 'none', '--progress', 'plain',
-    '--build-context', 'debian=oci-layout:///base:bookworm', '-t', 'in-place:1', '-o', 'type=oci,dest=/out/image',
-    '--source-date-epoch', '1700000000', '/ctx',
-  ];
-  config.process.env = ['PATH=/opt/tsbuild/tools/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root', 'container=runc'];
-  config.process.capabilities = { bounding: dockerCaps, effective: dockerCaps, permitted: dockerCaps };
-  config.root.readonly = false;
-  config.hostname = 'container-host';
-  const bind = (source: string, destination: string, ro: boolean): { destination: string; type: string; source: string; options: string[] } => ({
-    destination, type: 'bind', source, options: ['rbind', ro ? 'ro' : 'rw'],
-  });
-  config.mounts.push(
-    bind(context, '/ctx', false),
-    bind(base.layoutDir, '/base', true),
-    bind(output, '/out', false),
-    bind(secrets, '/run/secrets', true),
-    bind(hostname, '/etc/hostname', false),
-  );
-  await writeFile(configPath, JSON.stringify(config));
-
-  const result = await runContainer(bundle);
+  const result = await buildInContainer(bundle, [
+    { source: context, destination: '/ctx', readonly: false },
+    { source: baseLayout, destination: '/base', readonly: true },
+    { source: output, destination: '/out', readonly: false },
+    { source: secrets, destination: '/run/secrets', readonly: true },
+    { source: hostname, destination: '/etc/hostname', readonly: false },
+  ]);
   assert.equal(result.code, 0, result.output);
   assert.match(result.output, /^note: isolation: none \(in place on this container's root filesystem\)$/m);
   assert.match(result.output, /^exported oci \/out\/image sha256:[0-9a-f]{64}$/m);
@@ -148,6 +162,35 @@ test('a Dockerfile builds in place inside an unprivileged container, leaving the
     }
     assert.deepEqual((await readdir(at('tmp'))).filter((name) => name !== 'nobody-groups'), []);
     assert.deepEqual((await readdir(image.rootfs)).filter((name) => name.startsWith('.')), []);
+  } finally {
+    await image.cleanup();
+  }
+});
+
+test('the RUN conformance steps built in place give the tree they give in a plain chroot', { skip, timeout: 10 * 60_000 }, async () => {
+  const commands = conformanceCommandsFor('/usr/bin/ls');
+  const { bundle, baseLayout } = await inPlaceBundle('conformance-bundle');
+  const context = path.join(work, 'conformance-context');
+  const output = path.join(work, 'conformance-out');
+  await mkdir(context);
+  await mkdir(output);
+  await writeFile(path.join(context, 'Dockerfile'), conformanceDockerfileFor('debian', commands));
+  const result = await buildInContainer(bundle, [
+    { source: context, destination: '/ctx', readonly: true },
+    { source: baseLayout, destination: '/base', readonly: true },
+    { source: output, destination: '/out', readonly: false },
+  ]);
+  assert.equal(result.code, 0, result.output);
+
+  const reference = path.join(work, 'conformance-reference');
+  await run('umoci', ['raw', 'unpack', '--image', `${baseLayout}:bookworm`, reference]);
+  for (const command of commands) await run('unshare', ['--mount', '--fork', 'chroot', reference, '/bin/sh', '-c', command]);
+  const image = await unpackWithUmoci(path.join(output, 'image'), 'in-place:1');
+  try {
+    const actual = withoutTimes(await treeState(image.rootfs));
+    const expected = withoutTimes(await treeState(reference));
+    assert.deepEqual(actual.hardlinks, expected.hardlinks);
+    assert.deepEqual(actual.paths, expected.paths);
   } finally {
     await image.cleanup();
   }

@@ -14,7 +14,7 @@ import { writeBusyboxImage } from '../../support/busybox-image.js';
 import { debianBookwormImage } from '../../support/debian-image.js';
 import { repoRoot } from '../../support/repo-root.js';
 import { ensureUser, runAs } from '../../support/unprivileged-user.js';
-import { treeState, type TreeState } from '../../support/tree-state.js';
+import { treeState, withoutTimes, type TreeState } from '../../support/tree-state.js';
 import { unpackWithUmoci, validateLayout } from '../../support/validate-layout.js';
 import { conformanceCommands, conformanceDockerfile } from '../../support/conformance.js';
 
@@ -69,12 +69,6 @@ async function expectedTree(commands: readonly string[]): Promise<TreeState> {
   } finally {
     await cleanup();
   }
-}
-
-/** File and directory times differ between two runs by nature; everything else must match. */
-function withoutTimes(state: TreeState): TreeState {
-  const paths = Object.fromEntries(Object.entries(state.paths).map(([p, s]) => [p, { ...s, mtime: 0 }]));
-  return { ...state, paths };
 }
 
 const environmentDockerfile = [
