@@ -30,14 +30,25 @@ export function climbsAboveRoot(unsafePath: string): boolean {
   return false;
 }
 
+/** How `resolveInRoot` walks a path. */
+export interface RootWalkOptions {
+  /** Follow a symlink in the last component too. */
+  readonly followFinal: boolean;
+  /** How many symlinks one resolution may follow before it counts as a loop. */
+  readonly maxSymlinks: number;
+  /** The error for a loop. */
+  readonly loop: () => Error;
+  /** Refuse with this error where `..` or an absolute link target would leave the root; clamp at the root when absent. */
+  readonly escape?: () => Error;
+}
+
 /**
- * Joins `unsafePath` to `root` (an absolute, symlink-free directory) the way the path would resolve
- * if `root` were `/`: every component is walked on disk, symlinks are followed (absolute targets
- * restart at `root`) and `..` never climbs above `root`. The result always lies inside `root`.
- * Components that do not exist are appended as they are. The last component is followed too, so
- * callers that must not follow it resolve the parent directory only.
+ * Resolves `unsafePath` inside `root` the way it would resolve if `root` were `/`: every component
+ * is walked on disk and symlinks are followed, absolute targets restarting at `root`. Components
+ * that do not exist are kept as written. Returns the root-relative result ('' for the root), which
+ * always lies inside `root`.
  */
-export async function secureJoin(root: string, unsafePath: string): Promise<string> {
+export async function resolveInRoot(root: string, unsafePath: string, options: RootWalkOptions): Promise<string> {
   let resolved: string[] = [];
   // Components still to walk, next one last.
   const pending = unsafePath.split('/').reverse();
@@ -46,22 +57,34 @@ export async function secureJoin(root: string, unsafePath: string): Promise<stri
     const part = pending.pop() as string;
     if (part === '' || part === '.') continue;
     if (part === '..') {
+      if (resolved.length === 0 && options.escape) throw options.escape();
       resolved.pop();
       continue;
     }
-    const target = await readSymlink(path.join(root, ...resolved, part));
+    const isFinal = pending.every((rest) => rest === '' || rest === '.');
+    const target = isFinal && !options.followFinal ? undefined : await readSymlink(path.join(root, ...resolved, part));
     if (target === undefined) {
       resolved.push(part);
       continue;
     }
-    followed += 1;
-    if (followed > MAX_SYMLINKS) {
-      throw new TsbuildError('UNSAFE_LAYER', `too many symlinks while resolving ${unsafePath}`);
+    if (++followed > options.maxSymlinks) throw options.loop();
+    if (target.startsWith('/')) {
+      if (options.escape) throw options.escape();
+      resolved = [];
     }
-    if (target.startsWith('/')) resolved = [];
     pending.push(...target.split('/').reverse());
   }
-  return path.join(root, ...resolved);
+  return resolved.join('/');
+}
+
+/**
+ * Joins `unsafePath` to `root` (an absolute, symlink-free directory) the way the path would resolve
+ * if `root` were `/`, following every symlink (the last component's too) and never climbing above
+ * `root`. Callers that must not follow the last component resolve the parent directory only.
+ */
+export async function secureJoin(root: string, unsafePath: string): Promise<string> {
+  const loop = (): Error => new TsbuildError('UNSAFE_LAYER', `too many symlinks while resolving ${unsafePath}`);
+  return path.join(root, await resolveInRoot(root, unsafePath, { followFinal: true, maxSymlinks: MAX_SYMLINKS, loop }));
 }
 
 /** The target of the symlink at `p`, or undefined when `p` is missing or not a symlink. */
