@@ -17,6 +17,17 @@ export function sha256Digest(bytes: Uint8Array | string): Digest {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
 
+/** The SHA-256 and length of everything `source` yields, read as it streams. */
+export async function digestOfStream(source: AsyncIterable<Uint8Array>): Promise<{ digest: Digest; size: number }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const chunk of source) {
+    hash.update(chunk);
+    size += chunk.length;
+  }
+  return { digest: `sha256:${hash.digest('hex')}`, size };
+}
+
 /** Passes bytes through unchanged while hashing them; `digest` and `size` describe everything that passed. */
 export class DigestStream extends Transform {
   #hash: Hash = createHash('sha256');

@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
-import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
+import { chainIds } from './chain-id.js';
+import { digestOfStream } from './digest.js';
 import { TsbuildError } from './errors.js';
 import { writeTarFile } from './layout-tar.js';
 import type { OciLayout } from './oci-layout.js';
@@ -80,7 +80,7 @@ export async function writeDockerArchive(layout: OciLayout, image: DockerArchive
 /** Learns each layer's uncompressed size and checks it against its diff_id before anything is written. */
 async function prepareLayers(layout: OciLayout, descriptors: Descriptor[], diffIds: Digest[]): Promise<ArchiveLayer[]> {
   const layers: ArchiveLayer[] = [];
-  let chainId: string | undefined;
+  const chains = chainIds(diffIds);
   for (const [index, descriptor] of descriptors.entries()) {
     const diffId = diffIds[index] as Digest;
     const gzipped = isGzipLayer(descriptor.mediaType);
@@ -93,9 +93,7 @@ async function prepareLayers(layout: OciLayout, descriptors: Descriptor[], diffI
         `docker-archive: layer ${descriptor.digest} uncompresses to ${digest}, but the config lists diff_id ${diffId}`,
       );
     }
-    // Chain IDs as in the image-spec: ChainID(n) = SHA256(ChainID(n-1) + " " + DiffID(n)).
-    chainId = chainId === undefined ? diffId : `sha256:${createHash('sha256').update(`${chainId} ${diffId}`).digest('hex')}`;
-    layers.push({ descriptor, gzipped, size, id: hexOf(chainId) });
+    layers.push({ descriptor, gzipped, size, id: hexOf(chains[index]!) });
   }
   return layers;
 }
@@ -111,22 +109,16 @@ function isGzipLayer(mediaType: string): boolean {
 }
 
 async function measureGunzipped(layout: OciLayout, descriptor: Descriptor): Promise<{ digest: Digest; size: number }> {
-  const hash = createHash('sha256');
-  let size = 0;
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      hash.update(chunk);
-      size += chunk.length;
-      callback();
-    },
-  });
+  let measured: { digest: Digest; size: number } | undefined;
   try {
-    await pipeline(layout.openBlob(descriptor.digest), createGunzip(), sink);
+    await pipeline(layout.openBlob(descriptor.digest), createGunzip(), async (gunzipped: AsyncIterable<Buffer>) => {
+      measured = await digestOfStream(gunzipped);
+    });
   } catch (error) {
     if (error instanceof TsbuildError) throw error;
     throw new TsbuildError('OUTPUT', `docker-archive: layer ${descriptor.digest} is not valid gzip: ${String(error)}`);
   }
-  return { digest: `sha256:${hash.digest('hex')}`, size };
+  return measured!;
 }
 
 function parseDiffIds(bytes: Buffer, digest: Digest): Digest[] {

@@ -3,8 +3,7 @@
  * target, device numbers, xattrs and the SHA-256 of its contents. Never the mtime, and never where
  * the files came from, so the same files from another checkout or another stage give the same sum.
  */
-import { createHash } from 'node:crypto';
-import { sha256Digest } from '../../layers/digest.js';
+import { digestOfStream, sha256Digest } from '../../layers/digest.js';
 import type { LayerEntry } from '../../layers/entry.js';
 import { TsbuildError } from '../../layers/errors.js';
 import type { Digest } from '../../layers/types.js';
@@ -62,22 +61,17 @@ async function entryDigest(entry: LayerEntry): Promise<Digest> {
 
 /** The SHA-256 of a regular file's contents, read as a stream; its length must be the entry's size. */
 async function contentsDigest(entry: LayerEntry): Promise<string> {
-  const hash = createHash('sha256');
   const size = entry.size ?? 0;
   if (entry.open === undefined) {
     if (size > 0) throw new TsbuildError('INTERNAL', `layer entry ${entry.path} has a size but no contents`);
-    return hash.digest('hex');
+    return sha256Digest('').slice('sha256:'.length);
   }
-  let read = 0;
+  let read;
   try {
-    for await (const chunk of entry.open()) {
-      const bytes = chunk as Buffer;
-      read += bytes.length;
-      hash.update(bytes);
-    }
+    read = await digestOfStream(entry.open());
   } catch (err) {
     throw new TsbuildError('SOURCE_READ', `cannot read ${entry.path}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
-  if (read !== size) throw new TsbuildError('SOURCE_CHANGED', `${entry.path} changed while it was read (${size} bytes expected, ${read} read)`);
-  return hash.digest('hex');
+  if (read.size !== size) throw new TsbuildError('SOURCE_CHANGED', `${entry.path} changed while it was read (${size} bytes expected, ${read.size} read)`);
+  return read.digest.slice('sha256:'.length);
 }

@@ -14,11 +14,10 @@
  * blobs are removed only under the lock, only when no record refers to them and no live build has
  * pinned them; `get` pins a blob before checking that its record still refers to it.
  */
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { copyFile, link, mkdir, open, readdir, readFile, rename, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseDigest } from '../../layers/digest.js';
+import { digestOfStream, parseDigest, sha256Digest } from '../../layers/digest.js';
 import { TsbuildError } from '../../layers/errors.js';
 import { isErrnoCode, lstatOrUndefined, removeIfExists } from '../../layers/fs-util.js';
 import { withLockFile } from '../../layers/layout-lock.js';
@@ -284,7 +283,7 @@ export class LocalCacheStore {
   }
 
   private inputsPath(stepIdentity: string): string {
-    return join(this.dir, 'inputs', `${createHash('sha256').update(stepIdentity).digest('hex')}.json`);
+    return join(this.dir, 'inputs', `${sha256Digest(stepIdentity).slice('sha256:'.length)}.json`);
   }
 
   private tempPath(): string {
@@ -403,12 +402,6 @@ async function listDir(dir: string): Promise<string[]> {
   }
 }
 
-async function hashFile(path: string): Promise<{ digest: Digest; size: number }> {
-  const hash = createHash('sha256');
-  let size = 0;
-  for await (const chunk of createReadStream(path)) {
-    hash.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
-  }
-  return { digest: `sha256:${hash.digest('hex')}`, size };
+function hashFile(path: string): Promise<{ digest: Digest; size: number }> {
+  return digestOfStream(createReadStream(path));
 }

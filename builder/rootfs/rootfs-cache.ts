@@ -24,7 +24,7 @@ import { withLockFile } from '../../layers/layout-lock.js';
 import type { Digest } from '../../layers/types.js';
 import { writeXattrsOfPaths, type XattrMap } from '../../layers/xattrs.js';
 import type { ImageLayer } from '../exec/image-layer.js';
-import { chainIds } from './chain-id.js';
+import { chainIds } from '../../layers/chain-id.js';
 import { copyTree } from './copy-tree.js';
 
 const execFileAsync = promisify(execFile);

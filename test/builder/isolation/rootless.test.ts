@@ -7,6 +7,7 @@ import { writeBusyboxImage } from '../../support/busybox-image.js';
 import { repoRoot } from '../../support/repo-root.js';
 import { ensureUser, processesOf, runAs, runAsOrRoot, unprivilegedSkipReason, type RunResult, type TestUser } from '../../support/unprivileged-user.js';
 import { unpackWithUmoci } from '../../support/validate-layout.js';
+import { mountsUnder } from '../../../builder/rootfs/mountinfo.js';
 
 const cli = join(repoRoot(), 'dist/cli/main.js');
 const hostPath = '/usr/sbin:/usr/bin:/sbin:/bin';
@@ -34,12 +35,6 @@ async function notOwnedBy(dir: string, uid: number, prefix = ''): Promise<string
     if (stats.isDirectory()) wrong.push(...(await notOwnedBy(dir, uid, path)));
   }
   return wrong;
-}
-
-/** Host mount points at or under `dir`. */
-async function mountsUnder(dir: string): Promise<string[]> {
-  const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
-  return mountinfo.split('\n').map((line) => line.split(' ')[4] ?? '').filter((point) => point === dir || point.startsWith(`${dir}/`));
 }
 
 async function ownerOf(path: string): Promise<string> {

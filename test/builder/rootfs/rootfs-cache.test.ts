@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { promisify } from 'node:util';
-import { chainId } from '../../../builder/rootfs/chain-id.js';
+import { chainId } from '../../../layers/chain-id.js';
 import { defaultCacheDir, RootfsCache } from '../../../builder/rootfs/rootfs-cache.js';
 import { TsbuildError } from '../../../layers/errors.js';
 import { baseEntries, bigFile, listTree, secondEntries, withWrongDiffId, writeLayers } from './layer-fixtures.js';

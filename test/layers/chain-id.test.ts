@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { chainId, chainIds } from '../../../builder/rootfs/chain-id.js';
-import type { Digest } from '../../../layers/types.js';
+import { chainId, chainIds } from '../../layers/chain-id.js';
+import type { Digest } from '../../layers/types.js';
 
 /** SHA-256 of `text` as computed by coreutils, independently of our own hashing. */
 function sha256sum(text: string): Digest {

@@ -1,5 +1,5 @@
-import { sha256Digest } from '../../layers/digest.js';
-import type { Digest } from '../../layers/types.js';
+import { sha256Digest } from './digest.js';
+import type { Digest } from './types.js';
 
 /**
  * The ChainID of every prefix of a layer stack, from the image-spec (config.md):
