@@ -10,14 +10,6 @@ export const MANIFEST_ACCEPT = [MediaType.ImageIndex, MediaType.ImageManifest, M
 /** Registries may refuse larger manifests (distribution-spec); we refuse to read them. */
 export const MANIFEST_SIZE_LIMIT = 4 * 1024 * 1024;
 
-export function isIndexType(mediaType: string): boolean {
-  return INDEX_TYPES.has(mediaType);
-}
-
-export function isManifestType(mediaType: string): boolean {
-  return MANIFEST_TYPES.has(mediaType);
-}
-
 export interface ParsedDocument {
   kind: 'index' | 'manifest';
   mediaType: string;

@@ -6,6 +6,7 @@ import type { EntryType, LayerEntry } from '../../layers/entry.js';
 import type { SourceMatch, SourceTree } from '../fs/source-tree.js';
 import type { ModeChange } from './chmod.js';
 import type { Owner } from './user-db.js';
+import { deviceMajor, deviceMinor } from '../../layers/device-number.js';
 
 /** A source a COPY/ADD selected, with the tree it came from. */
 export interface SelectedSource {
@@ -65,7 +66,7 @@ export async function copyEntries(sources: readonly SelectedSource[], target: Co
       type,
       ...(type === 'file' ? { size: stats.size, open: () => createReadStream(sourceAbs) } : {}),
       ...(linkTarget !== undefined ? { linkTarget } : {}),
-      ...(type === 'char' || type === 'block' ? { devMajor: major(stats.rdev), devMinor: minor(stats.rdev) } : {}),
+      ...(type === 'char' || type === 'block' ? { devMajor: deviceMajor(stats.rdev), devMinor: deviceMinor(stats.rdev) } : {}),
     });
   };
 
@@ -159,6 +160,3 @@ function joinRel(dir: string, rel: string): string {
   if (dir === '') return rel;
   return rel === '' ? dir : `${dir}/${rel}`;
 }
-
-const major = (rdev: number): number => (rdev >> 8) & 0xfff;
-const minor = (rdev: number): number => (rdev & 0xff) | ((rdev >> 12) & 0xfff00);

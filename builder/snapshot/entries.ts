@@ -2,6 +2,7 @@ import { constants, createReadStream, openSync } from 'node:fs';
 import type { LayerEntry } from '../../layers/entry.js';
 import { readXattrs, type XattrMap } from '../../layers/xattrs.js';
 import type { NodeStat, TreeSnapshot } from './scan.js';
+import { deviceMajor, deviceMinor } from '../../layers/device-number.js';
 
 /** What one step changed, as paths of the snapshot taken after it. */
 export interface ChangeSet {
@@ -136,15 +137,6 @@ function toEntry(path: string, node: NodeStat, root: string): LayerEntry {
 
 function ownership(node: NodeStat): Pick<LayerEntry, 'mode' | 'uid' | 'gid' | 'mtime'> {
   return { mode: node.mode, uid: node.uid, gid: node.gid, mtime: Number(node.mtimeNs / 1_000_000_000n) };
-}
-
-/** Linux's dev_t encoding (glibc gnu_dev_major/minor). */
-export function deviceMajor(rdev: bigint): number {
-  return Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
-}
-
-export function deviceMinor(rdev: bigint): number {
-  return Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
 }
 
 /** The root-relative parent of `path`; '' for a top-level path. */
