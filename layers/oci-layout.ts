@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { isDeepStrictEqual } from 'node:util';
 import type { BlobStore } from './blob-store.js';
+import { sha256Digest } from './digest.js';
 import { TsbuildError } from './errors.js';
 import { withLockFile } from './layout-lock.js';
 import { MediaType, RefNameAnnotation, type Descriptor, type Digest, type ImageIndex } from './types.js';
@@ -72,7 +73,7 @@ export class OciLayout implements BlobStore {
 
   /** Stores `bytes` under their digest (skipped when already present) and describes them. */
   async writeBlob(bytes: Buffer, mediaType: string): Promise<Descriptor> {
-    const digest: Digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    const digest = sha256Digest(bytes);
     if (!(await this.has(digest))) {
       const temp = await this.tempPath();
       try {
@@ -92,14 +93,13 @@ export class OciLayout implements BlobStore {
 
   /** Reads a whole blob and checks it against its digest. */
   async readBlob(digest: Digest): Promise<Buffer> {
-    const hex = blobHex(digest);
     let bytes: Buffer;
     try {
       bytes = await readFile(this.path(digest));
     } catch (error) {
       throw isErrnoCode(error, 'ENOENT') ? this.missingBlob(digest) : error;
     }
-    if (createHash('sha256').update(bytes).digest('hex') !== hex) throw this.corruptBlob(digest);
+    if (sha256Digest(bytes) !== digest) throw this.corruptBlob(digest);
     return bytes;
   }
 
