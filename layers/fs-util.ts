@@ -1,4 +1,4 @@
-import type { Stats } from 'node:fs';
+import type { Stats, WriteStream } from 'node:fs';
 import { lstat, open, unlink } from 'node:fs/promises';
 
 /** True when `error` is a Node system error with this `code` (e.g. `ENOENT`). */
@@ -32,4 +32,14 @@ export async function lstatOrUndefined(path: string): Promise<Stats | undefined>
     if (isErrnoCode(error, 'ENOENT') || isErrnoCode(error, 'ENOTDIR')) return undefined;
     throw error;
   }
+}
+
+/**
+ * A write stream on a file that already exists when this resolves. `createWriteStream` opens its
+ * file lazily, so a caller cleaning up after an early failure could delete the path before the
+ * open creates it; opening first closes that window.
+ */
+export async function openWriteStream(path: string, options: { flags?: string; mode?: number } = {}): Promise<WriteStream> {
+  const handle = await open(path, options.flags ?? 'w', options.mode);
+  return handle.createWriteStream();
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Readable, Transform } from 'node:stream';
@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import tarStream from 'tar-stream';
 import { TsbuildError } from './errors.js';
 import type { OciLayout } from './oci-layout.js';
-import { syncFile } from './fs-util.js';
+import { openWriteStream, syncFile } from './fs-util.js';
 
 /** Adds entries to a tar archive with fixed metadata: owner 0:0, mtime 0, modes 0644/0755. */
 export interface TarWriter {
@@ -31,8 +31,9 @@ export async function writeTarFile(dest: string, fill: (tar: TarWriter) => Promi
   const target = resolve(dest);
   const temp = join(dirname(target), `.${basename(target)}.${randomBytes(8).toString('hex')}.tmp`);
   const pack = tarStream.pack();
-  const written = pipeline(pack, createWriteStream(temp, { flags: 'wx' }));
+  let written: Promise<void> | undefined;
   try {
+    written = pipeline(pack, await openWriteStream(temp, { flags: 'wx' }));
     // `written` only settles early when writing fails; then filling must stop too.
     await Promise.race([fill(tarWriter(pack)), written]);
     pack.finalize();
@@ -40,8 +41,10 @@ export async function writeTarFile(dest: string, fill: (tar: TarWriter) => Promi
     await syncFile(temp);
     await rename(temp, target);
   } catch (error) {
-    pack.destroy(error instanceof Error ? error : new Error(String(error)));
-    await written.catch(() => undefined);
+    if (written) {
+      pack.destroy(error instanceof Error ? error : new Error(String(error)));
+      await written.catch(() => undefined);
+    }
     if (error instanceof TsbuildError) throw error;
     throw new TsbuildError('OUTPUT', `cannot write ${target}: ${error instanceof Error ? error.message : String(error)}`, {
       cause: error,

@@ -1,10 +1,10 @@
-import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type { BlobStore } from './blob-store.js';
 import { compressStream, layerMediaType, type Compression } from './compression.js';
 import { DigestStream } from './digest.js';
 import type { LayerEntry } from './entry.js';
+import { openWriteStream } from './fs-util.js';
 import { layerTar } from './tar-writer.js';
 import type { Descriptor, Digest } from './types.js';
 
@@ -40,12 +40,13 @@ export async function writeLayer(
     const compressor = compressStream(options.compression, options.level);
     const tar = layerTar(entries, { sourceDateEpoch: options.sourceDateEpoch });
     const diff = new DigestStream();
+    const file = await openWriteStream(tempPath);
     let blob = diff;
     if (options.compression === 'uncompressed') {
-      await pipeline(tar, diff, compressor, createWriteStream(tempPath));
+      await pipeline(tar, diff, compressor, file);
     } else {
       blob = new DigestStream();
-      await pipeline(tar, diff, compressor, blob, createWriteStream(tempPath));
+      await pipeline(tar, diff, compressor, blob, file);
     }
     await store.commit(tempPath, blob.digest);
     return {

@@ -1,8 +1,7 @@
-import { createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { sha256Digest, VerifyingStream } from '../layers/digest.js';
 import { TsbuildError } from '../layers/errors.js';
-import { removeIfExists } from '../layers/fs-util.js';
+import { openWriteStream, removeIfExists } from '../layers/fs-util.js';
 import { OciLayout } from '../layers/oci-layout.js';
 import { drainedOrClosed } from '../layers/stream-util.js';
 import type { Descriptor, Digest } from '../layers/types.js';
@@ -89,7 +88,7 @@ export class BlobCache {
   async #fetchInto(temp: string, descriptor: Pick<Descriptor, 'digest' | 'size'>, options: DownloadOptions): Promise<void> {
     const maxResumes = options.resumes ?? 5;
     let verifier = new VerifyingStream(descriptor.digest, descriptor.size);
-    let written = pipeline(verifier, createWriteStream(temp));
+    let written = pipeline(verifier, await openWriteStream(temp));
     let received = 0;
     for (let resumes = 0; ; resumes++) {
       const { start, body } = await options.open(received);
@@ -98,7 +97,7 @@ export class BlobCache {
         verifier.destroy();
         await written.catch(() => undefined);
         verifier = new VerifyingStream(descriptor.digest, descriptor.size);
-        written = pipeline(verifier, createWriteStream(temp));
+        written = pipeline(verifier, await openWriteStream(temp));
         received = 0;
       }
       let broken: unknown;

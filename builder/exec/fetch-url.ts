@@ -1,10 +1,10 @@
-import { createWriteStream } from 'node:fs';
 import { utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { request } from 'undici';
 import { DigestStream, parseDigest } from '../../layers/digest.js';
 import { TsbuildError } from '../../layers/errors.js';
+import { openWriteStream } from '../../layers/fs-util.js';
 
 export function isUrl(source: string): boolean {
   return /^https?:\/\//i.test(source);
@@ -28,7 +28,7 @@ export async function downloadUrl(url: string, dir: string, checksum: string | u
     throw new TsbuildError('ADD_URL', `failed to download ${url}: HTTP ${response.statusCode}`);
   }
   const hash = new DigestStream();
-  await pipeline(response.body, hash, createWriteStream(file, { mode: 0o600 }));
+  await pipeline(response.body, hash, await openWriteStream(file, { mode: 0o600 }));
   if (checksum !== undefined && hash.digest !== parseDigest(checksum)) {
     throw new TsbuildError('ADD_CHECKSUM', `checksum mismatch for ${url}: expected ${checksum}, got ${hash.digest}`);
   }

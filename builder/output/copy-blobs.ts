@@ -1,8 +1,9 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { copyFile, link, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type { BlobStore } from '../../layers/blob-store.js';
 import { VerifyingStream } from '../../layers/digest.js';
+import { openWriteStream } from '../../layers/fs-util.js';
 import type { Descriptor } from '../../layers/types.js';
 
 /**
@@ -14,7 +15,7 @@ export async function importBlob(store: BlobStore, descriptor: Descriptor, sourc
   const temp = await store.tempPath();
   try {
     if (verify) {
-      await pipeline(createReadStream(sourcePath), new VerifyingStream(descriptor.digest, descriptor.size), createWriteStream(temp));
+      await pipeline(createReadStream(sourcePath), new VerifyingStream(descriptor.digest, descriptor.size), await openWriteStream(temp));
     } else {
       await link(sourcePath, temp).catch(() => copyFile(sourcePath, temp));
     }
