@@ -130,10 +130,11 @@ async function settlesWithin(done: Promise<unknown>, ms: number): Promise<boolea
  * Runs each step as an OCI container with runc or crun: writes a bundle (see oci-config.ts) into
  * the scratch directory, keeps the runtime's state there too, and runs the container in the
  * foreground with `run`, so the runtime stays the process's parent and reports its exit status
- * (128+N for signal N) while piping its output. In a user namespace the container gets a nested
- * one mapping the same ids, and the runtime works rootless (it then skips cgroups). An abort sends
- * SIGTERM, then SIGKILL after the grace period; `delete --force` follows every run so no
- * container, cgroup or mount remains.
+ * (128+N for signal N) while piping its output: `run` is the runtime's create and start in one
+ * call, and only the runtime's parent can learn the exit status. In a user namespace the container
+ * gets a nested one mapping the same ids, and the runtime works rootless (it then skips cgroups).
+ * An abort or timeout checks `state`, sends SIGTERM with `kill`, then SIGKILL after the grace
+ * period; `delete --force` follows every run so no container, cgroup or mount remains.
  */
 export class OciRuntimeBackend implements IsolationBackend {
   readonly name = 'oci' as const;
@@ -215,12 +216,18 @@ export class OciRuntimeBackend implements IsolationBackend {
     return { exitCode: exit.code };
   }
 
-  /** SIGTERM, then SIGKILL once the grace period passes, retrying while the container is still being created. */
+  /**
+   * SIGTERM, then SIGKILL once the grace period passes. The runtime's `state` tells when there is a
+   * process to signal: none while the container is still being created, none once it has stopped.
+   */
   private async stop(globalArgs: string[], id: string, exited: Promise<Exit>): Promise<void> {
     // Signals by number: runc and crun both accept that form.
     const deliver = async (signal: string): Promise<boolean> => {
       for (;;) {
-        if ((await this.command([...globalArgs, 'kill', id, signal])).code === 0) return true;
+        const status = await this.status(globalArgs, id);
+        if (status === 'stopped') return false;
+        const signalled = status !== undefined && status !== 'creating' && (await this.command([...globalArgs, 'kill', id, signal])).code === 0;
+        if (signalled) return true;
         if (await settlesWithin(exited, 50)) return false;
       }
     };
@@ -229,16 +236,28 @@ export class OciRuntimeBackend implements IsolationBackend {
     await deliver('9');
   }
 
-  /** Runs a runtime subcommand to completion, collecting its stderr. */
-  private command(args: readonly string[]): Promise<{ code: number | null; stderr: string }> {
+  /** The container's status from `state` (creating, created, running, paused, stopped), or undefined before it exists. */
+  private async status(globalArgs: string[], id: string): Promise<string | undefined> {
+    const { code, stdout } = await this.command([...globalArgs, 'state', id]);
+    if (code !== 0) return undefined;
+    const state = JSON.parse(stdout) as { status?: unknown };
+    return typeof state.status === 'string' ? state.status : undefined;
+  }
+
+  /** Runs a runtime subcommand to completion, collecting its output. */
+  private command(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
     return new Promise((resolve, reject) => {
-      const child = spawn(this.runtimePath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: runtimeEnv() });
+      const child = spawn(this.runtimePath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: runtimeEnv() });
+      let stdout = '';
       let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (text: string) => {
+        stdout += text;
+      });
       child.stderr.setEncoding('utf8').on('data', (text: string) => {
         stderr += text;
       });
       child.once('error', (error) => reject(new TsbuildError('ISOLATION', `cannot start ${this.runtimePath}: ${error.message}`, { cause: error })));
-      child.once('close', (code) => resolve({ code, stderr }));
+      child.once('close', (code) => resolve({ code, stdout, stderr }));
     });
   }
 }
