@@ -137,7 +137,7 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
     const sandbox = !hasRun
       ? undefined
       : inPlace
-        ? await inPlaceSandbox({ workspace, protectedPaths: buildOwnPaths(request, contextDir, dockerfile, workspace), force: request.forceInPlace ?? false, fallback: standardPrepare })
+        ? await inPlaceSandbox({ protectedPaths: buildOwnPaths(request, contextDir, dockerfile, workspace), force: request.forceInPlace ?? false, fallback: standardPrepare })
         : { ...(await selectBackend(mode)), prepare: standardPrepare };
     if (sandbox) progress({ kind: 'note', message: `isolation: ${sandbox.backend.name} (${sandbox.reason})` });
     const contextTree = { root: contextDir, scope: 'context' as const, label: 'build context', isIgnored: (p: string) => ignore.matches(p), canSkipDir: (p: string) => ignore.canSkipDir(p) };

@@ -5,8 +5,11 @@ import type { StepParent } from '../cache/cache-key.js';
 import type { ImageLayer } from './image-layer.js';
 import { applyLayers } from './rootfs.js';
 
-/** Unpacks a layer chain into a root filesystem, for `stage` when a stage asks. */
-export type RootfsPreparer = (layers: readonly ImageLayer[], stage?: PlannedStage) => Promise<PreparedRootfs>;
+/** What a step needs a rootfs for: its files only, or running processes in it too. */
+export type RootfsPurpose = 'files' | 'run';
+
+/** Unpacks a layer chain into a root filesystem, for `stage` when a stage asks; one it can run processes in for `run`. */
+export type RootfsPreparer = (layers: readonly ImageLayer[], stage?: PlannedStage, purpose?: RootfsPurpose) => Promise<PreparedRootfs>;
 
 /**
  * A stage while it executes: its layers and history so far, and its root filesystem, which is
@@ -40,10 +43,21 @@ export class StageRun {
     return this.historyList;
   }
 
-  /** The stage's root filesystem as of now, prepared on first use. */
-  prepared(): Promise<PreparedRootfs> {
-    this.preparedPromise ??= this.prepare([...this.layerList], this.stage);
-    return this.preparedPromise;
+  /**
+   * The stage's root filesystem as of now, prepared on first use, and prepared again from the
+   * stage's layers when the one at hand no longer serves: claimed by another stage, or not one
+   * processes can run in when `purpose` is `run`.
+   */
+  async prepared(purpose: RootfsPurpose = 'files'): Promise<PreparedRootfs> {
+    for (;;) {
+      const promise = (this.preparedPromise ??= this.prepare([...this.layerList], this.stage, purpose));
+      const current = await promise;
+      if (current.holdsStage?.() !== false && (purpose === 'files' || current.canRun !== false)) return current;
+      if (this.preparedPromise === promise) {
+        this.preparedPromise = undefined;
+        await current.release();
+      }
+    }
   }
 
   async rootfs(): Promise<string> {

@@ -1,7 +1,7 @@
 import { TsbuildError } from '../../layers/errors.js';
 import type { RootfsPreparer } from '../exec/stage-run.js';
-import type { Workspace } from '../exec/workspace.js';
-import { inContainer, inPlacePreparer } from '../rootfs/in-place.js';
+import type { PlannedStage } from '../plan/plan-types.js';
+import { inContainer, InPlaceRoot } from '../rootfs/in-place.js';
 import { InPlaceBackend } from './in-place.js';
 import type { SelectedBackend } from './select.js';
 
@@ -9,17 +9,17 @@ import type { SelectedBackend } from './select.js';
 export const inPlaceWorkRoot = '/.tsbuild';
 
 export interface InPlaceSandbox extends SelectedBackend {
-  /** Stages with RUN steps get `/`; the others are prepared by `fallback`. */
+  /** RUN steps get `/`; other steps' rootfs is prepared by `fallback` once a stage holds `/`. */
   readonly prepare: RootfsPreparer;
 }
 
 /**
- * `--isolation none`: the stage with RUN steps takes over this container's root filesystem, as
- * kaniko does, keeping `protectedPaths` (the build's own files) and every mount. Refused outside
- * a container unless `force`.
+ * `--isolation none`: each stage that runs a step takes over this container's root filesystem in
+ * turn, as kaniko does, keeping `protectedPaths` (the build's own files) and every mount. A stage
+ * that only needs files gets `/` while no stage holds it and it will run steps (saving a second
+ * unpack), and a `fallback` rootfs otherwise. Refused outside a container unless `force`.
  */
 export async function inPlaceSandbox(options: {
-  readonly workspace: Workspace;
   readonly protectedPaths: readonly string[];
   readonly force: boolean;
   readonly fallback: RootfsPreparer;
@@ -30,10 +30,14 @@ export async function inPlaceSandbox(options: {
       '--isolation=none replaces the root filesystem: run it only in a disposable container, or pass --force-in-place',
     );
   }
-  const inPlace = inPlacePreparer({ protectedPaths: options.protectedPaths, workspace: options.workspace, force: true });
+  const root = new InPlaceRoot(options.protectedPaths);
+  const runsSteps = (stage: PlannedStage | undefined): boolean => stage?.steps.some((step) => step.kind === 'run') ?? false;
   return {
     backend: new InPlaceBackend({ protectedPaths: options.protectedPaths }),
     reason: options.force ? '--isolation=none with --force-in-place' : 'in place on this container\'s root filesystem',
-    prepare: (layers, stage) => (stage?.steps.some((step) => step.kind === 'run') ? inPlace(layers) : options.fallback(layers)),
+    prepare: async (layers, stage, purpose) => {
+      if (purpose === 'run' || (root.unclaimed && runsSteps(stage))) return root.claim(layers);
+      return { ...(await options.fallback(layers)), canRun: false };
+    },
   };
 }

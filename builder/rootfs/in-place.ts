@@ -8,49 +8,44 @@ import { TsbuildError } from '../../layers/errors.js';
 import { isErrnoCode, lstatOrUndefined } from '../../layers/fs-util.js';
 import type { ImageLayer } from '../exec/image-layer.js';
 import { applyLayers } from '../exec/rootfs.js';
-import type { Workspace } from '../exec/workspace.js';
 import { mountPoints } from './mountinfo.js';
 import type { PreparedRootfs } from './prepare.js';
 import { classifyPath, protectPaths, type ProtectedPaths } from './protected-paths.js';
 
 
-export interface InPlaceOptions {
-  /** Absolute paths the build must keep besides the built-in ones: workspace, context, cache, outputs. */
-  readonly protectedPaths: readonly string[];
-  /** Where stages that cannot own `/` are unpacked. */
-  readonly workspace: Workspace;
-  /** Builds in place even when this process does not seem to run in a container. */
-  readonly force?: boolean;
-}
-
 /**
- * A rootfs preparer that makes `/` itself the root filesystem of the first stage that asks, like
- * kaniko: everything under `/` goes except the protected paths (see `inPlaceProtectedPaths`), then
- * the stage's layers take its place. Only one stage can own `/`; later calls unpack into workspace
- * directories, which `COPY --from` can read but RUN steps cannot run in. Nothing is released: the
- * container is thrown away after the build.
+ * This container's `/`, handed from stage to stage like kaniko does. A claim removes everything
+ * under `/` but the protected paths (see `inPlaceProtectedPaths`) and puts the claiming stage's
+ * layers in its place; the stage that held `/` before loses it, and its rootfs says so through
+ * `holdsStage`. Nothing is released: the container is thrown away after the build.
  */
-export function inPlacePreparer(options: InPlaceOptions): (layers: readonly ImageLayer[]) => Promise<PreparedRootfs> {
-  let rootTaken = false;
-  return async (layers) => {
-    if (rootTaken) {
-      const dir = await options.workspace.newDir('rootfs');
-      await applyLayers(dir, layers);
-      return { dir, release: async () => undefined, snapshotExclude: () => false, applyLayers: (more) => applyLayers(dir, more) };
-    }
-    rootTaken = true;
-    if (!options.force && !(await inContainer())) {
-      throw new TsbuildError('IN_PLACE_REFUSED', 'refusing to replace the root filesystem in place: this does not look like a container (force it only in a disposable machine)');
-    }
-    const paths = protectPaths(await inPlaceProtectedPaths(options.protectedPaths));
+export class InPlaceRoot {
+  private holder: { lost: boolean } | undefined;
+  private paths: Promise<ProtectedPaths> | undefined;
+
+  /** `protectedPaths`: absolute paths the build must keep besides the built-in ones (workspace, context, cache, outputs). */
+  constructor(private readonly protectedPaths: readonly string[]) {}
+
+  /** True until the first claim. */
+  get unclaimed(): boolean {
+    return this.holder === undefined;
+  }
+
+  async claim(layers: readonly ImageLayer[]): Promise<PreparedRootfs> {
+    if (this.holder) this.holder.lost = true;
+    const holder = { lost: false };
+    this.holder = holder;
+    this.paths ??= inPlaceProtectedPaths(this.protectedPaths).then(protectPaths);
+    const paths = await this.paths;
     await replaceRootContents('/', paths, layers);
     return {
       dir: '/',
       release: async () => undefined,
+      holdsStage: () => !holder.lost,
       snapshotExclude: (rel) => classifyPath(paths, rel) === 'protected',
       applyLayers: (more) => applyOnto('/', paths, more),
     };
-  };
+  }
 }
 
 /**

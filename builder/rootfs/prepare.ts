@@ -16,6 +16,10 @@ export interface PreparedRootfs {
   readonly upperDir?: string;
   /** Unmounts the overlay, if any; safe to call more than once. The workspace removal deletes the rest. */
   release(): Promise<void>;
+  /** False once `dir` no longer holds the stage's files (an in-place root claimed by another stage). */
+  holdsStage?(): boolean;
+  /** False when the build's isolation backend cannot run processes in `dir`. */
+  readonly canRun?: boolean;
   /** Root-relative paths a snapshot of `dir` must leave out (an in-place rootfs's protected paths). */
   readonly snapshotExclude?: (rel: string) => boolean;
   /** Applies layers built outside the rootfs; plain `applyLayers(dir, layers)` when absent. */

@@ -34,7 +34,7 @@ export interface RunStepContext {
  */
 export async function runStepEntries(step: RunStep, run: StageRun, ctx: RunStepContext): Promise<LayerEntry[]> {
   refuseUnsupported(step);
-  const prepared = await run.prepared();
+  const prepared = await run.prepared('run');
   const rootfs = prepared.dir;
   const user = await resolveProcessUser(step.user, rootfs);
   const scratchDir = await ctx.workspace.newDir('run');

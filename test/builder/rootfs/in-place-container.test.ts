@@ -195,3 +195,41 @@ test('the RUN conformance steps built in place give the tree they give in a plai
     await image.cleanup();
   }
 });
+
+test('stages take / in turn: each RUN sees only its own stage, and COPY --from reads a stage that lost /', { skip, timeout: 10 * 60_000 }, async () => {
+  const { bundle, baseLayout } = await inPlaceBundle('multi-stage-bundle');
+  const context = path.join(work, 'multi-stage-context');
+  const output = path.join(work, 'multi-stage-out');
+  await mkdir(context);
+  await mkdir(output);
+  await writeFile(
+    path.join(context, 'Dockerfile'),
+    `FROM debian AS builder
+RUN echo compiled > /artifact && mkdir /build-only && echo x > /build-only/x
+FROM debian AS runtime
+RUN echo runtime > /runtime-marker
+COPY --from=builder /artifact /app/artifact
+RUN test ! -e /build-only && test ! -e /artifact && cat /app/artifact > /app/seen
+FROM builder AS final
+COPY --from=runtime /app /app
+RUN test -e /build-only/x && test ! -e /runtime-marker && cat /app/seen /artifact > /final
+`,
+  );
+  const result = await buildInContainer(bundle, [
+    { source: context, destination: '/ctx', readonly: true },
+    { source: baseLayout, destination: '/base', readonly: true },
+    { source: output, destination: '/out', readonly: false },
+  ]);
+  assert.equal(result.code, 0, result.output);
+
+  const image = await unpackWithUmoci(path.join(output, 'image'), 'in-place:1');
+  try {
+    const at = (p: string): string => path.join(image.rootfs, p);
+    assert.equal(await readFile(at('final'), 'utf8'), 'compiled\ncompiled\n');
+    assert.equal(await readFile(at('app/artifact'), 'utf8'), 'compiled\n');
+    assert.equal(await readFile(at('build-only/x'), 'utf8'), 'x\n');
+    assert.equal(await lstatOrUndefined(at('runtime-marker')), undefined);
+  } finally {
+    await image.cleanup();
+  }
+});
