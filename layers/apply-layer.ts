@@ -26,7 +26,7 @@ import type { Stats } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { extract as tarExtract, type Extract, type Header } from 'tar-stream';
-import { makeDevice, makeFifo } from './apply-nodes.js';
+import { giveOwnInode, makeDevice, makeFifo } from './apply-nodes.js';
 import { PaxXattrScanner, type Xattrs } from './apply-pax-xattrs.js';
 import { removeLowerChildren, removeLowerContent } from './apply-whiteouts.js';
 import type { EntryType } from './entry.js';
@@ -38,6 +38,12 @@ import { isErrnoCode } from './fs-util.js';
 export interface ApplyOptions {
   /** Give entries the uid and gid recorded in the tar. Default: true when running as root. */
   sameOwner?: boolean;
+  /**
+   * The files already under the root share their inodes with another tree (a linked copy). A
+   * hardlink entry to such a file first gives it an inode of its own, so nothing done to the
+   * link (its xattrs, say) reaches the other tree. Every other entry makes new inodes anyway.
+   */
+  sharedInodes?: boolean;
 }
 
 export interface ApplyStats {
@@ -104,7 +110,7 @@ export async function applyLayer(rootDir: string, tar: Readable, options: ApplyO
     if (sourceError !== undefined) return sourceError;
     return err instanceof TsbuildError ? err : unreadable(err);
   };
-  const applier = new LayerApplier(root, options.sameOwner ?? isRoot(), readFailure);
+  const applier = new LayerApplier(root, options.sameOwner ?? isRoot(), options.sharedInodes ?? false, readFailure);
   const entries = extract[Symbol.asyncIterator]();
   try {
     for (let index = 0; ; index++) {
@@ -162,6 +168,7 @@ class LayerApplier {
   constructor(
     private readonly root: string,
     private readonly sameOwner: boolean,
+    private readonly sharedInodes: boolean,
     /** Turns an error met while reading an entry's contents into the one to throw. */
     private readonly readFailure: (err: unknown) => unknown,
   ) {}
@@ -367,6 +374,7 @@ class LayerApplier {
       throw new TsbuildError('INVALID_LAYER', `hardlink ${header.name}: target ${linkname} ${problem}`);
     }
     if (source === target) return;
+    if (this.sharedInodes && !this.written.has(source)) await giveOwnInode(source);
     await this.prepare(parent, target, false);
     // link(2) does not follow a symlink at `source`: the link is to the symlink itself.
     await link(source, target);

@@ -1,8 +1,11 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { rename } from 'node:fs/promises';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import { TsbuildError } from './errors.js';
 
-// Node has no mkfifo or mknod, so the coreutils programs create these nodes.
+// Node has no mkfifo, mknod or metadata-preserving copy, so coreutils programs do these.
 const run = promisify(execFile);
 
 /** Creates a FIFO at `target` (mode 0600; the caller sets the final mode). Fails if `target` exists. */
@@ -22,6 +25,13 @@ export async function makeDevice(
 ): Promise<void> {
   const args = ['-m', '600', '--', target, kind === 'char' ? 'c' : 'b', String(major), String(minor)];
   await runTool('mknod', args, target);
+}
+
+/** Replaces `target` with a copy of itself (contents, owner, mode, times, xattrs) on an inode no other path shares. */
+export async function giveOwnInode(target: string): Promise<void> {
+  const copy = path.join(path.dirname(target), `.tsbuild-own-${randomBytes(6).toString('hex')}`);
+  await runTool('cp', ['-a', '--', target, copy], target);
+  await rename(copy, target);
 }
 
 async function runTool(tool: string, args: string[], target: string): Promise<void> {

@@ -25,7 +25,7 @@ import type { Digest } from '../../layers/types.js';
 import { writeXattrsOfPaths, type XattrMap } from '../../layers/xattrs.js';
 import type { ImageLayer } from '../exec/image-layer.js';
 import { chainIds } from '../../layers/chain-id.js';
-import { copyTree } from './copy-tree.js';
+import { linkedCopyTree } from './copy-tree.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -101,29 +101,33 @@ export class RootfsCache {
     return target;
   }
 
-  /** Makes `dir` hold the whole stack: a copy of its longest cached prefix plus the layers after it. */
+  /**
+   * Makes `dir` hold the whole stack: its longest cached prefix plus the layers after it. The
+   * prefix is a linked copy, which costs a directory walk rather than a copy of its data; neither
+   * stack is ever changed in place, and the layers applied on top make new inodes.
+   */
   private async fill(dir: string, layers: readonly ImageLayer[], ids: Digest[]): Promise<void> {
     let start = 0;
     for (let i = ids.length - 2; i >= 0; i--) {
       const prefix = this.chainDir(ids[i]);
       if (await isDirectory(prefix)) {
-        await copyTree(prefix, dir);
+        await linkedCopyTree(prefix, dir);
         start = i + 1;
         break;
       }
     }
     for (const layer of layers.slice(start)) {
-      await applyVerified(dir, layer);
+      await applyVerified(dir, layer, start > 0);
       this.unpackedLayers += 1;
     }
   }
 }
 
 /** Applies one layer blob to `root`, checking the uncompressed content against the layer's diff_id, and sets its xattrs. */
-async function applyVerified(root: string, layer: ImageLayer): Promise<void> {
+async function applyVerified(root: string, layer: ImageLayer, sharedInodes: boolean): Promise<void> {
   const tar = await decompressStream(createReadStream(layer.blobPath));
   const hashed = pipeline(tar, new DigestStream(), () => undefined) as DigestStream;
-  const stats = await applyLayer(root, hashed);
+  const stats = await applyLayer(root, hashed, { sharedInodes });
   if (hashed.digest !== layer.diffId) {
     throw new TsbuildError('DIGEST_MISMATCH', `layer ${layer.descriptor.digest} unpacks to ${hashed.digest}, not its diff_id ${layer.diffId}`);
   }

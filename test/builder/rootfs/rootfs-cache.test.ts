@@ -1,14 +1,19 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { lstat, readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { after, test } from 'node:test';
 import { promisify } from 'node:util';
 import { chainId } from '../../../layers/chain-id.js';
 import { defaultCacheDir, RootfsCache } from '../../../builder/rootfs/rootfs-cache.js';
 import { TsbuildError } from '../../../layers/errors.js';
+import { MediaType, type Digest } from '../../../layers/types.js';
+import tarStream from 'tar-stream';
 import { baseEntries, bigFile, listTree, secondEntries, withWrongDiffId, writeLayers } from './layer-fixtures.js';
 
 const execFileAsync = promisify(execFile);
@@ -78,7 +83,10 @@ test('concurrent requests in one process share one unpacking', async () => {
   assert.equal(cache.unpackedLayers, 2);
 });
 
-test('a longer stack starts from a copy of its cached prefix', async () => {
+/** `listTree` lines without the link count, which a linked copy of the tree raises. */
+const withoutLinkCounts = (lines: string[]): string[] => lines.map((line) => line.split(' ').filter((_, i) => i !== 5).join(' '));
+
+test('a longer stack starts from a linked copy of its cached prefix', async () => {
   const layers = await writeLayers(freshDir('layout'), baseEntries, secondEntries);
   const cacheDir = freshDir('cache');
   const prefixDir = await new RootfsCache(cacheDir).unpackedChain(layers.slice(0, 1));
@@ -89,12 +97,41 @@ test('a longer stack starts from a copy of its cached prefix', async () => {
   assert.equal(cache.unpackedLayers, 1);
   assert.equal(await readFile(path.join(full, 'etc/second'), 'utf8'), 'second\n');
   await assert.rejects(lstat(path.join(full, 'etc/hello')), { code: 'ENOENT' });
-  // Copied from the prefix: hardlinks, setuid bit and xattr survive the copy.
+  // The prefix's files are shared, not copied; its directories are the new stack's own.
+  assert.equal((await lstat(path.join(full, 'bin/su'))).ino, (await lstat(path.join(prefixDir, 'bin/su'))).ino);
+  assert.notEqual((await lstat(path.join(full, 'etc'))).ino, (await lstat(path.join(prefixDir, 'etc'))).ino);
+  // Hardlinks, the setuid bit and the xattr carry over.
   assert.equal((await lstat(path.join(full, 'bin/tool'))).ino, (await lstat(path.join(full, 'bin/tool-link'))).ino);
   assert.equal((await lstat(path.join(full, 'bin/su'))).mode & 0o7777, 0o4755);
   assert.deepEqual(testXattr(path.join(full, 'etc/tagged')), Buffer.from([0, 1, 2, 255]));
-  // The prefix itself is untouched.
-  assert.deepEqual(await listTree(prefixDir), prefixListing);
+  // The prefix itself is untouched, but for the link counts of the shared files; etc/hello, removed above it, is still there.
+  assert.deepEqual(withoutLinkCounts(await listTree(prefixDir)), withoutLinkCounts(prefixListing));
+  assert.equal(await readFile(path.join(prefixDir, 'etc/hello'), 'utf8'), 'hello\n');
+});
+
+test('a hardlink a later layer makes to a shared file gets an inode of its own, so its xattrs stay out of the prefix', async () => {
+  // Made by hand: tsbuild's own writer only links to files earlier in the same layer.
+  const pack = tarStream.pack();
+  pack.entry({ name: 'etc/tagged-link', type: 'link', linkname: 'etc/tagged', pax: { 'SCHILY.xattr.user.tsbuild-test': 'relinked' } });
+  pack.finalize();
+  const linkLayer = freshDir('link-layer.tar');
+  await pipeline(pack, createWriteStream(linkLayer));
+  const bytes = await readFile(linkLayer);
+  const digest: Digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  const [base] = await writeLayers(freshDir('layout'), baseEntries);
+  const layers = [base!, { descriptor: { mediaType: MediaType.Layer, digest, size: bytes.length }, diffId: digest, blobPath: linkLayer }];
+  const cacheDir = freshDir('cache');
+  const prefixDir = await new RootfsCache(cacheDir).unpackedChain(layers.slice(0, 1));
+  const prefixListing = await listTree(prefixDir);
+
+  const full = await new RootfsCache(cacheDir).unpackedChain(layers);
+  const [tagged, link, prefixTagged] = await Promise.all([path.join(full, 'etc/tagged'), path.join(full, 'etc/tagged-link'), path.join(prefixDir, 'etc/tagged')].map((p) => lstat(p)));
+  assert.equal(tagged!.ino, link!.ino);
+  assert.notEqual(tagged!.ino, prefixTagged!.ino);
+  assert.deepEqual(testXattr(path.join(full, 'etc/tagged-link')), Buffer.from('relinked'));
+  assert.deepEqual(testXattr(path.join(prefixDir, 'etc/tagged')), Buffer.from([0, 1, 2, 255]));
+  assert.deepEqual(withoutLinkCounts(await listTree(prefixDir)), withoutLinkCounts(prefixListing));
+  assert.equal((await lstat(path.join(prefixDir, 'etc/tagged'))).nlink, 1);
 });
 
 test('a layer whose content does not match its diff_id is refused and nothing is cached', async () => {
