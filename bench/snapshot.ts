@@ -1,6 +1,8 @@
 /**
  * Snapshot overhead per RUN step: the time to scan the tree after a step and diff it against the
- * scan from before, for a step that changes a handful of files. Measured on a Debian minbase root
+ * scan from before, for a step that changes a handful of files. RUN steps do the same: each starts
+ * from the previous step's final scan, so this is their whole cost, except for the first RUN of a
+ * stage and one after a COPY or WORKDIR changed the tree, which scan once more first. Measured on a Debian minbase root
  * filesystem (made once with debootstrap and cached under the temp directory), or on a synthetic
  * tree of the same size when debootstrap is not possible. Two variants:
  *   - full: scan the whole root filesystem (a copy of it) and diffTrees;

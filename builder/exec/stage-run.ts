@@ -1,6 +1,7 @@
 import type { HistoryEntry } from '../../layers/types.js';
 import type { PlannedStage } from '../plan/plan-types.js';
 import type { PreparedRootfs } from '../rootfs/prepare.js';
+import type { TreeSnapshot } from '../snapshot/scan.js';
 import type { StepParent } from '../cache/cache-key.js';
 import type { ImageLayer } from './image-layer.js';
 import { applyLayers } from './rootfs.js';
@@ -19,6 +20,9 @@ export class StageRun {
   private preparedPromise: Promise<PreparedRootfs> | undefined;
   private readonly layerList: ImageLayer[];
   private readonly historyList: HistoryEntry[];
+
+  /** The scan a RUN step took of its rootfs when it ended, while nothing else has changed that rootfs since. */
+  private lastScan: { readonly rootfs: PreparedRootfs; readonly snapshot: TreeSnapshot } | undefined;
 
   /** The cache key chain so far: where the next step's key starts. */
   cacheParent: StepParent;
@@ -68,8 +72,19 @@ export class StageRun {
     this.historyList.push({ ...entry, empty_layer: true });
   }
 
+  /** Keeps the scan a RUN step took of `rootfs` after its process ended, for the next RUN step to start from. */
+  keepScan(rootfs: PreparedRootfs, snapshot: TreeSnapshot): void {
+    this.lastScan = { rootfs, snapshot };
+  }
+
+  /** The scan kept by `keepScan`, if `rootfs` is the one it was taken of and nothing has changed it since. */
+  keptScan(rootfs: PreparedRootfs): TreeSnapshot | undefined {
+    return this.lastScan?.rootfs === rootfs ? this.lastScan.snapshot : undefined;
+  }
+
   /** Appends a layer built from outside the rootfs, applying it to the rootfs if that is prepared. */
   async addLayer(layer: ImageLayer, entry: HistoryEntry): Promise<void> {
+    this.lastScan = undefined;
     if (this.preparedPromise) {
       const prepared = await this.preparedPromise;
       await (prepared.applyLayers ? prepared.applyLayers([layer]) : applyLayers(prepared.dir, [layer]));

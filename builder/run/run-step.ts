@@ -11,7 +11,8 @@ import type { IsolationBackend } from '../isolation/backend.js';
 import type { RunStep } from '../plan/plan-types.js';
 import { diffOverlayUpper } from '../snapshot/overlay-diff.js';
 import { diffTrees } from '../snapshot/diff.js';
-import { scanTree } from '../snapshot/scan.js';
+import { parentOf } from '../snapshot/entries.js';
+import { rescanPaths, scanTree } from '../snapshot/scan.js';
 import { buildHostname, etcBindMounts } from './etc-files.js';
 import { LineBuffer } from './line-buffer.js';
 import { createMountStubs, systemMountPoints } from './mount-points.js';
@@ -48,7 +49,9 @@ export async function runStepEntries(step: RunStep, run: StageRun, ctx: RunStepC
     const hidden = new Set([...stubs.created, ...bindPaths, ...(command.scriptPath ? [command.scriptPath] : [])]);
     const scanRoot = prepared.upperDir ?? rootfs;
     const exclude = (rel: string): boolean => hidden.has(rel) || (prepared.snapshotExclude?.(rel) ?? false);
-    const before = await scanTree(scanRoot, { exclude });
+    // The previous RUN's final scan still holds, but for the directories this step's stubs and script went into.
+    const kept = run.keptScan(prepared);
+    const before = kept ? rescanPaths(kept, scanRoot, [...hidden].map(parentOf), { exclude }) : await scanTree(scanRoot, { exclude });
     const cwd = `/${await resolveInRoot(rootfs, step.workdir, 'rootfs', true)}`;
     if (!(await lstatOrUndefined(path.join(rootfs, cwd)))) await mkdir(path.join(rootfs, cwd), { recursive: true, mode: 0o755 });
     const stdout = new LineBuffer((text) => ctx.output('stdout', text));
@@ -74,6 +77,7 @@ export async function runStepEntries(step: RunStep, run: StageRun, ctx: RunStepC
       throw new TsbuildError('RUN_FAILED', `process "${step.args.join(' ')}" did not complete successfully: exit code: ${result.exitCode}`);
     }
     const after = await scanTree(scanRoot, { exclude });
+    run.keepScan(prepared, after);
     return prepared.upperDir ? await diffOverlayUpper(before, after, prepared.upperDir) : await diffTrees(before, after, rootfs);
   } finally {
     if (command?.scriptPath) await rm(path.join(rootfs, command.scriptPath), { force: true });

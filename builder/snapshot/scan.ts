@@ -71,6 +71,33 @@ export async function scanTree(root: string, options: ScanOptions = {}): Promise
   return snapshot;
 }
 
+/**
+ * `snapshot` with the given paths stat'ed again: updated, added, or dropped when gone. Only those
+ * paths are read, not what lies under them. Paths `exclude` leaves out, or under one it leaves out,
+ * are skipped.
+ */
+export function rescanPaths(snapshot: TreeSnapshot, root: string, rels: Iterable<string>, options: ScanOptions = {}): TreeSnapshot {
+  const updated = new Map(snapshot);
+  for (const rel of rels) {
+    if (rel === '' || isExcluded(rel, options.exclude)) continue;
+    const abs = `${root}/${rel}`;
+    const stats = lstatSync(abs, { bigint: true, throwIfNoEntry: false });
+    const node = stats === undefined ? undefined : toNodeStat(stats, abs);
+    if (node === undefined) updated.delete(rel);
+    else updated.set(rel, node);
+  }
+  return updated;
+}
+
+/** Whether `rel` or one of its ancestors is excluded. */
+function isExcluded(rel: string, exclude: ScanOptions['exclude']): boolean {
+  if (exclude === undefined) return false;
+  for (let path = rel; path !== ''; path = path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : '') {
+    if (exclude(path)) return true;
+  }
+  return false;
+}
+
 function listDirectory(path: string): string[] {
   try {
     return readdirSync(path);

@@ -84,6 +84,16 @@ const environmentDockerfile = [
   '',
 ].join('\n');
 
+/** The entry names of each layer of the image, in order, as tar lists them. */
+async function layerListings(layout: string): Promise<string[][]> {
+  const blob = (digest: string): string => path.join(layout, 'blobs/sha256', digest.slice('sha256:'.length));
+  const index = JSON.parse(await readFile(path.join(layout, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
+  const manifest = JSON.parse(await readFile(blob(index.manifests[0]!.digest), 'utf8')) as { layers: { digest: string }[] };
+  const listings: string[][] = [];
+  for (const layer of manifest.layers) listings.push((await run('tar', ['-tzf', blob(layer.digest)])).stdout.split('\n').filter(Boolean));
+  return listings;
+}
+
 async function availableBackends(): Promise<IsolationMode[]> {
   if (!isRoot) return [];
   const modes: IsolationMode[] = [];
@@ -140,6 +150,11 @@ describe('RUN conformance, every backend', { skip }, () => {
         const config = JSON.parse(await readFile(path.join(layout, 'blobs/sha256', manifest.config.digest.slice(7)), 'utf8'));
         assert.ok(config.config.Env.includes('B=env-value'));
         assert.ok(!config.config.Env.some((e: string) => e.startsWith('A=')));
+      });
+
+      test('consecutive RUN steps each hold exactly their own changes', async () => {
+        const layout = await buildImage(`consecutive-${mode}`, 'FROM busybox\nRUN echo one > /one\nRUN echo two > /etc/two\nRUN rm /one && mkdir /d\n', mode);
+        assert.deepEqual((await layerListings(layout)).slice(-3), [['one'], ['etc/', 'etc/two'], ['.wh.one', 'd/']]);
       });
 
       test('a failing RUN names the line, the command and the exit code, and leaves nothing behind', async () => {
