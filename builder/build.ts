@@ -1,7 +1,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Compression } from '../layers/compression.js';
-import { TsbuildError } from '../layers/errors.js';
+import { SourceError, TsbuildError } from '../layers/errors.js';
 import { readLayoutImage } from '../layers/image-reader.js';
 import { OciLayout } from '../layers/oci-layout.js';
 import type { Descriptor, Digest, Platform } from '../layers/types.js';
@@ -28,6 +28,7 @@ import type { BuildPlan, ResolvedImage } from './plan/plan-types.js';
 import { createPlan } from './plan/plan.js';
 import { hostPlatform } from './plan/platform.js';
 import { silentProgress, type ProgressListener } from './progress.js';
+import { loadSecrets, parseSecretSpec } from './run/secrets.js';
 import { defaultStoreDir } from './store-location.js';
 
 export interface PlanRequest {
@@ -79,6 +80,8 @@ export interface BuildRequest extends PlanRequest {
   readonly cacheMaxBytes?: number;
   /** Kills a RUN step that takes longer than this many seconds, failing the build. */
   readonly runTimeoutSeconds?: number;
+  /** `--secret` values (`id=ID,src=PATH` or `id=ID,env=VAR`): what `RUN --mount=type=secret` can mount. */
+  readonly secrets?: readonly string[];
   /** Lets `isolation: 'none'` replace the root filesystem outside a detected container. */
   readonly forceInPlace?: boolean;
   readonly progress?: ProgressListener;
@@ -110,6 +113,8 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
   const hasRun = plan.platforms.some((p) => p.stages.some((s) => s.steps.some((step) => step.kind === 'run')));
   const mode = request.isolation ?? 'auto';
   const inPlace = hasRun && mode === 'none';
+  if (inPlace) refuseMountsInPlace(plan);
+  const secrets = await loadSecrets((request.secrets ?? []).map(parseSecretSpec));
   if (inPlace && request.tmpDir === undefined) await mkdir(inPlaceWorkRoot, { recursive: true, mode: 0o700 });
   const workspace = await Workspace.create(request.tmpDir ?? (inPlace ? inPlaceWorkRoot : undefined));
   const cacheStore = await LocalCacheStore.open(request.cacheDir ?? defaultBuildCacheDir()).catch(async (err: unknown) => {
@@ -159,6 +164,8 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
           progress,
           ...(request.signal ? { signal: request.signal } : {}),
           ...(request.runTimeoutSeconds !== undefined ? { runTimeoutSeconds: request.runTimeoutSeconds } : {}),
+          runCacheDir: path.join(defaultCacheDir(), 'run-cache'),
+          secrets,
         },
         counter,
       );
@@ -182,6 +189,15 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
     await registryCache?.close();
     await cacheStore.release();
     await workspace.remove();
+  }
+}
+
+/** `--isolation=none` runs processes without mounts: a RUN --mount fails at its line before any work. */
+function refuseMountsInPlace(plan: BuildPlan): void {
+  for (const step of plan.platforms.flatMap((p) => p.stages.flatMap((s) => s.steps))) {
+    if (step.kind === 'run' && step.mounts.length > 0) {
+      throw new SourceError(step.location.file, step.location.startLine, 'RUN --mount is not supported with --isolation=none, which cannot mount anything');
+    }
   }
 }
 

@@ -102,6 +102,7 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
           .option('compression-level', { type: 'number' })
           .option('isolation', { choices: ['auto', 'oci', 'chroot', 'rootless', 'none'] as const, default: 'auto' as const, describe: 'how RUN steps are isolated' })
           .option('run-timeout', { type: 'number', describe: 'kill a RUN step after this many seconds and fail the build' })
+          .option('secret', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR' })
           .option('no-cache', { type: 'boolean', default: false, describe: 'run every step instead of reusing cached results' })
           .option('no-cache-filter', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'stage whose steps always run' })
           .option('cache-dir', { type: 'string', describe: 'build cache directory (default: <cache dir>/build-cache)' })
@@ -142,6 +143,7 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
           ...(args.cacheRepo !== undefined ? { cacheRepo: args.cacheRepo } : {}),
           ...(args.cacheTtl !== undefined ? { cacheTtlSeconds: parseCacheTtl(args.cacheTtl) } : {}),
           ...(args.runTimeout !== undefined ? { runTimeoutSeconds: positiveSeconds(args.runTimeout) } : {}),
+          secrets: args.secret,
           ...(listener ? { progress: listener } : {}),
           ...(io.signal ? { signal: io.signal } : {}),
         });

@@ -23,17 +23,28 @@ const FIRST_DELAY_MS = 5;
 const MAX_DELAY_MS = 250;
 
 /**
- * Runs `action` while holding an exclusive lock file at `lockPath`. The file is created with
- * O_EXCL; while another process holds it, creation is retried with growing, jittered delays.
- * A lock left behind by a process of this host that no longer exists is broken.
+ * Runs `action` while holding an exclusive lock file at `lockPath` (see `acquireLockFile`).
  */
 export async function withLockFile<T>(
   lockPath: string,
   action: () => Promise<T>,
   options: LockOptions = {},
 ): Promise<T> {
-  const owner: LockOwner = { pid: process.pid, host: hostname(), token: randomBytes(16).toString('hex') };
-  const content = JSON.stringify(owner);
+  const release = await acquireLockFile(lockPath, options);
+  try {
+    return await action();
+  } finally {
+    await release();
+  }
+}
+
+/**
+ * Takes an exclusive lock file at `lockPath` and returns the function that releases it. The file
+ * is created with O_EXCL; while another process holds it, creation is retried with growing,
+ * jittered delays. A lock left behind by a process of this host that no longer exists is broken.
+ */
+export async function acquireLockFile(lockPath: string, options: LockOptions = {}): Promise<() => Promise<void>> {
+  const content = ownContent();
   const deadline = Date.now() + (options.timeoutMs ?? 60_000);
   let delay = FIRST_DELAY_MS;
   while (!(await tryCreate(lockPath, content))) {
@@ -52,11 +63,25 @@ export async function withLockFile<T>(
     await sleep(delay + Math.random() * delay);
     delay = Math.min(delay * 2, MAX_DELAY_MS);
   }
-  try {
-    return await action();
-  } finally {
-    await releaseLock(lockPath, content);
+  return () => releaseLock(lockPath, content);
+}
+
+/** Takes the lock file at `lockPath` only if no live holder has it: its release function, or undefined. */
+export async function tryLockFile(lockPath: string): Promise<(() => Promise<void>) | undefined> {
+  const content = ownContent();
+  for (let attempt = 0; attempt < 2; attempt++) {
+    if (await tryCreate(lockPath, content)) return () => releaseLock(lockPath, content);
+    const held = await readLock(lockPath);
+    if (held === undefined) continue;
+    if (!(await isStale(lockPath, held))) return undefined;
+    await breakStaleLock(lockPath, held, content);
   }
+  return undefined;
+}
+
+function ownContent(): string {
+  const owner: LockOwner = { pid: process.pid, host: hostname(), token: randomBytes(16).toString('hex') };
+  return JSON.stringify(owner);
 }
 
 /** Creates the lock file exclusively; false when it already exists. */

@@ -12,6 +12,7 @@ import { sha256Digest } from '../../layers/digest.js';
 import { TsbuildError } from '../../layers/errors.js';
 import type { Digest, Platform } from '../../layers/types.js';
 import type { CopyStep, RunStep, WorkdirStep } from '../plan/plan-types.js';
+import type { RunMount } from '../run/run-mounts.js';
 import type { ContentChecksum } from './content-checksum.js';
 
 /** Bumped whenever what a key covers, or how, changes: old entries then simply stop matching. */
@@ -79,7 +80,10 @@ export interface StepKeyInput {
   readonly parent: StepParent;
   readonly step: CacheableStep;
   readonly platform: Platform;
-  /** COPY/ADD only, and required there: the checksum of the entries it produces (see content-checksum.ts). */
+  /**
+   * Required for COPY/ADD: the checksum of the entries it produces (see content-checksum.ts). For a
+   * RUN with bind mounts: the checksum of what they bind.
+   */
   readonly content?: ContentChecksum;
   /**
    * Names among a RUN's variables whose value comes from an ARG rather than ENV. Used only to
@@ -154,7 +158,7 @@ function keyMaterial(input: StepKeyInput): KeyMaterial {
     step: normalisedStep(step),
     platform: normalisedPlatform(input.platform),
     env: step.kind === 'run' ? envRecord(step.env) : {},
-    content: step.kind === 'copy' ? input.content!.digest : null,
+    content: input.content?.digest ?? null,
   };
 }
 
@@ -173,7 +177,7 @@ function normalisedStep(step: CacheableStep): KeyMaterial['step'] {
         heredocs: step.heredocs.map((h) => ({ name: h.name, content: h.content, expand: h.expand, chomp: h.chomp, fileDescriptor: h.fileDescriptor })),
         user: step.user ?? null,
         workdir: step.workdir,
-        mounts: [...step.mounts],
+        mounts: step.mounts.map(normalisedMount),
         network: step.network,
         security: step.security,
       };
@@ -191,6 +195,23 @@ function normalisedStep(step: CacheableStep): KeyMaterial['step'] {
       };
     case 'workdir':
       return { kind: 'WORKDIR', path: step.path, user: step.user ?? null };
+  }
+}
+
+/**
+ * A mount's options. A bind mount's `from` is left out like COPY's (the content checksum stands
+ * for what it binds); a secret's content never enters a key.
+ */
+function normalisedMount(mount: RunMount): Json {
+  switch (mount.type) {
+    case 'bind':
+      return { type: mount.type, target: mount.target, source: mount.source, readwrite: mount.readwrite };
+    case 'cache':
+      return { type: mount.type, target: mount.target, id: mount.id, sharing: mount.sharing, readonly: mount.readonly, mode: mount.mode, uid: mount.uid, gid: mount.gid };
+    case 'tmpfs':
+      return { type: mount.type, target: mount.target };
+    case 'secret':
+      return { type: mount.type, id: mount.id, target: mount.target ?? null, env: mount.env ?? null, required: mount.required, mode: mount.mode, uid: mount.uid, gid: mount.gid };
   }
 }
 

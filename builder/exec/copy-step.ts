@@ -9,7 +9,7 @@ import { createReadStream } from 'node:fs';
 import { PatternMatcher } from '../context/ignore.js';
 import { resolveInRoot, splitPath } from '../fs/resolve-path.js';
 import { matchSources, type SourceTree } from '../fs/source-tree.js';
-import type { CopyStep, ResolvedImage } from '../plan/plan-types.js';
+import type { CopySource, CopyStep, ResolvedImage } from '../plan/plan-types.js';
 import { parseChmod } from './chmod.js';
 import { copyEntries, type SelectedSource } from './copy-entries.js';
 import { downloadUrl, isUrl } from './fetch-url.js';
@@ -73,7 +73,7 @@ export async function selectCopySources(step: CopyStep, ctx: CopyContext): Promi
   if (sourceCount > 1 && !step.dest.endsWith('/')) {
     throw new TsbuildError('COPY_DEST', `When using ${step.instruction} with more than one source file, the destination must be a directory and end with a /`);
   }
-  const tree = await sourceTree(step, ctx);
+  const tree = await copySourceTree(step.from, ctx);
   const selected: SelectedSource[] = [];
   for (const source of step.sources) {
     if (step.instruction === 'ADD' && isUrl(source)) {
@@ -94,8 +94,8 @@ export async function selectCopySources(step: CopyStep, ctx: CopyContext): Promi
   return selected;
 }
 
-async function sourceTree(step: CopyStep, ctx: CopyContext): Promise<SourceTree> {
-  const from = step.from;
+/** The tree a `COPY --from` (or a bind mount's `from=`) reads: the build context, a named context, a stage or an image. */
+export async function copySourceTree(from: CopySource, ctx: CopyContext): Promise<SourceTree> {
   switch (from.kind) {
     case 'context':
       return ctx.contextTree;

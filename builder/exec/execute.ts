@@ -5,14 +5,15 @@ import { atSourceLine, TsbuildError } from '../../layers/errors.js';
 import type { HistoryEntry } from '../../layers/types.js';
 import { writeLayer } from '../../layers/write-layer.js';
 import type { SourceTree } from '../fs/source-tree.js';
-import type { CopyStep, PlannedStage, PlannedStep, PlatformPlan, ResolvedImage, StageBase } from '../plan/plan-types.js';
+import type { CopyStep, PlannedStage, PlannedStep, PlatformPlan, ResolvedImage, RunStep, StageBase } from '../plan/plan-types.js';
+import { bindSourcesChecksum, selectBindSources, type BindSource } from '../run/bind-sources.js';
 import type { ProgressListener } from '../progress.js';
 import type { IsolationBackend } from '../isolation/backend.js';
 import { runStepEntries } from '../run/run-step.js';
 import { copySourceEntries, copyStepEntries, selectCopySources, type CopyContext } from './copy-step.js';
 import type { SelectedSource } from './copy-entries.js';
 import type { StepParent } from '../cache/cache-key.js';
-import { contentChecksum } from '../cache/content-checksum.js';
+import { contentChecksum, type ContentChecksum } from '../cache/content-checksum.js';
 import type { StepCache } from '../cache/step-cache.js';
 import type { ImageLayer } from './image-layer.js';
 import type { PreparedRootfs } from '../rootfs/prepare.js';
@@ -36,6 +37,10 @@ export interface ExecuteOptions {
   readonly cache?: StepCache;
   /** The longest a RUN step may take, in seconds. */
   readonly runTimeoutSeconds?: number;
+  /** Where `RUN --mount=type=cache` directories persist between builds. */
+  readonly runCacheDir: string;
+  /** Secret contents by id, for `RUN --mount=type=secret`. */
+  readonly secrets: ReadonlyMap<string, Buffer>;
 }
 
 /** The image a platform's target stage produced. */
@@ -88,13 +93,20 @@ interface StepOutcome {
   readonly inRootfs: boolean;
 }
 
-async function executeStep(step: Exclude<PlannedStep, { kind: 'metadata' }>, run: StageRun, ctx: StepContext, copySources: () => Promise<readonly SelectedSource[]>): Promise<StepOutcome> {
+/** What a step reads from outside its stage, selected once for both its cache key and its execution. */
+interface StepSources {
+  readonly copy: () => Promise<readonly SelectedSource[]>;
+  readonly binds: () => Promise<readonly BindSource[]>;
+}
+
+async function executeStep(step: Exclude<PlannedStep, { kind: 'metadata' }>, run: StageRun, ctx: StepContext, sources: StepSources): Promise<StepOutcome> {
   switch (step.kind) {
     case 'run': {
       if (!ctx.isolation) throw new TsbuildError('INTERNAL', 'RUN step without an isolation backend');
       const entries = await runStepEntries(step, run, {
         backend: ctx.isolation,
         workspace: ctx.workspace,
+        mounts: { cacheDir: ctx.runCacheDir, secrets: ctx.secrets, bindSources: await sources.binds() },
         output: (stream, text) => ctx.progress({ kind: 'step-output', step: ctx.stepId, stream, text }),
         ...(ctx.signal ? { signal: ctx.signal } : {}),
         ...(ctx.runTimeoutSeconds !== undefined ? { timeoutSeconds: ctx.runTimeoutSeconds } : {}),
@@ -106,7 +118,7 @@ async function executeStep(step: Exclude<PlannedStep, { kind: 'metadata' }>, run
       return entries.length === 0 ? { inRootfs: false } : { layer: await layerFrom(entries, ctx), inRootfs: false };
     }
     case 'copy': {
-      const entries = await copyStepEntries(step, await copySources(), run, copyContext(ctx));
+      const entries = await copyStepEntries(step, await sources.copy(), run, copyContext(ctx));
       return { layer: await layerFrom(entries, ctx), inRootfs: false };
     }
   }
@@ -131,8 +143,8 @@ async function recordStep(run: StageRun, layer: ImageLayer | null | undefined, i
 
 /**
  * Runs one step, or reuses its cached result: the cache key covers the parent step, the step's
- * expanded parameters, the platform, the variables it sees, the content COPY/ADD reads, and
- * how layers are written.
+ * expanded parameters, the platform, the variables it sees, the content COPY/ADD reads or RUN
+ * bind-mounts, and how layers are written.
  */
 async function runOrReuse(step: PlannedStep, stepIndex: number, run: StageRun, ctx: StepContext): Promise<void> {
   const history: HistoryEntry = { created: ctx.created, created_by: step.createdBy };
@@ -141,13 +153,18 @@ async function runOrReuse(step: PlannedStep, stepIndex: number, run: StageRun, c
     return;
   }
   let selected: Promise<readonly SelectedSource[]> | undefined;
-  const copySources = (): Promise<readonly SelectedSource[]> => (selected ??= selectCopySources(step as CopyStep, copyContext(ctx)));
+  let bound: Promise<readonly BindSource[]> | undefined;
+  const sources: StepSources = {
+    copy: () => (selected ??= selectCopySources(step as CopyStep, copyContext(ctx))),
+    binds: () => (bound ??= selectBindSources((step as RunStep).mounts, copyContext(ctx))),
+  };
+  const content = ctx.cache ? await stepContent(step, sources) : undefined;
   const probe = ctx.cache
     ? await ctx.cache.probe({
         parent: run.cacheParent,
         step,
         platform: run.stage.platform,
-        ...(step.kind === 'copy' ? { content: await contentChecksum(await copySourceEntries(step, await copySources())) } : {}),
+        ...(content ? { content } : {}),
         stage: run.stage,
         stepIndex,
         layerFormat: { compression: ctx.compression, sourceDateEpoch: ctx.sourceDateEpoch ?? null },
@@ -160,12 +177,19 @@ async function runOrReuse(step: PlannedStep, stepIndex: number, run: StageRun, c
     return;
   }
   if (probe?.miss) ctx.progress({ kind: 'step-cache', step: ctx.stepId, cached: false, summary: probe.miss.summary, differences: probe.miss.differences });
-  const outcome = await executeStep(step, run, ctx, copySources);
+  const outcome = await executeStep(step, run, ctx, sources);
   await recordStep(run, outcome.layer, outcome.inRootfs, history);
   if (probe) {
     await probe.remember(outcome.layer, step.createdBy);
     run.cacheParent = { kind: 'step', key: probe.key };
   }
+}
+
+/** The checksum of what a step reads from outside its stage, for its cache key: COPY/ADD sources, RUN bind mounts. */
+async function stepContent(step: Exclude<PlannedStep, { kind: 'metadata' }>, sources: StepSources): Promise<ContentChecksum | undefined> {
+  if (step.kind === 'copy') return contentChecksum(await copySourceEntries(step, await sources.copy()));
+  if (step.kind === 'run') return bindSourcesChecksum(await sources.binds());
+  return undefined;
 }
 
 async function layerFrom(entries: LayerEntry[], ctx: StepContext): Promise<ImageLayer> {

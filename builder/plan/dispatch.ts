@@ -5,6 +5,7 @@ import { ShellLex } from '../frontend/shell-lex.js';
 import { exposedPortKeys, resolveCopyDest, resolveWorkdir, validateStopSignal } from './image-config.js';
 import type { CopySource, PlannedStep } from './plan-types.js';
 import type { Scope } from './scope.js';
+import { checkMountTargets, parseRunMount } from '../run/run-mounts.js';
 
 /** A stage part-way through its instructions. Every dispatch returns a new state. */
 export interface StageState {
@@ -131,6 +132,9 @@ function dispatchInstruction(state: StageState, ins: Instruction, ctx: DispatchC
     case 'ADD':
       return { ...state, steps: [...state.steps, copyStep(ins, state, ctx, expand)] };
     case 'RUN': {
+      const workdir = c.WorkingDir || '/';
+      const mounts = ins.mounts.map((raw) => parseRunMount(raw, { expand, workdir, resolveFrom: (name) => ctx.resolveCopyFrom(copyFromName(name, ctx.lex)) }));
+      checkMountTargets(mounts);
       const step: PlannedStep = {
         kind: 'run',
         location: ins.location,
@@ -141,8 +145,8 @@ function dispatchInstruction(state: StageState, ins: Instruction, ctx: DispatchC
         env: state.scope.runEnvList(),
         argNames: [...state.scope.argNames].sort(),
         ...(c.User ? { user: c.User } : {}),
-        workdir: c.WorkingDir || '/',
-        mounts: ins.mounts,
+        workdir,
+        mounts,
         network: ins.network,
         security: ins.security,
       };

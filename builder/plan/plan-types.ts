@@ -1,5 +1,6 @@
 import type { Heredoc, NetworkMode, SecurityMode, SourceContent, SourceLocation } from '../frontend/instructions.js';
 import type { ContainerConfig, Descriptor, Digest, ImageConfig, Platform } from '../../layers/types.js';
+import type { RunMount } from '../run/run-mounts.js';
 
 /** A base image read from an OCI layout named by `--build-context`. */
 export interface ResolvedImage {
@@ -18,7 +19,7 @@ export type StageBase =
   | { readonly kind: 'stage'; readonly index: number }
   | { readonly kind: 'image'; readonly contextName: string; readonly image: ResolvedImage };
 
-/** Where `COPY --from` reads. */
+/** Where `COPY --from` and `RUN --mount=type=bind,from=` read. */
 export type CopySource =
   | { readonly kind: 'context' }
   | { readonly kind: 'stage'; readonly index: number }
@@ -70,7 +71,7 @@ export interface RunStep extends StepBase {
   readonly argNames: readonly string[];
   readonly user?: string;
   readonly workdir: string;
-  readonly mounts: readonly string[];
+  readonly mounts: readonly RunMount[];
   readonly network: NetworkMode;
   readonly security: SecurityMode;
 }

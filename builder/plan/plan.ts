@@ -8,6 +8,7 @@ import { copyFromName, dispatch, type DispatchContext, type StageState } from '.
 import type { BuildPlan, CopySource, PlannedStage, PlatformPlan, ResolvedImage, StageBase } from './plan-types.js';
 import { parsePlatform, platformArgs } from './platform.js';
 import { Scope } from './scope.js';
+import { mountFrom } from '../run/run-mounts.js';
 import { findStage, splitStages, targetIndex, type StageSource } from './stages.js';
 
 export interface PlanOptions {
@@ -70,12 +71,12 @@ class PlatformPlanner {
 
   async plan(target: number): Promise<PlatformPlan> {
     // As in BuildKit, every FROM must expand to a name and a valid platform, and no COPY --from
-    // may use variables, in needed stages or not.
+    // (or RUN --mount from=) may use variables, in needed stages or not.
     for (const stage of this.stages) {
       const from = this.expandFrom(stage.from);
       if (from.platform !== undefined) atInstruction(stage.from, () => parsePlatform(from.platform!));
       for (const ins of stage.instructions) {
-        if (ins.kind === 'COPY' && ins.from !== undefined) atInstruction(ins, () => copyFromName(ins.from!, this.ctx.lex));
+        for (const name of atInstruction(ins, () => sourceNames(ins))) atInstruction(ins, () => copyFromName(name, this.ctx.lex));
       }
     }
     const needed = this.neededStages(target);
@@ -85,7 +86,7 @@ class PlatformPlanner {
     return { platform: this.ctx.platform, stages: [...this.planned.values()], targetIndex: target };
   }
 
-  /** The target and every stage it depends on through FROM or COPY --from. */
+  /** The target and every stage it depends on through FROM, COPY --from or RUN --mount from=. */
   private neededStages(target: number): Set<number> {
     const needed = new Set<number>();
     const visit = (index: number): void => {
@@ -94,9 +95,8 @@ class PlatformPlanner {
       const stage = this.stages[index]!;
       const base = findStage(this.stages, this.expandFrom(stage.from).image, index);
       if (base) visit(base.index);
-      for (const ins of stage.instructions) {
-        if (ins.kind !== 'COPY' || ins.from === undefined) continue;
-        const source = findStage(this.stages, ins.from, index);
+      for (const name of stage.instructions.flatMap(sourceNames)) {
+        const source = findStage(this.stages, name, index);
         if (source) visit(source.index);
       }
     };
@@ -169,16 +169,17 @@ class PlatformPlanner {
     return base.image.config.config ?? {};
   }
 
-  /** Reads the images of OCI layout build contexts that `COPY --from` names, for the stage's platform. */
+  /** Reads the images that `COPY --from` and `RUN --mount from=` name, for the stage's platform. */
   private async resolveCopyImages(instructions: readonly Instruction[], stageIndex: number, platform: Platform): Promise<Map<string, ResolvedImage>> {
     const images = new Map<string, ResolvedImage>();
     for (const ins of instructions) {
-      if (ins.kind !== 'COPY' || ins.from === undefined) continue;
-      const name = atInstruction(ins, () => copyFromName(ins.from!, this.ctx.lex));
-      const context = this.ctx.options.buildContexts.get(name);
-      if (images.has(name) || context?.kind === 'local' || findStage(this.stages, name, stageIndex) || /^\d+$/.test(name)) continue;
-      const resolve = context ? () => this.ctx.options.resolveImage(context, platform) : () => this.ctx.options.resolveRegistryImage(name, platform);
-      images.set(name, await atInstruction(ins, resolve));
+      for (const from of atInstruction(ins, () => sourceNames(ins))) {
+        const name = atInstruction(ins, () => copyFromName(from, this.ctx.lex));
+        const context = this.ctx.options.buildContexts.get(name);
+        if (images.has(name) || context?.kind === 'local' || findStage(this.stages, name, stageIndex) || /^\d+$/.test(name)) continue;
+        const resolve = context ? () => this.ctx.options.resolveImage(context, platform) : () => this.ctx.options.resolveRegistryImage(name, platform);
+        images.set(name, await atInstruction(ins, resolve));
+      }
     }
     return images;
   }
@@ -204,7 +205,7 @@ class PlatformPlanner {
     if (context?.kind === 'local') return { kind: 'local-context', name: from, dir: context.dir };
     const image = copyImages.get(from);
     if (image) return { kind: 'image', contextName: from, image };
-    throw new TsbuildError('UNKNOWN_STAGE', `COPY --from=${from}: no earlier stage has index ${from}`);
+    throw new TsbuildError('UNKNOWN_STAGE', `--from=${from}: no earlier stage has index ${from}`);
   }
 }
 
@@ -213,6 +214,13 @@ function parseTriggers(triggers: readonly string[], image: string): Instruction[
   if (triggers.length === 0) return [];
   const parsed = parseDockerfile(`FROM scratch\n${triggers.join('\n')}\n`, `ONBUILD of ${image}`);
   return parsed.instructions.slice(1) as Instruction[];
+}
+
+/** The stages, contexts or images an instruction reads files from: COPY --from and RUN --mount from=. */
+function sourceNames(ins: Instruction): string[] {
+  if (ins.kind === 'COPY' && ins.from !== undefined) return [ins.from];
+  if (ins.kind === 'RUN') return ins.mounts.flatMap((raw) => mountFrom(raw) ?? []);
+  return [];
 }
 
 function atInstruction<T>(ins: Instruction, action: () => T): T {

@@ -1,4 +1,4 @@
-import { mkdir, rmdir, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rmdir, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { lstatOrUndefined } from '../../layers/fs-util.js';
 import { resolveInRoot } from '../fs/resolve-path.js';
@@ -22,7 +22,12 @@ export interface MountStubs {
   readonly created: ReadonlySet<string>;
   /** The real (symlink-resolved) container paths of every mount point, in order. */
   readonly resolved: ReadonlyMap<string, string>;
-  /** Removes the stubs and gives their parent directories back their times. */
+  /**
+   * Created directories that now hold something besides stubs (the run wrote there), and so
+   * belong in its layer, with what it wrote; the other stubs stay out of snapshots.
+   */
+  usedDirectories(): Promise<Set<string>>;
+  /** Removes the stubs (never a used directory) and gives their parent directories back their times. */
   remove(): Promise<void>;
 }
 
@@ -52,9 +57,20 @@ export async function createMountStubs(rootfs: string, points: readonly MountPoi
       created.push(sub);
     }
   }
+  const createdSet = new Set(created);
   return {
-    created: new Set(created),
+    created: createdSet,
     resolved,
+    usedDirectories: async () => {
+      const used = new Set<string>();
+      // Children come after their parents in `created`: deepest first.
+      for (const sub of [...created].reverse()) {
+        if (!(await lstatOrUndefined(path.join(rootfs, sub)))?.isDirectory()) continue;
+        const names = await readdir(path.join(rootfs, sub));
+        if (names.some((name) => !createdSet.has(`${sub}/${name}`) || used.has(`${sub}/${name}`))) used.add(sub);
+      }
+      return used;
+    },
     remove: async () => {
       for (const sub of [...created].reverse()) {
         const abs = path.join(rootfs, sub);

@@ -15,7 +15,8 @@ import { parentOf } from '../snapshot/entries.js';
 import { rescanPaths, scanTree } from '../snapshot/scan.js';
 import { buildHostname, etcBindMounts } from './etc-files.js';
 import { LineBuffer } from './line-buffer.js';
-import { createMountStubs, systemMountPoints } from './mount-points.js';
+import { createMountStubs, systemMountPoints, type MountStubs } from './mount-points.js';
+import { prepareMounts, type MountContext } from './prepare-mounts.js';
 import { runCommand } from './run-command.js';
 
 const defaultPath = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -27,26 +28,33 @@ export interface RunStepContext {
   readonly signal?: AbortSignal;
   /** Kills a step's processes after this many seconds and fails the build. */
   readonly timeoutSeconds?: number;
+  /** What `--mount` needs: the cache directory, secrets and bind sources. */
+  readonly mounts: Omit<MountContext, 'workspace'>;
 }
 
 /**
  * Runs a RUN step's process in the stage's rootfs and returns what it changed as layer entries.
- * The sandbox's mount points and files are kept out of the snapshot and removed afterwards.
+ * The sandbox's mount points and files, and the step's `--mount` targets with everything under
+ * them, are kept out of the snapshot; the stubs made for them are removed afterwards.
  */
 export async function runStepEntries(step: RunStep, run: StageRun, ctx: RunStepContext): Promise<LayerEntry[]> {
-  refuseUnsupported(step);
+  if (step.security === 'insecure') throw new TsbuildError('UNSUPPORTED', 'RUN --security=insecure is not allowed: it needs a privileged entitlement tsbuild does not grant');
   const prepared = await run.prepared('run');
   const rootfs = prepared.dir;
   const user = await resolveProcessUser(step.user, rootfs);
   const scratchDir = await ctx.workspace.newDir('run');
-  const binds = await etcBindMounts(scratchDir);
-  const stubs = await createMountStubs(rootfs, [...systemMountPoints, ...binds.map((b) => ({ destination: b.destination, kind: 'file' as const }))]);
+  const mounts = await prepareMounts(step.mounts, { ...ctx.mounts, workspace: ctx.workspace });
+  let stubs: MountStubs | undefined;
   let command: Awaited<ReturnType<typeof runCommand>> | undefined;
   try {
+    const binds = [...(await etcBindMounts(scratchDir)).map((b) => ({ ...b, kind: 'file' as const })), ...mounts.binds];
+    stubs = await createMountStubs(rootfs, [...systemMountPoints, ...binds]);
+    const resolved = stubs.resolved;
     command = await runCommand(step.args, step.heredocs, step.shellForm, rootfs);
     // Bind destinations too: a backend without mounts writes them in place for the run, and their changes never persist.
-    const bindPaths = binds.map((b) => (stubs.resolved.get(b.destination) ?? b.destination).slice(1));
-    const hidden = new Set([...stubs.created, ...bindPaths, ...(command.scriptPath ? [command.scriptPath] : [])]);
+    const bindPaths = binds.map((b) => (resolved.get(b.destination) ?? b.destination).slice(1));
+    const scriptPaths = command.scriptPath ? [command.scriptPath] : [];
+    let hidden = new Set([...stubs.created, ...bindPaths, ...scriptPaths]);
     const scanRoot = prepared.upperDir ?? rootfs;
     const exclude = (rel: string): boolean => hidden.has(rel) || (prepared.snapshotExclude?.(rel) ?? false);
     // The previous RUN's final scan still holds, but for the directories this step's stubs and script went into.
@@ -60,12 +68,12 @@ export async function runStepEntries(step: RunStep, run: StageRun, ctx: RunStepC
     const result = await ctx.backend.run({
       rootfs,
       args: command.args,
-      env: withDefaults(step.env, user.home),
+      env: [...withDefaults(step.env, user.home), ...mounts.env],
       cwd,
       user,
       hostname: buildHostname,
       network: step.network,
-      binds: binds.map((b) => ({ ...b, destination: stubs.resolved.get(b.destination) ?? b.destination })),
+      binds: binds.map((b) => ({ destination: resolved.get(b.destination) ?? b.destination, source: b.source, readonly: b.readonly })),
       scratchDir: await ctx.workspace.newDir('run-scratch'),
       stdout: (chunk) => stdout.push(chunk),
       stderr: (chunk) => stderr.push(chunk),
@@ -76,12 +84,16 @@ export async function runStepEntries(step: RunStep, run: StageRun, ctx: RunStepC
     if (result.exitCode !== 0) {
       throw new TsbuildError('RUN_FAILED', `process "${step.args.join(' ')}" did not complete successfully: exit code: ${result.exitCode}`);
     }
+    // A directory made only to hold a mount point, that the process then wrote into, is part of the layer.
+    const used = await stubs.usedDirectories();
+    hidden = new Set([...[...stubs.created].filter((rel) => !used.has(rel)), ...bindPaths, ...scriptPaths]);
     const after = await scanTree(scanRoot, { exclude });
     run.keepScan(prepared, after);
     return prepared.upperDir ? await diffOverlayUpper(before, after, prepared.upperDir) : await diffTrees(before, after, rootfs);
   } finally {
     if (command?.scriptPath) await rm(path.join(rootfs, command.scriptPath), { force: true });
-    await stubs.remove();
+    await stubs?.remove();
+    await mounts.release();
   }
 }
 
@@ -97,9 +109,4 @@ function stepDeadline(ctx: RunStepContext): { signal?: AbortSignal; clear: () =>
 function withDefaults(env: readonly string[], home: string): string[] {
   const has = (key: string): boolean => env.some((e) => e.startsWith(`${key}=`));
   return [...(has('PATH') ? [] : [`PATH=${defaultPath}`]), ...env, ...(has('HOME') ? [] : [`HOME=${home}`])];
-}
-
-function refuseUnsupported(step: RunStep): void {
-  if (step.mounts.length > 0) throw new TsbuildError('UNSUPPORTED', `RUN --mount is not supported yet (${step.mounts[0]})`);
-  if (step.security === 'insecure') throw new TsbuildError('UNSUPPORTED', 'RUN --security=insecure is not allowed: it needs a privileged entitlement tsbuild does not grant');
 }

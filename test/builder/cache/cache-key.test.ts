@@ -9,6 +9,7 @@ import { contentChecksum } from '../../../builder/cache/content-checksum.js';
 import { sha256Digest } from '../../../layers/digest.js';
 import { TsbuildError } from '../../../layers/errors.js';
 import type { Digest } from '../../../layers/types.js';
+import type { RunMount } from '../../../builder/run/run-mounts.js';
 import { sh } from '../../support/tree-state.js';
 import { amd64, copiedEntries, copyStep, runStep } from './copy-fixture.js';
 
@@ -99,6 +100,7 @@ test('a key is the same in another process', () => {
 
 test('every input a RUN, WORKDIR or base covers changes the key', () => {
   const run = runStep('/ctx/Dockerfile', 3);
+  const cacheMount: RunMount = { type: 'cache', target: '/root/.cache', id: '/root/.cache', sharing: 'shared', readonly: false, mode: 0o755, uid: 0, gid: 0 };
   const base: StepKeyInput = { parent: { kind: 'step', key: stepKey }, step: run, platform: amd64 };
   const variants: [string, StepKeyInput][] = [
     ['base', base],
@@ -119,7 +121,9 @@ test('every input a RUN, WORKDIR or base covers changes the key', () => {
     ['workdir', { ...base, step: { ...run, workdir: '/src' } }],
     ['network', { ...base, step: { ...run, network: 'none' } }],
     ['security', { ...base, step: { ...run, security: 'insecure' } }],
-    ['mounts', { ...base, step: { ...run, mounts: ['type=cache,target=/root/.cache'] } }],
+    ['mounts', { ...base, step: { ...run, mounts: [cacheMount] } }],
+    ['mount option', { ...base, step: { ...run, mounts: [{ ...cacheMount, sharing: 'locked' }] } }],
+    ['mount content', { ...base, step: { ...run, mounts: [cacheMount] }, content: { digest: imageA, files: new Map() } }],
     ['env value', { ...base, step: { ...run, env: ['PATH=/usr/bin:/bin', 'VERSION=2'] } }],
     ['env added', { ...base, step: { ...run, env: [...run.env, 'EXTRA=1'] } }],
     ['env removed', { ...base, step: { ...run, env: ['PATH=/usr/bin:/bin'] } }],

@@ -1,0 +1,131 @@
+import { chmod, chown, mkdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { sha256Digest } from '../../layers/digest.js';
+import { TsbuildError } from '../../layers/errors.js';
+import { isErrnoCode } from '../../layers/fs-util.js';
+import { acquireLockFile, tryLockFile } from '../../layers/layout-lock.js';
+import type { Workspace } from '../exec/workspace.js';
+import type { BindMount } from '../isolation/backend.js';
+import { bindSourcePath, type BindSource } from './bind-sources.js';
+import type { CacheRunMount, RunMount, SecretRunMount } from './run-mounts.js';
+
+/** What a step's mounts need from the build. */
+export interface MountContext {
+  readonly workspace: Workspace;
+  /** Where cache mounts keep their directories between builds. */
+  readonly cacheDir: string;
+  /** Secret contents by id. */
+  readonly secrets: ReadonlyMap<string, Buffer>;
+  /** The sources of the step's bind mounts (see bind-sources.ts). */
+  readonly bindSources: readonly BindSource[];
+}
+
+/** A mount as the backend binds it, and what its mount point must be. */
+export interface MountBind extends BindMount {
+  readonly kind: 'directory' | 'file';
+}
+
+export interface PreparedMounts {
+  /** Parents before the mounts nested in them. */
+  readonly binds: readonly MountBind[];
+  /** `NAME=value` pairs that secrets with `env=` add to the process's environment. */
+  readonly env: readonly string[];
+  /** Releases cache locks and removes secret files. */
+  release(): Promise<void>;
+}
+
+/**
+ * Gets a host directory or file ready for every mount of a step: a fresh scratch directory for
+ * tmpfs (the backends bind directories, so no size limit), the persistent directory of a cache,
+ * the bound source (or its private copy), a secret's content in a read-only file.
+ */
+export async function prepareMounts(mounts: readonly RunMount[], ctx: MountContext): Promise<PreparedMounts> {
+  const binds: MountBind[] = [];
+  const env: string[] = [];
+  const releases: (() => Promise<void>)[] = [];
+  const release = async (): Promise<void> => {
+    for (const undo of releases.reverse()) await undo();
+  };
+  try {
+    for (const mount of mounts) {
+      switch (mount.type) {
+        case 'tmpfs': {
+          const dir = await ctx.workspace.newDir('tmpfs');
+          await chmod(dir, 0o1777);
+          binds.push({ destination: mount.target, source: dir, readonly: false, kind: 'directory' });
+          break;
+        }
+        case 'cache':
+          binds.push({ destination: mount.target, source: await cacheDirectory(mount, ctx, releases), readonly: mount.readonly, kind: 'directory' });
+          break;
+        case 'bind': {
+          const source = ctx.bindSources.find((s) => s.mount === mount);
+          if (!source) throw new TsbuildError('INTERNAL', `no source selected for the bind mount at ${mount.target}`);
+          const kind = source.match.stats.isDirectory() ? 'directory' : 'file';
+          binds.push({ destination: mount.target, source: await bindSourcePath(source, ctx.workspace), readonly: !mount.readwrite, kind });
+          break;
+        }
+        case 'secret':
+          await secretMount(mount, ctx, binds, env, releases);
+          break;
+      }
+    }
+  } catch (err) {
+    await release();
+    throw err;
+  }
+  binds.sort((a, b) => (a.destination < b.destination ? -1 : a.destination > b.destination ? 1 : 0));
+  return { binds, env, release };
+}
+
+/**
+ * The cache's directory under `cacheDir`, named by the SHA-256 of its id. `locked` waits for the
+ * cache's lock file and holds it for the run; `private` takes the lock when it is free and
+ * otherwise gets a fresh directory of its own for this run; `shared` takes no lock.
+ */
+async function cacheDirectory(mount: CacheRunMount, ctx: MountContext, releases: (() => Promise<void>)[]): Promise<string> {
+  await mkdir(ctx.cacheDir, { recursive: true, mode: 0o700 });
+  const dir = path.join(ctx.cacheDir, sha256Digest(mount.id).slice('sha256:'.length));
+  if (mount.sharing === 'locked') releases.push(await acquireLockFile(`${dir}.lock`, { timeoutMs: Infinity }));
+  if (mount.sharing === 'private') {
+    const unlock = await tryLockFile(`${dir}.lock`);
+    if (!unlock) {
+      const own = path.join(await ctx.workspace.newDir('cache-private'), 'cache');
+      await createCacheDirectory(own, mount);
+      return own;
+    }
+    releases.push(unlock);
+  }
+  await createCacheDirectory(dir, mount);
+  return dir;
+}
+
+/** Makes a cache's directory with its mode and owner, unless it is already there. */
+async function createCacheDirectory(dir: string, mount: CacheRunMount): Promise<void> {
+  try {
+    await mkdir(dir);
+  } catch (err) {
+    if (isErrnoCode(err, 'EEXIST')) return;
+    throw err;
+  }
+  await chmod(dir, mount.mode);
+  await chown(dir, mount.uid, mount.gid);
+}
+
+/** Adds a secret's file and variable; a secret the build was not given is an error only when required. */
+async function secretMount(mount: SecretRunMount, ctx: MountContext, binds: MountBind[], env: string[], releases: (() => Promise<void>)[]): Promise<void> {
+  const value = ctx.secrets.get(mount.id);
+  if (value === undefined) {
+    if (mount.required) throw new TsbuildError('SECRET_MISSING', `secret "${mount.id}" is required but the build was not given it (--secret id=${mount.id},src=FILE)`);
+    return;
+  }
+  if (mount.env !== undefined) env.push(`${mount.env}=${value.toString('utf8')}`);
+  if (mount.target === undefined) return;
+  const dir = await ctx.workspace.newDir('secret');
+  const file = path.join(dir, 'secret');
+  releases.push(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(file, value, { mode: 0o600 });
+  await chown(file, mount.uid, mount.gid);
+  await chmod(file, mount.mode);
+  binds.push({ destination: mount.target, source: file, readonly: true, kind: 'file' });
+}
