@@ -72,9 +72,9 @@ export class StageRun {
     this.historyList.push({ ...entry, empty_layer: true });
   }
 
-  /** Keeps the scan a RUN step took of `rootfs` after its process ended, for the next RUN step to start from. */
-  keepScan(rootfs: PreparedRootfs, snapshot: TreeSnapshot): void {
-    this.lastScan = { rootfs, snapshot };
+  /** Keeps the scan a RUN step took of `rootfs` after its process ended, for the next RUN step to start from; undefined forgets it. */
+  keepScan(rootfs: PreparedRootfs, snapshot: TreeSnapshot | undefined): void {
+    this.lastScan = snapshot && { rootfs, snapshot };
   }
 
   /** The scan kept by `keepScan`, if `rootfs` is the one it was taken of and nothing has changed it since. */

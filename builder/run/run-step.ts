@@ -57,8 +57,10 @@ export async function runStepEntries(step: RunStep, run: StageRun, ctx: RunStepC
     let hidden = new Set([...stubs.created, ...bindPaths, ...scriptPaths]);
     const scanRoot = prepared.upperDir ?? rootfs;
     const exclude = (rel: string): boolean => hidden.has(rel) || (prepared.snapshotExclude?.(rel) ?? false);
-    // The previous RUN's final scan still holds, but for the directories this step's stubs and script went into.
-    const kept = run.keptScan(prepared);
+    // The previous RUN's final scan still holds, but for the directories this step's stubs and script
+    // went into. Not with --mount: the scans of two steps would leave different targets out.
+    const carries = step.mounts.length === 0;
+    const kept = carries ? run.keptScan(prepared) : undefined;
     const before = kept ? rescanPaths(kept, scanRoot, [...hidden].map(parentOf), { exclude }) : await scanTree(scanRoot, { exclude });
     const cwd = `/${await resolveInRoot(rootfs, step.workdir, 'rootfs', true)}`;
     if (!(await lstatOrUndefined(path.join(rootfs, cwd)))) await mkdir(path.join(rootfs, cwd), { recursive: true, mode: 0o755 });
@@ -88,7 +90,7 @@ export async function runStepEntries(step: RunStep, run: StageRun, ctx: RunStepC
     const used = await stubs.usedDirectories();
     hidden = new Set([...[...stubs.created].filter((rel) => !used.has(rel)), ...bindPaths, ...scriptPaths]);
     const after = await scanTree(scanRoot, { exclude });
-    run.keepScan(prepared, after);
+    run.keepScan(prepared, carries ? after : undefined);
     return prepared.upperDir ? await diffOverlayUpper(before, after, prepared.upperDir) : await diffTrees(before, after, rootfs);
   } finally {
     if (command?.scriptPath) await rm(path.join(rootfs, command.scriptPath), { force: true });

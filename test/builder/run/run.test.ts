@@ -155,6 +155,9 @@ describe('RUN conformance, every backend', { skip }, () => {
       test('consecutive RUN steps each hold exactly their own changes', async () => {
         const layout = await buildImage(`consecutive-${mode}`, 'FROM busybox\nRUN echo one > /one\nRUN echo two > /etc/two\nRUN rm /one && mkdir /d\n', mode);
         assert.deepEqual((await layerListings(layout)).slice(-3), [['one'], ['etc/', 'etc/two'], ['.wh.one', 'd/']]);
+        // A step whose mount hides part of the tree from its scans, between two that do not.
+        const mounted = await buildImage(`consecutive-mounts-${mode}`, 'FROM busybox\nRUN echo one > /one\nRUN --mount=type=tmpfs,target=/etc echo two > /two\nRUN echo three > /three\n', mode);
+        assert.deepEqual((await layerListings(mounted)).slice(-3), [['one'], ['two'], ['three']]);
       });
 
       test('a failing RUN names the line, the command and the exit code, and leaves nothing behind', async () => {
