@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -120,6 +120,36 @@ describe('the build cache', { skip: canRun ? false : 'needs root for RUN steps' 
     const copied = await buildReporting(dir);
     assert.deepEqual(copied.steps.map((s) => s.cached), [false, false]);
     assert.match(copied.steps[1]!.summary, /^file artifact changed/);
+  });
+
+  test('the change matrix: each change misses exactly the steps that see it', async () => {
+    const dir = await context('matrix', {
+      Dockerfile: 'FROM busybox\nCOPY src/ /src/\nRUN cat /src/a.txt > /a-copy\nARG USED=1\nRUN echo "$USED" > /used\nARG LATER=1\nRUN echo later > /later\n',
+      '.dockerignore': 'src/ignored.txt\n',
+      'src/a.txt': 'aaaa\n',
+      'src/b.txt': 'b\n',
+    });
+    const hits = async (extra: Partial<BuildRequest> = {}): Promise<boolean[]> => (await buildReporting(dir, extra)).steps.map((s) => s.cached);
+    const all = [true, true, true, true];
+    const none = [false, false, false, false];
+    await hits();
+    assert.deepEqual(await hits(), all, 'nothing changed');
+
+    const a = path.join(dir, 'src/a.txt');
+    const { atime, mtime } = await stat(a);
+    await writeFile(a, 'AAAA\n');
+    await utimes(a, atime, mtime);
+    assert.deepEqual(await hits(), none, 'a same-size, same-mtime rewrite');
+    await chmod(path.join(dir, 'src/b.txt'), 0o600);
+    assert.deepEqual(await hits(), none, 'a file mode');
+    await rename(path.join(dir, 'src/b.txt'), path.join(dir, 'src/c.txt'));
+    assert.deepEqual(await hits(), none, 'a file name');
+    await writeFile(path.join(dir, 'src/ignored.txt'), 'not in the context\n');
+    assert.deepEqual(await hits(), all, 'an ignored file');
+    assert.deepEqual(await hits({ buildArgs: new Map([['USED', '2']]) }), [true, true, false, false], 'an ARG the third step sees');
+    assert.deepEqual(await hits({ buildArgs: new Map([['USED', '2'], ['LATER', '2']]) }), [true, true, true, false], 'an ARG only the last step sees');
+    assert.deepEqual(await hits({ buildArgs: new Map([['USED', '2'], ['LATER', '2'], ['UNDECLARED', 'x']]) }), all, 'a build-arg no ARG declares');
+    assert.deepEqual(await hits({ buildArgs: new Map([['USED', '2'], ['LATER', '2']]), noCache: true }), none, '--no-cache');
   });
 
   test('a new base digest invalidates every step above it', async () => {
