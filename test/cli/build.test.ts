@@ -275,3 +275,8 @@ describe('plan', () => {
     assert.equal(stages[1].config.Labels['org.opencontainers.image.version'], '2');
   });
 });
+
+test('the package bin runs as a program, as npx runs it', async () => {
+  const { stdout } = await run(path.join(repoRoot(), 'dist', 'cli', 'main.js'), ['--help']);
+  assert.match(stdout, /tsbuild/);
+});
