@@ -173,6 +173,16 @@ function commandArgs(command: CommandLine, config: ContainerConfig): string[] {
   return command.prependShell ? [...(config.Shell ?? defaultShell), ...command.args] : [...command.args];
 }
 
+/**
+ * Whether an ADD source names a git repository, as BuildKit tells them from files and URLs: a git
+ * or ssh URL, `user@host:path`, or an http(s) URL whose path ends in `.git`.
+ */
+function isGitSource(source: string): boolean {
+  if (/^(git|ssh):\/\//i.test(source) || /^[\w.-]+@[\w.-]+:/.test(source)) return true;
+  if (!/^https?:\/\//i.test(source)) return false;
+  return /\.git\/?$/.test(source.replace(/[#?].*$/, ''));
+}
+
 function copyStep(ins: CopyInstruction | AddInstruction, state: StageState, ctx: DispatchContext, expand: (w: string) => string): PlannedStep {
   const vars = state.scope.expansionVariables();
   const from = ins.kind === 'COPY' && ins.from !== undefined ? ctx.resolveCopyFrom(copyFromName(ins.from, ctx.lex)) : { kind: 'context' as const };
@@ -186,13 +196,16 @@ function copyStep(ins: CopyInstruction | AddInstruction, state: StageState, ctx:
   if (ins.kind === 'ADD' && ins.keepGitDir !== undefined) {
     throw new TsbuildError('UNSUPPORTED', 'ADD --keep-git-dir: git sources are not supported');
   }
+  const sources = ins.sources.map(expand);
+  const gitSource = ins.kind === 'ADD' ? sources.find(isGitSource) : undefined;
+  if (gitSource !== undefined) throw new TsbuildError('UNSUPPORTED', `ADD ${gitSource}: git repositories are not supported as sources`);
   return {
     kind: 'copy',
     instruction: ins.kind,
     location: ins.location,
     createdBy: ins.original,
     from,
-    sources: ins.sources.map(expand),
+    sources,
     sourceContents,
     dest: resolveCopyDest(state.config.WorkingDir, expand(ins.dest)),
     ...(chown !== undefined ? { chown } : {}),

@@ -550,6 +550,14 @@ describe('COPY and ADD', () => {
     assert.equal(add!.checksum, 'sha256:1000');
   });
 
+  it('ADD refuses git repositories at their line, and takes other URLs and paths as they are', async () => {
+    for (const source of ['https://example.com/org/repo.git#v1.2', 'http://example.com/repo.git', 'git@example.com:org/repo.git', 'git://example.com/repo', 'ssh://git@example.com/repo']) {
+      await assertFailsAt(`FROM scratch\n\nADD ${source} /src\n`, 3, `ADD ${source}: git repositories are not supported as sources`);
+    }
+    const stage = await planTarget('FROM scratch\nADD https://example.com/repo.git.tar.gz notes.git /x/\n');
+    assert.deepEqual(copies(stage)[0]!.sources, ['https://example.com/repo.git.tar.gz', 'notes.git']);
+  });
+
   it('expand heredoc sources unless the delimiter is quoted', async () => {
     const stage = await planTarget("FROM scratch\nARG V=val\nCOPY <<EOF <<'RAW' /dir/\n$V\nEOF\n$V\nRAW\n");
     assert.deepEqual(copies(stage)[0]!.sourceContents.map((s) => s.data), ['val\n', '$V\n']);
