@@ -192,6 +192,7 @@ function normalisedStep(step: CacheableStep): KeyMaterial['step'] {
         excludes: [...step.excludes],
         checksum: step.checksum ?? null,
         unpack: step.unpack ?? null,
+        keepGitDir: step.keepGitDir ?? null,
       };
     case 'workdir':
       return { kind: 'WORKDIR', path: step.path, user: step.user ?? null };

@@ -13,6 +13,7 @@ import type { CopySource, CopyStep, ResolvedImage } from '../plan/plan-types.js'
 import { parseChmod } from './chmod.js';
 import { copyEntries, type SelectedSource } from './copy-entries.js';
 import { downloadUrl, isUrl } from './fetch-url.js';
+import { cloneGitSource, isGitSource, parseGitSource } from './git-source.js';
 import type { StageRun } from './stage-run.js';
 import { resolveOwner } from './user-db.js';
 import type { Workspace } from './workspace.js';
@@ -76,6 +77,10 @@ export async function selectCopySources(step: CopyStep, ctx: CopyContext): Promi
   const tree = await copySourceTree(step.from, ctx);
   const selected: SelectedSource[] = [];
   for (const source of step.sources) {
+    if (step.instruction === 'ADD' && isGitSource(source)) {
+      selected.push(await cloned(source, step, ctx));
+      continue;
+    }
     if (step.instruction === 'ADD' && isUrl(source)) {
       selected.push(await downloaded(source, step, ctx));
       continue;
@@ -174,6 +179,13 @@ async function downloaded(url: string, step: CopyStep, ctx: CopyContext): Promis
   const tree: SourceTree = { root: dir, scope: 'context', label: url, isIgnored: () => false };
   const name = path.basename(file);
   return { tree, match: { relPath: name, matchedPath: name, stats: await lstat(file) } };
+}
+
+/** A git repository's tree at the ref the source names, added like a directory: its contents. */
+async function cloned(source: string, step: CopyStep, ctx: CopyContext): Promise<SelectedSource> {
+  const dir = path.join(await ctx.workspace.newDir('add-git'), 'repo');
+  const root = await cloneGitSource(parseGitSource(source), dir, { keepGitDir: step.keepGitDir ?? false, ...(step.checksum !== undefined ? { checksum: step.checksum } : {}) });
+  return selectRoot({ root, scope: 'context', label: source, isIgnored: () => false });
 }
 
 async function heredocSource(name: string, data: string, ctx: CopyContext): Promise<SelectedSource> {

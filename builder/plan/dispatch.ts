@@ -6,6 +6,7 @@ import { exposedPortKeys, resolveCopyDest, resolveWorkdir, validateStopSignal } 
 import type { CopySource, PlannedStep } from './plan-types.js';
 import type { Scope } from './scope.js';
 import { checkMountTargets, parseRunMount } from '../run/run-mounts.js';
+import { isGitSource } from '../exec/git-source.js';
 
 /** A stage part-way through its instructions. Every dispatch returns a new state. */
 export interface StageState {
@@ -173,16 +174,6 @@ function commandArgs(command: CommandLine, config: ContainerConfig): string[] {
   return command.prependShell ? [...(config.Shell ?? defaultShell), ...command.args] : [...command.args];
 }
 
-/**
- * Whether an ADD source names a git repository, as BuildKit tells them from files and URLs: a git
- * or ssh URL, `user@host:path`, or an http(s) URL whose path ends in `.git`.
- */
-function isGitSource(source: string): boolean {
-  if (/^(git|ssh):\/\//i.test(source) || /^[\w.-]+@[\w.-]+:/.test(source)) return true;
-  if (!/^https?:\/\//i.test(source)) return false;
-  return /\.git\/?$/.test(source.replace(/[#?].*$/, ''));
-}
-
 function copyStep(ins: CopyInstruction | AddInstruction, state: StageState, ctx: DispatchContext, expand: (w: string) => string): PlannedStep {
   const vars = state.scope.expansionVariables();
   const from = ins.kind === 'COPY' && ins.from !== undefined ? ctx.resolveCopyFrom(copyFromName(ins.from, ctx.lex)) : { kind: 'context' as const };
@@ -190,15 +181,11 @@ function copyStep(ins: CopyInstruction | AddInstruction, state: StageState, ctx:
   const chown = ins.chown !== undefined ? expand(ins.chown) : undefined;
   const chmod = ins.chmod !== undefined ? expand(ins.chmod) : undefined;
   const checksum = ins.kind === 'ADD' && ins.checksum !== undefined ? expand(ins.checksum) : undefined;
-  if (checksum !== undefined && (ins.sourceContents.length > 0 || ins.sources.some((s) => !/^https?:\/\//i.test(expand(s))))) {
-    throw new TsbuildError('BAD_CHECKSUM', 'checksum can\'t be specified for non-HTTP(S) sources');
-  }
-  if (ins.kind === 'ADD' && ins.keepGitDir !== undefined) {
-    throw new TsbuildError('UNSUPPORTED', 'ADD --keep-git-dir: git sources are not supported');
-  }
   const sources = ins.sources.map(expand);
-  const gitSource = ins.kind === 'ADD' ? sources.find(isGitSource) : undefined;
-  if (gitSource !== undefined) throw new TsbuildError('UNSUPPORTED', `ADD ${gitSource}: git repositories are not supported as sources`);
+  const gitSources = ins.kind === 'ADD' ? sources.filter(isGitSource) : [];
+  if (checksum !== undefined) checkChecksum(checksum, sources, gitSources, ins.sourceContents.length > 0);
+  const keepGitDir = ins.kind === 'ADD' ? ins.keepGitDir : undefined;
+  if (keepGitDir !== undefined && gitSources.length === 0) throw new TsbuildError('BAD_FLAG', '--keep-git-dir applies only to git sources');
   return {
     kind: 'copy',
     instruction: ins.kind,
@@ -215,5 +202,18 @@ function copyStep(ins: CopyInstruction | AddInstruction, state: StageState, ctx:
     excludes: ins.excludes.map(expand),
     ...(checksum !== undefined ? { checksum } : {}),
     ...(ins.kind === 'ADD' && ins.unpack !== undefined ? { unpack: ins.unpack } : {}),
+    ...(keepGitDir !== undefined ? { keepGitDir } : {}),
   };
+}
+
+/** `--checksum` is a digest for HTTP(S) downloads and a commit for a git source, never for anything else. */
+function checkChecksum(checksum: string, sources: readonly string[], gitSources: readonly string[], heredocs: boolean): void {
+  if (gitSources.length > 0) {
+    if (sources.length > 1 || heredocs) throw new TsbuildError('BAD_CHECKSUM', 'checksum can\'t be specified for several sources with a git repository');
+    if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(checksum)) throw new TsbuildError('BAD_CHECKSUM', `checksum of a git source must be a full commit hash, not ${checksum}`);
+    return;
+  }
+  if (heredocs || sources.some((s) => !/^https?:\/\//i.test(s))) {
+    throw new TsbuildError('BAD_CHECKSUM', 'checksum can\'t be specified for non-HTTP(S) sources');
+  }
 }

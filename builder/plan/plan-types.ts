@@ -50,8 +50,11 @@ export interface CopyStep extends StepBase {
   readonly link: boolean;
   readonly parents: boolean;
   readonly excludes: readonly string[];
+  /** A digest for an HTTP(S) source, a commit for a git source. */
   readonly checksum?: string;
   readonly unpack?: boolean;
+  /** ADD of a git repository keeps its `.git` directory. */
+  readonly keepGitDir?: boolean;
 }
 
 export interface WorkdirStep extends StepBase {

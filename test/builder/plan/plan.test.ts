@@ -550,12 +550,13 @@ describe('COPY and ADD', () => {
     assert.equal(add!.checksum, 'sha256:1000');
   });
 
-  it('ADD refuses git repositories at their line, and takes other URLs and paths as they are', async () => {
-    for (const source of ['https://example.com/org/repo.git#v1.2', 'http://example.com/repo.git', 'git@example.com:org/repo.git', 'git://example.com/repo', 'ssh://git@example.com/repo']) {
-      await assertFailsAt(`FROM scratch\n\nADD ${source} /src\n`, 3, `ADD ${source}: git repositories are not supported as sources`);
-    }
-    const stage = await planTarget('FROM scratch\nADD https://example.com/repo.git.tar.gz notes.git /x/\n');
-    assert.deepEqual(copies(stage)[0]!.sources, ['https://example.com/repo.git.tar.gz', 'notes.git']);
+  it('ADD takes git sources with --keep-git-dir and a commit as checksum, and refuses those flags elsewhere', async () => {
+    const stage = await planTarget('FROM scratch\nADD --keep-git-dir --checksum=' + 'a'.repeat(40) + ' https://example.com/repo.git#v1:sub /src\n');
+    assert.equal(copies(stage)[0]!.keepGitDir, true);
+    assert.equal(copies(stage)[0]!.checksum, 'a'.repeat(40));
+    await assertFailsAt('FROM scratch\nADD --keep-git-dir https://example.com/a.tgz /x\n', 2, '--keep-git-dir applies only to git sources');
+    await assertFailsAt('FROM scratch\nADD --checksum=sha256:' + 'a'.repeat(64) + ' git@example.com:org/repo.git /x\n', 2, /^checksum of a git source must be a full commit hash/);
+    await assertFailsAt('FROM scratch\nADD --checksum=' + 'a'.repeat(40) + ' notes.txt /x\n', 2, "checksum can't be specified for non-HTTP(S) sources");
   });
 
   it('expand heredoc sources unless the delimiter is quoted', async () => {
