@@ -192,7 +192,8 @@ function normalisedStep(step: CacheableStep): KeyMaterial['step'] {
         excludes: [...step.excludes],
         checksum: step.checksum ?? null,
         unpack: step.unpack ?? null,
-        keepGitDir: step.keepGitDir ?? null,
+        // Only when on (off is the default), so that keys made before git sources existed still match.
+        ...(step.keepGitDir ? { keepGitDir: true } : {}),
       };
     case 'workdir':
       return { kind: 'WORKDIR', path: step.path, user: step.user ?? null };

@@ -156,6 +156,7 @@ test('every option of a COPY/ADD and its content checksum changes the key', asyn
     ['checksum', { ...base, step: { ...copy, instruction: 'ADD', checksum: sha256Digest('x') } }],
     ['unpack false', { ...base, step: { ...copy, instruction: 'ADD', unpack: false } }],
     ['unpack true', { ...base, step: { ...copy, instruction: 'ADD', unpack: true } }],
+    ['keep-git-dir', { ...base, step: { ...copy, instruction: 'ADD', keepGitDir: true } }],
   ];
   assertAllDistinct(variants);
   assert.throws(() => cacheKey({ ...base, content: undefined }), /needs the checksum of its contents/);
