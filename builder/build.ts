@@ -29,6 +29,7 @@ import { createPlan } from './plan/plan.js';
 import { hostPlatform } from './plan/platform.js';
 import { silentProgress, type ProgressListener } from './progress.js';
 import { loadSecrets, parseSecretSpec } from './run/secrets.js';
+import { loadSshAgents } from './run/ssh-agents.js';
 import { defaultStoreDir } from './store-location.js';
 
 export interface PlanRequest {
@@ -82,6 +83,8 @@ export interface BuildRequest extends PlanRequest {
   readonly runTimeoutSeconds?: number;
   /** `--secret` values (`id=ID,src=PATH` or `id=ID,env=VAR`): what `RUN --mount=type=secret` can mount. */
   readonly secrets?: readonly string[];
+  /** `--ssh` values (`ID` for `$SSH_AUTH_SOCK`, or `ID=SOCKET`): the agents `RUN --mount=type=ssh` can reach. */
+  readonly ssh?: readonly string[];
   /** Lets `isolation: 'none'` replace the root filesystem outside a detected container. */
   readonly forceInPlace?: boolean;
   readonly progress?: ProgressListener;
@@ -115,6 +118,7 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
   const inPlace = hasRun && mode === 'none';
   if (inPlace) refuseMountsInPlace(plan);
   const secrets = await loadSecrets((request.secrets ?? []).map(parseSecretSpec));
+  const sshAgents = await loadSshAgents(request.ssh ?? []);
   if (inPlace && request.tmpDir === undefined) await mkdir(inPlaceWorkRoot, { recursive: true, mode: 0o700 });
   const workspace = await Workspace.create(request.tmpDir ?? (inPlace ? inPlaceWorkRoot : undefined));
   const cacheStore = await LocalCacheStore.open(request.cacheDir ?? defaultBuildCacheDir()).catch(async (err: unknown) => {
@@ -166,6 +170,7 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
           ...(request.runTimeoutSeconds !== undefined ? { runTimeoutSeconds: request.runTimeoutSeconds } : {}),
           runCacheDir: path.join(defaultCacheDir(), 'run-cache'),
           secrets,
+          sshAgents,
         },
         counter,
       );

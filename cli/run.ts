@@ -103,6 +103,7 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
           .option('isolation', { choices: ['auto', 'oci', 'chroot', 'rootless', 'none'] as const, default: 'auto' as const, describe: 'how RUN steps are isolated' })
           .option('run-timeout', { type: 'number', describe: 'kill a RUN step after this many seconds and fail the build' })
           .option('secret', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR' })
+          .option('ssh', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'SSH agent for RUN --mount=type=ssh: ID (the agent at $SSH_AUTH_SOCK) or ID=SOCKET' })
           .option('no-cache', { type: 'boolean', default: false, describe: 'run every step instead of reusing cached results' })
           .option('no-cache-filter', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'stage whose steps always run' })
           .option('cache-dir', { type: 'string', describe: 'build cache directory (default: <cache dir>/build-cache)' })
@@ -144,6 +145,7 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
           ...(args.cacheTtl !== undefined ? { cacheTtlSeconds: parseCacheTtl(args.cacheTtl) } : {}),
           ...(args.runTimeout !== undefined ? { runTimeoutSeconds: positiveSeconds(args.runTimeout) } : {}),
           secrets: args.secret,
+          ssh: args.ssh.map((value) => (value.includes('=') ? value : `${value}=${io.env.SSH_AUTH_SOCK ?? ''}`)),
           ...(listener ? { progress: listener } : {}),
           ...(io.signal ? { signal: io.signal } : {}),
         });

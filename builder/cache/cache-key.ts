@@ -214,6 +214,8 @@ function normalisedMount(mount: RunMount): Json {
       return { type: mount.type, target: mount.target };
     case 'secret':
       return { type: mount.type, id: mount.id, target: mount.target ?? null, env: mount.env ?? null, required: mount.required, mode: mount.mode, uid: mount.uid, gid: mount.gid };
+    case 'ssh':
+      return { type: mount.type, id: mount.id, target: mount.target, required: mount.required, mode: mount.mode, uid: mount.uid, gid: mount.gid };
   }
 }
 

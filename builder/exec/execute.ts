@@ -41,6 +41,8 @@ export interface ExecuteOptions {
   readonly runCacheDir: string;
   /** Secret contents by id, for `RUN --mount=type=secret`. */
   readonly secrets: ReadonlyMap<string, Buffer>;
+  /** SSH agent sockets by id, for `RUN --mount=type=ssh`. */
+  readonly sshAgents: ReadonlyMap<string, string>;
 }
 
 /** The image a platform's target stage produced. */
@@ -106,7 +108,7 @@ async function executeStep(step: Exclude<PlannedStep, { kind: 'metadata' }>, run
       const entries = await runStepEntries(step, run, {
         backend: ctx.isolation,
         workspace: ctx.workspace,
-        mounts: { cacheDir: ctx.runCacheDir, secrets: ctx.secrets, bindSources: await sources.binds() },
+        mounts: { cacheDir: ctx.runCacheDir, secrets: ctx.secrets, sshAgents: ctx.sshAgents, bindSources: await sources.binds() },
         output: (stream, text) => ctx.progress({ kind: 'step-output', step: ctx.stepId, stream, text }),
         ...(ctx.signal ? { signal: ctx.signal } : {}),
         ...(ctx.runTimeoutSeconds !== undefined ? { timeoutSeconds: ctx.runTimeoutSeconds } : {}),

@@ -5,7 +5,7 @@ import { ShellLex } from '../frontend/shell-lex.js';
 import { exposedPortKeys, resolveCopyDest, resolveWorkdir, validateStopSignal } from './image-config.js';
 import type { CopySource, PlannedStep } from './plan-types.js';
 import type { Scope } from './scope.js';
-import { checkMountTargets, parseRunMount } from '../run/run-mounts.js';
+import { checkMountTargets, parseRunMount, type RunMount } from '../run/run-mounts.js';
 import { isGitSource } from '../exec/git-source.js';
 
 /** A stage part-way through its instructions. Every dispatch returns a new state. */
@@ -134,7 +134,9 @@ function dispatchInstruction(state: StageState, ins: Instruction, ctx: DispatchC
       return { ...state, steps: [...state.steps, copyStep(ins, state, ctx, expand)] };
     case 'RUN': {
       const workdir = c.WorkingDir || '/';
-      const mounts = ins.mounts.map((raw) => parseRunMount(raw, { expand, workdir, resolveFrom: (name) => ctx.resolveCopyFrom(copyFromName(name, ctx.lex)) }));
+      const resolveFrom = (name: string): CopySource => ctx.resolveCopyFrom(copyFromName(name, ctx.lex));
+      const mounts: RunMount[] = [];
+      for (const raw of ins.mounts) mounts.push(parseRunMount(raw, { expand, workdir, resolveFrom, sshIndex: mounts.filter((m) => m.type === 'ssh').length }));
       checkMountTargets(mounts);
       const step: PlannedStep = {
         kind: 'run',

@@ -7,7 +7,8 @@ import { acquireLockFile, tryLockFile } from '../../layers/layout-lock.js';
 import type { Workspace } from '../exec/workspace.js';
 import type { BindMount } from '../isolation/backend.js';
 import { bindSourcePath, type BindSource } from './bind-sources.js';
-import type { CacheRunMount, RunMount, SecretRunMount } from './run-mounts.js';
+import type { CacheRunMount, RunMount, SecretRunMount, SshRunMount } from './run-mounts.js';
+import { relayAgent } from './ssh-agents.js';
 
 /** What a step's mounts need from the build. */
 export interface MountContext {
@@ -16,6 +17,8 @@ export interface MountContext {
   readonly cacheDir: string;
   /** Secret contents by id. */
   readonly secrets: ReadonlyMap<string, Buffer>;
+  /** SSH agent sockets by id (see ssh-agents.ts). */
+  readonly sshAgents: ReadonlyMap<string, string>;
   /** The sources of the step's bind mounts (see bind-sources.ts). */
   readonly bindSources: readonly BindSource[];
 }
@@ -68,6 +71,9 @@ export async function prepareMounts(mounts: readonly RunMount[], ctx: MountConte
         case 'secret':
           await secretMount(mount, ctx, binds, env, releases);
           break;
+        case 'ssh':
+          await sshMount(mount, ctx, binds, env, releases);
+          break;
       }
     }
   } catch (err) {
@@ -110,6 +116,19 @@ async function createCacheDirectory(dir: string, mount: CacheRunMount): Promise<
   }
   await chmod(dir, mount.mode);
   await chown(dir, mount.uid, mount.gid);
+}
+
+/** Adds a relay to an SSH agent at the target and points `SSH_AUTH_SOCK` there; an agent the build was not given is an error only when required. */
+async function sshMount(mount: SshRunMount, ctx: MountContext, binds: MountBind[], env: string[], releases: (() => Promise<void>)[]): Promise<void> {
+  const agent = ctx.sshAgents.get(mount.id);
+  if (agent === undefined) {
+    if (mount.required) throw new TsbuildError('SSH_MISSING', `ssh agent "${mount.id}" is required but the build was not given it (--ssh ${mount.id}[=SOCKET])`);
+    return;
+  }
+  const socket = path.join(await ctx.workspace.newDir('ssh'), 'agent.sock');
+  releases.push(await relayAgent(agent, socket, mount));
+  binds.push({ destination: mount.target, source: socket, readonly: false, kind: 'file' });
+  env.push(`SSH_AUTH_SOCK=${mount.target}`);
 }
 
 /** Adds a secret's file and variable; a secret the build was not given is an error only when required. */

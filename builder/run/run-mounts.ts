@@ -49,7 +49,18 @@ export interface SecretRunMount {
   readonly gid: number;
 }
 
-export type RunMount = BindRunMount | CacheRunMount | TmpfsRunMount | SecretRunMount;
+/** The SSH agent given to the build with `--ssh`, as a socket at `target` named by `SSH_AUTH_SOCK`. */
+export interface SshRunMount {
+  readonly type: 'ssh';
+  readonly id: string;
+  readonly target: string;
+  readonly required: boolean;
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+}
+
+export type RunMount = BindRunMount | CacheRunMount | TmpfsRunMount | SecretRunMount | SshRunMount;
 
 export interface MountParseContext {
   /** Expands variables in an option value. */
@@ -58,6 +69,8 @@ export interface MountParseContext {
   readonly workdir: string;
   /** Resolves `from=` as `COPY --from` does. */
   readonly resolveFrom: (name: string) => CopySource;
+  /** How many ssh mounts of the step come before this one: their default targets are numbered. */
+  readonly sshIndex: number;
 }
 
 /** The options each type takes, by canonical name. */
@@ -66,6 +79,7 @@ const allowedKeys: Readonly<Record<RunMount['type'], readonly string[]>> = {
   cache: ['type', 'target', 'id', 'sharing', 'readonly', 'readwrite', 'mode', 'uid', 'gid', 'from', 'source'],
   tmpfs: ['type', 'target'],
   secret: ['type', 'target', 'id', 'env', 'required', 'mode', 'uid', 'gid'],
+  ssh: ['type', 'target', 'id', 'required', 'mode', 'uid', 'gid'],
 };
 
 /** Alternative spellings of options. */
@@ -115,8 +129,7 @@ export function parseRunMount(raw: string, ctx: MountParseContext): RunMount {
     throw new TsbuildError('BAD_MOUNT', `--mount=${raw}: ${message}`);
   };
   const type = options.has('type') ? ctx.expand(options.get('type') ?? '') : 'bind';
-  if (type === 'ssh') fail('type=ssh is not supported: tsbuild has no SSH agent forwarding');
-  if (!Object.hasOwn(allowedKeys, type)) fail(`unknown mount type "${type}" (expected bind, cache, tmpfs or secret)`);
+  if (!Object.hasOwn(allowedKeys, type)) fail(`unknown mount type "${type}" (expected bind, cache, tmpfs, secret or ssh)`);
   const mountType = type as RunMount['type'];
   for (const key of options.keys()) {
     if (Object.hasOwn(unsupportedKeys, key)) fail(`option "${key}" is not supported: ${unsupportedKeys[key]}`);
@@ -189,6 +202,8 @@ export function parseRunMount(raw: string, ctx: MountParseContext): RunMount {
         ...owner(0o400),
       };
     }
+    case 'ssh':
+      return { type: 'ssh', id: text('id') || 'default', target: target() ?? `/run/buildkit/ssh_agent.${ctx.sshIndex}`, required: flag('required') ?? false, ...owner(0o600) };
   }
 }
 

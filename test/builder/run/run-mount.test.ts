@@ -301,7 +301,7 @@ describe('RUN --mount', { skip }, () => {
     ['a bad sharing mode', 'RUN --mount=type=cache,target=/x,sharing=all true', /\/Dockerfile:2: --mount=type=cache,target=\/x,sharing=all: invalid sharing "all"/],
     ['a bad mode', 'RUN --mount=type=cache,target=/x,mode=999 true', /\/Dockerfile:2: --mount=type=cache,target=\/x,mode=999: invalid mode "999"$/],
     ['a tmpfs size', 'RUN --mount=type=tmpfs,target=/x,size=10m true', /\/Dockerfile:2: --mount=type=tmpfs,target=\/x,size=10m: option "size" is not supported/],
-    ['ssh', 'RUN --mount=type=ssh true', /\/Dockerfile:2: --mount=type=ssh: type=ssh is not supported/],
+    ['a required ssh agent the build was not given', 'RUN --mount=type=ssh,required true', /\/Dockerfile:2: ssh agent "default" is required but the build was not given it/],
     ['two mounts at one target', 'RUN --mount=type=tmpfs,target=/x --mount=type=cache,target=/x true', /\/Dockerfile:2: two mounts at \/x$/],
     ['an unknown stage index', 'RUN --mount=from=3,target=/x true', /\/Dockerfile:2: --from=3: no earlier stage has index 3$/],
   ];
@@ -353,7 +353,7 @@ test('on a copied rootfs (no overlay), an existing mount target keeps its conten
       backend: new ChrootBackend(),
       workspace,
       output: () => {},
-      mounts: { cacheDir: path.join(work, 'copied-run-cache'), secrets: new Map(), bindSources: [] },
+      mounts: { cacheDir: path.join(work, 'copied-run-cache'), secrets: new Map(), sshAgents: new Map(), bindSources: [] },
     });
     assert.deepEqual(entries.map((e) => e.path).sort(), ['done']);
     assert.deepEqual(await readdir(path.join(rootfs, 'home')), ['app'], 'writes under the mount never reach the rootfs');

@@ -8,6 +8,7 @@ const ctx: MountParseContext = {
   expand: (word) => word.replace(/\$DIR/g, '/expanded'),
   workdir: '/app',
   resolveFrom: (name) => ({ kind: 'stage', index: Number(name) }),
+  sshIndex: 0,
 };
 
 test('a bind mount is the default: read-only, from the context, source "."', () => {
