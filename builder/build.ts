@@ -30,6 +30,7 @@ import { hostPlatform } from './plan/platform.js';
 import { silentProgress, type ProgressListener } from './progress.js';
 import { loadSecrets, parseSecretSpec } from './run/secrets.js';
 import { loadSshAgents } from './run/ssh-agents.js';
+import { defaultRunCacheDir } from './run/cache-mounts.js';
 import { defaultStoreDir } from './store-location.js';
 
 export interface PlanRequest {
@@ -168,7 +169,7 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
           progress,
           ...(request.signal ? { signal: request.signal } : {}),
           ...(request.runTimeoutSeconds !== undefined ? { runTimeoutSeconds: request.runTimeoutSeconds } : {}),
-          runCacheDir: path.join(defaultCacheDir(), 'run-cache'),
+          runCacheDir: defaultRunCacheDir(),
           secrets,
           sshAgents,
         },

@@ -3,6 +3,7 @@ import { build, planBuild } from '../builder/build.js';
 import { parseOutputSpec } from '../builder/output/output-spec.js';
 import { hostPlatform, parsePlatform } from '../builder/plan/platform.js';
 import { defaultBuildCacheDir, LocalCacheStore } from '../builder/cache/local-store.js';
+import { defaultRunCacheDir, pruneCacheMounts } from '../builder/run/cache-mounts.js';
 import { parseByteSize } from '../builder/cache/local-store-size.js';
 import { parseCacheTtl } from '../builder/cache/registry-cache.js';
 import type { ProgressListener } from '../builder/progress.js';
@@ -179,13 +180,14 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
     )
     .command(
       'prune',
-      'empty the build cache',
+      'empty the build cache and the RUN cache mounts no build is using',
       (y) => y.option('cache-dir', { type: 'string', describe: 'build cache directory (default: <cache dir>/build-cache)' }),
       async (args) => {
         const store = await LocalCacheStore.open(args.cacheDir ?? defaultBuildCacheDir(io.env));
         try {
           const freed = await store.prune();
-          io.stdout(`removed ${freed.records} cache entries, ${freed.bytes} bytes`);
+          const mounts = await pruneCacheMounts(defaultRunCacheDir(io.env));
+          io.stdout(`removed ${freed.records} cache entries, ${freed.bytes} bytes, and ${mounts} RUN cache mounts`);
         } finally {
           await store.release();
         }

@@ -1,13 +1,11 @@
-import { chmod, chown, mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { sha256Digest } from '../../layers/digest.js';
 import { TsbuildError } from '../../layers/errors.js';
-import { isErrnoCode } from '../../layers/fs-util.js';
-import { acquireLockFile, tryLockFile } from '../../layers/layout-lock.js';
 import type { Workspace } from '../exec/workspace.js';
 import type { BindMount } from '../isolation/backend.js';
 import { bindSourcePath, type BindSource } from './bind-sources.js';
-import type { CacheRunMount, RunMount, SecretRunMount, SshRunMount } from './run-mounts.js';
+import { openCacheMount } from './cache-mounts.js';
+import type { RunMount, SecretRunMount, SshRunMount } from './run-mounts.js';
 import { relayAgent } from './ssh-agents.js';
 
 /** What a step's mounts need from the build. */
@@ -58,9 +56,12 @@ export async function prepareMounts(mounts: readonly RunMount[], ctx: MountConte
           binds.push({ destination: mount.target, source: dir, readonly: false, kind: 'directory' });
           break;
         }
-        case 'cache':
-          binds.push({ destination: mount.target, source: await cacheDirectory(mount, ctx, releases), readonly: mount.readonly, kind: 'directory' });
+        case 'cache': {
+          const cache = await openCacheMount(mount, ctx.cacheDir, ctx.workspace);
+          releases.push(() => cache.release());
+          binds.push({ destination: mount.target, source: cache.dir, readonly: mount.readonly, kind: 'directory' });
           break;
+        }
         case 'bind': {
           const source = ctx.bindSources.find((s) => s.mount === mount);
           if (!source) throw new TsbuildError('INTERNAL', `no source selected for the bind mount at ${mount.target}`);
@@ -82,40 +83,6 @@ export async function prepareMounts(mounts: readonly RunMount[], ctx: MountConte
   }
   binds.sort((a, b) => (a.destination < b.destination ? -1 : a.destination > b.destination ? 1 : 0));
   return { binds, env, release };
-}
-
-/**
- * The cache's directory under `cacheDir`, named by the SHA-256 of its id. `locked` waits for the
- * cache's lock file and holds it for the run; `private` takes the lock when it is free and
- * otherwise gets a fresh directory of its own for this run; `shared` takes no lock.
- */
-async function cacheDirectory(mount: CacheRunMount, ctx: MountContext, releases: (() => Promise<void>)[]): Promise<string> {
-  await mkdir(ctx.cacheDir, { recursive: true, mode: 0o700 });
-  const dir = path.join(ctx.cacheDir, sha256Digest(mount.id).slice('sha256:'.length));
-  if (mount.sharing === 'locked') releases.push(await acquireLockFile(`${dir}.lock`, { timeoutMs: Infinity }));
-  if (mount.sharing === 'private') {
-    const unlock = await tryLockFile(`${dir}.lock`);
-    if (!unlock) {
-      const own = path.join(await ctx.workspace.newDir('cache-private'), 'cache');
-      await createCacheDirectory(own, mount);
-      return own;
-    }
-    releases.push(unlock);
-  }
-  await createCacheDirectory(dir, mount);
-  return dir;
-}
-
-/** Makes a cache's directory with its mode and owner, unless it is already there. */
-async function createCacheDirectory(dir: string, mount: CacheRunMount): Promise<void> {
-  try {
-    await mkdir(dir);
-  } catch (err) {
-    if (isErrnoCode(err, 'EEXIST')) return;
-    throw err;
-  }
-  await chmod(dir, mount.mode);
-  await chown(dir, mount.uid, mount.gid);
 }
 
 /** Adds a relay to an SSH agent at the target and points `SSH_AUTH_SOCK` there; an agent the build was not given is an error only when required. */
