@@ -1,9 +1,19 @@
 import type { Stats, WriteStream } from 'node:fs';
-import { lstat, open, unlink } from 'node:fs/promises';
+import { lstat, open, readdir, unlink } from 'node:fs/promises';
 
 /** True when `error` is a Node system error with this `code` (e.g. `ENOENT`). */
 export function isErrnoCode(error: unknown, code: string): boolean {
   return error instanceof Error && (error as NodeJS.ErrnoException).code === code;
+}
+
+/** The names in a directory; none when it does not exist. */
+export async function readdirIfExists(path: string): Promise<string[]> {
+  try {
+    return await readdir(path);
+  } catch (error) {
+    if (isErrnoCode(error, 'ENOENT')) return [];
+    throw error;
+  }
 }
 
 export async function removeIfExists(path: string): Promise<void> {

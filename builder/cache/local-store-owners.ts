@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { appendFile, mkdir, readdir, readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { isErrnoCode, lstatOrUndefined, removeIfExists } from '../../layers/fs-util.js';
+import { isErrnoCode, lstatOrUndefined, readdirIfExists, removeIfExists } from '../../layers/fs-util.js';
 import type { Digest } from '../../layers/types.js';
 import { processExists } from '../../layers/layout-lock.js';
 
@@ -62,14 +62,7 @@ export class BlobPins {
 /** The blobs pinned by live processes; pin files of dead ones are removed on the way. */
 export async function livePins(dir: string): Promise<Set<Digest>> {
   const pinned = new Set<Digest>();
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch (error) {
-    if (isErrnoCode(error, 'ENOENT')) return pinned;
-    throw error;
-  }
-  for (const name of names) {
+  for (const name of await readdirIfExists(dir)) {
     const path = join(dir, name);
     if (await ownerIsGone(path, name)) {
       await removeIfExists(path);

@@ -15,11 +15,11 @@
  * pinned them; `get` pins a blob before checking that its record still refers to it.
  */
 import { createReadStream } from 'node:fs';
-import { copyFile, link, mkdir, open, readdir, readFile, rename, utimes } from 'node:fs/promises';
+import { copyFile, link, mkdir, open, readFile, rename, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { digestOfStream, parseDigest, sha256Digest } from '../../layers/digest.js';
 import { TsbuildError } from '../../layers/errors.js';
-import { isErrnoCode, lstatOrUndefined, removeIfExists } from '../../layers/fs-util.js';
+import { isErrnoCode, lstatOrUndefined, readdirIfExists, removeIfExists } from '../../layers/fs-util.js';
 import { withLockFile } from '../../layers/layout-lock.js';
 import { OciLayout } from '../../layers/oci-layout.js';
 import type { Descriptor, Digest } from '../../layers/types.js';
@@ -354,7 +354,7 @@ export class LocalCacheStore {
 
   private async scan(): Promise<StoreFiles> {
     const records: RecordFile[] = [];
-    for (const name of await listDir(join(this.dir, 'records'))) {
+    for (const name of await readdirIfExists(join(this.dir, 'records'))) {
       if (!RECORD_NAME.test(name)) continue;
       const path = join(this.dir, 'records', name);
       const info = await lstatOrUndefined(path);
@@ -362,13 +362,13 @@ export class LocalCacheStore {
       records.push({ path, size: info.size, lastUsedMs: info.mtimeMs, record: await readRecord(path) });
     }
     const inputs: EvictionCandidate[] = [];
-    for (const name of await listDir(join(this.dir, 'inputs'))) {
+    for (const name of await readdirIfExists(join(this.dir, 'inputs'))) {
       const path = join(this.dir, 'inputs', name);
       const info = await lstatOrUndefined(path);
       if (info?.isFile()) inputs.push({ path, size: info.size, lastUsedMs: info.mtimeMs });
     }
     const blobs = new Map<Digest, number>();
-    for (const name of await listDir(join(this.dir, 'blobs', 'sha256'))) {
+    for (const name of await readdirIfExists(join(this.dir, 'blobs', 'sha256'))) {
       if (!BLOB_NAME.test(name)) continue;
       const info = await lstatOrUndefined(join(this.dir, 'blobs', 'sha256', name));
       if (info?.isFile()) blobs.set(`sha256:${name}`, info.size);
@@ -390,15 +390,6 @@ async function readRecord(path: string): Promise<CacheRecord | undefined> {
     return asCacheRecord(JSON.parse(text));
   } catch {
     return undefined;
-  }
-}
-
-async function listDir(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch (error) {
-    if (isErrnoCode(error, 'ENOENT')) return [];
-    throw error;
   }
 }
 

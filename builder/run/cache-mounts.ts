@@ -7,11 +7,11 @@
  * So `prune` removes only caches that no step uses, and a step never gets a cache being removed.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { sha256Digest } from '../../layers/digest.js';
-import { isErrnoCode } from '../../layers/fs-util.js';
+import { isErrnoCode, readdirIfExists } from '../../layers/fs-util.js';
 import { acquireLockFile, processExists, tryLockFile, withLockFile } from '../../layers/layout-lock.js';
 import type { Workspace } from '../exec/workspace.js';
 import { defaultCacheDir } from '../rootfs/rootfs-cache.js';
@@ -68,15 +68,8 @@ export async function openCacheMount(mount: CacheRunMount, cacheDir: string, wor
 
 /** Removes every cache in `cacheDir` that no step is using; returns how many. */
 export async function pruneCacheMounts(cacheDir: string): Promise<number> {
-  let names: string[];
-  try {
-    names = await readdir(cacheDir);
-  } catch (err) {
-    if (isErrnoCode(err, 'ENOENT')) return 0;
-    throw err;
-  }
   let removed = 0;
-  for (const name of names) {
+  for (const name of await readdirIfExists(cacheDir)) {
     // Left by a prune that died while removing.
     if (name.startsWith('.prune-')) await rm(path.join(cacheDir, name), { recursive: true, force: true });
     if (!/^[0-9a-f]{64}$/.test(name)) continue;
@@ -104,15 +97,8 @@ export async function pruneCacheMounts(cacheDir: string): Promise<number> {
 
 /** Whether a marker in `usersDir` names a live process; markers of processes gone from this host are removed. */
 async function inUse(usersDir: string): Promise<boolean> {
-  let markers: string[];
-  try {
-    markers = await readdir(usersDir);
-  } catch (err) {
-    if (isErrnoCode(err, 'ENOENT')) return false;
-    throw err;
-  }
   let used = false;
-  for (const marker of markers) {
+  for (const marker of await readdirIfExists(usersDir)) {
     const file = path.join(usersDir, marker);
     const owner = await readFile(file, 'utf8').then((text) => JSON.parse(text) as { pid?: unknown; host?: unknown }).catch(() => undefined);
     // A marker that cannot be read is being written: count it as a user.
