@@ -11,11 +11,11 @@ import { copyEntries } from '../exec/copy-entries.js';
 import { copySourceTree, type CopyContext } from '../exec/copy-step.js';
 import type { Workspace } from '../exec/workspace.js';
 import { matchSources, type SourceMatch, type SourceTree } from '../fs/source-tree.js';
-import type { BindRunMount, RunMount } from './run-mounts.js';
+import type { BindRunMount, CacheRunMount, RunMount } from './run-mounts.js';
 
-/** What a bind mount shows: its source in its tree, and the entries below it. */
+/** What a bind mount shows, or a new cache mount starts with: its source in its tree, and the entries below it. */
 export interface BindSource {
-  readonly mount: BindRunMount;
+  readonly mount: BindRunMount | CacheRunMount;
   readonly tree: SourceTree;
   readonly match: SourceMatch;
   /** Relative to the target (a file source is one entry, its name), `.dockerignore` applied. */
@@ -23,16 +23,19 @@ export interface BindSource {
 }
 
 /**
- * Finds the source of every bind mount, as COPY finds its sources: a path in the context that
- * `.dockerignore` hides is not found, and one that leaves the context is refused.
+ * Finds the source of every bind mount and every cache mount's seed, as COPY finds its sources: a
+ * path in the context that `.dockerignore` hides is not found, and one that leaves the context is
+ * refused.
  */
 export async function selectBindSources(mounts: readonly RunMount[], ctx: CopyContext): Promise<BindSource[]> {
   const sources: BindSource[] = [];
   for (const mount of mounts) {
-    if (mount.type !== 'bind') continue;
-    const tree = await copySourceTree(mount.from, ctx);
-    const [match, ...more] = await matchSources(tree, mount.source);
-    if (more.length > 0) throw new TsbuildError('BAD_MOUNT', `bind mount source ${JSON.stringify(mount.source)} matches more than one path in ${tree.label}`);
+    if (mount.type !== 'bind' && mount.type !== 'cache') continue;
+    const origin = mount.type === 'bind' ? mount : mount.seed;
+    if (origin === undefined) continue;
+    const tree = await copySourceTree(origin.from, ctx);
+    const [match, ...more] = await matchSources(tree, origin.source);
+    if (more.length > 0) throw new TsbuildError('BAD_MOUNT', `${mount.type} mount source ${JSON.stringify(origin.source)} matches more than one path in ${tree.label}`);
     const entries = await copyEntries([{ tree, match: match! }], {
       destPath: '',
       destIsDirectory: true,
@@ -62,7 +65,8 @@ export async function bindSourcesChecksum(sources: readonly BindSource[]): Promi
  */
 export async function bindSourcePath(source: BindSource, workspace: Workspace): Promise<string> {
   const original = path.join(source.tree.root, source.match.relPath);
-  if (!source.mount.readwrite && !(await hidesSomething(source.tree, source.match.relPath))) return original;
+  const readwrite = source.mount.type === 'bind' && source.mount.readwrite;
+  if (!readwrite && !(await hidesSomething(source.tree, source.match.relPath))) return original;
   const dir = await workspace.newDir('bind-copy');
   await applyLayer(dir, layerTar(source.entries));
   return source.match.stats.isDirectory() ? dir : path.join(dir, path.posix.basename(source.match.matchedPath));

@@ -10,7 +10,10 @@ import { randomBytes } from 'node:crypto';
 import { chmod, chown, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
+import { applyLayer } from '../../layers/apply-layer.js';
 import { sha256Digest } from '../../layers/digest.js';
+import type { LayerEntry } from '../../layers/entry.js';
+import { layerTar } from '../../layers/tar-writer.js';
 import { isErrnoCode, readdirIfExists } from '../../layers/fs-util.js';
 import { acquireLockFile, processExists, tryLockFile, withLockFile } from '../../layers/layout-lock.js';
 import type { Workspace } from '../exec/workspace.js';
@@ -29,11 +32,12 @@ export interface OpenCacheMount {
 }
 
 /**
- * The cache's directory under `cacheDir`, made with the mount's mode and owner on first use.
+ * The cache's directory under `cacheDir`, made with the mount's mode and owner on first use, and
+ * then filled with `seed` (the entries of the mount's `from`) when given.
  * `locked` waits for the cache's lock and holds it for the run; `private` takes the lock when it is
  * free and otherwise gets a fresh directory in `workspace` for this run; `shared` takes no lock.
  */
-export async function openCacheMount(mount: CacheRunMount, cacheDir: string, workspace: Workspace): Promise<OpenCacheMount> {
+export async function openCacheMount(mount: CacheRunMount, cacheDir: string, workspace: Workspace, seed?: readonly LayerEntry[]): Promise<OpenCacheMount> {
   await mkdir(cacheDir, { recursive: true, mode: 0o700 });
   const dir = path.join(cacheDir, sha256Digest(mount.id).slice('sha256:'.length));
   let unlock: (() => Promise<void>) | undefined;
@@ -42,7 +46,7 @@ export async function openCacheMount(mount: CacheRunMount, cacheDir: string, wor
     unlock = await tryLockFile(`${dir}.lock`);
     if (!unlock) {
       const own = path.join(await workspace.newDir('cache-private'), 'cache');
-      await createCacheDirectory(own, mount);
+      await createCacheDirectory(own, mount, seed);
       return { dir: own, release: async () => undefined };
     }
   }
@@ -51,7 +55,7 @@ export async function openCacheMount(mount: CacheRunMount, cacheDir: string, wor
     await withLockFile(`${dir}.register.lock`, async () => {
       await mkdir(`${dir}.users`, { recursive: true });
       await writeFile(marker, JSON.stringify({ pid: process.pid, host: hostname() }));
-      await createCacheDirectory(dir, mount);
+      await createCacheDirectory(dir, mount, seed);
     });
     return {
       dir,
@@ -109,8 +113,8 @@ async function inUse(usersDir: string): Promise<boolean> {
   return used;
 }
 
-/** Makes a cache's directory with its mode and owner, unless it is already there. */
-async function createCacheDirectory(dir: string, mount: CacheRunMount): Promise<void> {
+/** Makes a cache's directory with its mode and owner and the seed's files, unless it is already there. */
+async function createCacheDirectory(dir: string, mount: CacheRunMount, seed: readonly LayerEntry[] | undefined): Promise<void> {
   try {
     await mkdir(dir);
   } catch (err) {
@@ -119,4 +123,12 @@ async function createCacheDirectory(dir: string, mount: CacheRunMount): Promise<
   }
   await chmod(dir, mount.mode);
   await chown(dir, mount.uid, mount.gid);
+  if (seed === undefined) return;
+  try {
+    await applyLayer(dir, layerTar(seed));
+  } catch (err) {
+    // Half a seed must not pass for a cache that is already there.
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
 }

@@ -57,7 +57,8 @@ export async function prepareMounts(mounts: readonly RunMount[], ctx: MountConte
           break;
         }
         case 'cache': {
-          const cache = await openCacheMount(mount, ctx.cacheDir, ctx.workspace);
+          const seed = ctx.bindSources.find((s) => s.mount === mount)?.entries;
+          const cache = await openCacheMount(mount, ctx.cacheDir, ctx.workspace, seed);
           releases.push(() => cache.release());
           binds.push({ destination: mount.target, source: cache.dir, readonly: mount.readonly, kind: 'directory' });
           break;

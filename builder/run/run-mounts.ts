@@ -29,6 +29,8 @@ export interface CacheRunMount {
   readonly mode: number;
   readonly uid: number;
   readonly gid: number;
+  /** What a new cache starts with: `source` (default `.`) of `from`; empty when absent. */
+  readonly seed?: { readonly from: CopySource; readonly source: string };
 }
 
 /** An empty writable directory for the step alone. */
@@ -116,10 +118,10 @@ export function mountOptions(raw: string, flag = '--mount'): Map<string, string 
   return options;
 }
 
-/** The `from=` name of a bind mount value, taken literally like `COPY --from`, or undefined. */
+/** The `from=` name of a bind or cache mount value, taken literally like `COPY --from`, or undefined. */
 export function mountFrom(raw: string): string | undefined {
   const options = mountOptions(raw);
-  return (options.get('type') ?? 'bind') === 'bind' ? options.get('from') : undefined;
+  return ['bind', 'cache'].includes(options.get('type') ?? 'bind') ? options.get('from') : undefined;
 }
 
 /** Parses and checks one `--mount` value. */
@@ -178,12 +180,14 @@ export function parseRunMount(raw: string, ctx: MountParseContext): RunMount {
       return { type: 'bind', target: requiredTarget(), source: text('source') ?? '.', from: from === undefined ? { kind: 'context' } : ctx.resolveFrom(from), readwrite: !readonly() };
     }
     case 'cache': {
-      if (options.has('from') || options.has('source')) fail('from and source are not supported for type=cache: a cache starts empty');
+      if (options.has('source') && !options.has('from')) fail('source needs from for type=cache: it names a path in from');
+      const from = options.get('from');
+      const seed = from === undefined ? undefined : { from: ctx.resolveFrom(from), source: text('source') ?? '.' };
       const mountTarget = requiredTarget();
       const sharing = text('sharing') ?? 'shared';
       if (!['shared', 'private', 'locked'].includes(sharing)) fail(`invalid sharing "${sharing}" (expected shared, private or locked)`);
       const id = text('id') || mountTarget;
-      return { type: 'cache', target: mountTarget, id, sharing: sharing as CacheSharing, readonly: readonly(), ...owner(0o755) };
+      return { type: 'cache', target: mountTarget, id, sharing: sharing as CacheSharing, readonly: readonly(), ...owner(0o755), ...(seed ? { seed } : {}) };
     }
     case 'tmpfs':
       return { type: 'tmpfs', target: requiredTarget() };

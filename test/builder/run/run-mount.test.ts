@@ -264,6 +264,25 @@ describe('RUN --mount', { skip }, () => {
     assert.ok(!files.paths.has('out'));
   });
 
+  test('a new cache mount starts with the files of its from and source; an existing one keeps its own', async () => {
+    const dockerfile = (text: string): string =>
+      [
+        'FROM busybox AS seeder',
+        `RUN mkdir /seed && echo ${text} > /seed/file`,
+        'FROM busybox',
+        'RUN --mount=type=cache,id=seeded,target=/c,from=seeder,source=/seed cat /c/file > /first && echo added > /c/added',
+        '',
+      ].join('\n');
+    const dir = await context({ Dockerfile: dockerfile('seeded') });
+    const first = await imageFiles((await buildContext(dir, { noCache: true })).layout);
+    assert.equal(await first.read('first'), 'seeded\n');
+    assert.ok(!first.paths.has('c'));
+    await writeFile(path.join(dir, 'Dockerfile'), dockerfile('changed'));
+    const second = await buildContext(dir);
+    assert.deepEqual(second.cached, [false, false], 'a new seed changes the key');
+    assert.equal(await (await imageFiles(second.layout)).read('first'), 'seeded\n', 'the cache already existed');
+  });
+
   test('a mount over an existing directory hides it for the run only; a new directory the run writes into is kept', async () => {
     const dir = await context({
       Dockerfile: 'FROM busybox\nRUN --mount=type=tmpfs,target=/home ls /home > /during && touch /home/x\nRUN --mount=type=tmpfs,target=/made/mnt echo kept > /made/kept\n',
@@ -300,6 +319,7 @@ describe('RUN --mount', { skip }, () => {
     ['an unknown type', 'RUN --mount=type=volume,target=/x true', /\/Dockerfile:2: --mount=type=volume,target=\/x: unknown mount type "volume"/],
     ['a bad sharing mode', 'RUN --mount=type=cache,target=/x,sharing=all true', /\/Dockerfile:2: --mount=type=cache,target=\/x,sharing=all: invalid sharing "all"/],
     ['a bad mode', 'RUN --mount=type=cache,target=/x,mode=999 true', /\/Dockerfile:2: --mount=type=cache,target=\/x,mode=999: invalid mode "999"$/],
+    ['a cache source without from', 'RUN --mount=type=cache,target=/x,source=/y true', /\/Dockerfile:2: --mount=type=cache,target=\/x,source=\/y: source needs from for type=cache/],
     ['a tmpfs size', 'RUN --mount=type=tmpfs,target=/x,size=10m true', /\/Dockerfile:2: --mount=type=tmpfs,target=\/x,size=10m: option "size" is not supported/],
     ['a required ssh agent the build was not given', 'RUN --mount=type=ssh,required true', /\/Dockerfile:2: ssh agent "default" is required but the build was not given it/],
     ['two mounts at one target', 'RUN --mount=type=tmpfs,target=/x --mount=type=cache,target=/x true', /\/Dockerfile:2: two mounts at \/x$/],

@@ -48,7 +48,7 @@ test('mistakes are refused with one clear line', () => {
     ['type=tmpfs,target=/x,ro', /unknown option "readonly" for type=tmpfs/],
     ['target=/x,target=/y', /option "target" given twice/],
     ['"target=/x', /unterminated quote/],
-    ['type=cache,target=/x,from=0', /from and source are not supported for type=cache/],
+    ['type=cache,target=/x,source=/y', /source needs from for type=cache/],
     ['type=constructor,target=/x', /unknown mount type "constructor"/],
     ['target=/x,toString=1', /unknown option "tostring" for type=bind/],
   ];
@@ -67,7 +67,8 @@ test('the mounts of one step may neither share a target nor nest', () => {
 test('the from= name is read without expanding it', () => {
   assert.equal(mountFrom('type=bind,from=$STAGE,target=/x'), '$STAGE');
   assert.equal(mountFrom('target=/x'), undefined);
-  assert.equal(mountFrom('type=cache,from=img,target=/x'), undefined, 'only a bind mount reads from another source');
+  assert.equal(mountFrom('type=cache,from=img,target=/x'), 'img', 'a cache mount is seeded from it');
+  assert.equal(mountFrom('type=tmpfs,target=/x'), undefined);
 });
 
 test('--secret values name a file or a variable', () => {
