@@ -3,12 +3,13 @@
  * idempotent: an existing user is reused, and subordinate ids are only ever added, never removed.
  */
 import { execFile } from 'node:child_process';
-import { readdir, readFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parseSubordinateIds, type IdRange } from '../../builder/isolation/userns.js';
 import { withLockFile } from '../../layers/layout-lock.js';
+import { repoRoot } from './repo-root.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -126,4 +127,26 @@ export async function runAsOrRoot(user: TestUser | undefined, command: string, a
     const { code, stdout, stderr } = error as { code?: number; stdout?: string; stderr?: string };
     return { code: typeof code === 'number' ? code : -1, stdout: stdout ?? '', stderr: stderr ?? '' };
   }
+}
+
+/**
+ * Builds a context as `user` through the CLI with `--isolation rootless`: `root` gets the user's
+ * home, temp dir and the context (holding `files`), all owned by the user, and the image goes to
+ * the OCI layout `root/out`, tagged `t:1`. `buildContexts` are passed as `--build-context`.
+ */
+export async function buildAsUser(user: TestUser, root: string, files: Record<string, string>, buildContexts: readonly string[]): Promise<{ dest: string; result: RunResult }> {
+  const dirs = { home: join(root, 'home'), tmp: join(root, 'tmp'), context: join(root, 'context') };
+  for (const dir of [root, ...Object.values(dirs)]) {
+    await mkdir(dir, { recursive: true });
+    await chown(dir, user.uid, user.gid);
+  }
+  await chmod(dirname(root), 0o755);
+  for (const [name, text] of Object.entries(files)) await writeFile(join(dirs.context, name), text);
+  const dest = join(root, 'out');
+  const args = [
+    join(repoRoot(), 'dist/cli/main.js'), '--no-cache', '--isolation', 'rootless', ...buildContexts.flatMap((c) => ['--build-context', c]),
+    '-t', 't:1', '-o', `type=oci,dest=${dest}`, '--compression-level', '1', dirs.context,
+  ];
+  const result = await runAs(user, process.execPath, args, { HOME: dirs.home, TMPDIR: dirs.tmp, PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, root);
+  return { dest, result };
 }

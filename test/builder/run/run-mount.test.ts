@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { access, chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -22,8 +22,7 @@ import { runStepEntries } from '../../../builder/run/run-step.js';
 import { runStep } from '../cache/copy-fixture.js';
 import { writeBusyboxImage } from '../../support/busybox-image.js';
 import { unpackWithUmoci } from '../../support/validate-layout.js';
-import { repoRoot } from '../../support/repo-root.js';
-import { ensureUser, runAs } from '../../support/unprivileged-user.js';
+import { buildAsUser, ensureUser } from '../../support/unprivileged-user.js';
 
 const run = promisify(execFile);
 const isRoot = process.getuid?.() === 0;
@@ -385,23 +384,12 @@ test('on a copied rootfs (no overlay), an existing mount target keeps its conten
 
 test('rootless as an unprivileged user: bind, cache and tmpfs mounts work through the CLI', { skip: isRoot && backends.includes('rootless') ? false : 'needs root to create the test user' }, async () => {
   const user = await ensureUser('tsbuild-run', true);
-  const root = path.join(work, 'unprivileged');
-  const dirs = { home: path.join(root, 'home'), tmp: path.join(root, 'tmp'), context: path.join(root, 'context') };
-  for (const dir of [root, ...Object.values(dirs)]) {
-    await mkdir(dir, { recursive: true });
-    await chown(dir, user.uid, user.gid);
-  }
-  await chmod(work, 0o755);
-  await writeFile(path.join(dirs.context, 'Dockerfile'), [
+  const dockerfile = [
     'FROM busybox',
     'RUN --mount=target=/src --mount=type=tmpfs,target=/tmp/t --mount=type=cache,target=/c,uid=1000 cat /src/input > /tmp/t/x && cat /tmp/t/x > /seen && stat -c %u /c > /cache-owner',
     '',
-  ].join('\n'));
-  await writeFile(path.join(dirs.context, 'input'), 'unprivileged\n');
-  const dest = path.join(root, 'out');
-  const cli = path.join(repoRoot(), 'dist/cli/main.js');
-  const args = [cli, '--no-cache', '--isolation', 'rootless', '--build-context', `busybox=oci-layout://${baseLayout}`, '-t', 't:1', '-o', `type=oci,dest=${dest}`, '--compression-level', '1', dirs.context];
-  const result = await runAs(user, process.execPath, args, { HOME: dirs.home, TMPDIR: dirs.tmp, PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, root);
+  ].join('\n');
+  const { dest, result } = await buildAsUser(user, path.join(work, 'unprivileged'), { Dockerfile: dockerfile, input: 'unprivileged\n' }, [`busybox=oci-layout://${baseLayout}`]);
   assert.equal(result.code, 0, result.stderr);
   const files = await imageFiles(dest);
   assert.equal(await files.read('seen'), 'unprivileged\n');

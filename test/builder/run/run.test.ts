@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { access, chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -13,7 +13,7 @@ import { mountsUnder } from '../../../builder/rootfs/mountinfo.js';
 import { writeBusyboxImage } from '../../support/busybox-image.js';
 import { debianBookwormImage } from '../../support/debian-image.js';
 import { repoRoot } from '../../support/repo-root.js';
-import { ensureUser, runAs } from '../../support/unprivileged-user.js';
+import { buildAsUser, ensureUser } from '../../support/unprivileged-user.js';
 import { treeState, withoutTimes, type TreeState } from '../../support/tree-state.js';
 import { unpackWithUmoci, validateLayout } from '../../support/validate-layout.js';
 import { conformanceCommands, conformanceDockerfile } from '../../support/conformance.js';
@@ -197,18 +197,7 @@ test('a RUN step past --run-timeout is killed and fails the build', { skip: back
 describe('RUN conformance, rootless as an unprivileged user', { skip: isRoot ? false : 'needs root to create the test user' }, () => {
   test('the image unpacks to exactly the tree the commands produce', async () => {
     const user = await ensureUser('tsbuild-run', true);
-    const root = path.join(work, 'unprivileged');
-    const dirs = { home: path.join(root, 'home'), tmp: path.join(root, 'tmp'), context: path.join(root, 'context') };
-    for (const dir of [root, ...Object.values(dirs)]) {
-      await mkdir(dir, { recursive: true });
-      await chown(dir, user.uid, user.gid);
-    }
-    await chmod(work, 0o755);
-    await writeFile(path.join(dirs.context, 'Dockerfile'), conformanceDockerfile);
-    const dest = path.join(root, 'out');
-    const cli = path.join(repoRoot(), 'dist/cli/main.js');
-    const args = [cli, '--no-cache', '--isolation', 'rootless', '--build-context', `busybox=oci-layout://${baseLayout}`, '-t', 't:1', '-o', `type=oci,dest=${dest}`, '--compression-level', '1', dirs.context];
-    const result = await runAs(user, process.execPath, args, { HOME: dirs.home, TMPDIR: dirs.tmp, PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, root);
+    const { dest, result } = await buildAsUser(user, path.join(work, 'unprivileged'), { Dockerfile: conformanceDockerfile }, [`busybox=oci-layout://${baseLayout}`]);
     assert.equal(result.code, 0, result.stderr);
     const actual = await imageTree(dest);
     const expected = await expectedTree(conformanceCommands);
