@@ -15,6 +15,7 @@ import { performance } from 'node:perf_hooks';
 import type { BuildEvent } from '../builder/progress.js';
 import { debianBookwormImage } from '../test/support/debian-image.js';
 import { repoRoot } from '../test/support/repo-root.js';
+import { median } from './median.js';
 
 const ROUNDS = Number(process.argv[2] ?? 3);
 const SOURCE_FILES = 400;
@@ -74,12 +75,6 @@ async function timedBuild(context: string, cacheDir: string, output: string, bas
     steps: cacheEvents.length,
     digest: exported?.digest ?? 'none',
   };
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 const base = await debianBookwormImage();

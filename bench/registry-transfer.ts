@@ -20,6 +20,7 @@ import { pullImage } from '../registry-client/pull.js';
 import { pushImage } from '../registry-client/push.js';
 import { parseReference } from '../registry-client/reference.js';
 import { startRegistry } from '../test/support/registry.js';
+import { median } from './median.js';
 
 const ROUNDS = Number(process.argv[2] ?? 3);
 const LAYER_BYTES = 100 * 1024 * 1024;
@@ -42,11 +43,6 @@ async function writeImage(layout: OciLayout): Promise<Descriptor> {
   const configDescriptor = await layout.writeBlob(config, MediaType.ImageConfig);
   const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ImageManifest, config: configDescriptor, layers: [layer.descriptor] }));
   return layout.writeBlob(manifest, MediaType.ImageManifest);
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 async function timed(action: () => Promise<unknown>): Promise<number> {

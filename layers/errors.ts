@@ -44,3 +44,12 @@ export function atSourceLine<T>(file: string, line: number, action: () => T): T 
     throw locate(err);
   }
 }
+
+/**
+ * Why a command run with `execFile` failed: one line of its stderr (the first, or the last for tools
+ * such as git that end with the cause), else the error's own message.
+ */
+export function commandFailure(error: unknown, line: 'first' | 'last' = 'first'): string {
+  const lines = ((error as { stderr?: string }).stderr ?? '').split('\n').map((text) => text.trim()).filter(Boolean);
+  return (line === 'first' ? lines[0] : lines[lines.length - 1]) ?? (error instanceof Error ? error.message : String(error));
+}

@@ -9,7 +9,9 @@ import { execFile } from 'node:child_process';
 import { chmod, lstat, lutimes, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { TsbuildError } from '../../layers/errors.js';
+import { commandFailure, TsbuildError } from '../../layers/errors.js';
+import { isErrnoCode } from '../../layers/fs-util.js';
+import { isUrl } from './fetch-url.js';
 import { resolveInRoot } from '../fs/resolve-path.js';
 
 const execFileAsync = promisify(execFile);
@@ -27,7 +29,7 @@ export interface GitSource {
 /** Whether an ADD source names a git repository rather than a file or a URL to download. */
 export function isGitSource(source: string): boolean {
   if (/^(git|ssh):\/\//i.test(source) || /^[\w.-]+@[\w.-]+:/.test(source)) return true;
-  if (!/^https?:\/\//i.test(source)) return false;
+  if (!isUrl(source)) return false;
   return /\.git\/?$/.test(source.replace(/[#?].*$/, ''));
 }
 
@@ -100,9 +102,7 @@ async function runGit(git: GitSource, args: readonly string[], cwd: string): Pro
     const { stdout } = await execFileAsync('git', args, { cwd, env: { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: 'true' }, maxBuffer: 16 * 1024 * 1024 });
     return stdout.trim();
   } catch (error) {
-    const { code, stderr } = error as { code?: string | number; stderr?: string };
-    if (code === 'ENOENT') throw new TsbuildError('ADD_GIT', `ADD ${git.source}: git is not installed`, { cause: error });
-    const reason = stderr?.trim().split('\n').filter(Boolean).pop() ?? (error as Error).message;
-    throw new TsbuildError('ADD_GIT', `ADD ${git.source}: git ${args[0] === '-c' ? args[2] : args[0]} failed: ${reason}`, { cause: error });
+    if (isErrnoCode(error, 'ENOENT')) throw new TsbuildError('ADD_GIT', `ADD ${git.source}: git is not installed`, { cause: error });
+    throw new TsbuildError('ADD_GIT', `ADD ${git.source}: git ${args[0] === '-c' ? args[2] : args[0]} failed: ${commandFailure(error, 'last')}`, { cause: error });
   }
 }

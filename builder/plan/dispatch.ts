@@ -6,6 +6,7 @@ import { exposedPortKeys, resolveCopyDest, resolveWorkdir, validateStopSignal } 
 import type { CopySource, PlannedStep } from './plan-types.js';
 import type { Scope } from './scope.js';
 import { checkMountTargets, parseRunMount, type RunMount } from '../run/run-mounts.js';
+import { isUrl } from '../exec/fetch-url.js';
 import { isGitSource } from '../exec/git-source.js';
 
 /** A stage part-way through its instructions. Every dispatch returns a new state. */
@@ -215,7 +216,7 @@ function checkChecksum(checksum: string, sources: readonly string[], gitSources:
     if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(checksum)) throw new TsbuildError('BAD_CHECKSUM', `checksum of a git source must be a full commit hash, not ${checksum}`);
     return;
   }
-  if (heredocs || sources.some((s) => !/^https?:\/\//i.test(s))) {
+  if (heredocs || !sources.every(isUrl)) {
     throw new TsbuildError('BAD_CHECKSUM', 'checksum can\'t be specified for non-HTTP(S) sources');
   }
 }

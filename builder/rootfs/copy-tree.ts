@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { mkdir, rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { TsbuildError } from '../../layers/errors.js';
+import { commandFailure, TsbuildError } from '../../layers/errors.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -35,8 +35,6 @@ async function runCp(flags: readonly string[], source: string, dest: string): Pr
   try {
     await execFileAsync('cp', [...flags, '--', `${source}/.`, dest], { maxBuffer: 4 * 1024 * 1024 });
   } catch (error) {
-    const { stderr } = error as { stderr?: string };
-    const reason = stderr?.trim().split('\n')[0] || (error as Error).message;
-    throw new TsbuildError('ROOTFS_COPY', `cannot copy ${source} to ${dest}: ${reason}`, { cause: error });
+    throw new TsbuildError('ROOTFS_COPY', `cannot copy ${source} to ${dest}: ${commandFailure(error)}`, { cause: error });
   }
 }

@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { TsbuildError } from '../../layers/errors.js';
+import { commandFailure, TsbuildError } from '../../layers/errors.js';
 import { isMountPoint } from './mountinfo.js';
 import { currentIdMapping } from '../isolation/userns.js';
 
@@ -83,9 +83,4 @@ export async function unmountOverlay(target: string): Promise<void> {
     }
   }
   throw new TsbuildError('OVERLAY_UNMOUNT', `cannot unmount the overlay at ${target}: ${commandFailure(failure)}`, { cause: failure });
-}
-
-function commandFailure(error: unknown): string {
-  const { stderr } = error as { stderr?: string };
-  return stderr?.trim().split('\n')[0] || (error instanceof Error ? error.message : String(error));
 }
