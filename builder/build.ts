@@ -122,6 +122,7 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
   const sshAgents = await loadSshAgents(request.ssh ?? []);
   if (inPlace && request.tmpDir === undefined) await mkdir(inPlaceWorkRoot, { recursive: true, mode: 0o700 });
   const workspace = await Workspace.create(request.tmpDir ?? (inPlace ? inPlaceWorkRoot : undefined));
+  for (const message of workspace.sweepFailures) progress({ kind: 'note', message });
   const cacheStore = await LocalCacheStore.open(request.cacheDir ?? defaultBuildCacheDir()).catch(async (err: unknown) => {
     await workspace.remove();
     throw err;

@@ -1,27 +1,53 @@
 /**
- * Files in a shared cache directory that belong to one running process: temp files being written
- * and pin files listing the blobs a build was handed. Their names carry the owner (a short hash of
- * the host name and the pid), so that cleanup can tell a live owner's files from a dead one's.
+ * Files in a shared directory that belong to one running process: temp files being written, pin
+ * files listing the blobs a build was handed, build workspaces. Their names carry the owner (a short
+ * hash of the host name and PID namespace, the pid, and the process's start time), so that cleanup
+ * can tell a live owner's files from a dead one's, even once the pid has been reused.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { appendFile, mkdir, readdir, readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { isErrnoCode, lstatOrUndefined, readdirIfExists, removeIfExists } from '../../layers/fs-util.js';
 import type { Digest } from '../../layers/types.js';
-import { processExists } from '../../layers/layout-lock.js';
 
 export const TEMP_PREFIX = '.tmp-';
 /** Files of another host's processes, or named by other code, cannot be checked for liveness; they are dropped when this old. */
 const UNKNOWN_OWNER_GRACE_MS = 24 * 3600_000;
-const OWNED_NAME = /^([0-9a-f]{8})-(\d+)-[0-9a-f]+$/;
+/** `<host>-<pid>-<start>-<random>`; names written before the start time was added lack it. */
+const OWNED_NAME = /^([0-9a-f]{8})-(\d+)-(?:(\d+)-)?[0-9a-f]{16}$/;
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 
-const hostTag = createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
+/** Pids mean something only within one PID namespace, so the namespace is part of the host. */
+const hostTag = createHash('sha256').update(hostname()).update(readlinkSync('/proc/self/ns/pid')).digest('hex').slice(0, 8);
+const ownStart = processStartTime(process.pid);
 
-/** A fresh name owned by this process: `<host>-<pid>-<random>`. */
+/** A fresh name owned by this process: `<host>-<pid>-<start>-<random>`. */
 export function ownedName(): string {
-  return `${hostTag}-${process.pid}-${randomBytes(8).toString('hex')}`;
+  return `${hostTag}-${process.pid}-${ownStart}-${randomBytes(8).toString('hex')}`;
+}
+
+/** Whether `name` has the form `ownedName` gives. */
+export function isOwnedName(name: string): boolean {
+  return OWNED_NAME.test(name);
+}
+
+/**
+ * When process `pid` started (clock ticks since boot, field 22 of /proc/PID/stat), or undefined
+ * when there is no such process or it has exited and only waits to be reaped (a zombie).
+ */
+function processStartTime(pid: number): string | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch (error) {
+    if (isErrnoCode(error, 'ENOENT') || isErrnoCode(error, 'ESRCH')) return undefined;
+    throw error;
+  }
+  // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return fields[0] === 'Z' || fields[0] === 'X' ? undefined : fields[19];
 }
 
 /** Removes the temp files in `dir` whose owner is gone (a crash mid-write leaves them behind). */
@@ -82,11 +108,15 @@ export async function livePins(dir: string): Promise<Set<Digest>> {
 
 /**
  * Whether the process that owns the file named `name` at `path` is gone: a process of this host
- * that no longer exists, or for a file of another host or without an owner, untouched for a day.
+ * that no longer exists (or whose pid now names a process started at another time), or for a file
+ * of another host or PID namespace, or without an owner, untouched for a day.
  */
-async function ownerIsGone(path: string, name: string): Promise<boolean> {
+export async function ownerIsGone(path: string, name: string): Promise<boolean> {
   const match = OWNED_NAME.exec(name);
-  if (match !== null && match[1] === hostTag) return !processExists(Number(match[2]));
+  if (match !== null && match[1] === hostTag) {
+    const start = processStartTime(Number(match[2]));
+    return start === undefined || (match[3] !== undefined && start !== match[3]);
+  }
   const info = await lstatOrUndefined(path);
   return info !== undefined && Date.now() - info.mtimeMs > UNKNOWN_OWNER_GRACE_MS;
 }

@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, realpath, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TsbuildError } from '../../layers/errors.js';
-import { isErrnoCode } from '../../layers/fs-util.js';
+import { isErrnoCode, readdirIfExists, removeIfExists } from '../../layers/fs-util.js';
 import type { IsolationBackend, RunResult, RunSpec } from './backend.js';
 import { identityMappings, mapsId, ociConfig, type OciBindMount, type OciUserNamespace } from './oci-config.js';
 import { currentIdMapping } from './userns.js';
@@ -19,6 +19,19 @@ export interface OciRuntimeOptions {
 interface Exit {
   readonly code: number | null;
   readonly signal: NodeJS.Signals | null;
+}
+
+/**
+ * Written into a step's scratch directory while its container may exist: which runtime made it and
+ * its id, the runtime's state being in the `state` directory beside it. A build that died leaves
+ * it behind for the sweep of its workspace (see `deleteLeftoverContainers`).
+ */
+const containerRecordName = 'oci-container.json';
+const containerId = /^tsbuild-[0-9a-f]{16}$/;
+
+interface ContainerRecord {
+  readonly runtime: string;
+  readonly id: string;
 }
 
 /** Docker's RLIMIT_NOFILE, unless this process may not raise its hard limit that far. */
@@ -134,7 +147,9 @@ async function settlesWithin(done: Promise<unknown>, ms: number): Promise<boolea
  * call, and only the runtime's parent can learn the exit status. In a user namespace the container
  * gets a nested one mapping the same ids, and the runtime works rootless (it then skips cgroups).
  * An abort or timeout checks `state`, sends SIGTERM with `kill`, then SIGKILL after the grace
- * period; `delete --force` follows every run so no container, cgroup or mount remains.
+ * period; `delete --force` follows every run so no container, cgroup or mount remains. The bundle
+ * (whose config holds the step's environment, secrets included) goes with it. Until then a record
+ * in the scratch directory lets the sweep of a dead build's workspace delete the container.
  */
 export class OciRuntimeBackend implements IsolationBackend {
   readonly name = 'oci' as const;
@@ -164,6 +179,8 @@ export class OciRuntimeBackend implements IsolationBackend {
     const config = ociConfig({ ...spec, ...paths }, await nofileLimit(userNamespace !== undefined), userNamespace);
     await writeFile(join(bundle, 'config.json'), JSON.stringify(config));
     const id = `tsbuild-${randomBytes(8).toString('hex')}`;
+    const record = join(spec.scratchDir, containerRecordName);
+    await writeFile(record, JSON.stringify({ runtime: this.runtimePath, id } satisfies ContainerRecord));
 
     let outcome: { result: RunResult } | { error: unknown };
     try {
@@ -171,10 +188,12 @@ export class OciRuntimeBackend implements IsolationBackend {
     } catch (error) {
       outcome = { error };
     }
+    await rm(bundle, { recursive: true, force: true });
     // The runtime deletes the container when `run` returns; this covers aborts and failed starts.
     const deleted = await this.command([...globalArgs, 'delete', '--force', id]);
     if ('error' in outcome) throw outcome.error;
     if (deleted.code !== 0) throw new TsbuildError('ISOLATION', `${this.runtimePath} could not delete container ${id}: ${deleted.stderr.trim()}`);
+    await removeIfExists(record);
     return outcome.result;
   }
 
@@ -244,20 +263,70 @@ export class OciRuntimeBackend implements IsolationBackend {
     return typeof state.status === 'string' ? state.status : undefined;
   }
 
-  /** Runs a runtime subcommand to completion, collecting its output. */
-  private command(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(this.runtimePath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: runtimeEnv() });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (text: string) => {
-        stdout += text;
-      });
-      child.stderr.setEncoding('utf8').on('data', (text: string) => {
-        stderr += text;
-      });
-      child.once('error', (error) => reject(new TsbuildError('ISOLATION', `cannot start ${this.runtimePath}: ${error.message}`, { cause: error })));
-      child.once('close', (code) => resolve({ code, stdout, stderr }));
-    });
+  private command(args: readonly string[]): Promise<CommandResult> {
+    return runtimeCommand(this.runtimePath, args);
   }
+}
+
+interface CommandResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs a runtime subcommand to completion, collecting its output. */
+function runtimeCommand(runtimePath: string, args: readonly string[]): Promise<CommandResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(runtimePath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: runtimeEnv() });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (text: string) => {
+      stdout += text;
+    });
+    child.stderr.setEncoding('utf8').on('data', (text: string) => {
+      stderr += text;
+    });
+    child.once('error', (error) => reject(new TsbuildError('ISOLATION', `cannot start ${runtimePath}: ${error.message}`, { cause: error })));
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/**
+ * Deletes, with `delete --force` (which kills what still runs), the containers recorded in the
+ * step scratch directories directly inside `workspaceDir`: those a build that died left behind.
+ * Throws ISOLATION when one cannot be deleted; a record whose container is already gone is dropped.
+ */
+export async function deleteLeftoverContainers(workspaceDir: string): Promise<void> {
+  for (const name of await readdirIfExists(workspaceDir)) {
+    const scratchDir = join(workspaceDir, name);
+    const record = await readContainerRecord(join(scratchDir, containerRecordName));
+    if (record === undefined) continue;
+    const globalArgs = ['--root', join(scratchDir, 'state')];
+    const deleted = await runtimeCommand(record.runtime, [...globalArgs, 'delete', '--force', record.id]);
+    if (deleted.code !== 0 && (await runtimeCommand(record.runtime, [...globalArgs, 'state', record.id])).code === 0) {
+      throw new TsbuildError('ISOLATION', `${record.runtime} could not delete leftover container ${record.id}: ${deleted.stderr.trim()}`);
+    }
+    await removeIfExists(join(scratchDir, containerRecordName));
+  }
+}
+
+async function readContainerRecord(file: string): Promise<ContainerRecord | undefined> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    if (isErrnoCode(error, 'ENOENT') || isErrnoCode(error, 'ENOTDIR')) return undefined;
+    throw error;
+  }
+  let record: Partial<ContainerRecord>;
+  try {
+    record = JSON.parse(text) as Partial<ContainerRecord>;
+  } catch {
+    // Cut short by a crash while being written, which was before the container could be created.
+    return undefined;
+  }
+  if (typeof record.runtime !== 'string' || typeof record.id !== 'string' || !containerId.test(record.id)) {
+    throw new TsbuildError('ISOLATION', `${file} is not a container record`);
+  }
+  return { runtime: record.runtime, id: record.id };
 }

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { commandFailure, TsbuildError } from '../../layers/errors.js';
 import { isMountPoint } from './mountinfo.js';
+import { unmount } from './unmount.js';
 import { currentIdMapping } from '../isolation/userns.js';
 
 const execFileAsync = promisify(execFile);
@@ -65,22 +66,5 @@ export async function mountOverlay(lowerDir: string, upperDir: string, workDir: 
   }
 }
 
-/**
- * Unmounts the overlay at `target`; when it is busy (a process still has a file open there), it is
- * detached lazily and the kernel finishes once the last user is gone. Nothing mounted there is fine.
- * Throws OVERLAY_UNMOUNT when `target` stays mounted.
- */
-export async function unmountOverlay(target: string): Promise<void> {
-  if (!(await isMountPoint(target))) return;
-  let failure: unknown;
-  for (const args of [[target], ['--lazy', target]]) {
-    try {
-      await execFileAsync('umount', args);
-      return;
-    } catch (error) {
-      failure = error;
-      if (!(await isMountPoint(target))) return;
-    }
-  }
-  throw new TsbuildError('OVERLAY_UNMOUNT', `cannot unmount the overlay at ${target}: ${commandFailure(failure)}`, { cause: failure });
-}
+/** Unmounts the overlay at `target` like any mount: lazily when busy, and nothing mounted there is fine (see `unmount`). */
+export const unmountOverlay = unmount;

@@ -1,4 +1,4 @@
-import { chmod, chown, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { TsbuildError } from '../../layers/errors.js';
 import type { Workspace } from '../exec/workspace.js';
@@ -6,6 +6,7 @@ import type { BindMount } from '../isolation/backend.js';
 import { bindSourcePath, type BindSource } from './bind-sources.js';
 import { openCacheMount } from './cache-mounts.js';
 import type { RunMount, SecretRunMount, SshRunMount } from './run-mounts.js';
+import { secretDir } from './secrets.js';
 import { relayAgent } from './ssh-agents.js';
 
 /** What a step's mounts need from the build. */
@@ -108,9 +109,9 @@ async function secretMount(mount: SecretRunMount, ctx: MountContext, binds: Moun
   }
   if (mount.env !== undefined) env.push(`${mount.env}=${value.toString('utf8')}`);
   if (mount.target === undefined) return;
-  const dir = await ctx.workspace.newDir('secret');
-  const file = path.join(dir, 'secret');
-  releases.push(() => rm(dir, { recursive: true, force: true }));
+  const store = await secretDir(ctx.workspace, value.length);
+  releases.push(() => store.release());
+  const file = path.join(store.dir, 'secret');
   await writeFile(file, value, { mode: 0o600 });
   await chown(file, mount.uid, mount.gid);
   await chmod(file, mount.mode);

@@ -1,0 +1,18 @@
+/**
+ * Run by the workspace watchdog (see workspace-watchdog.ts) once its build has closed the pipe:
+ * `node workspace-watchdog-main.js ROOT NAME` sweeps the workspace NAME in ROOT if its owner is gone.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import path from 'node:path';
+import { ownerIsGone } from '../cache/local-store-owners.js';
+import { sweepIfOwnerGone, workspacePrefix } from './workspace-sweep.js';
+
+const [root, name] = process.argv.slice(2);
+if (root === undefined || name === undefined) throw new Error('usage: workspace-watchdog-main.js ROOT NAME');
+// A dying process closes its files an instant before it counts as gone.
+for (let tries = 0; tries < 100 && !(await ownerIsGone(path.join(root, name), name.slice(workspacePrefix.length))); tries++) await sleep(50);
+const failure = await sweepIfOwnerGone(root, name);
+if (failure !== undefined) {
+  process.stderr.write(`${failure}\n`);
+  process.exitCode = 1;
+}

@@ -1,0 +1,38 @@
+/**
+ * Unmounting through the `umount` command: one mount point, or everything mounted below a
+ * directory before the directory is deleted, so that a deletion never reaches through a mount.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { commandFailure, TsbuildError } from '../../layers/errors.js';
+import { isMountPoint, mountsUnder } from './mountinfo.js';
+
+const execFileAsync = promisify(execFile);
+
+/**
+ * Unmounts what is mounted at `target`; when it is busy (a process still has a file open there),
+ * it is detached lazily and the kernel finishes once the last user is gone. Nothing mounted there
+ * is fine. Throws UNMOUNT when `target` stays mounted.
+ */
+export async function unmount(target: string): Promise<void> {
+  if (!(await isMountPoint(target))) return;
+  let failure: unknown;
+  for (const args of [[target], ['--lazy', target]]) {
+    try {
+      await execFileAsync('umount', args);
+      return;
+    } catch (error) {
+      failure = error;
+      if (!(await isMountPoint(target))) return;
+    }
+  }
+  throw new TsbuildError('UNMOUNT', `cannot unmount ${target}: ${commandFailure(failure)}`, { cause: failure });
+}
+
+/** Unmounts every mount at or below `dir`, deepest first (a mount stacked on another comes off first). */
+export async function unmountAllUnder(dir: string): Promise<void> {
+  // Each pass takes one layer of a stack; a point still listed after a pass has another mount below.
+  for (let points = await mountsUnder(dir); points.length > 0; points = await mountsUnder(dir)) {
+    for (const point of points) await unmount(point);
+  }
+}
