@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, realpath, writeFile } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TsbuildError } from '../../layers/errors.js';
@@ -8,6 +8,8 @@ import { isErrnoCode, readdirIfExists, removeIfExists } from '../../layers/fs-ut
 import type { IsolationBackend, RunResult, RunSpec } from './backend.js';
 import { identityMappings, mapsId, ociConfig, type OciBindMount, type OciUserNamespace } from './oci-config.js';
 import { currentIdMapping } from './userns.js';
+import { mountPrivateTmpfs } from '../rootfs/tmpfs.js';
+import { unmount } from '../rootfs/unmount.js';
 
 export interface OciRuntimeOptions {
   /** Path of the runc or crun binary. */
@@ -33,6 +35,9 @@ interface ContainerRecord {
   readonly runtime: string;
   readonly id: string;
 }
+
+/** Room for the bundle, the runtime's state and its log on the scratch tmpfs. */
+const scratchBytes = 16 * 1024 * 1024;
 
 /** Docker's RLIMIT_NOFILE, unless this process may not raise its hard limit that far. */
 const dockerNofile = 1048576;
@@ -147,9 +152,10 @@ async function settlesWithin(done: Promise<unknown>, ms: number): Promise<boolea
  * call, and only the runtime's parent can learn the exit status. In a user namespace the container
  * gets a nested one mapping the same ids, and the runtime works rootless (it then skips cgroups).
  * An abort or timeout checks `state`, sends SIGTERM with `kill`, then SIGKILL after the grace
- * period; `delete --force` follows every run so no container, cgroup or mount remains. The bundle
- * (whose config holds the step's environment, secrets included) goes with it. Until then a record
- * in the scratch directory lets the sweep of a dead build's workspace delete the container.
+ * period; `delete --force` follows every run so no container, cgroup or mount remains. Until then
+ * a record in the scratch directory lets the sweep of a dead build's workspace delete the container.
+ * The scratch directory is a tmpfs where one can be mounted, unmounted after the run: the bundle's
+ * config holds the step's environment, secrets included, and must not reach a disk.
  */
 export class OciRuntimeBackend implements IsolationBackend {
   readonly name = 'oci' as const;
@@ -163,6 +169,16 @@ export class OciRuntimeBackend implements IsolationBackend {
 
   async run(spec: RunSpec): Promise<RunResult> {
     spec.signal?.throwIfAborted();
+    // The bundle's config holds the environment, secrets included, and the runtime's state a copy of it.
+    await mountPrivateTmpfs(spec.scratchDir, scratchBytes);
+    try {
+      return await this.runInScratch(spec);
+    } finally {
+      await unmount(spec.scratchDir);
+    }
+  }
+
+  private async runInScratch(spec: RunSpec): Promise<RunResult> {
     const bundle = join(spec.scratchDir, 'bundle');
     const logFile = join(spec.scratchDir, 'runtime.log');
     const globalArgs = ['--root', join(spec.scratchDir, 'state'), '--log', logFile, '--log-format', 'json'];
@@ -188,7 +204,6 @@ export class OciRuntimeBackend implements IsolationBackend {
     } catch (error) {
       outcome = { error };
     }
-    await rm(bundle, { recursive: true, force: true });
     // The runtime deletes the container when `run` returns; this covers aborts and failed starts.
     const deleted = await this.command([...globalArgs, 'delete', '--force', id]);
     if ('error' in outcome) throw outcome.error;

@@ -1,12 +1,9 @@
-import { execFile } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
-import { promisify } from 'node:util';
 import { TsbuildError } from '../../layers/errors.js';
 import type { Workspace } from '../exec/workspace.js';
+import { mountPrivateTmpfs } from '../rootfs/tmpfs.js';
 import { unmount } from '../rootfs/unmount.js';
 import { mountOptions } from './run-mounts.js';
-
-const execFileAsync = promisify(execFile);
 
 /** A `--secret` value: the id RUN mounts name, and where its content comes from. */
 export type SecretSpec =
@@ -60,23 +57,18 @@ export interface SecretDir {
 }
 
 /**
- * A new directory of the workspace for secret files holding up to `bytes`: a small private tmpfs
- * where this process may mount one (as root, or in a user namespace with its own mount namespace),
- * so the content never reaches a disk and is gone once unmounted; otherwise a plain directory.
- * Either way it is removed on release, or by the sweep of the workspace after a crash.
+ * A new directory of the workspace for secret files holding up to `bytes`: a private tmpfs where
+ * one can be mounted, so the content never reaches a disk and is gone once unmounted; otherwise a
+ * plain directory. Either way it is removed on release, or by the sweep of the workspace after a crash.
  */
 export async function secretDir(workspace: Workspace, bytes: number): Promise<SecretDir> {
   const dir = await workspace.newDir('secret');
-  const release = async (): Promise<void> => {
-    await unmount(dir);
-    await rm(dir, { recursive: true, force: true });
+  await mountPrivateTmpfs(dir, bytes);
+  return {
+    dir,
+    release: async () => {
+      await unmount(dir);
+      await rm(dir, { recursive: true, force: true });
+    },
   };
-  // Room for the content and the directory; tmpfs rounds up to whole pages (and takes 0 as no limit).
-  const size = Math.ceil(bytes / 4096) * 4096 + 8192;
-  try {
-    await execFileAsync('mount', ['-t', 'tmpfs', '-o', `mode=0700,size=${size},nr_inodes=16,nosuid,nodev,noexec`, 'tmpfs', dir]);
-  } catch {
-    // No mount allowed here: the plain directory has to do.
-  }
-  return { dir, release };
 }
