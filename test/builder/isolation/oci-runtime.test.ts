@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { RunSpec } from '../../../builder/isolation/backend.js';
 import { findOciRuntime } from '../../../builder/isolation/find-runtime.js';
-import { OciRuntimeBackend } from '../../../builder/isolation/oci-runtime.js';
+import { deleteLeftoverContainers, OciRuntimeBackend } from '../../../builder/isolation/oci-runtime.js';
 import { TsbuildError } from '../../../layers/errors.js';
 import { createBusyboxRootfs, createMountPoints } from '../../support/busybox-rootfs.js';
 
@@ -346,6 +346,50 @@ describe('OciRuntimeBackend', { skip: runtime === undefined ? 'no working OCI ru
     const outcome = run({ args: ['sleep', '1000'], signal: controller.signal }, { backend: backend(500) });
     setImmediate(() => controller.abort());
     await assert.rejects(outcome, { name: 'AbortError' });
+  });
+
+  it('keeps the bundle and runtime state on a tmpfs while the step runs, and nothing after', async () => {
+    const scratchDir = join(dir, `scratch-${runs}`);
+    let during: { mounted: boolean; config: string } | undefined;
+    const outcome = await run({
+      args: sh('echo ready'),
+      env: ['PATH=/bin', 'TOKEN=kept-off-the-disk'],
+      stdout: () => {
+        void (async () => {
+          const mounted = (await readFile('/proc/self/mounts', 'utf8')).split('\n').some((line) => line.startsWith(`tmpfs ${scratchDir} tmpfs `));
+          during = { mounted, config: await readFile(join(scratchDir, 'bundle/config.json'), 'utf8') };
+        })();
+      },
+    });
+    assert.equal(outcome.exitCode, 0);
+    assert.equal(during?.mounted, true, 'the scratch directory was a tmpfs');
+    assert.match(during.config, /kept-off-the-disk/);
+    assert.deepEqual(await mountsUnder(scratchDir), []);
+  });
+
+  it('leaves a record from which the sweep of a dead build deletes the running container', async () => {
+    const scratchDir = join(dir, `scratch-${runs++}`);
+    await mkdir(scratchDir);
+    let running: number[] = [];
+    let swept: Promise<void> | undefined;
+    const result = await backend().run({
+      rootfs, args: sh('echo started; exec sleep 1000'), env: ['PATH=/bin'], cwd: '/', user: { uid: 0, gid: 0, additionalGids: [] },
+      hostname: 'buildhost', network: 'default', binds: [], scratchDir,
+      stdout: () => {
+        swept = containerProcesses().then(async (pids) => {
+          running = pids;
+          await deleteLeftoverContainers(dir);
+        });
+      },
+      stderr: () => {},
+    });
+    await swept;
+    assert.equal(running.length, 1, 'the step was running');
+    assert.deepEqual(running.filter(isAlive), [], 'the sweep killed it');
+    assert.equal(result.exitCode, 128 + 9);
+    assert.deepEqual(await descendants(), [], 'nothing started for the run is still running');
+    assert.deepEqual(await readdir(scratchDir), [], 'no record, bundle or state is left');
+    await rm(scratchDir, { recursive: true });
   });
 
   it('rejects an already aborted signal without running anything', async () => {
