@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, test } from 'node:test';
+import { ownedName } from '../../../builder/cache/local-store-owners.js';
+import { Workspace } from '../../../builder/exec/workspace.js';
+import { mountsUnder } from '../../../builder/rootfs/mountinfo.js';
+import { mountOverlay } from '../../../builder/rootfs/overlay.js';
+import { mountPrivateTmpfs } from '../../../builder/rootfs/tmpfs.js';
+
+const workspaceModule = new URL('../../../builder/exec/workspace.js', import.meta.url).href;
+
+let root: string;
+before(async () => {
+  assert.equal(process.getuid?.(), 0, 'these tests mount overlays and tmpfs: run them as root');
+  root = await realpath(await mkdtemp(path.join(tmpdir(), 'workspace-test-')));
+});
+after(async () => {
+  assert.deepEqual(await mountsUnder(root), []);
+  await rm(root, { recursive: true, force: true });
+});
+
+/** A workspace name owned by `pid` started at `start`, in the form the workspace's own owner gives. */
+function nameOwnedBy(pid: number, start: string): string {
+  const [host, , , random] = ownedName().split('-');
+  return `tsbuild-${host}-${pid}-${start}-${random}`;
+}
+
+/** The state of a workspace a build left when it died: an overlay with a tmpfs on top, a secret on a tmpfs, files. */
+async function leftover(dir: string): Promise<void> {
+  const [lower, upper, work, merged, secrets] = ['lower', 'upper', 'work', 'rootfs-1', 'secret-2'].map((name) => path.join(dir, name));
+  for (const sub of [lower, upper, work, merged, secrets]) await mkdir(sub, { recursive: true });
+  await mkdir(path.join(lower, 'tmp'));
+  await mountOverlay(lower, upper, work, merged);
+  assert.ok(await mountPrivateTmpfs(path.join(merged, 'tmp'), 4096));
+  assert.ok(await mountPrivateTmpfs(secrets, 4096));
+  await writeFile(path.join(secrets, 'secret'), 'left behind');
+}
+
+async function waitFor(what: string, condition: () => Promise<boolean>): Promise<void> {
+  for (let tries = 0; tries < 100; tries++) {
+    if (await condition()) return;
+    await sleep(100);
+  }
+  assert.fail(`timed out waiting until ${what}`);
+}
+
+test('a new workspace sweeps those of dead owners: mounts first, deepest first, then files', async () => {
+  const gone = spawnSync('true').pid;
+  const dead = path.join(root, nameOwnedBy(gone, '1'));
+  // Our own pid with another start time: the pid was reused, its owner is gone.
+  const reused = path.join(root, nameOwnedBy(process.pid, '1'));
+  const foreign = [path.join(root, 'tsbuild-not-an-owner'), path.join(root, 'other')];
+  for (const dir of [dead, reused, ...foreign]) await mkdir(dir);
+  await leftover(dead);
+  await leftover(reused);
+
+  const workspace = await Workspace.create(root);
+  try {
+    assert.deepEqual(workspace.sweepFailures, []);
+    assert.deepEqual(await mountsUnder(root), []);
+    assert.deepEqual((await readdir(root)).sort(), ['other', 'tsbuild-not-an-owner', path.basename(workspace.dir)].sort());
+  } finally {
+    await workspace.remove();
+  }
+  for (const dir of foreign) await rm(dir, { recursive: true });
+});
+
+test('concurrent builds never sweep each other; a build killed outright is swept by its watchdog', async () => {
+  const mine = await Workspace.create(root);
+  const script = `const { Workspace } = await import(${JSON.stringify(workspaceModule)}); const w = await Workspace.create(${JSON.stringify(root)}); console.log(w.dir);`;
+  const other = spawn(process.execPath, ['--input-type=module', '-e', `${script} setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const otherDir = await new Promise<string>((resolve) => other.stdout.once('data', (chunk: Buffer) => resolve(chunk.toString().trim())));
+    await leftover(otherDir);
+    // Each new workspace sweeps: none may touch a live owner's.
+    const third = await Workspace.create(root);
+    await third.remove();
+    assert.deepEqual((await readdir(root)).sort(), [path.basename(mine.dir), path.basename(otherDir)].sort());
+    assert.equal((await mountsUnder(otherDir)).length, 3, 'the live workspace keeps its mounts');
+    await writeFile(path.join(mine.dir, 'still-mine'), '');
+
+    other.kill('SIGKILL');
+    await waitFor('the killed build’s workspace is gone', async () => !(await readdir(root)).includes(path.basename(otherDir)));
+    assert.deepEqual(await mountsUnder(root), []);
+    assert.equal(await readFile(path.join(mine.dir, 'still-mine'), 'utf8'), '');
+  } finally {
+    if (other.exitCode === null && other.signalCode === null) other.kill('SIGKILL');
+    await mine.remove();
+  }
+  assert.deepEqual(await readdir(root), []);
+});
+
+test('the default parent is private to its user, and a planted one is refused', async () => {
+  const cacheDir = path.join(root, 'cache');
+  await mkdir(path.join(cacheDir, 'workspaces'), { recursive: true });
+  await chmod(path.join(cacheDir, 'workspaces'), 0o777);
+  const saved = process.env.TSBUILD_CACHE_DIR;
+  process.env.TSBUILD_CACHE_DIR = cacheDir;
+  try {
+    await assert.rejects(Workspace.create(), { code: 'WORKSPACE' });
+    await rm(path.join(cacheDir, 'workspaces'), { recursive: true });
+    const workspace = await Workspace.create();
+    assert.equal(path.dirname(workspace.dir), path.join(cacheDir, 'workspaces'));
+    await workspace.remove();
+  } finally {
+    if (saved === undefined) delete process.env.TSBUILD_CACHE_DIR;
+    else process.env.TSBUILD_CACHE_DIR = saved;
+    await rm(cacheDir, { recursive: true });
+  }
+});
