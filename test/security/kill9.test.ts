@@ -101,13 +101,12 @@ async function mountsMentioning(dir: string): Promise<string[]> {
   return (await readFile('/proc/mounts', 'utf8')).split('\n').filter((line) => line.includes(` ${dir}/`) || line.includes(` ${dir} `));
 }
 
-/** The recorded container of the step running in a workspace under `cacheDir`: its runtime state directory and id. */
-async function runningContainer(cacheDir: string): Promise<{ stateDir: string; id: string }> {
-  const root = path.join(cacheDir, 'workspaces');
-  for (const workspace of await readdir(root)) {
-    for (const entry of await readdir(path.join(root, workspace))) {
-      const record = await readFile(path.join(root, workspace, entry, 'oci-container.json'), 'utf8').catch(() => undefined);
-      if (record !== undefined) return { stateDir: path.join(root, workspace, entry, 'state'), id: (JSON.parse(record) as { id: string }).id };
+/** The recorded container of the step running in a workspace in `tmp`: its runtime state directory and id. */
+async function runningContainer(tmp: string): Promise<{ stateDir: string; id: string }> {
+  for (const workspace of await readdir(tmp)) {
+    for (const entry of await readdir(path.join(tmp, workspace))) {
+      const record = await readFile(path.join(tmp, workspace, entry, 'oci-container.json'), 'utf8').catch(() => undefined);
+      if (record !== undefined) return { stateDir: path.join(tmp, workspace, entry, 'state'), id: (JSON.parse(record) as { id: string }).id };
     }
   }
   assert.fail('no container record in any workspace');
@@ -128,12 +127,10 @@ async function exists(file: string): Promise<boolean> {
   return readFile(file).then(() => true, (error: NodeJS.ErrnoException) => error.code === 'EISDIR');
 }
 
-/** Everything a dead build could have left, checked: workspaces, mounts, temp files, runtime state. */
-async function assertNothingLeft(cacheDir: string, tmp: string, container: { stateDir: string; id: string }): Promise<void> {
-  assert.deepEqual(await readdir(path.join(cacheDir, 'workspaces')), [], 'no workspace is left');
-  assert.deepEqual(await mountsMentioning(cacheDir), [], 'nothing stays mounted');
-  assert.deepEqual(await mountsMentioning(work), []);
-  assert.deepEqual(await readdir(tmp), [], 'nothing is left in the temp directory');
+/** Everything a dead build could have left, checked: workspaces and temp files, mounts, runtime state. */
+async function assertNothingLeft(tmp: string, container: { stateDir: string; id: string }): Promise<void> {
+  assert.deepEqual(await readdir(tmp), [], 'no workspace or other file is left in the temp directory');
+  assert.deepEqual(await mountsMentioning(work), [], 'nothing stays mounted in the temp or cache directory');
   const state = await execFileAsync(runtime!.path, ['--root', container.stateDir, 'state', container.id]).then(() => 'exists', () => 'gone');
   assert.equal(state, 'gone', 'the runtime knows no such container');
   const listed = await execFileAsync(runtime!.path, ['--root', container.stateDir, 'list', '-q']);
@@ -156,9 +153,9 @@ test('kill -9 during RUN: the step dies, mounts and workspace go; builds running
     build.child.kill('SIGKILL');
     throw error;
   }
-  const container = await runningContainer(cacheDir);
+  const container = await runningContainer(tmp);
   const cgroups = await containerCgroups(sleeping[0]!, container.id);
-  assert.ok(await mountsMentioning(cacheDir).then((lines) => lines.some((line) => line.startsWith('overlay '))), 'the step runs on an overlay');
+  assert.ok(await mountsMentioning(tmp).then((lines) => lines.some((line) => line.startsWith('overlay '))), 'the step runs on an overlay');
 
   // A build started meanwhile with the same cache sweeps only dead builds' workspaces.
   await buildOk('meanwhile', 'FROM busybox\nRUN echo meanwhile > /meanwhile\n', env);
@@ -168,14 +165,14 @@ test('kill -9 during RUN: the step dies, mounts and workspace go; builds running
   assert.equal((await build.exited).signal, 'SIGKILL');
   const killedAt = Date.now();
   await waitFor('the step is gone', async () => (sleeping.some(alive) ? undefined : true), 10_000);
-  await waitFor('the workspace is swept', async () => ((await readdir(path.join(cacheDir, 'workspaces'))).length === 0 ? true : undefined), 10_000);
+  await waitFor('the workspace is swept', async () => ((await readdir(tmp)).length === 0 ? true : undefined), 10_000);
   const sweptMs = Date.now() - killedAt;
-  await assertNothingLeft(cacheDir, tmp, container);
+  await assertNothingLeft(tmp, container);
   for (const cgroup of cgroups) assert.equal(await exists(cgroup), false, `cgroup ${cgroup} is removed`);
   t.diagnostic(`step and workspace gone ${sweptMs} ms after the kill`);
 
   await buildOk('after', 'FROM busybox\nRUN echo after > /after\n', env);
-  await assertNothingLeft(cacheDir, tmp, container);
+  await assertNothingLeft(tmp, container);
 });
 
 test('kill -9 during a RUN with a secret: no file anywhere holds the secret, no tmpfs stays mounted', { timeout: 300_000 }, async () => {
@@ -196,20 +193,20 @@ test('kill -9 during a RUN with a secret: no file anywhere holds the secret, no 
     build.child.kill('SIGKILL');
     throw error;
   }
-  const container = await runningContainer(cacheDir);
-  const tmpfsMounts = (await mountsMentioning(cacheDir)).filter((line) => line.startsWith('tmpfs ')).map((line) => path.basename(line.split(' ')[1]!));
+  const container = await runningContainer(tmp);
+  const tmpfsMounts = (await mountsMentioning(tmp)).filter((line) => line.startsWith('tmpfs ')).map((line) => path.basename(line.split(' ')[1]!));
   assert.equal(tmpfsMounts.filter((name) => name.startsWith('secret-')).length, 2, `both secret files are on a tmpfs (${tmpfsMounts.join(', ')})`);
   assert.ok(tmpfsMounts.some((name) => name.startsWith('run-scratch-')), 'the bundle, whose config holds TOK, is on a tmpfs');
 
   build.child.kill('SIGKILL');
   await build.exited;
   await waitFor('the step is gone', async () => (sleeping.some(alive) ? undefined : true), 10_000);
-  await waitFor('the workspace is swept', async () => ((await readdir(path.join(cacheDir, 'workspaces'))).length === 0 ? true : undefined), 10_000);
-  await assertNothingLeft(cacheDir, tmp, container);
+  await waitFor('the workspace is swept', async () => ((await readdir(tmp)).length === 0 ? true : undefined), 10_000);
+  await assertNothingLeft(tmp, container);
   const searched = [...new Set(['/tmp', os.tmpdir(), cacheDir])];
   const grep = await execFileAsync('grep', ['-rlFs', '-e', secret, ...searched], { maxBuffer: 1 << 24 }).catch((error: { stdout: string }) => error);
   assert.equal(grep.stdout, '', `no file under ${searched.join(', ')} holds the secret`);
 
   await buildOk('secret-after', 'FROM busybox\nRUN --mount=type=secret,id=tok test -s /run/secrets/tok\n', env, ['--secret', 'id=tok,env=KILL9_TOKEN']);
-  await assertNothingLeft(cacheDir, tmp, container);
+  await assertNothingLeft(tmp, container);
 });

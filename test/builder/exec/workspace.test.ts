@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { chown, mkdir, mkdtemp, readdir, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -145,21 +145,28 @@ test('concurrent builds never sweep each other; a build killed outright is swept
   assert.deepEqual(await entries(), []);
 });
 
-test('the default parent is private to its user, and a planted one is refused', async () => {
-  const cacheDir = path.join(root, 'cache');
-  await mkdir(path.join(cacheDir, 'workspaces'), { recursive: true });
-  await chmod(path.join(cacheDir, 'workspaces'), 0o777);
-  const saved = process.env.TSBUILD_CACHE_DIR;
-  process.env.TSBUILD_CACHE_DIR = cacheDir;
+test('leaves alone what another user or a link put there under a dead owner’s name', async () => {
+  const gone = spawnSync('true').pid;
+  const planted = path.join(root, nameOwnedBy(gone, '1'));
+  const link = path.join(root, nameOwnedBy(gone, '2'));
+  const target = path.join(root, 'target');
+  await mkdir(planted);
+  await chown(planted, 65534, 65534);
+  await mkdir(target);
+  await writeFile(path.join(target, 'kept'), '');
+  await symlink(target, link);
+  const workspace = await Workspace.create(root);
+  await workspace.remove();
+  assert.deepEqual(await entries(), [path.basename(link), path.basename(planted), 'target'].sort());
+  assert.deepEqual(await readdir(target), ['kept']);
+  for (const entry of [planted, link, target]) await rm(entry, { recursive: true });
+});
+
+test('the default parent is the temp directory', async () => {
+  const workspace = await Workspace.create();
   try {
-    await assert.rejects(Workspace.create(), { code: 'WORKSPACE' });
-    await rm(path.join(cacheDir, 'workspaces'), { recursive: true });
-    const workspace = await Workspace.create();
-    assert.equal(path.dirname(workspace.dir), path.join(cacheDir, 'workspaces'));
-    await workspace.remove();
+    assert.equal(path.dirname(workspace.dir), tmpdir());
   } finally {
-    if (saved === undefined) delete process.env.TSBUILD_CACHE_DIR;
-    else process.env.TSBUILD_CACHE_DIR = saved;
-    await rm(cacheDir, { recursive: true });
+    await workspace.remove();
   }
 });
