@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
 import { mkdir, mkdtemp, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -175,14 +176,19 @@ test('kill -9 during RUN: the step dies, mounts and workspace go; builds running
   await assertNothingLeft(tmp, container);
 });
 
-test('kill -9 during a RUN with a secret: no file anywhere holds the secret, no tmpfs stays mounted', { timeout: 300_000 }, async () => {
+test('kill -9 during a RUN with secrets and an SSH agent: no file anywhere holds the secret, no tmpfs or socket stays', { timeout: 300_000 }, async (t) => {
   const cacheDir = path.join(work, 'cache-secret');
   const tmp = path.join(work, 'tmp-secret');
   await mkdir(tmp);
   const secret = `kill9-secret-${randomBytes(12).toString('hex')}`;
   const env = { TSBUILD_CACHE_DIR: cacheDir, TMPDIR: tmp, KILL9_TOKEN: secret };
-  const dockerfile = 'FROM busybox\nRUN --mount=type=secret,id=tok --mount=type=secret,id=tok,env=TOK,target=/tok test -s /run/secrets/tok && sleep 987652\n';
-  const build = await startBuild('secret', dockerfile, env, ['--secret', 'id=tok,env=KILL9_TOKEN']);
+  // An SSH agent socket too: the step's relay socket lives in the workspace.
+  const agentSocket = path.join(work, 'agent.sock');
+  const agent = createServer((connection) => connection.end());
+  await new Promise<void>((resolve) => agent.listen(agentSocket, resolve));
+  t.after(() => agent.close());
+  const dockerfile = 'FROM busybox\nRUN --mount=type=secret,id=tok --mount=type=secret,id=tok,env=TOK,target=/tok --mount=type=ssh test -s /run/secrets/tok && test -S "$SSH_AUTH_SOCK" && sleep 987652\n';
+  const build = await startBuild('secret', dockerfile, env, ['--secret', 'id=tok,env=KILL9_TOKEN', '--ssh', `default=${agentSocket}`]);
   let sleeping: number[];
   try {
     sleeping = await waitFor('the step runs', async () => {
@@ -197,6 +203,8 @@ test('kill -9 during a RUN with a secret: no file anywhere holds the secret, no 
   const tmpfsMounts = (await mountsMentioning(tmp)).filter((line) => line.startsWith('tmpfs ')).map((line) => path.basename(line.split(' ')[1]!));
   assert.equal(tmpfsMounts.filter((name) => name.startsWith('secret-')).length, 2, `both secret files are on a tmpfs (${tmpfsMounts.join(', ')})`);
   assert.ok(tmpfsMounts.some((name) => name.startsWith('run-scratch-')), 'the bundle, whose config holds TOK, is on a tmpfs');
+  const relays = (await readdir(tmp, { recursive: true })).filter((file) => file.endsWith('agent.sock'));
+  assert.equal(relays.length, 1, 'the SSH relay socket is in the workspace');
 
   build.child.kill('SIGKILL');
   await build.exited;
