@@ -16,6 +16,8 @@ export async function startWatchdog(root: string, name: string): Promise<() => v
   const child = spawn('sh', ['-c', 'read -r line; exec "$@"', 'tsbuild-watchdog', process.execPath, watchdogMain, root, name], {
     stdio: ['pipe', 'ignore', 'ignore'],
     detached: true,
+    // Not the build's environment, which may hold secrets given with --secret env=.
+    env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
   });
   await new Promise<void>((resolve, reject) => {
     child.once('spawn', resolve);

@@ -5,11 +5,11 @@ import { join, resolve as resolvePath } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TsbuildError } from '../../layers/errors.js';
 import { isErrnoCode, readdirIfExists, removeIfExists } from '../../layers/fs-util.js';
+import { mountPrivateTmpfs } from '../rootfs/tmpfs.js';
+import { unmount } from '../rootfs/unmount.js';
 import type { IsolationBackend, RunResult, RunSpec } from './backend.js';
 import { identityMappings, mapsId, ociConfig, type OciBindMount, type OciUserNamespace } from './oci-config.js';
 import { currentIdMapping } from './userns.js';
-import { mountPrivateTmpfs } from '../rootfs/tmpfs.js';
-import { unmount } from '../rootfs/unmount.js';
 
 export interface OciRuntimeOptions {
   /** Path of the runc or crun binary. */
@@ -155,7 +155,8 @@ async function settlesWithin(done: Promise<unknown>, ms: number): Promise<boolea
  * period; `delete --force` follows every run so no container, cgroup or mount remains. Until then
  * a record in the scratch directory lets the sweep of a dead build's workspace delete the container.
  * The scratch directory is a tmpfs where one can be mounted, unmounted after the run: the bundle's
- * config holds the step's environment, secrets included, and must not reach a disk.
+ * config holds the step's environment, secrets included, the runtime's state a copy of it, and
+ * neither may reach a disk.
  */
 export class OciRuntimeBackend implements IsolationBackend {
   readonly name = 'oci' as const;
@@ -169,7 +170,6 @@ export class OciRuntimeBackend implements IsolationBackend {
 
   async run(spec: RunSpec): Promise<RunResult> {
     spec.signal?.throwIfAborted();
-    // The bundle's config holds the environment, secrets included, and the runtime's state a copy of it.
     await mountPrivateTmpfs(spec.scratchDir, scratchBytes);
     try {
       return await this.runInScratch(spec);
