@@ -156,6 +156,7 @@ test('kill -9 during RUN: the step dies, mounts and workspace go; builds running
   }
   const container = await runningContainer(tmp);
   const cgroups = await containerCgroups(sleeping[0]!, container.id);
+  assert.ok(cgroups.length > 0, 'the runtime made cgroups for the container');
   assert.ok(await mountsMentioning(tmp).then((lines) => lines.some((line) => line.startsWith('overlay '))), 'the step runs on an overlay');
 
   // A build started meanwhile with the same cache sweeps only dead builds' workspaces.
