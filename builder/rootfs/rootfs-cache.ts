@@ -5,10 +5,10 @@
  * directory appears by one atomic rename once it is complete and is never modified afterwards:
  * builds use it read-only, as an overlay lower directory or as the source of a copy.
  * `<dir>/.lock-<hex>` serializes the unpacking of one stack across processes, and
- * `<dir>/.tmp-<hex>-*` are stacks being unpacked.
+ * `<dir>/.tmp-<hex>-<owner>` are stacks being unpacked, named by the process unpacking them (see
+ * local-store-owners.ts) so that those a killed build left are found and removed.
  */
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -25,6 +25,7 @@ import type { Digest } from '../../layers/types.js';
 import { writeXattrsOfPaths, type XattrMap } from '../../layers/xattrs.js';
 import type { ImageLayer } from '../exec/image-layer.js';
 import { chainIds } from '../../layers/chain-id.js';
+import { isOwnedName, ownedName, ownerIsGone } from '../cache/local-store-owners.js';
 import { linkedCopyTree } from './copy-tree.js';
 
 const execFileAsync = promisify(execFile);
@@ -83,9 +84,9 @@ export class RootfsCache {
       async () => {
         // Another process may have finished it while we waited.
         if (await isDirectory(target)) return;
-        // Holding the lock, any temp dir of this stack belongs to a build that died.
+        // Holding the lock, any temp dir of this stack belongs to a build that died; so does any other whose owner is gone.
         await removeTempDirs(this.dir, hex);
-        const temp = path.join(this.dir, `.tmp-${hex}-${randomBytes(6).toString('hex')}`);
+        const temp = path.join(this.dir, `.tmp-${hex}-${ownedName()}`);
         await mkdir(temp, { mode: 0o755 });
         try {
           await this.fill(temp, layers, ids);
@@ -148,9 +149,14 @@ function canSet(name: string): boolean {
   return process.getuid?.() === 0 || name.startsWith('user.');
 }
 
+/** Removes the temp dirs of the stack `hex`, and those of other stacks whose owner is gone. */
 async function removeTempDirs(dir: string, hex: string): Promise<void> {
   for (const name of await readdir(dir)) {
-    if (name.startsWith(`.tmp-${hex}-`)) await rm(path.join(dir, name), { recursive: true, force: true });
+    const temp = /^\.tmp-([0-9a-f]{64})-(.+)$/.exec(name);
+    if (temp === null) continue;
+    const [, stack, owner = ''] = temp;
+    const dead = stack === hex || (isOwnedName(owner) && (await ownerIsGone(path.join(dir, name), owner)));
+    if (dead) await rm(path.join(dir, name), { recursive: true, force: true });
   }
 }
 

@@ -1,15 +1,16 @@
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { lstat, readdir, readFile, readlink, stat } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { after, test } from 'node:test';
 import { promisify } from 'node:util';
 import { chainId } from '../../../layers/chain-id.js';
+import { ownedName } from '../../../builder/cache/local-store-owners.js';
 import { defaultCacheDir, RootfsCache } from '../../../builder/rootfs/rootfs-cache.js';
 import { TsbuildError } from '../../../layers/errors.js';
 import { MediaType, type Digest } from '../../../layers/types.js';
@@ -54,6 +55,20 @@ test('a stack is unpacked once into the directory named by its ChainID, with whi
   assert.deepEqual(testXattr(path.join(dir, 'etc/tagged')), Buffer.from([0, 1, 2, 255]));
   // Only the stacks folder is left: no lock file, no temp dir.
   assert.deepEqual(await readdir(cache.dir), ['sha256']);
+});
+
+test('unpacking removes the temp dirs that builds which died left, of any stack, and keeps live ones', async () => {
+  const layers = await writeLayers(freshDir('layout'), baseEntries);
+  const cache = new RootfsCache(freshDir('cache'));
+  const [host, , , random] = ownedName().split('-');
+  const deadOwner = `${host}-${spawnSync('true').pid}-1-${random}`;
+  const other = 'ab'.repeat(32);
+  const dead = `.tmp-${other}-${deadOwner}`;
+  const live = `.tmp-${other}-${ownedName()}`;
+  const unowned = `.tmp-${other}-0123456789ab`;
+  for (const name of [dead, live, unowned]) await mkdir(path.join(cache.dir, name), { recursive: true });
+  await cache.unpackedChain(layers);
+  assert.deepEqual((await readdir(cache.dir)).sort(), [live, unowned, 'sha256'].sort());
 });
 
 test('a second request, even from a new cache instance, unpacks nothing and leaves the directory alone', async () => {
