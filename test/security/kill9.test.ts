@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
-import { mkdir, mkdtemp, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -125,7 +125,7 @@ async function containerCgroups(pid: number, id: string): Promise<string[]> {
 }
 
 async function exists(file: string): Promise<boolean> {
-  return readFile(file).then(() => true, (error: NodeJS.ErrnoException) => error.code === 'EISDIR');
+  return lstat(file).then(() => true, () => false);
 }
 
 /** Everything a dead build could have left, checked: workspaces and temp files, mounts, runtime state. */
