@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { realpath } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { access, realpath } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Duplex, Readable } from 'node:stream';
@@ -65,18 +66,30 @@ function exitStatus(code: number | null, signal: NodeJS.Signals | null, diagnost
 
 let loopbackOnlyNoted = false;
 
+/** Whether this process may open the tun device slirp4netns needs (often 0600 root-only in containers). */
+async function tunUsable(): Promise<boolean> {
+  try {
+    await access('/dev/net/tun', fsConstants.R_OK | fsConstants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * How the step's network namespace is made: `host` shares tsbuild's; `none` has loopback only;
- * `default` is connected by slirp4netns, or has loopback only (noted once) where it is missing.
+ * `default` is connected by slirp4netns, or has loopback only (noted once) where slirp4netns or
+ * the tun device is not available.
  */
 async function launcherNetwork(spec: RunSpec): Promise<{ network: LauncherNetwork; slirp4netns?: string }> {
   if (spec.network === 'host') return { network: 'host' };
   if (spec.network === 'none') return { network: 'loopback' };
   const slirp4netns = await findHostTool('slirp4netns');
-  if (slirp4netns !== undefined) return { network: 'slirp4netns', slirp4netns };
+  if (slirp4netns !== undefined && (await tunUsable())) return { network: 'slirp4netns', slirp4netns };
   if (!loopbackOnlyNoted) {
     loopbackOnlyNoted = true;
-    spec.stderr(Buffer.from('note: slirp4netns is not installed: RUN steps have a loopback-only network (RUN --network=host shares the host network)\n'));
+    const missing = slirp4netns === undefined ? 'slirp4netns is not installed' : 'slirp4netns cannot open /dev/net/tun';
+    spec.stderr(Buffer.from(`note: ${missing}: RUN steps have a loopback-only network (RUN --network=host shares the host network)\n`));
   }
   return { network: 'loopback' };
 }
