@@ -138,11 +138,13 @@ async function waitFor<T>(find: () => Promise<T | undefined>, ms: number): Promi
 const privilegeProbe = [
   'grep -E "^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):" /proc/self/status | sed "s/^\\([A-Za-z]*\\):\\s*/probe:\\1:/"',
   'echo "probe:netns:$(readlink /proc/self/ns/net)"',
+  // host-wide sysctls stay out of reach even for a root step
+  'echo "probe:proc-sys:$(grep " /proc/sys " /proc/mounts | cut -d" " -f4 | cut -d, -f1)"',
 ].join('; ');
 
 const defaultRootCaps = new Map([
   ['CapInh', '0000000000000000'], ['CapPrm', '00000000a80425fb'], ['CapEff', '00000000a80425fb'],
-  ['CapBnd', '00000000a80425fb'], ['CapAmb', '0000000000000000'], ['NoNewPrivs', '1'], ['Seccomp', '2'],
+  ['CapBnd', '00000000a80425fb'], ['CapAmb', '0000000000000000'], ['NoNewPrivs', '1'], ['Seccomp', '2'], ['proc-sys', 'ro'],
 ]);
 const defaultUserCaps = new Map([...defaultRootCaps, ['CapPrm', '0000000000000000'], ['CapEff', '0000000000000000']]);
 
@@ -178,18 +180,22 @@ async function assertSecretNotInArgv(name: string, isolation: 'chroot' | 'rootle
 async function assertStepDiesWithTsbuild(name: string, isolation: 'chroot' | 'rootless', user?: TestUser): Promise<void> {
   const marker = `marker-${randomBytes(6).toString('hex')}`;
   const build = await startBuild(name, { isolation, ...(user ? { user } : {}), dockerfile: `FROM base\nRUN sleep 1000 & sleep 1001; echo ${marker}\n` });
+  let namespace: string | undefined;
   try {
     const stepPid = await waitFor(async () => [...(await commandLines())].find(([, line]) => line.includes(marker))?.[0], 60_000);
     assert.ok(stepPid !== undefined, 'the step never started');
-    const namespace = await readlink(`/proc/${stepPid}/ns/pid`);
-    assert.notEqual(namespace, await readlink('/proc/self/ns/pid'));
-    assert.ok((await processesInPidNamespace(namespace)).length >= 3, 'the sh and both sleeps run');
+    const stepNamespace = await readlink(`/proc/${stepPid}/ns/pid`);
+    namespace = stepNamespace;
+    assert.notEqual(stepNamespace, await readlink('/proc/self/ns/pid'));
+    assert.ok((await processesInPidNamespace(stepNamespace)).length >= 3, 'the sh and both sleeps run');
     build.child.kill('SIGKILL');
-    const left = await waitFor(async () => ((await processesInPidNamespace(namespace)).length === 0 ? [] : undefined), 5000);
-    assert.deepEqual(left ?? await processesInPidNamespace(namespace), []);
+    const left = await waitFor(async () => ((await processesInPidNamespace(stepNamespace)).length === 0 ? [] : undefined), 5000);
+    assert.deepEqual(left ?? await processesInPidNamespace(stepNamespace), []);
   } finally {
     build.child.kill('SIGKILL');
     await build.done;
+    // whatever survived must not outlive the test
+    if (namespace !== undefined) for (const pid of await processesInPidNamespace(namespace)) process.kill(pid, 'SIGKILL');
   }
 }
 

@@ -3,7 +3,7 @@
  * (all in the launcher's private mount namespace), then the rootfs made the root with pivot_root
  * and the host's root detached, so no path and no /proc/N/root link leads back to the host.
  */
-import { chmodSync, closeSync, constants as fsConstants, mkdirSync, openSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, constants as fsConstants, existsSync, mkdirSync, openSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LauncherConfig, ResolvedBind } from './config.js';
 import { chdir, fchdir, mknod, mount, mountFlags, pivotRoot, umount2 } from './syscalls.js';
@@ -28,6 +28,14 @@ const MS_RELATIME = 0x200000;
 const devices: readonly [string, number, number][] = [
   ['null', 1, 3], ['zero', 1, 5], ['full', 1, 7], ['random', 1, 8], ['urandom', 1, 9], ['tty', 5, 0],
 ];
+
+/** proc and sys files that show or change host-wide state, hidden as container runtimes hide them. */
+const maskedPaths: readonly string[] = [
+  'proc/acpi', 'proc/asound', 'proc/kcore', 'proc/keys', 'proc/latency_stats', 'proc/timer_list', 'proc/timer_stats',
+  'proc/sched_debug', 'proc/scsi', 'sys/firmware', 'sys/devices/virtual/powercap',
+];
+/** proc entries that change host-wide settings (sysctls, magic SysRq, interrupts), made read-only. */
+const readonlyPaths: readonly string[] = ['proc/bus', 'proc/fs', 'proc/irq', 'proc/sys', 'proc/sysrq-trigger'];
 
 const isErrno = (error: unknown, code: string): boolean => (error as NodeJS.ErrnoException).code === code;
 
@@ -88,6 +96,29 @@ function mountDev(dev: string, ptsGid: number | undefined): void {
 }
 
 /**
+ * Hides each masked path that exists (an empty read-only tmpfs over a directory, /dev/null over a
+ * file) and makes each read-only path a read-only bind of itself.
+ */
+function protectKernelFiles(config: LauncherConfig): void {
+  const under = (path: string): string => join(path.startsWith('proc/') ? config.proc : config.sys, path.slice(path.indexOf('/') + 1));
+  for (const path of maskedPaths) {
+    const target = under(path);
+    let directory: boolean;
+    try {
+      directory = statSync(target).isDirectory();
+    } catch {
+      continue;
+    }
+    if (directory) mount('tmpfs', target, 'tmpfs', MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, 'size=0');
+    else mount('/dev/null', target, null, MS_BIND);
+  }
+  for (const path of readonlyPaths) {
+    const target = under(path);
+    if (existsSync(target)) bind(target, target, true);
+  }
+}
+
+/**
  * Mounts everything the step sees inside the rootfs. The rootfs is first bound onto itself, so it
  * is a mount point pivot_root accepts and the mounts below land on that bind. The new proc shows
  * this pid namespace; it is mounted while the host's /proc is still visible, which a user
@@ -98,6 +129,7 @@ export function mountStepFilesystems(config: LauncherConfig): void {
   mount('proc', config.proc, 'proc', MS_NOSUID | MS_NODEV | MS_NOEXEC);
   mountDev(config.dev, config.ptsGid);
   mountSys(config.sys);
+  protectKernelFiles(config);
   for (const entry of config.binds) bindEntry(entry);
 }
 
