@@ -188,9 +188,12 @@ export async function runInNamespaces(spec: RunSpec, sandbox: NamespaceSandbox):
       closed = true;
       spec.signal?.removeEventListener('abort', onAbort);
       helper?.stop();
+      // a launcher that failed takes its network namespace with it, so slirp4netns fails too:
+      // the launcher's reason comes first
       if (aborted) reject(spec.signal?.reason);
+      else if (failure !== undefined) reject(setupFailure(sandbox, failure, code, signal));
       else if (helperFailure !== undefined) reject(helperFailure);
-      else if (!started) reject(setupFailure(sandbox, failure ?? diagnostics, code, signal));
+      else if (!started) reject(setupFailure(sandbox, diagnostics, code, signal));
       else resolve({ exitCode: exitStatus(code, signal, diagnostics) });
     });
   });

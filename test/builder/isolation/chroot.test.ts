@@ -118,7 +118,9 @@ describe('ChrootBackend', { skip: available ? false : 'needs root with unshare a
     assert.deepEqual(echo, { exitCode: 0, stdout: 'a  b $HOME *\n', stderr: '' });
     assert.equal((await run(['/bin/sh', '-c', 'exit 7'])).exitCode, 7);
     assert.equal((await run(['false'])).exitCode, 1);
-    assert.equal((await run(['no-such-command'])).exitCode, 127);
+    assert.deepEqual(await run(['no-such-command']), { exitCode: 127, stdout: '', stderr: 'no-such-command: command not found\n' });
+    // found but not executable
+    assert.equal((await run(['/etc'])).exitCode, 126);
   });
 
   it('runs the command as PID 1 of its namespace, which ignores signals it has no handler for', async () => {
@@ -127,10 +129,15 @@ describe('ChrootBackend', { skip: available ? false : 'needs root with unshare a
 
   it('reports death by signal N as 128+N', async () => {
     const running = run(['sleep', '1000']);
+    // the launcher, before it execs the command, is in the rootfs too
+    const sleeping = async (): Promise<number[]> => {
+      const comms = await Promise.all((await processesIn(rootfs)).map(async (pid) => [pid, await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')] as const));
+      return comms.filter(([, comm]) => comm === 'sleep\n').map(([pid]) => pid);
+    };
     let pids: number[] = [];
     for (let tries = 0; pids.length === 0 && tries < 100; tries++) {
       await new Promise((resolve) => setTimeout(resolve, 50));
-      pids = await processesIn(rootfs);
+      pids = await sleeping();
     }
     assert.equal(pids.length, 1);
     // only SIGKILL (and SIGSTOP) reach a namespace's PID 1 that has no handlers
