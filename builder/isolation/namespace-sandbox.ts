@@ -8,7 +8,9 @@ import { TsbuildError } from '../../layers/errors.js';
 import { secureJoin } from '../../layers/secure-join.js';
 import type { RunResult, RunSpec } from './backend.js';
 import { findExecutable, systemBinDirs } from './host-tools.js';
-import { errorMessage, networkReady, networkRequest, startedMessage, type LauncherConfig, type LauncherNetwork } from './launcher/config.js';
+import {
+  controlFd, errorMessage, networkReady, networkRequest, startedMessage, stepStderrFd, type LauncherConfig, type LauncherNetwork,
+} from './launcher/config.js';
 import { startSlirp4netns, type NetworkHelper } from './launcher/slirp4netns.js';
 import { checkRunSpec } from './run-spec-check.js';
 
@@ -135,7 +137,7 @@ export async function runInNamespaces(spec: RunSpec, sandbox: NamespaceSandbox):
   return new Promise<RunResult>((resolve, reject) => {
     // fd 2 carries the tools' own diagnostics, fd 3 the process's stderr, fd 4 is the control socket
     const child = spawn(setpriv, args, { stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'], env: { PATH: systemBinDirs.join(':') } });
-    const control = child.stdio[4] as Duplex;
+    const control = child.stdio[controlFd] as Duplex;
     let diagnostics = '';
     let failure: string | undefined;
     let started = false;
@@ -149,7 +151,7 @@ export async function runInNamespaces(spec: RunSpec, sandbox: NamespaceSandbox):
     };
     spec.signal?.addEventListener('abort', onAbort, { once: true });
     child.stdout?.on('data', (chunk: Buffer) => spec.stdout(chunk));
-    (child.stdio[3] as Readable).on('data', (chunk: Buffer) => spec.stderr(chunk));
+    (child.stdio[stepStderrFd] as Readable).on('data', (chunk: Buffer) => spec.stderr(chunk));
     child.stderr?.setEncoding('utf8').on('data', (text: string) => {
       diagnostics += text;
     });

@@ -18,7 +18,7 @@ export function resetSignals(): void {
 }
 
 /** The paths to try for `name`: itself when it has a slash, else each PATH directory. */
-export function candidates(name: string, env: readonly string[]): string[] {
+function candidates(name: string, env: readonly string[]): string[] {
   if (name.includes('/')) return [name];
   const path = env.find((entry) => entry.startsWith('PATH='))?.slice('PATH='.length) ?? defaultPath;
   return path.split(':').map((dir) => `${dir === '' ? '.' : dir}/${name}`);

@@ -12,7 +12,7 @@ import { x86_64Syscalls } from './syscall-table-x86_64.js';
 const { koffi, lib } = libc();
 
 /** This machine's system call numbers. */
-export const hostSyscalls: Readonly<Record<string, number>> = process.arch === 'arm64' ? aarch64Syscalls : x86_64Syscalls;
+const hostSyscalls: Readonly<Record<string, number>> = process.arch === 'arm64' ? aarch64Syscalls : x86_64Syscalls;
 
 const c = {
   mount: lib.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
