@@ -28,7 +28,12 @@ export interface RunSpec {
   readonly cwd: string;
   readonly user: RunUser;
   readonly hostname: string;
-  /** `none` gives the process only a loopback interface; `default` and `host` share the host's network. */
+  /**
+   * `host` shares the host's network. `none` gives the process a network namespace with only a
+   * loopback interface. `default` is backend-specific: oci and none share the host's network;
+   * chroot and rootless give the step its own namespace, connected to the outside by slirp4netns
+   * when it is usable (else loopback only).
+   */
   readonly network: 'default' | 'none' | 'host';
   /**
    * Files and directories bound into the container (`/etc/hosts`, `/etc/hostname`,

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chown, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import { chown, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -41,13 +41,21 @@ async function mountsUnder(dir: string): Promise<string[]> {
   return mountinfo.split('\n').map((line) => line.split(' ')[4] ?? '').filter((point) => point === dir || point.startsWith(`${dir}/`));
 }
 
-/** PIDs of host processes whose root directory is `rootfs`, i.e. processes running inside it. */
+/**
+ * PIDs of processes running inside `rootfs`: in another pid namespace, with `rootfs` as their root
+ * directory (their /proc/PID/root link reads `/` after pivot_root, so it is compared by device and
+ * inode). unshare, waiting outside the pid namespace, shares the root but is not counted.
+ */
 async function processesIn(rootfs: string): Promise<number[]> {
+  const root = await stat(rootfs);
+  const ownPidNamespace = await readlink('/proc/self/ns/pid');
   const pids: number[] = [];
   for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      if ((await readlink(`/proc/${name}/root`)) === rootfs) pids.push(Number(name));
+      const processRoot = await stat(`/proc/${name}/root/`);
+      const inside = processRoot.dev === root.dev && processRoot.ino === root.ino;
+      if (inside && (await readlink(`/proc/${name}/ns/pid`)) !== ownPidNamespace) pids.push(Number(name));
     } catch {
       // exited meanwhile
     }
@@ -110,12 +118,31 @@ describe('ChrootBackend', { skip: available ? false : 'needs root with unshare a
     assert.deepEqual(echo, { exitCode: 0, stdout: 'a  b $HOME *\n', stderr: '' });
     assert.equal((await run(['/bin/sh', '-c', 'exit 7'])).exitCode, 7);
     assert.equal((await run(['false'])).exitCode, 1);
-    assert.equal((await run(['no-such-command'])).exitCode, 127);
+    assert.deepEqual(await run(['no-such-command']), { exitCode: 127, stdout: '', stderr: 'no-such-command: command not found\n' });
+    // found but not executable
+    assert.equal((await run(['/etc'])).exitCode, 126);
+  });
+
+  it('runs the command as PID 1 of its namespace, which ignores signals it has no handler for', async () => {
+    assert.deepEqual(await run(['/bin/sh', '-c', 'echo $$; kill -TERM $$; kill -KILL $$; echo alive']), { exitCode: 0, stdout: '1\nalive\n', stderr: '' });
   });
 
   it('reports death by signal N as 128+N', async () => {
-    assert.equal((await run(['/bin/sh', '-c', 'kill -TERM $$'])).exitCode, 143);
-    assert.equal((await run(['/bin/sh', '-c', 'kill -KILL $$'])).exitCode, 137);
+    const running = run(['sleep', '1000']);
+    // the launcher, before it execs the command, is in the rootfs too
+    const sleeping = async (): Promise<number[]> => {
+      const comms = await Promise.all((await processesIn(rootfs)).map(async (pid) => [pid, await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')] as const));
+      return comms.filter(([, comm]) => comm === 'sleep\n').map(([pid]) => pid);
+    };
+    let pids: number[] = [];
+    for (let tries = 0; pids.length === 0 && tries < 100; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      pids = await sleeping();
+    }
+    assert.equal(pids.length, 1);
+    // only SIGKILL (and SIGSTOP) reach a namespace's PID 1 that has no handlers
+    process.kill(pids[0] as number, 'SIGKILL');
+    assert.equal((await running).exitCode, 137);
   });
 
   it('gives the process exactly the environment of the spec', async () => {
@@ -228,10 +255,13 @@ describe('ChrootBackend', { skip: available ? false : 'needs root with unshare a
     }
   });
 
-  it("shares the host's network by default and has only lo with network none", async () => {
+  it("has its own network by default, only lo with network none, and shares the host's with network host", async () => {
     const hostInterfaces = (await readdir('/sys/class/net')).sort();
-    const shared = await run(['ls', '/sys/class/net']);
+    const shared = await run(['ls', '/sys/class/net'], { network: 'host' });
     assert.deepEqual(shared.stdout.trimEnd().split('\n').sort(), hostInterfaces);
+    // slirp4netns (a test dependency) connects the default network through tap0
+    const own = await run(['/bin/sh', '-c', 'ls /sys/class/net; ip -4 -o addr show tap0 | tr -s " " | cut -d" " -f4'], { network: 'default' });
+    assert.equal(own.stdout, 'lo\ntap0\n10.0.2.100/24\n');
     const none = await run(['/bin/sh', '-c', 'ls /sys/class/net; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " "; cat /sys/class/net/lo/operstate'], { network: 'none' });
     assert.equal(none.stdout, 'lo\nlo\nunknown\n');
   });
@@ -259,20 +289,26 @@ describe('ChrootBackend', { skip: available ? false : 'needs root with unshare a
     try {
       // the sh, its two sleeps and the subshell between them
       let pids: number[] = [];
-      for (let tries = 0; pids.length < 4 && tries < 100; tries++) {
+      for (let tries = 0; pids.length !== 4 && tries < 100; tries++) {
         await new Promise((resolve) => setTimeout(resolve, 50));
         pids = await processesIn(rootfs);
       }
       assert.equal(pids.length, 4, `found ${pids.join(' ')}`);
-      const startTime = async (pid: number): Promise<string | undefined> =>
-        (await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')).split(') ')[1]?.split(' ')[19];
+      const startTime = async (pid: number): Promise<string | undefined> => {
+        const fields = (await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')).split(') ')[1]?.split(' ');
+        return fields?.[0] === 'Z' ? undefined : fields?.[19];
+      };
       const startTimes = await Promise.all(pids.map(startTime));
       controller.abort(new Error('stop'));
       await assert.rejects(running, /stop/);
-      for (const [index, pid] of pids.entries()) {
-        // gone, or the PID now names another process
-        assert.notEqual(await startTime(pid), startTimes[index], `process ${pid} survived`);
-      }
+      // the kernel kills the namespace's processes as its init dies; give their exits a moment
+      const survivors = async (): Promise<number[]> => {
+        const alive = await Promise.all(pids.map(async (pid, index) => (await startTime(pid)) === startTimes[index]));
+        return pids.filter((_, index) => alive[index]);
+      };
+      for (let tries = 0; (await survivors()).length > 0 && tries < 40; tries++) await new Promise((resolve) => setTimeout(resolve, 50));
+      // gone (or a zombie waiting for its reaper), or the PID now names another process
+      assert.deepEqual(await survivors(), []);
     } finally {
       controller.abort(new Error('stop'));
       await running.catch(() => {});
