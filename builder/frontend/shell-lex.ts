@@ -20,6 +20,35 @@ export interface ShellLexOptions {
   skipUnsetEnv?: boolean;
   /** Treat quote characters as ordinary characters. */
   skipProcessQuotes?: boolean;
+  /** Counts the text every expansion produces, across lexers that share it. */
+  budget?: ExpansionBudget;
+}
+
+/**
+ * The longest a word may grow through expansion: 1 MiB, or its own written length if longer.
+ * BuildKit sets no limit, and a variable that doubles on each line would grow until memory runs out.
+ */
+export const MAX_EXPANDED_WORD = 1 << 20;
+
+/** The most text the expansions of one build may produce together: 64 MiB. */
+export const MAX_EXPANDED_TOTAL = 64 << 20;
+
+/** What expansion may still produce; one per build, shared by its lexers. */
+export class ExpansionBudget {
+  private used = 0;
+
+  constructor(private readonly limit: number = MAX_EXPANDED_TOTAL) {}
+
+  charge(length: number): void {
+    this.used += length;
+    if (this.used > this.limit) {
+      throw new TsbuildError('EXPANSION_LIMIT', `expanded words add up to more than ${mebibytes(this.limit)}, the limit for one build`);
+    }
+  }
+}
+
+function mebibytes(length: number): string {
+  return `${length / (1 << 20)} MiB`;
 }
 
 export interface ExpansionResult {
@@ -54,14 +83,20 @@ export class ShellLex {
     const expander = new WordExpander(word, env, this.escapeToken, this.options);
     try {
       const { text, words } = expander.expandUntil(undefined, this.options.rawEscapes ?? false);
+      this.options.budget?.charge(text.length);
       return { result: text, words, matched: expander.matched, unmatched: expander.unmatched };
     } catch (err) {
       if (err instanceof ExpansionFailure) {
-        throw new TsbuildError('EXPANSION', `failed to process ${JSON.stringify(word)}: ${err.message}`);
+        throw new TsbuildError('EXPANSION', `failed to process ${JSON.stringify(abbreviate(word))}: ${err.message}`);
       }
       throw err;
     }
   }
+}
+
+/** A word short enough to quote in a one-line message. */
+function abbreviate(word: string): string {
+  return word.length <= 100 ? word : `${word.slice(0, 60)}...(${word.length} characters)`;
 }
 
 /** Internal failure; `ShellLex` turns it into a `TsbuildError` naming the whole word. */
@@ -70,7 +105,9 @@ class ExpansionFailure extends Error {}
 const MISSING_BRACE = "syntax error: missing '}'";
 
 /** Whitespace as Go's `unicode.IsSpace` defines it. */
-const SPACE = /^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]$/u;
+const SPACE_CLASS = '[\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]';
+const SPACE = new RegExp(`^${SPACE_CLASS}$`, 'u');
+const SPACE_RUN = new RegExp(`${SPACE_CLASS}+`, 'gu');
 const LETTER = /^\p{L}$/u;
 const DIGIT = /^\p{Nd}$/u;
 
@@ -94,9 +131,12 @@ class WordCollector {
   private inWord = false;
 
   addChar(ch: string): void {
-    if (!SPACE.test(ch)) {
-      this.addRawChar(ch);
-    } else if (this.inWord && this.buffer !== '') {
+    if (SPACE.test(ch)) this.endWord();
+    else this.addRawChar(ch);
+  }
+
+  private endWord(): void {
+    if (this.inWord && this.buffer !== '') {
       this.words.push(this.buffer);
       this.buffer = '';
       this.inWord = false;
@@ -108,8 +148,15 @@ class WordCollector {
     this.inWord = true;
   }
 
+  /** As `addChar` for each character, a run at a time: a variable's value may be long. */
   addString(text: string): void {
-    for (const ch of text) this.addChar(ch);
+    let last = 0;
+    for (const space of text.matchAll(SPACE_RUN)) {
+      if (space.index > last) this.addRawString(text.slice(last, space.index));
+      this.endWord();
+      last = space.index + space[0].length;
+    }
+    if (last < text.length) this.addRawString(text.slice(last));
   }
 
   addRawString(text: string): void {
@@ -131,6 +178,7 @@ class WordExpander {
   private pos = 0;
   /** Whether escape characters are currently kept; pattern words of `#`, `%` and `/` keep them. */
   private rawEscapes = false;
+  private readonly maxLength: number;
 
   constructor(
     source: string,
@@ -139,6 +187,15 @@ class WordExpander {
     private readonly options: ShellLexOptions,
   ) {
     this.chars = codePoints(source);
+    this.maxLength = Math.max(MAX_EXPANDED_WORD, source.length);
+  }
+
+  /** Fails once text being built grows past the limit, before it can grow further. */
+  private checkLength(text: string): string {
+    if (text.length > this.maxLength) {
+      throw new ExpansionFailure(`expanded word is longer than ${mebibytes(MAX_EXPANDED_WORD)} (${MAX_EXPANDED_WORD} characters), the limit for one word`);
+    }
+    return text;
   }
 
   private peek(): string | undefined {
@@ -176,11 +233,11 @@ class WordExpander {
       }
       if (ch === '$') {
         const value = this.expandDollar();
-        text += value;
+        text = this.checkLength(text + value);
         words.addString(value);
       } else if (ch === '<' || (quotes && (ch === "'" || ch === '"'))) {
         const part = ch === '<' ? this.readPossibleHeredoc() : ch === "'" ? this.readSingleQuoted() : this.readDoubleQuoted();
-        text += part;
+        text = this.checkLength(text + part);
         words.addRawString(part);
       } else {
         this.next();
@@ -239,7 +296,7 @@ class WordExpander {
         return raw ? out + ch : out;
       }
       if (ch === '$') {
-        out += this.expandDollar();
+        out = this.checkLength(out + this.expandDollar());
         continue;
       }
       let literal = this.next()!;
@@ -385,7 +442,7 @@ class WordExpander {
       return `\${${name}${all ? '//' : '/'}${pattern}/${replacement}}`;
     }
     const re = patternToRegExp(pattern, true, false);
-    return all ? replaceAllMatches(value ?? '', re, replacement) : replaceFirstMatch(value ?? '', re, replacement);
+    return this.checkLength(all ? replaceAllMatches(value ?? '', re, replacement, this.maxLength) : replaceFirstMatch(value ?? '', re, replacement));
   }
 }
 
@@ -465,7 +522,7 @@ function replaceFirstMatch(value: string, re: RegExp, replacement: string): stri
  * Replaces every non-overlapping match the way Go's `ReplaceAllString` does: an empty match right
  * after a previous match is not replaced, and `$0`/`${0}` in the replacement stand for the match.
  */
-function replaceAllMatches(value: string, re: RegExp, replacement: string): string {
+function replaceAllMatches(value: string, re: RegExp, replacement: string, maxLength: number): string {
   let out = '';
   let lastEnd = 0;
   let searchFrom = 0;
@@ -477,6 +534,8 @@ function replaceAllMatches(value: string, re: RegExp, replacement: string): stri
     const end = start + match[0].length;
     out += value.slice(lastEnd, start);
     if (end > lastEnd || start === 0) out += expandTemplate(replacement, match[0]);
+    // Past the limit the caller fails; stop before the text grows any further.
+    if (out.length > maxLength) return out;
     lastEnd = end;
     const width = (value.codePointAt(searchFrom) ?? 0) > 0xffff ? 2 : 1;
     searchFrom = Math.max(end, searchFrom + width);

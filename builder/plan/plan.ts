@@ -2,7 +2,7 @@ import { atSourceLine, TsbuildError } from '../../layers/errors.js';
 import type { ContainerConfig, Platform } from '../../layers/types.js';
 import type { FromInstruction, Instruction, ParsedDockerfile } from '../frontend/instructions.js';
 import { parseDockerfile } from '../frontend/parse.js';
-import { ShellLex } from '../frontend/shell-lex.js';
+import { ExpansionBudget, ShellLex } from '../frontend/shell-lex.js';
 import type { NamedContext } from './build-contexts.js';
 import { copyFromName, dispatch, type DispatchContext, type StageState } from './dispatch.js';
 import type { BuildPlan, CopySource, PlannedStage, PlatformPlan, ResolvedImage, StageBase } from './plan-types.js';
@@ -29,7 +29,8 @@ export interface PlanOptions {
  */
 export async function createPlan(parsed: ParsedDockerfile, dockerfile: string, options: PlanOptions): Promise<BuildPlan> {
   const layout = splitStages(parsed);
-  const lex = new ShellLex(parsed.escapeToken);
+  const budget = new ExpansionBudget();
+  const lex = new ShellLex(parsed.escapeToken, { budget });
   const consumedArgs = new Set<string>();
   const platforms: PlatformPlan[] = [];
   for (const platform of options.platforms) {
@@ -41,7 +42,7 @@ export async function createPlan(parsed: ParsedDockerfile, dockerfile: string, o
         if (value !== undefined) globalArgs.set(def.key, value);
       }
     }
-    const planner = new PlatformPlanner(layout, { lex, globalArgs, consumedArgs, platform, options });
+    const planner = new PlatformPlanner(layout, { lex, budget, globalArgs, consumedArgs, platform, options });
     platforms.push(await planner.plan(targetIndex(layout, options.target)));
   }
   const notes: string[] = [];
@@ -53,6 +54,7 @@ export async function createPlan(parsed: ParsedDockerfile, dockerfile: string, o
 
 interface PlannerContext {
   readonly lex: ShellLex;
+  readonly budget: ExpansionBudget;
   readonly globalArgs: ReadonlyMap<string, string>;
   readonly consumedArgs: Set<string>;
   readonly platform: Platform;
@@ -194,7 +196,7 @@ class PlatformPlanner {
   private dispatchContext(stageIndex: number, copyImages: ReadonlyMap<string, ResolvedImage>): DispatchContext {
     return {
       lex: this.ctx.lex,
-      heredocLex: new ShellLex(this.ctx.lex.escapeToken, { skipProcessQuotes: true }),
+      heredocLex: new ShellLex(this.ctx.lex.escapeToken, { skipProcessQuotes: true, budget: this.ctx.budget }),
       buildArgs: this.ctx.options.buildArgs,
       globalArgs: this.ctx.globalArgs,
       consumedArgs: this.ctx.consumedArgs,
