@@ -30,6 +30,9 @@ export interface ShellLexOptions {
  */
 export const MAX_EXPANDED_WORD = 1 << 20;
 
+/** How deep `${...}` may nest; each level is a few stack frames, and real files nest a handful. */
+export const MAX_NESTING = 100;
+
 /** The most text the expansions of one build may produce together: 64 MiB. */
 export const MAX_EXPANDED_TOTAL = 64 << 20;
 
@@ -179,6 +182,8 @@ class WordExpander {
   /** Whether escape characters are currently kept; pattern words of `#`, `%` and `/` keep them. */
   private rawEscapes = false;
   private readonly maxLength: number;
+  /** How many `${...}` enclose the current position. */
+  private nesting = 0;
 
   constructor(
     source: string,
@@ -369,6 +374,17 @@ class WordExpander {
     }
 
     this.next();
+    if (this.nesting >= MAX_NESTING) throw new ExpansionFailure(`\${...} nested more than ${MAX_NESTING} deep`);
+    this.nesting += 1;
+    try {
+      return this.expandBraced();
+    } finally {
+      this.nesting -= 1;
+    }
+  }
+
+  /** Expands `${...}` after its `${`. */
+  private expandBraced(): string {
     const first = this.peek();
     if (first === undefined) throw new ExpansionFailure(MISSING_BRACE);
     if (first === '{' || first === '}' || first === ':') throw new ExpansionFailure('syntax error: bad substitution');
