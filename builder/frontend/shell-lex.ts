@@ -5,6 +5,7 @@
  * of the expanded text into words.
  */
 import { TsbuildError } from '../../layers/errors.js';
+import { parsePattern, PatternFailure, replaceAll, replaceFirst, trimPrefix, trimSuffix } from './shell-pattern.js';
 
 export type Environment = ReadonlyMap<string, string>;
 
@@ -89,7 +90,7 @@ export class ShellLex {
       this.options.budget?.charge(text.length);
       return { result: text, words, matched: expander.matched, unmatched: expander.unmatched };
     } catch (err) {
-      if (err instanceof ExpansionFailure) {
+      if (err instanceof ExpansionFailure || err instanceof PatternFailure) {
         throw new TsbuildError('EXPANSION', `failed to process ${JSON.stringify(abbreviate(word))}: ${err.message}`);
       }
       throw err;
@@ -438,7 +439,8 @@ class WordExpander {
         // A doubled operator (`##`, `%%`) removes the longest match, a single one the shortest.
         const longest = word.startsWith(op);
         if (longest) word = word.slice(1);
-        return op === '#' ? trimPrefix(value ?? '', word, longest) : trimSuffix(value ?? '', word, longest);
+        const pattern = parsePattern(word);
+        return op === '#' ? trimPrefix(value ?? '', pattern, longest) : trimSuffix(value ?? '', pattern, longest);
       }
       default:
         throw new ExpansionFailure(`unsupported modifier (${opText}) in substitution`);
@@ -457,116 +459,7 @@ class WordExpander {
       // Written back as given; the reference drops the second `/` of `//` here.
       return `\${${name}${all ? '//' : '/'}${pattern}/${replacement}}`;
     }
-    const re = patternToRegExp(pattern, true, false);
-    return this.checkLength(all ? replaceAllMatches(value ?? '', re, replacement, this.maxLength) : replaceFirstMatch(value ?? '', re, replacement));
+    const compiled = parsePattern(pattern);
+    return this.checkLength(all ? replaceAll(value ?? '', compiled, replacement, this.maxLength) : replaceFirst(value ?? '', compiled, replacement));
   }
-}
-
-// ---- Shell patterns ------------------------------------------------------------------------
-// `*` matches any string, `?` one character, `\` escapes `*`, `?` and `\`; bracket expressions
-// are not supported. Like the reference (Go regular expressions), wildcards do not match `\n`.
-
-const ANY_CHAR = '[^\\n]';
-const REGEXP_SPECIAL = new Set(['[', ']', '{', '}', '.', '+', '(', ')', '|', '^', '$']);
-
-/** Converts a shell pattern to a regular expression; throws on an invalid escape. */
-function patternToRegExp(pattern: string, greedy: boolean, anchored: boolean): RegExp {
-  const chars = codePoints(pattern);
-  let source = anchored ? '^' : '';
-  for (let i = 0; i < chars.length; i++) {
-    const ch = chars[i]!;
-    if (ch === '*') {
-      source += greedy ? `${ANY_CHAR}*` : `${ANY_CHAR}*?`;
-    } else if (ch === '?') {
-      source += ANY_CHAR;
-    } else if (ch === '\\') {
-      const escaped = chars[i + 1];
-      // `\}` and `\/` only protect the delimiters of `${...}`; the backslash is not part of the pattern.
-      if (escaped === '}' || escaped === '/') continue;
-      if (escaped !== '*' && escaped !== '?' && escaped !== '\\') {
-        throw new ExpansionFailure(
-          `invalid pattern (${pattern}) in substitution: invalid escape '\\${escaped ?? ''}'`,
-        );
-      }
-      source += `\\${escaped}`;
-      i++;
-    } else {
-      source += REGEXP_SPECIAL.has(ch) ? `\\${ch}` : ch;
-    }
-  }
-  return new RegExp(source, 'gu');
-}
-
-/** Removes the shortest (or longest) prefix of `value` matching `pattern`. */
-function trimPrefix(value: string, pattern: string, longest: boolean): string {
-  const match = patternToRegExp(pattern, longest, true).exec(value);
-  return match ? value.slice(match.index + match[0].length) : value;
-}
-
-/**
- * Removes the shortest (or longest) suffix of `value` matching `pattern`, by reversing both and
- * removing a prefix (regular expressions search leftmost-first, not rightmost-shortest).
- */
-function trimSuffix(value: string, pattern: string, longest: boolean): string {
-  const reversed = trimPrefix(Array.from(value).reverse().join(''), reversePattern(pattern), longest);
-  return Array.from(reversed).reverse().join('');
-}
-
-/** Reverses a pattern while keeping each escape before the character it escapes. */
-function reversePattern(pattern: string): string {
-  const chars = Array.from(pattern);
-  const units: string[] = [];
-  for (let i = 0; i < chars.length; i++) {
-    if (chars[i] === '\\' && i < chars.length - 1) {
-      units.push(`\\${chars[i + 1]}`);
-      i++;
-    } else {
-      units.push(chars[i]!);
-    }
-  }
-  return units.reverse().join('');
-}
-
-function replaceFirstMatch(value: string, re: RegExp, replacement: string): string {
-  re.lastIndex = 0;
-  const match = re.exec(value);
-  if (!match) return value;
-  return value.slice(0, match.index) + replacement + value.slice(match.index + match[0].length);
-}
-
-/**
- * Replaces every non-overlapping match the way Go's `ReplaceAllString` does: an empty match right
- * after a previous match is not replaced, and `$0`/`${0}` in the replacement stand for the match.
- */
-function replaceAllMatches(value: string, re: RegExp, replacement: string, maxLength: number): string {
-  let out = '';
-  let lastEnd = 0;
-  let searchFrom = 0;
-  while (searchFrom <= value.length) {
-    re.lastIndex = searchFrom;
-    const match = re.exec(value);
-    if (!match) break;
-    const start = match.index;
-    const end = start + match[0].length;
-    out += value.slice(lastEnd, start);
-    if (end > lastEnd || start === 0) out += expandTemplate(replacement, match[0]);
-    // Past the limit the caller fails; stop before the text grows any further.
-    if (out.length > maxLength) return out;
-    lastEnd = end;
-    const width = (value.codePointAt(searchFrom) ?? 0) > 0xffff ? 2 : 1;
-    searchFrom = Math.max(end, searchFrom + width);
-  }
-  return out + value.slice(lastEnd);
-}
-
-/**
- * Applies Go's replacement template syntax: `$$` is a dollar sign, `$name` and `${name}` name a
- * capture group. Shell patterns have no groups, so only group 0 (the whole match) is non-empty.
- * A `$` not followed by a valid reference is kept as is.
- */
-function expandTemplate(template: string, match: string): string {
-  return template.replace(/\$(?:(\$)|\{([\p{L}\p{Nd}_]+)\}|([\p{L}\p{Nd}_]+))/gu, (_all, dollar?: string, braced?: string, bare?: string) => {
-    if (dollar) return '$';
-    return (braced ?? bare) === '0' ? match : '';
-  });
 }
