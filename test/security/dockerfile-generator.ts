@@ -7,7 +7,10 @@
  * this machine.
  */
 
-/** Stage names the generator uses; whichever are not stages must be given as build contexts. */
+/**
+ * Stage names the generator uses; whichever are not stages must be given as build contexts: `base`
+ * as an image (an OCI layout), the others as directories.
+ */
 export const contextNames = ['a', 'b', 'c', 'base', 'builder'];
 
 export class Random {
@@ -115,6 +118,31 @@ function instruction(r: Random, stages: readonly string[]): string {
   }
 }
 
+/** A well-formed instruction, so that some files get far enough to plan. */
+function validInstruction(r: Random, stages: readonly string[]): string {
+  const value = r.pick(['x', '1', '$A', '${B:-b}', '"a b"', 'ü日本', '${PATH}/bin']);
+  return r.pick([
+    `ARG ${r.pick(variables.slice(0, 5))}=${value}`,
+    `ENV ${r.pick(variables.slice(0, 5))}=${value}`,
+    `LABEL k${r.int(9)}=${value}`,
+    `WORKDIR /w/${value}`,
+    `USER ${r.pick(['root', '1000:1000', '$A'])}`,
+    `EXPOSE ${1 + r.int(65535)}/${r.pick(['tcp', 'udp'])}`,
+    `VOLUME ["/v${r.int(9)}"]`,
+    'CMD ["sh", "-c", "true"]',
+    'ENTRYPOINT ["/bin/x"]',
+    'RUN --mount=type=cache,target=/c true',
+    `RUN --mount=type=bind,from=${r.pick(stages.length > 0 ? stages : ['a'])},target=/b true`,
+    `COPY ${r.chance(0.5) && stages.length > 0 ? `--from=${r.pick(stages)} ` : ''}file /f${r.int(9)}`,
+    'COPY <<EOF /h\nhello $A\nEOF',
+    'ADD --checksum=sha256:0000000000000000000000000000000000000000000000000000000000000000 http://127.0.0.1:1/f /f',
+    'HEALTHCHECK --interval=5s CMD true',
+    'SHELL ["/bin/bash", "-c"]',
+    'STOPSIGNAL SIGTERM',
+    'ONBUILD RUN true',
+  ]);
+}
+
 /** One Dockerfile: directives, global ARGs, then stages of instructions; some are one of the large shapes. */
 export function dockerfile(r: Random): string {
   const shape = r.int(20);
@@ -148,7 +176,15 @@ export function dockerfile(r: Random): string {
   if (r.chance(0.2)) lines.push(r.pick(['# escape=`', '# escape=\\', '# escape=x', '# syntax=docker/dockerfile:1', '#check=error=true']));
   for (let i = r.int(3); i > 0; i--) lines.push(`ARG ${r.pick(variables)}=${r.pick(['scratch', 'a', word(r)])}`);
   const stages: string[] = [];
+  const valid = r.chance(0.3);
   for (let s = 1 + r.int(4); s > 0; s--) {
+    if (valid) {
+      const name = `v${stages.length}`;
+      lines.push(`FROM ${r.pick(['scratch', 'base', 'base', ...stages])} AS ${name}`);
+      stages.push(name);
+      for (let i = r.int(8); i > 0; i--) lines.push(validInstruction(r, stages.slice(0, -1)));
+      continue;
+    }
     const name = r.chance(0.6) ? r.pick([...contextNames, `s${stages.length}`, 'Bad-Name', '1st', word(r)]) : undefined;
     lines.push(`FROM ${r.chance(0.2) ? flag(r, ['platform']) + ' ' : ''}${ref(r, stages)}${name !== undefined ? ` ${r.pick(['AS', 'as', 'AS AS'])} ${name}` : ''}`);
     if (name !== undefined) stages.push(name);
