@@ -5,6 +5,7 @@ import { SourceError, TsbuildError } from '../layers/errors.js';
 import { readLayoutImage } from '../layers/image-reader.js';
 import { OciLayout } from '../layers/oci-layout.js';
 import type { Descriptor, Digest, Platform } from '../layers/types.js';
+import { isErrnoCode } from '../layers/fs-util.js';
 import { loadIgnorePatterns, PatternMatcher } from './context/ignore.js';
 import { executePlan } from './exec/execute.js';
 import { prepareRootfs } from './rootfs/prepare.js';
@@ -106,6 +107,22 @@ export async function planBuild(request: PlanRequest): Promise<BuildPlan> {
   return planParsed(parsed, dockerfile, request);
 }
 
+/**
+ * The build cache, which warns and stops being written when its file system fills up. One that
+ * cannot even be set up for lack of space is replaced by a throwaway store in the workspace: the
+ * build goes on, and nothing of it is cached.
+ */
+async function openCacheStore(dir: string, workspace: Workspace, progress: ProgressListener): Promise<LocalCacheStore> {
+  const onFull = (message: string): void => progress({ kind: 'note', message });
+  try {
+    return await LocalCacheStore.open(dir, { onFull });
+  } catch (err) {
+    if (!isErrnoCode(err, 'ENOSPC') && !isErrnoCode(err, 'EDQUOT')) throw err;
+    onFull(`build cache ${dir} is full (no space left on device): this build goes on without it`);
+    return LocalCacheStore.open(path.join(workspace.dir, 'build-cache'), { onFull });
+  }
+}
+
 /** Builds an image from a Dockerfile and exports it to every requested output. */
 export async function build(request: BuildRequest): Promise<BuildResult> {
   const progress = request.progress ?? silentProgress;
@@ -123,7 +140,7 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
   if (inPlace && request.tmpDir === undefined) await mkdir(inPlaceWorkRoot, { recursive: true, mode: 0o700 });
   const workspace = await Workspace.create(request.tmpDir ?? (inPlace ? inPlaceWorkRoot : undefined));
   for (const message of workspace.sweepFailures) progress({ kind: 'note', message });
-  const cacheStore = await LocalCacheStore.open(request.cacheDir ?? defaultBuildCacheDir()).catch(async (err: unknown) => {
+  const cacheStore = await openCacheStore(request.cacheDir ?? defaultBuildCacheDir(), workspace, progress).catch(async (err: unknown) => {
     await workspace.remove();
     throw err;
   });

@@ -1,3 +1,5 @@
+import os from 'node:os';
+import path from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { build, planBuild } from '../builder/build.js';
 import { parseOutputSpec } from '../builder/output/output-spec.js';
@@ -12,6 +14,7 @@ import { defaultStoreDir } from '../builder/store-location.js';
 import { inspectImage, listImages } from '../builder/store.js';
 import type { Compression } from '../layers/compression.js';
 import { TsbuildError } from '../layers/errors.js';
+import { explainNoSpace, noSpaceCause } from './disk-full.js';
 import { parsePairs } from './parse-pairs.js';
 import { progressRenderer, type ProgressMode } from './progress-renderer.js';
 import type { StatusTerminal } from './transfer-status.js';
@@ -59,9 +62,23 @@ interface Outcome {
 }
 
 function errorLine(err: unknown): string {
-  if (err instanceof TsbuildError || err instanceof UsageError) return err.message;
+  if (err instanceof TsbuildError || err instanceof UsageError) return printable(err.message);
+  const noSpace = noSpaceCause(err);
+  if (noSpace) return printable(`no space left on device${noSpace.path ? `: cannot write ${noSpace.path}` : ''}`);
   const message = err instanceof Error ? err.message : String(err);
-  return `internal error: ${message.split('\n')[0]}`;
+  return `internal error: ${printable(message.split('\n')[0]!)}`;
+}
+
+const MAX_ERROR_LINE = 1000;
+
+/**
+ * A message as one readable line of bounded length: it may quote a Dockerfile's own text, which
+ * can hold control characters or be a word of megabytes. The middle of a long one is left out.
+ */
+function printable(message: string): string {
+  const line = message.replace(/[\x00-\x08\x0a-\x1f\x7f]/g, (ch) => (ch === '\n' ? '\\n' : ch === '\r' ? '\\r' : `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`));
+  if (line.length <= MAX_ERROR_LINE) return line;
+  return `${line.slice(0, 700)} ...(${line.length - 900} characters left out)... ${line.slice(-200)}`;
 }
 
 function planOptions(y: Argv) {
@@ -124,6 +141,13 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
         const progress: ProgressMode = args.progress;
         const listener = args.quiet ? undefined : progressRenderer(progress, io.stderr, io.stderrTerminal, args.explainCache);
         const outputs = args.output.map(parseOutputSpec);
+        const written = [
+          ...outputs.flatMap((o) => (o.type === 'oci' ? [{ dir: o.dest, role: 'the output' }] : o.type === 'docker' ? [{ dir: path.dirname(o.dest), role: 'the output' }] : [])),
+          { dir: os.tmpdir(), role: 'the temporary directory' },
+          // The library's defaults, as build() applies them.
+          { dir: args.cacheDir ?? defaultBuildCacheDir(), role: 'the build cache' },
+          { dir: defaultStoreDir(io.env), role: 'the local image store' },
+        ];
         const result = await build({
           ...commonRequest(args, io, listener),
           tags: args.tag,
@@ -149,6 +173,8 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
           ssh: args.ssh.map((value) => (value.includes('=') ? value : `${value}=${io.env.SSH_AUTH_SOCK ?? ''}`)),
           ...(listener ? { progress: listener } : {}),
           ...(io.signal ? { signal: io.signal } : {}),
+        }).catch(async (err: unknown) => {
+          throw await explainNoSpace(err, written);
         });
         io.stdout(args.quiet ? result.imageId : `${result.descriptor.digest}`);
       },

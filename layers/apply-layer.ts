@@ -141,6 +141,22 @@ function isRoot(): boolean {
   return process.getuid?.() === 0;
 }
 
+/** Linux's limits: NAME_MAX bytes for one path component, PATH_MAX (less its NUL) for a path. */
+const NAME_MAX = 255;
+const PATH_MAX = 4095;
+
+/**
+ * Refuses an entry name or link target the file system cannot take: with a NUL (possible in PAX
+ * and GNU long names), a component longer than NAME_MAX or a whole longer than PATH_MAX.
+ */
+function checkEntryPath(value: string, what: 'name' | 'link target'): void {
+  const shown = JSON.stringify(value.length > 100 ? `${value.slice(0, 60)}...` : value);
+  const invalid = (reason: string): TsbuildError => new TsbuildError('INVALID_LAYER', `entry ${what} ${shown} ${reason}`);
+  if (value.includes('\0')) throw invalid('contains NUL');
+  if (Buffer.byteLength(value) > PATH_MAX) throw invalid(`is longer than ${PATH_MAX} bytes`);
+  if (value.split('/').some((part) => Buffer.byteLength(part) > NAME_MAX)) throw invalid(`has a component longer than ${NAME_MAX} bytes`);
+}
+
 /** Metadata of one entry, read from its tar header (PAX values preferred). */
 interface Meta {
   mode: number;
@@ -176,6 +192,8 @@ class LayerApplier {
   async apply(entry: TarEntry, xattrs: Xattrs | undefined): Promise<void> {
     this.stats.entries += 1;
     const header = entry.header as TarHeader;
+    checkEntryPath(header.name, 'name');
+    if (header.linkname) checkEntryPath(header.linkname, 'link target');
     const rel = cleanRootRelative(header.name);
     const base = path.posix.basename(rel);
     const dirRel = path.posix.dirname(rel);

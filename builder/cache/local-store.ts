@@ -35,6 +35,11 @@ export interface LocalCacheStoreOptions {
   lockTimeoutMs?: number;
   /** How many steps' last inputs are remembered (default 1000); older ones go at `enforceLimit`. */
   maxInputEntries?: number;
+  /**
+   * Told, once, that the store's file system is full. The store then stops writing for as long as
+   * it is open: lookups miss and results are not kept, and the build goes on without its cache.
+   */
+  onFull?: (message: string) => void;
 }
 
 export interface EnforceLimitResult {
@@ -77,6 +82,9 @@ export class LocalCacheStore {
   private readonly pins: BlobPins;
   private readonly lockTimeoutMs: number;
   private readonly maxInputEntries: number;
+  private readonly onFull: ((message: string) => void) | undefined;
+  /** Set once a write found no space: nothing more is written or handed out. */
+  private full = false;
 
   private constructor(
     readonly dir: string,
@@ -86,6 +94,7 @@ export class LocalCacheStore {
     this.pins = new BlobPins(join(dir, 'pins'));
     this.lockTimeoutMs = options.lockTimeoutMs ?? 5 * 60_000;
     this.maxInputEntries = options.maxInputEntries ?? 1000;
+    this.onFull = options.onFull;
   }
 
   /** Opens the store at `dir`, creating it if needed; a non-empty directory that is not one is refused. */
@@ -114,11 +123,11 @@ export class LocalCacheStore {
    */
   async get(key: Digest): Promise<CacheRecord | undefined> {
     const path = this.recordPath(key);
-    const record = await readRecord(path);
+    const record = this.full ? undefined : await readRecord(path);
     if (record === undefined) return undefined;
     if (record.layer !== undefined) {
       const descriptor = record.layer.descriptor;
-      await this.pins.pin(descriptor.digest);
+      if (!(await this.unlessFull(() => this.pins.pin(descriptor.digest)))) return undefined;
       // Re-read after pinning: an eviction that drops this record from now on sees the pin.
       const current = await readRecord(path);
       if (current?.layer?.descriptor.digest !== descriptor.digest) return undefined;
@@ -138,6 +147,10 @@ export class LocalCacheStore {
    * intact record already under `key` is kept (first writer wins) and only marked used.
    */
   async put(key: Digest, record: CacheRecord, layerBlob?: string): Promise<void> {
+    await this.unlessFull(() => this.putRecord(key, record, layerBlob));
+  }
+
+  private async putRecord(key: Digest, record: CacheRecord, layerBlob?: string): Promise<void> {
     const path = this.recordPath(key);
     if (asCacheRecord(record) === undefined) throw new TsbuildError('CACHE_RECORD', `malformed cache record for ${key}`);
     const descriptor = record.layer?.descriptor;
@@ -194,7 +207,24 @@ export class LocalCacheStore {
 
   /** Remembers `inputs` as those of the last build of the step `stepIdentity`, replacing earlier ones. */
   async recordInputs(stepIdentity: string, inputs: Record<string, string>): Promise<void> {
-    await this.writeAtomic(this.inputsPath(stepIdentity), JSON.stringify({ step: stepIdentity, inputs }));
+    await this.unlessFull(() => this.writeAtomic(this.inputsPath(stepIdentity), JSON.stringify({ step: stepIdentity, inputs })));
+  }
+
+  /**
+   * Runs a write unless the store is full; when the write finds no space, the store becomes full.
+   * Returns whether the write ran to the end.
+   */
+  private async unlessFull(write: () => Promise<void>): Promise<boolean> {
+    if (this.full) return false;
+    try {
+      await write();
+      return true;
+    } catch (error) {
+      if (!isErrnoCode(error, 'ENOSPC') && !isErrnoCode(error, 'EDQUOT')) throw error;
+      this.full = true;
+      this.onFull?.(`build cache ${this.dir} is full (no space left on device): this build goes on without it`);
+      return false;
+    }
   }
 
   /**

@@ -167,7 +167,7 @@ async function unpacked(tree: SourceTree, relPath: string, ctx: CopyContext): Pr
   try {
     await applyLayer(dir, await decompressStream(createReadStream(path.join(tree.root, relPath))));
   } catch (err) {
-    if (err instanceof TsbuildError) throw new TsbuildError(err.code, `ADD ${relPath}: ${err.message}`, { cause: err });
+    if (err instanceof TsbuildError) throw new TsbuildError(err.code, `invalid archive ${relPath}: ${err.message}`, { cause: err });
     throw err;
   }
   return selectRoot({ root: dir, scope: 'rootfs', label: `archive ${relPath}`, isIgnored: () => false });

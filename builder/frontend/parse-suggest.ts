@@ -10,10 +10,13 @@ export function withSuggestion(
   const wanted = caseSensitive ? value : value.toLowerCase();
   let best = '';
   let bestDistance = 3;
+  const wantedLength = Array.from(wanted).length;
   for (const option of [...options].sort()) {
     const candidate = caseSensitive ? option : option.toLowerCase();
     // An exact match means the failure has nothing to do with spelling.
     if (candidate === wanted) return message;
+    // Lengths this far apart cannot be close; a hostile megabyte-long name must not cost seconds.
+    if (Math.abs(Array.from(candidate).length - wantedLength) >= bestDistance) continue;
     const distance = editDistance(wanted, candidate);
     if (distance < bestDistance) {
       best = caseSensitive ? candidate : matchCase(candidate, value);

@@ -5,6 +5,7 @@
  * of the expanded text into words.
  */
 import { TsbuildError } from '../../layers/errors.js';
+import { parsePattern, PatternFailure, replaceAll, replaceFirst, trimPrefix, trimSuffix } from './shell-pattern.js';
 
 export type Environment = ReadonlyMap<string, string>;
 
@@ -20,6 +21,38 @@ export interface ShellLexOptions {
   skipUnsetEnv?: boolean;
   /** Treat quote characters as ordinary characters. */
   skipProcessQuotes?: boolean;
+  /** Counts the text every expansion produces, across lexers that share it. */
+  budget?: ExpansionBudget;
+}
+
+/**
+ * The longest a word may grow through expansion: 1 MiB, or its own written length if longer.
+ * BuildKit sets no limit, and a variable that doubles on each line would grow until memory runs out.
+ */
+export const MAX_EXPANDED_WORD = 1 << 20;
+
+/** How deep `${...}` may nest; each level is a few stack frames, and real files nest a handful. */
+export const MAX_NESTING = 100;
+
+/** The most text the expansions of one build may produce together: 64 MiB. */
+export const MAX_EXPANDED_TOTAL = 64 << 20;
+
+/** What expansion may still produce; one per build, shared by its lexers. */
+export class ExpansionBudget {
+  private used = 0;
+
+  constructor(private readonly limit: number = MAX_EXPANDED_TOTAL) {}
+
+  charge(length: number): void {
+    this.used += length;
+    if (this.used > this.limit) {
+      throw new TsbuildError('EXPANSION_LIMIT', `expanded words add up to more than ${mebibytes(this.limit)}, the limit for one build`);
+    }
+  }
+}
+
+function mebibytes(length: number): string {
+  return `${length / (1 << 20)} MiB`;
 }
 
 export interface ExpansionResult {
@@ -54,14 +87,20 @@ export class ShellLex {
     const expander = new WordExpander(word, env, this.escapeToken, this.options);
     try {
       const { text, words } = expander.expandUntil(undefined, this.options.rawEscapes ?? false);
+      this.options.budget?.charge(text.length);
       return { result: text, words, matched: expander.matched, unmatched: expander.unmatched };
     } catch (err) {
-      if (err instanceof ExpansionFailure) {
-        throw new TsbuildError('EXPANSION', `failed to process ${JSON.stringify(word)}: ${err.message}`);
+      if (err instanceof ExpansionFailure || err instanceof PatternFailure) {
+        throw new TsbuildError('EXPANSION', `failed to process ${JSON.stringify(abbreviate(word))}: ${err.message}`);
       }
       throw err;
     }
   }
+}
+
+/** A word short enough to quote in a one-line message. */
+function abbreviate(word: string): string {
+  return word.length <= 100 ? word : `${word.slice(0, 60)}...(${word.length} characters)`;
 }
 
 /** Internal failure; `ShellLex` turns it into a `TsbuildError` naming the whole word. */
@@ -70,7 +109,9 @@ class ExpansionFailure extends Error {}
 const MISSING_BRACE = "syntax error: missing '}'";
 
 /** Whitespace as Go's `unicode.IsSpace` defines it. */
-const SPACE = /^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]$/u;
+const SPACE_CLASS = '[\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]';
+const SPACE = new RegExp(`^${SPACE_CLASS}$`, 'u');
+const SPACE_RUN = new RegExp(`${SPACE_CLASS}+`, 'gu');
 const LETTER = /^\p{L}$/u;
 const DIGIT = /^\p{Nd}$/u;
 
@@ -94,9 +135,12 @@ class WordCollector {
   private inWord = false;
 
   addChar(ch: string): void {
-    if (!SPACE.test(ch)) {
-      this.addRawChar(ch);
-    } else if (this.inWord && this.buffer !== '') {
+    if (SPACE.test(ch)) this.endWord();
+    else this.addRawChar(ch);
+  }
+
+  private endWord(): void {
+    if (this.inWord && this.buffer !== '') {
       this.words.push(this.buffer);
       this.buffer = '';
       this.inWord = false;
@@ -108,8 +152,15 @@ class WordCollector {
     this.inWord = true;
   }
 
+  /** As `addChar` for each character, a run at a time: a variable's value may be long. */
   addString(text: string): void {
-    for (const ch of text) this.addChar(ch);
+    let last = 0;
+    for (const space of text.matchAll(SPACE_RUN)) {
+      if (space.index > last) this.addRawString(text.slice(last, space.index));
+      this.endWord();
+      last = space.index + space[0].length;
+    }
+    if (last < text.length) this.addRawString(text.slice(last));
   }
 
   addRawString(text: string): void {
@@ -131,6 +182,9 @@ class WordExpander {
   private pos = 0;
   /** Whether escape characters are currently kept; pattern words of `#`, `%` and `/` keep them. */
   private rawEscapes = false;
+  private readonly maxLength: number;
+  /** How many `${...}` enclose the current position. */
+  private nesting = 0;
 
   constructor(
     source: string,
@@ -139,6 +193,15 @@ class WordExpander {
     private readonly options: ShellLexOptions,
   ) {
     this.chars = codePoints(source);
+    this.maxLength = Math.max(MAX_EXPANDED_WORD, source.length);
+  }
+
+  /** Fails once text being built grows past the limit, before it can grow further. */
+  private checkLength(text: string): string {
+    if (text.length > this.maxLength) {
+      throw new ExpansionFailure(`expanded word is longer than ${mebibytes(MAX_EXPANDED_WORD)} (${MAX_EXPANDED_WORD} characters), the limit for one word`);
+    }
+    return text;
   }
 
   private peek(): string | undefined {
@@ -176,11 +239,11 @@ class WordExpander {
       }
       if (ch === '$') {
         const value = this.expandDollar();
-        text += value;
+        text = this.checkLength(text + value);
         words.addString(value);
       } else if (ch === '<' || (quotes && (ch === "'" || ch === '"'))) {
         const part = ch === '<' ? this.readPossibleHeredoc() : ch === "'" ? this.readSingleQuoted() : this.readDoubleQuoted();
-        text += part;
+        text = this.checkLength(text + part);
         words.addRawString(part);
       } else {
         this.next();
@@ -239,7 +302,7 @@ class WordExpander {
         return raw ? out + ch : out;
       }
       if (ch === '$') {
-        out += this.expandDollar();
+        out = this.checkLength(out + this.expandDollar());
         continue;
       }
       let literal = this.next()!;
@@ -312,6 +375,17 @@ class WordExpander {
     }
 
     this.next();
+    if (this.nesting >= MAX_NESTING) throw new ExpansionFailure(`\${...} nested more than ${MAX_NESTING} deep`);
+    this.nesting += 1;
+    try {
+      return this.expandBraced();
+    } finally {
+      this.nesting -= 1;
+    }
+  }
+
+  /** Expands `${...}` after its `${`. */
+  private expandBraced(): string {
     const first = this.peek();
     if (first === undefined) throw new ExpansionFailure(MISSING_BRACE);
     if (first === '{' || first === '}' || first === ':') throw new ExpansionFailure('syntax error: bad substitution');
@@ -365,7 +439,8 @@ class WordExpander {
         // A doubled operator (`##`, `%%`) removes the longest match, a single one the shortest.
         const longest = word.startsWith(op);
         if (longest) word = word.slice(1);
-        return op === '#' ? trimPrefix(value ?? '', word, longest) : trimSuffix(value ?? '', word, longest);
+        const pattern = parsePattern(word);
+        return op === '#' ? trimPrefix(value ?? '', pattern, longest) : trimSuffix(value ?? '', pattern, longest);
       }
       default:
         throw new ExpansionFailure(`unsupported modifier (${opText}) in substitution`);
@@ -384,114 +459,7 @@ class WordExpander {
       // Written back as given; the reference drops the second `/` of `//` here.
       return `\${${name}${all ? '//' : '/'}${pattern}/${replacement}}`;
     }
-    const re = patternToRegExp(pattern, true, false);
-    return all ? replaceAllMatches(value ?? '', re, replacement) : replaceFirstMatch(value ?? '', re, replacement);
+    const compiled = parsePattern(pattern);
+    return this.checkLength(all ? replaceAll(value ?? '', compiled, replacement, this.maxLength) : replaceFirst(value ?? '', compiled, replacement));
   }
-}
-
-// ---- Shell patterns ------------------------------------------------------------------------
-// `*` matches any string, `?` one character, `\` escapes `*`, `?` and `\`; bracket expressions
-// are not supported. Like the reference (Go regular expressions), wildcards do not match `\n`.
-
-const ANY_CHAR = '[^\\n]';
-const REGEXP_SPECIAL = new Set(['[', ']', '{', '}', '.', '+', '(', ')', '|', '^', '$']);
-
-/** Converts a shell pattern to a regular expression; throws on an invalid escape. */
-function patternToRegExp(pattern: string, greedy: boolean, anchored: boolean): RegExp {
-  const chars = codePoints(pattern);
-  let source = anchored ? '^' : '';
-  for (let i = 0; i < chars.length; i++) {
-    const ch = chars[i]!;
-    if (ch === '*') {
-      source += greedy ? `${ANY_CHAR}*` : `${ANY_CHAR}*?`;
-    } else if (ch === '?') {
-      source += ANY_CHAR;
-    } else if (ch === '\\') {
-      const escaped = chars[i + 1];
-      // `\}` and `\/` only protect the delimiters of `${...}`; the backslash is not part of the pattern.
-      if (escaped === '}' || escaped === '/') continue;
-      if (escaped !== '*' && escaped !== '?' && escaped !== '\\') {
-        throw new ExpansionFailure(
-          `invalid pattern (${pattern}) in substitution: invalid escape '\\${escaped ?? ''}'`,
-        );
-      }
-      source += `\\${escaped}`;
-      i++;
-    } else {
-      source += REGEXP_SPECIAL.has(ch) ? `\\${ch}` : ch;
-    }
-  }
-  return new RegExp(source, 'gu');
-}
-
-/** Removes the shortest (or longest) prefix of `value` matching `pattern`. */
-function trimPrefix(value: string, pattern: string, longest: boolean): string {
-  const match = patternToRegExp(pattern, longest, true).exec(value);
-  return match ? value.slice(match.index + match[0].length) : value;
-}
-
-/**
- * Removes the shortest (or longest) suffix of `value` matching `pattern`, by reversing both and
- * removing a prefix (regular expressions search leftmost-first, not rightmost-shortest).
- */
-function trimSuffix(value: string, pattern: string, longest: boolean): string {
-  const reversed = trimPrefix(Array.from(value).reverse().join(''), reversePattern(pattern), longest);
-  return Array.from(reversed).reverse().join('');
-}
-
-/** Reverses a pattern while keeping each escape before the character it escapes. */
-function reversePattern(pattern: string): string {
-  const chars = Array.from(pattern);
-  const units: string[] = [];
-  for (let i = 0; i < chars.length; i++) {
-    if (chars[i] === '\\' && i < chars.length - 1) {
-      units.push(`\\${chars[i + 1]}`);
-      i++;
-    } else {
-      units.push(chars[i]!);
-    }
-  }
-  return units.reverse().join('');
-}
-
-function replaceFirstMatch(value: string, re: RegExp, replacement: string): string {
-  re.lastIndex = 0;
-  const match = re.exec(value);
-  if (!match) return value;
-  return value.slice(0, match.index) + replacement + value.slice(match.index + match[0].length);
-}
-
-/**
- * Replaces every non-overlapping match the way Go's `ReplaceAllString` does: an empty match right
- * after a previous match is not replaced, and `$0`/`${0}` in the replacement stand for the match.
- */
-function replaceAllMatches(value: string, re: RegExp, replacement: string): string {
-  let out = '';
-  let lastEnd = 0;
-  let searchFrom = 0;
-  while (searchFrom <= value.length) {
-    re.lastIndex = searchFrom;
-    const match = re.exec(value);
-    if (!match) break;
-    const start = match.index;
-    const end = start + match[0].length;
-    out += value.slice(lastEnd, start);
-    if (end > lastEnd || start === 0) out += expandTemplate(replacement, match[0]);
-    lastEnd = end;
-    const width = (value.codePointAt(searchFrom) ?? 0) > 0xffff ? 2 : 1;
-    searchFrom = Math.max(end, searchFrom + width);
-  }
-  return out + value.slice(lastEnd);
-}
-
-/**
- * Applies Go's replacement template syntax: `$$` is a dollar sign, `$name` and `${name}` name a
- * capture group. Shell patterns have no groups, so only group 0 (the whole match) is non-empty.
- * A `$` not followed by a valid reference is kept as is.
- */
-function expandTemplate(template: string, match: string): string {
-  return template.replace(/\$(?:(\$)|\{([\p{L}\p{Nd}_]+)\}|([\p{L}\p{Nd}_]+))/gu, (_all, dollar?: string, braced?: string, bare?: string) => {
-    if (dollar) return '$';
-    return (braced ?? bare) === '0' ? match : '';
-  });
 }

@@ -2,14 +2,14 @@ import { atSourceLine, TsbuildError } from '../../layers/errors.js';
 import type { ContainerConfig, Platform } from '../../layers/types.js';
 import type { FromInstruction, Instruction, ParsedDockerfile } from '../frontend/instructions.js';
 import { parseDockerfile } from '../frontend/parse.js';
-import { ShellLex } from '../frontend/shell-lex.js';
+import { ExpansionBudget, ShellLex } from '../frontend/shell-lex.js';
 import type { NamedContext } from './build-contexts.js';
 import { copyFromName, dispatch, type DispatchContext, type StageState } from './dispatch.js';
 import type { BuildPlan, CopySource, PlannedStage, PlatformPlan, ResolvedImage, StageBase } from './plan-types.js';
 import { parsePlatform, platformArgs } from './platform.js';
 import { Scope } from './scope.js';
 import { mountFrom } from '../run/run-mounts.js';
-import { findStage, splitStages, targetIndex, type StageSource } from './stages.js';
+import { findStage, splitStages, targetIndex, type StageLayout, type StageSource } from './stages.js';
 
 export interface PlanOptions {
   readonly buildArgs: ReadonlyMap<string, string>;
@@ -29,7 +29,8 @@ export interface PlanOptions {
  */
 export async function createPlan(parsed: ParsedDockerfile, dockerfile: string, options: PlanOptions): Promise<BuildPlan> {
   const layout = splitStages(parsed);
-  const lex = new ShellLex(parsed.escapeToken);
+  const budget = new ExpansionBudget();
+  const lex = new ShellLex(parsed.escapeToken, { budget });
   const consumedArgs = new Set<string>();
   const platforms: PlatformPlan[] = [];
   for (const platform of options.platforms) {
@@ -41,8 +42,8 @@ export async function createPlan(parsed: ParsedDockerfile, dockerfile: string, o
         if (value !== undefined) globalArgs.set(def.key, value);
       }
     }
-    const planner = new PlatformPlanner(layout.stages, { lex, globalArgs, consumedArgs, platform, options });
-    platforms.push(await planner.plan(targetIndex(layout.stages, options.target)));
+    const planner = new PlatformPlanner(layout, { lex, budget, globalArgs, consumedArgs, platform, options });
+    platforms.push(await planner.plan(targetIndex(layout, options.target)));
   }
   const notes: string[] = [];
   if (parsed.directives.syntax) notes.push(`ignoring "# syntax=${parsed.directives.syntax}": tsbuild has its own Dockerfile frontend`);
@@ -53,6 +54,7 @@ export async function createPlan(parsed: ParsedDockerfile, dockerfile: string, o
 
 interface PlannerContext {
   readonly lex: ShellLex;
+  readonly budget: ExpansionBudget;
   readonly globalArgs: ReadonlyMap<string, string>;
   readonly consumedArgs: Set<string>;
   readonly platform: Platform;
@@ -64,10 +66,14 @@ class PlatformPlanner {
   /** Each planned stage's final variables: a stage built on it inherits its ARGs too. */
   private readonly scopes = new Map<number, Scope>();
 
+  private readonly stages: readonly StageSource[];
+
   constructor(
-    private readonly stages: readonly StageSource[],
+    private readonly layout: StageLayout,
     private readonly ctx: PlannerContext,
-  ) {}
+  ) {
+    this.stages = layout.stages;
+  }
 
   async plan(target: number): Promise<PlatformPlan> {
     // As in BuildKit, every FROM must expand to a name and a valid platform, and no COPY --from
@@ -86,21 +92,24 @@ class PlatformPlanner {
     return { platform: this.ctx.platform, stages: [...this.planned.values()], targetIndex: target };
   }
 
-  /** The target and every stage it depends on through FROM, COPY --from or RUN --mount from=. */
+  /**
+   * The target and every stage it depends on through FROM, COPY --from or RUN --mount from=,
+   * found with a work list rather than recursion, so that a chain of any length fits the stack.
+   */
   private neededStages(target: number): Set<number> {
-    const needed = new Set<number>();
-    const visit = (index: number): void => {
-      if (needed.has(index)) return;
-      needed.add(index);
+    const needed = new Set<number>([target]);
+    const pending = [target];
+    for (let index = pending.pop(); index !== undefined; index = pending.pop()) {
       const stage = this.stages[index]!;
-      const base = findStage(this.stages, this.expandFrom(stage.from).image, index);
-      if (base) visit(base.index);
-      for (const name of stage.instructions.flatMap(sourceNames)) {
-        const source = findStage(this.stages, name, index);
-        if (source) visit(source.index);
+      const names = [this.expandFrom(stage.from).image, ...stage.instructions.flatMap(sourceNames)];
+      for (const name of names) {
+        const source = findStage(this.layout, name, index);
+        if (source && !needed.has(source.index)) {
+          needed.add(source.index);
+          pending.push(source.index);
+        }
       }
-    };
-    visit(target);
+    }
     return needed;
   }
 
@@ -121,21 +130,21 @@ class PlatformPlanner {
     const baseConfig = this.baseConfig(base);
     const triggers = baseConfig.OnBuild ?? [];
     const baseAuthor = base.kind === 'stage' ? this.planned.get(base.index)!.author : base.kind === 'image' ? base.image.config.author || undefined : undefined;
-    let state: StageState = {
-      scope: base.kind === 'stage' ? this.scopes.get(base.index)! : Scope.fromEnvList(baseConfig.Env),
-      config: { ...baseConfig, OnBuild: [] },
+    const state: StageState = {
+      scope: base.kind === 'stage' ? this.scopes.get(base.index)!.copy() : Scope.fromEnvList(baseConfig.Env),
+      config: ownConfig(baseConfig),
       cmdSet: false,
+      envChanged: false,
       steps: [],
       ...(baseAuthor !== undefined ? { author: baseAuthor } : {}),
     };
     const instructions = [...parseTriggers(triggers, from.image), ...stage.instructions];
     const copyImages = await this.resolveCopyImages(instructions, stage.index, basePlatform);
     const dispatchContext = this.dispatchContext(stage.index, copyImages);
-    for (const instruction of instructions) {
-      state = dispatch(state, instruction, dispatchContext);
-    }
+    for (const instruction of instructions) dispatch(state, instruction, dispatchContext);
     this.scopes.set(stage.index, state.scope);
-    const config = { ...state.config };
+    const config = state.config;
+    if (state.envChanged) config.Env = state.scope.envList();
     if (config.OnBuild?.length === 0) delete config.OnBuild;
     return {
       index: stage.index,
@@ -151,7 +160,7 @@ class PlatformPlanner {
 
   private async resolveBase(stage: StageSource, image: string, platform: Platform | undefined): Promise<StageBase> {
     if (image.toLowerCase() === 'scratch') return { kind: 'scratch' };
-    const source = findStage(this.stages, image, stage.index);
+    const source = findStage(this.layout, image, stage.index);
     if (source && source.name === image.toLowerCase()) return { kind: 'stage', index: source.index };
     const context = this.ctx.options.buildContexts.get(image);
     if (context?.kind === 'oci-layout') {
@@ -176,7 +185,7 @@ class PlatformPlanner {
       for (const from of atInstruction(ins, () => sourceNames(ins))) {
         const name = atInstruction(ins, () => copyFromName(from, this.ctx.lex));
         const context = this.ctx.options.buildContexts.get(name);
-        if (images.has(name) || context?.kind === 'local' || findStage(this.stages, name, stageIndex) || /^\d+$/.test(name)) continue;
+        if (images.has(name) || context?.kind === 'local' || findStage(this.layout, name, stageIndex) || /^\d+$/.test(name)) continue;
         const resolve = context ? () => this.ctx.options.resolveImage(context, platform) : () => this.ctx.options.resolveRegistryImage(name, platform);
         images.set(name, await atInstruction(ins, resolve));
       }
@@ -187,7 +196,7 @@ class PlatformPlanner {
   private dispatchContext(stageIndex: number, copyImages: ReadonlyMap<string, ResolvedImage>): DispatchContext {
     return {
       lex: this.ctx.lex,
-      heredocLex: new ShellLex(this.ctx.lex.escapeToken, { skipProcessQuotes: true }),
+      heredocLex: new ShellLex(this.ctx.lex.escapeToken, { skipProcessQuotes: true, budget: this.ctx.budget }),
       buildArgs: this.ctx.options.buildArgs,
       globalArgs: this.ctx.globalArgs,
       consumedArgs: this.ctx.consumedArgs,
@@ -196,7 +205,7 @@ class PlatformPlanner {
   }
 
   private resolveCopyFrom(from: string, stageIndex: number, copyImages: ReadonlyMap<string, ResolvedImage>): CopySource {
-    const stage = findStage(this.stages, from, stageIndex);
+    const stage = findStage(this.layout, from, stageIndex);
     if (stage) {
       if (!this.planned.has(stage.index)) throw new TsbuildError('INTERNAL', `stage ${from} was not planned`);
       return { kind: 'stage', index: stage.index };
@@ -207,6 +216,18 @@ class PlatformPlanner {
     if (image) return { kind: 'image', contextName: from, image };
     throw new TsbuildError('UNKNOWN_STAGE', `--from=${from}: no earlier stage has index ${from}`);
   }
+}
+
+/**
+ * A stage's own copy of its base's config, to change in place: the maps and lists an instruction
+ * adds to are copied, ONBUILD triggers are not inherited.
+ */
+function ownConfig(base: ContainerConfig): ContainerConfig {
+  const config: ContainerConfig = { ...base, OnBuild: [] };
+  if (base.Labels) config.Labels = { ...base.Labels };
+  if (base.ExposedPorts) config.ExposedPorts = { ...base.ExposedPorts };
+  if (base.Volumes) config.Volumes = { ...base.Volumes };
+  return config;
 }
 
 /** Parses the ONBUILD triggers of a base image into instructions, which run first in the stage. */

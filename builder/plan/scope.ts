@@ -2,16 +2,17 @@
  * The variables a Dockerfile instruction can see: the environment (the base image's Env plus
  * ENV) and the build ARGs declared in the stage. As in BuildKit, whichever of ENV and ARG
  * defines a name last wins for word expansion and RUN, while only ENV reaches the image config.
- * Values are immutable; every change returns a new scope.
+ * A scope belongs to the stage being planned and changes in place, so each ARG or ENV costs only
+ * its own size; a stage built on another starts from a `copy()`.
  */
 export class Scope {
   private constructor(
     /** The image config's environment. */
-    readonly env: ReadonlyMap<string, string>,
+    private readonly env: Map<string, string>,
     /** Every variable in effect, ENV and ARG alike, the latest definition of a name winning. */
-    readonly variables: ReadonlyMap<string, string>,
+    private readonly variables: Map<string, string>,
     /** The names whose latest definition is an ARG. */
-    readonly argNames: ReadonlySet<string> = new Set(),
+    private readonly args: Set<string> = new Set(),
   ) {}
 
   static fromEnvList(env: readonly string[] | undefined): Scope {
@@ -23,19 +24,29 @@ export class Scope {
     return new Scope(map, new Map(map));
   }
 
-  withArg(name: string, value: string): Scope {
-    return new Scope(this.env, new Map(this.variables).set(name, value), new Set(this.argNames).add(name));
+  copy(): Scope {
+    return new Scope(new Map(this.env), new Map(this.variables), new Set(this.args));
   }
 
-  withEnv(name: string, value: string): Scope {
-    const argNames = new Set(this.argNames);
-    argNames.delete(name);
-    return new Scope(new Map(this.env).set(name, value), new Map(this.variables).set(name, value), argNames);
+  setArg(name: string, value: string): void {
+    this.variables.set(name, value);
+    this.args.add(name);
   }
 
-  /** The variables for word expansion. */
-  expansionVariables(): Map<string, string> {
-    return new Map(this.variables);
+  setEnv(name: string, value: string): void {
+    this.env.set(name, value);
+    this.variables.set(name, value);
+    this.args.delete(name);
+  }
+
+  /** The variables for word expansion, as they are now. */
+  expansionVariables(): ReadonlyMap<string, string> {
+    return this.variables;
+  }
+
+  /** The names whose latest definition is an ARG, sorted. */
+  argNames(): string[] {
+    return [...this.args].sort();
   }
 
   /** The environment in `KEY=value` form, in the order the keys were first set (Docker's Env order). */

@@ -13,6 +13,8 @@ export interface StageLayout {
   /** The ARGs before the first FROM: visible only to FROM lines unless re-declared. */
   readonly globalArgs: readonly ArgInstruction[];
   readonly stages: readonly StageSource[];
+  /** Stage index by (lower-case) name, so that finding a stage costs the same however many there are. */
+  readonly names: ReadonlyMap<string, number>;
 }
 
 const stageNamePattern = /^[a-z][a-z0-9-_.]*$/;
@@ -21,13 +23,15 @@ const stageNamePattern = /^[a-z][a-z0-9-_.]*$/;
 export function splitStages(parsed: ParsedDockerfile): StageLayout {
   const globalArgs: ArgInstruction[] = [];
   const stages: { index: number; name?: string; from: FromInstruction; instructions: Instruction[] }[] = [];
+  const names = new Map<string, number>();
   for (const instruction of parsed.instructions) {
     if (instruction.kind === 'FROM') {
       const name = instruction.stageName;
       if (name !== undefined) {
         const { file, startLine } = instruction.location;
         if (!stageNamePattern.test(name)) throw new SourceError(file, startLine, `invalid name for build stage: "${name}", name can't start with a number or contain symbols`);
-        if (stages.some((s) => s.name === name)) throw new SourceError(file, startLine, `duplicate stage name "${name}"`);
+        if (names.has(name)) throw new SourceError(file, startLine, `duplicate stage name "${name}"`);
+        names.set(name, stages.length);
       }
       stages.push({ index: stages.length, ...(name !== undefined ? { name } : {}), from: instruction, instructions: [] });
     } else if (stages.length > 0) {
@@ -40,25 +44,24 @@ export function splitStages(parsed: ParsedDockerfile): StageLayout {
     }
   }
   if (stages.length === 0) throw new TsbuildError('NO_STAGES', 'the Dockerfile has no FROM instruction');
-  return { globalArgs, stages };
+  return { globalArgs, stages, names };
 }
 
 /** Finds a stage by name (case-insensitive) or index among the stages before `before`. */
-export function findStage(stages: readonly StageSource[], ref: string, before: number): StageSource | undefined {
-  const lowered = ref.toLowerCase();
-  const byName = stages.find((s) => s.index < before && s.name === lowered);
-  if (byName) return byName;
+export function findStage(layout: StageLayout, ref: string, before: number): StageSource | undefined {
+  const byName = layout.names.get(ref.toLowerCase());
+  if (byName !== undefined && byName < before) return layout.stages[byName];
   if (/^\d+$/.test(ref)) {
     const index = Number(ref);
-    if (index < before) return stages[index];
+    if (index < before) return layout.stages[index];
   }
   return undefined;
 }
 
 /** The index of the stage `--target` names, or the last stage. */
-export function targetIndex(stages: readonly StageSource[], target: string | undefined): number {
-  if (target === undefined || target === '') return stages.length - 1;
-  const stage = stages.find((s) => s.name === target.toLowerCase());
-  if (!stage) throw new TsbuildError('UNKNOWN_TARGET', `target stage "${target}" could not be found`);
-  return stage.index;
+export function targetIndex(layout: StageLayout, target: string | undefined): number {
+  if (target === undefined || target === '') return layout.stages.length - 1;
+  const index = layout.names.get(target.toLowerCase());
+  if (index === undefined) throw new TsbuildError('UNKNOWN_TARGET', `target stage "${target}" could not be found`);
+  return index;
 }
