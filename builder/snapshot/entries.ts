@@ -71,7 +71,7 @@ export function withAncestors(changes: ChangeSet, after: TreeSnapshot): string[]
   return [...paths];
 }
 
-/** Extended attributes of root-relative paths, each path read once, many per getfattr run. */
+/** Extended attributes of root-relative paths, each path read once. */
 export class XattrCache {
   private readonly found = new Map<string, XattrMap>();
   private readonly done = new Set<string>();
