@@ -1,6 +1,7 @@
-import { mkdir, readdir, rmdir, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { lstatOrUndefined } from '../../layers/fs-util.js';
+import { isErrnoCode, lstatOrUndefined } from '../../layers/fs-util.js';
+import { RootDir } from '../../layers/native/in-root.js';
 import { resolveInRoot } from '../fs/resolve-path.js';
 
 export interface MountPoint {
@@ -33,11 +34,15 @@ export interface MountStubs {
 
 /**
  * Makes sure every mount point exists in `rootfs`, creating empty stubs (and missing parents) where
- * it does not, so a runtime never creates anything in the rootfs itself.
+ * it does not, so a runtime never creates anything in the rootfs itself. After the run, the stubs
+ * are looked at and removed only through descriptors opened inside the rootfs, by the exact paths
+ * they were made at: the process may have replaced any of their parents with a symlink (to a host
+ * path, say), and such a path is then left alone.
  */
 export async function createMountStubs(rootfs: string, points: readonly MountPoint[]): Promise<MountStubs> {
   const created: string[] = [];
-  const parentTimes = new Map<string, { atime: Date; mtime: Date }>();
+  // Root-relative parent directory ('' for the root) to its times before the first stub went in.
+  const parentTimes = new Map<string, { atimeNs: bigint; mtimeNs: bigint }>();
   const resolved = new Map<string, string>();
   for (const point of points) {
     const rel = await resolveInRoot(rootfs, point.destination, 'rootfs', true);
@@ -47,10 +52,10 @@ export async function createMountStubs(rootfs: string, points: readonly MountPoi
       const sub = parts.slice(0, i).join('/');
       const abs = path.join(rootfs, sub);
       if (await lstatOrUndefined(abs)) continue;
-      const parent = path.dirname(abs);
+      const parent = parts.slice(0, i - 1).join('/');
       if (!parentTimes.has(parent)) {
-        const st = await stat(parent);
-        parentTimes.set(parent, { atime: st.atime, mtime: st.mtime });
+        const st = await stat(path.join(rootfs, parent), { bigint: true });
+        parentTimes.set(parent, { atimeNs: st.atimeNs, mtimeNs: st.mtimeNs });
       }
       if (i === parts.length && point.kind === 'file') await writeFile(abs, '', { mode: 0o644 });
       else await mkdir(abs, { mode: 0o755 });
@@ -61,24 +66,33 @@ export async function createMountStubs(rootfs: string, points: readonly MountPoi
   return {
     created: createdSet,
     resolved,
-    usedDirectories: async () => {
-      const used = new Set<string>();
-      // Children come after their parents in `created`: deepest first.
-      for (const sub of [...created].reverse()) {
-        if (!(await lstatOrUndefined(path.join(rootfs, sub)))?.isDirectory()) continue;
-        const names = await readdir(path.join(rootfs, sub));
-        if (names.some((name) => !createdSet.has(`${sub}/${name}`) || used.has(`${sub}/${name}`))) used.add(sub);
-      }
-      return used;
-    },
-    remove: async () => {
-      for (const sub of [...created].reverse()) {
-        const abs = path.join(rootfs, sub);
-        const st = await lstatOrUndefined(abs);
-        if (st?.isDirectory()) await rmdir(abs).catch(() => undefined);
-        else if (st?.isFile() && st.size === 0) await unlink(abs);
-      }
-      for (const [dir, times] of parentTimes) await utimes(dir, times.atime, times.mtime).catch(() => undefined);
-    },
+    usedDirectories: async () =>
+      RootDir.with(rootfs, (root) => {
+        const used = new Set<string>();
+        // Children come after their parents in `created`: deepest first.
+        for (const sub of [...created].reverse()) {
+          const names = root.readdir(sub, 'refuse');
+          if (names?.some((name) => !createdSet.has(`${sub}/${name}`) || used.has(`${sub}/${name}`))) used.add(sub);
+        }
+        return used;
+      }),
+    remove: async () =>
+      RootDir.with(rootfs, (root) => {
+        for (const sub of [...created].reverse()) {
+          const st = root.lstat(sub, 'refuse');
+          if (st?.isDirectory()) removeUnlessFull(root, sub);
+          else if (st?.isFile() && st.size === 0n) root.remove(sub, false, 'refuse');
+        }
+        for (const [dir, times] of parentTimes) root.setTimes(dir, times.atimeNs, times.mtimeNs, 'refuse');
+      }),
   };
+}
+
+/** Removes the directory stub `sub` unless the run left something in it. */
+function removeUnlessFull(root: RootDir, sub: string): void {
+  try {
+    root.remove(sub, true, 'refuse');
+  } catch (error) {
+    if (!isErrnoCode(error, 'ENOTEMPTY')) throw error;
+  }
 }

@@ -1,8 +1,9 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { LayerEntry } from '../../layers/entry.js';
 import { TsbuildError } from '../../layers/errors.js';
 import { lstatOrUndefined } from '../../layers/fs-util.js';
+import { RootDir } from '../../layers/native/in-root.js';
 import type { StageRun } from '../exec/stage-run.js';
 import { resolveProcessUser } from '../exec/user-db.js';
 import type { Workspace } from '../exec/workspace.js';
@@ -93,7 +94,9 @@ export async function runStepEntries(step: RunStep, run: StageRun, ctx: RunStepC
     run.keepScan(prepared, carries ? after : undefined);
     return prepared.upperDir ? await diffOverlayUpper(before, after, prepared.upperDir) : await diffTrees(before, after, rootfs);
   } finally {
-    if (command?.scriptPath) await rm(path.join(rootfs, command.scriptPath), { force: true });
+    // The process may have replaced the script with anything: removed in the rootfs, never followed.
+    const scriptPath = command?.scriptPath;
+    if (scriptPath) RootDir.with(rootfs, (root) => root.removeTree(scriptPath, 'refuse'));
     await stubs?.remove();
     await mounts.release();
   }

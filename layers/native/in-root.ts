@@ -11,7 +11,7 @@
  *
  * Directory listings go through `/proc/self/fd/N`, the kernel's name for an open descriptor.
  */
-import { closeSync, constants, fstatSync, readdirSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, readdirSync, type BigIntStats } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { errnoError, lastErrno, libc } from './libc.js';
 
@@ -124,11 +124,11 @@ export class RootDir {
   }
 
   /** The metadata of `rel` itself; undefined when it does not exist (or a `refuse`d symlink is in the way). */
-  lstat(rel: string, symlinks: SymlinkPolicy = 'clamp'): Stats | undefined {
+  lstat(rel: string, symlinks: SymlinkPolicy = 'clamp'): BigIntStats | undefined {
     const fd = this.tryOpen(rel, O_PATH, { symlinks });
     if (fd === undefined) return undefined;
     try {
-      return fstatSync(fd);
+      return fstatSync(fd, { bigint: true });
     } finally {
       closeSync(fd);
     }
