@@ -12,9 +12,9 @@ export type XattrMap = Record<string, Buffer>;
 
 /**
  * The extended attributes of `path` (a symlink itself, not its target); undefined when it has none
- * or no longer exists. A name removed while being read is left out.
+ * or no longer exists. A name removed while being read is left out. `label` names the path in errors.
  */
-export function readXattrsOf(path: string): XattrMap | undefined {
+export function readXattrsOf(path: string, label = path): XattrMap | undefined {
   try {
     const names = listXattrNames(path);
     if (names === undefined || names.length === 0) return undefined;
@@ -25,7 +25,7 @@ export function readXattrsOf(path: string): XattrMap | undefined {
     }
     return Object.keys(xattrs).length > 0 ? xattrs : undefined;
   } catch (error) {
-    throw new TsbuildError('XATTR_READ', `cannot read the extended attributes of ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
+    throw new TsbuildError('XATTR_READ', `cannot read the extended attributes of ${label}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
   }
 }
 
