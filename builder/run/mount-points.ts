@@ -24,8 +24,9 @@ export interface MountStubs {
   /** The real (symlink-resolved) container paths of every mount point, in order. */
   readonly resolved: ReadonlyMap<string, string>;
   /**
-   * Created directories that now hold something besides stubs (the run wrote there), and so
-   * belong in its layer, with what it wrote; the other stubs stay out of snapshots.
+   * Created directories that now hold something besides stubs (the run wrote there), or that the
+   * run replaced with something else (a symlink, say), and so belong in its layer, with what it
+   * wrote; the other stubs stay out of snapshots.
    */
   usedDirectories(): Promise<Set<string>>;
   /** Removes the stubs (never a used directory) and gives their parent directories back their times. */
@@ -41,6 +42,7 @@ export interface MountStubs {
  */
 export async function createMountStubs(rootfs: string, points: readonly MountPoint[]): Promise<MountStubs> {
   const created: string[] = [];
+  const directories = new Set<string>();
   // Root-relative parent directory ('' for the root) to its times before the first stub went in.
   const parentTimes = new Map<string, { atimeNs: bigint; mtimeNs: bigint }>();
   const resolved = new Map<string, string>();
@@ -58,7 +60,10 @@ export async function createMountStubs(rootfs: string, points: readonly MountPoi
         parentTimes.set(parent, { atimeNs: st.atimeNs, mtimeNs: st.mtimeNs });
       }
       if (i === parts.length && point.kind === 'file') await writeFile(abs, '', { mode: 0o644 });
-      else await mkdir(abs, { mode: 0o755 });
+      else {
+        await mkdir(abs, { mode: 0o755 });
+        directories.add(sub);
+      }
       created.push(sub);
     }
   }
@@ -71,8 +76,11 @@ export async function createMountStubs(rootfs: string, points: readonly MountPoi
         const used = new Set<string>();
         // Children come after their parents in `created`: deepest first.
         for (const sub of [...created].reverse()) {
-          const names = root.readdir(sub, 'refuse');
-          if (names?.some((name) => !createdSet.has(`${sub}/${name}`) || used.has(`${sub}/${name}`))) used.add(sub);
+          if (!directories.has(sub)) continue;
+          const st = root.lstat(sub, 'refuse');
+          if (st === undefined) continue;
+          const names = st.isDirectory() ? (root.readdir(sub, 'refuse') ?? []) : undefined;
+          if (names === undefined || names.some((name) => !createdSet.has(`${sub}/${name}`) || used.has(`${sub}/${name}`))) used.add(sub);
         }
         return used;
       }),
