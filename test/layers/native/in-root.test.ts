@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { closeSync, constants, existsSync, fstatSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -143,3 +144,52 @@ for (const strategy of ['openat2', 'walk'] as Strategy[]) {
     });
   });
 }
+
+/**
+ * In a child process whose seccomp filter makes openat2 fail with ENOSYS, as on kernels before 5.6:
+ * the `auto` strategy must fall back to the walk and still keep every path inside the root.
+ */
+const withoutOpenat2 = `
+import { libc } from ${JSON.stringify(new URL('../../../layers/native/libc.js', import.meta.url).href)};
+import { RootDir } from ${JSON.stringify(new URL('../../../layers/native/in-root.js', import.meta.url).href)};
+const { koffi, lib } = libc();
+const SockFilter = koffi.struct('sock_filter', { code: 'uint16_t', jt: 'uint8_t', jf: 'uint8_t', k: 'uint32_t' });
+koffi.struct('sock_fprog', { len: 'uint16_t', filter: koffi.pointer(SockFilter) });
+const prctl = lib.func('int prctl(int option, ...)');
+// Load the syscall number; openat2 (437) returns ENOSYS (38), everything else is allowed.
+const filter = [
+  { code: 0x20, jt: 0, jf: 0, k: 0 },
+  { code: 0x15, jt: 0, jf: 1, k: 437 },
+  { code: 0x06, jt: 0, jf: 0, k: 0x00050000 | 38 },
+  { code: 0x06, jt: 0, jf: 0, k: 0x7fff0000 },
+];
+if (prctl(38, 'unsigned long', 1, 'unsigned long', 0, 'unsigned long', 0, 'unsigned long', 0) !== 0) throw new Error('PR_SET_NO_NEW_PRIVS failed');
+if (prctl(22, 'unsigned long', 2, 'sock_fprog *', { len: filter.length, filter }) !== 0) throw new Error('PR_SET_SECCOMP failed');
+const [root] = process.argv.slice(1);
+const result = {};
+const strict = RootDir.open(root, 'openat2');
+try { strict.lstat(''); } catch (error) { result.openat2 = error.code; }
+strict.close();
+const dir = RootDir.open(root);
+result.inside = dir.lstat('abs/file')?.isFile() ?? false;
+result.outside = dir.lstat('out/canary') === undefined;
+result.removedThroughSwap = dir.remove('a/b/file', false, 'refuse');
+result.removedOwn = dir.remove('a2/b/file', false, 'refuse');
+dir.close();
+console.log(JSON.stringify(result));
+`;
+
+test('without openat2 (ENOSYS), resolution falls back to the walk and stays inside the root', () => {
+  const { root, outside } = setup();
+  symlinkSync(outside, join(root, 'out'));
+  mkdirSync(join(root, 'inside'));
+  writeFileSync(join(root, 'inside', 'file'), '');
+  symlinkSync('/inside', join(root, 'abs'));
+  mkdirSync(join(root, 'a2', 'b'), { recursive: true });
+  writeFileSync(join(root, 'a2', 'b', 'file'), '');
+  symlinkSync(outside, join(root, 'a'));
+  const output = execFileSync(process.execPath, ['--input-type=module', '-e', withoutOpenat2, root]).toString();
+  assert.deepEqual(JSON.parse(output), { openat2: 'ENOSYS', inside: true, outside: true, removedThroughSwap: false, removedOwn: true });
+  assert.ok(existsSync(join(outside, 'b', 'file')));
+  assert.equal(existsSync(join(root, 'a2', 'b', 'file')), false);
+});
