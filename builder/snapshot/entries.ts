@@ -2,7 +2,7 @@ import { closeSync, constants, createReadStream } from 'node:fs';
 import type { LayerEntry } from '../../layers/entry.js';
 import { TsbuildError } from '../../layers/errors.js';
 import { isErrnoCode } from '../../layers/fs-util.js';
-import { RootDir } from '../../layers/native/in-root.js';
+import { fdPath, RootDir } from '../../layers/native/in-root.js';
 import { readXattrsOf, type XattrMap } from '../../layers/xattrs.js';
 import type { NodeStat, TreeSnapshot } from './scan.js';
 import { deviceMajor, deviceMinor } from '../../layers/device-number.js';
@@ -101,7 +101,7 @@ export class XattrCache {
             parent = { rel, fd: root.tryOpen(rel, O_PATH | constants.O_DIRECTORY, { symlinks: 'refuse' }) };
           }
           if (parent.fd === undefined) continue;
-          const xattrs = readXattrsOf(`/proc/self/fd/${parent.fd}/${path.slice(path.lastIndexOf('/') + 1)}`, `${this.root}/${path}`);
+          const xattrs = readXattrsOf(`${fdPath(parent.fd)}/${path.slice(path.lastIndexOf('/') + 1)}`, `${this.root}/${path}`);
           if (xattrs !== undefined) this.found.set(path, xattrs);
         }
       } finally {

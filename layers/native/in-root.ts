@@ -11,8 +11,9 @@
  *
  * Directory listings go through `/proc/self/fd/N`, the kernel's name for an open descriptor.
  */
-import { closeSync, constants, fstatSync, readdirSync, type BigIntStats } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, readdirSync, type BigIntStats } from 'node:fs';
 import { constants as osConstants } from 'node:os';
+import { TsbuildError } from '../errors.js';
 import { errnoError, lastErrno, libc } from './libc.js';
 
 export type SymlinkPolicy = 'clamp' | 'refuse';
@@ -55,6 +56,21 @@ function bind(): Calls {
     utimensat: lib.func('int utimensat(int dirfd, const char *path, const void *times, int flags)'),
   };
   return calls;
+}
+
+let procChecked = false;
+
+/**
+ * The path that names the open descriptor `fd` (`/proc/self/fd/N`), for the calls that take only
+ * paths: listing a directory, reading attributes by a name relative to a directory. Throws when
+ * /proc is not mounted, where the path would simply not exist and look like a vanished file.
+ */
+export function fdPath(fd: number): string {
+  if (!procChecked) {
+    if (!existsSync('/proc/self/fd')) throw new TsbuildError('NO_PROC', '/proc is not mounted: tsbuild needs it to read directories through descriptors');
+    procChecked = true;
+  }
+  return `/proc/self/fd/${fd}`;
 }
 
 function fail(syscall: string, path: string, code?: number): never {
@@ -139,7 +155,7 @@ export class RootDir {
     const fd = this.tryOpen(rel, constants.O_RDONLY | constants.O_DIRECTORY, { symlinks });
     if (fd === undefined) return undefined;
     try {
-      return readdirSync(`/proc/self/fd/${fd}`);
+      return readdirSync(fdPath(fd));
     } finally {
       closeSync(fd);
     }
@@ -289,7 +305,7 @@ function removeAt(dirFd: number, name: string, described: string): boolean {
   const child = Number(openat(dirFd, name, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW | O_CLOEXEC));
   if (child < 0) fail('openat', described);
   try {
-    for (const entry of readdirSync(`/proc/self/fd/${child}`)) removeAt(child, entry, described);
+    for (const entry of readdirSync(fdPath(child))) removeAt(child, entry, described);
   } finally {
     closeSync(child);
   }

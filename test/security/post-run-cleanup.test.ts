@@ -14,6 +14,7 @@ import { gunzipSync } from 'node:zlib';
 import { build } from '../../builder/build.js';
 import type { IsolationMode } from '../../builder/isolation/backend.js';
 import { chrootAvailable } from '../../builder/isolation/chroot.js';
+import { placeBindFiles } from '../../builder/isolation/in-place-files.js';
 import { findOciRuntime } from '../../builder/isolation/find-runtime.js';
 import { diffTrees } from '../../builder/snapshot/diff.js';
 import { scanTree } from '../../builder/snapshot/scan.js';
@@ -132,4 +133,24 @@ test('a parent swapped for a symlink after the scan: neither contents nor attrib
   assert.ok(file?.open);
   assert.equal(file.xattrs, undefined, 'no attribute read through the symlink');
   assert.throws(() => file.open!(), (error: unknown) => error instanceof TsbuildError && error.code === 'SNAPSHOT_CHANGED' && error.message === 'a/f changed while its layer was being written');
+});
+
+test('--isolation=none: restoring placed files after /etc was swapped for a symlink writes nothing outside', async () => {
+  const root = path.join(work, `in-place-root-${++counter}`);
+  const host = path.join(work, `in-place-host-${counter}`);
+  mkdirSync(path.join(root, 'etc'), { recursive: true });
+  mkdirSync(host);
+  writeFileSync(path.join(root, 'etc', 'hosts'), 'image hosts\n');
+  writeFileSync(path.join(host, 'hosts'), 'host canary\n');
+  const source = path.join(work, `bind-source-${counter}`);
+  writeFileSync(source, 'generated hosts\n');
+  const placed = await placeBindFiles(root, [{ destination: '/etc/hosts', source, readonly: true }, { destination: '/etc/hostname', source, readonly: true }], () => false);
+  assert.equal(await readFile(path.join(root, 'etc', 'hosts'), 'utf8'), 'generated hosts\n');
+  // What the step does: moves /etc away and plants a symlink to a host directory in its place.
+  renameSync(path.join(root, 'etc'), path.join(root, 'etc2'));
+  symlinkSync(host, path.join(root, 'etc'));
+  await placed.restore();
+  assert.equal(await readFile(path.join(host, 'hosts'), 'utf8'), 'host canary\n');
+  assert.equal(existsSync(path.join(host, 'hostname')), false);
+  assert.equal(await readFile(path.join(root, 'etc2', 'hosts'), 'utf8'), 'generated hosts\n', 'a moved file is left as the step left it');
 });
