@@ -128,7 +128,7 @@ export class RootDir {
   openFile(rel: string, flags: number, options: OpenOptions = {}): number {
     const symlinks = options.symlinks ?? 'clamp';
     const finalFlags = flags | O_CLOEXEC | (options.followFinal ? 0 : constants.O_NOFOLLOW);
-    if (this.strategy !== 'walk' && openat2Works) {
+    if (this.strategy === 'openat2' || (this.strategy === 'auto' && openat2Works)) {
       const fd = openat2(this.fd, rel, finalFlags, options.mode ?? 0, symlinks);
       if (fd >= 0) return fd;
       const code = lastErrno();
