@@ -1,6 +1,6 @@
-import { mkdir, stat, writeFile } from 'node:fs/promises';
-import path from 'node:path';
-import { isErrnoCode, lstatOrUndefined } from '../../layers/fs-util.js';
+import { closeSync, constants } from 'node:fs';
+import { TsbuildError } from '../../layers/errors.js';
+import { isErrnoCode } from '../../layers/fs-util.js';
 import { RootDir } from '../../layers/native/in-root.js';
 import { resolveInRoot } from '../fs/resolve-path.js';
 
@@ -35,8 +35,8 @@ export interface MountStubs {
 
 /**
  * Makes sure every mount point exists in `rootfs`, creating empty stubs (and missing parents) where
- * it does not, so a runtime never creates anything in the rootfs itself. After the run, the stubs
- * are looked at and removed only through descriptors opened inside the rootfs, by the exact paths
+ * it does not, so a runtime never creates anything in the rootfs itself. The stubs are made, looked
+ * at and removed only through descriptors opened inside the rootfs, by the exact symlink-free paths
  * they were made at: the process may have replaced any of their parents with a symlink (to a host
  * path, say), and such a path is then left alone.
  */
@@ -50,22 +50,25 @@ export async function createMountStubs(rootfs: string, points: readonly MountPoi
     const rel = await resolveInRoot(rootfs, point.destination, 'rootfs', true);
     resolved.set(point.destination, `/${rel}`);
     const parts = rel.split('/');
-    for (let i = 1; i <= parts.length; i++) {
-      const sub = parts.slice(0, i).join('/');
-      const abs = path.join(rootfs, sub);
-      if (await lstatOrUndefined(abs)) continue;
-      const parent = parts.slice(0, i - 1).join('/');
-      if (!parentTimes.has(parent)) {
-        const st = await stat(path.join(rootfs, parent), { bigint: true });
-        parentTimes.set(parent, { atimeNs: st.atimeNs, mtimeNs: st.mtimeNs });
+    RootDir.with(rootfs, (root) => {
+      for (let i = 1; i <= parts.length; i++) {
+        const sub = parts.slice(0, i).join('/');
+        if (root.lstat(sub, 'refuse')) continue;
+        const parent = parts.slice(0, i - 1).join('/');
+        if (!parentTimes.has(parent)) {
+          const st = root.lstat(parent, 'refuse');
+          if (st === undefined) throw new TsbuildError('MOUNT_POINT', `cannot make the mount point ${point.destination}: /${parent} changed`);
+          parentTimes.set(parent, { atimeNs: st.atimeNs, mtimeNs: st.mtimeNs });
+        }
+        if (i === parts.length && point.kind === 'file') {
+          closeSync(root.openFile(sub, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, { symlinks: 'refuse', mode: 0o644 }));
+        } else {
+          root.mkdir(sub, 0o755, 'refuse');
+          directories.add(sub);
+        }
+        created.push(sub);
       }
-      if (i === parts.length && point.kind === 'file') await writeFile(abs, '', { mode: 0o644 });
-      else {
-        await mkdir(abs, { mode: 0o755 });
-        directories.add(sub);
-      }
-      created.push(sub);
-    }
+    });
   }
   const createdSet = new Set(created);
   return {

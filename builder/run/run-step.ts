@@ -1,8 +1,5 @@
-import { mkdir } from 'node:fs/promises';
-import path from 'node:path';
 import type { LayerEntry } from '../../layers/entry.js';
 import { TsbuildError } from '../../layers/errors.js';
-import { lstatOrUndefined } from '../../layers/fs-util.js';
 import { RootDir } from '../../layers/native/in-root.js';
 import type { StageRun } from '../exec/stage-run.js';
 import { resolveProcessUser } from '../exec/user-db.js';
@@ -64,7 +61,11 @@ export async function runStepEntries(step: RunStep, run: StageRun, ctx: RunStepC
     const kept = carries ? run.keptScan(prepared) : undefined;
     const before = kept ? rescanPaths(kept, scanRoot, [...hidden].map(parentOf), { exclude }) : await scanTree(scanRoot, { exclude });
     const cwd = `/${await resolveInRoot(rootfs, step.workdir, 'rootfs', true)}`;
-    if (!(await lstatOrUndefined(path.join(rootfs, cwd)))) await mkdir(path.join(rootfs, cwd), { recursive: true, mode: 0o755 });
+    // Made in-root with no symlink on the way: `cwd` is already resolved.
+    RootDir.with(rootfs, (root) => {
+      const parts = cwd.split('/').filter((part) => part !== '');
+      for (let i = 1; i <= parts.length; i++) root.mkdir(parts.slice(0, i).join('/'), 0o755, 'refuse');
+    });
     const stdout = new LineBuffer((text) => ctx.output('stdout', text));
     const stderr = new LineBuffer((text) => ctx.output('stderr', text));
     const deadline = stepDeadline(ctx);

@@ -39,6 +39,7 @@ interface Calls {
   openat: CFunction;
   readlinkat: CFunction;
   unlinkat: CFunction;
+  mkdirat: CFunction;
   utimensat: CFunction;
 }
 let calls: Calls | undefined;
@@ -53,6 +54,7 @@ function bind(): Calls {
     openat: lib.func('int openat(int dirfd, const char *path, int flags, ...)'),
     readlinkat: lib.func('long readlinkat(int dirfd, const char *path, void *buf, size_t size)'),
     unlinkat: lib.func('int unlinkat(int dirfd, const char *path, int flags)'),
+    mkdirat: lib.func('int mkdirat(int dirfd, const char *path, uint32_t mode)'),
     utimensat: lib.func('int utimensat(int dirfd, const char *path, const void *times, int flags)'),
   };
   return calls;
@@ -172,6 +174,16 @@ export class RootDir {
       if (lastErrno() === errno.ENOENT) return false;
       return fail(directory ? 'rmdir' : 'unlink', this.describe(rel));
     }) ?? false;
+  }
+
+  /** Makes the directory `rel` (its parent must exist); false when something is already there. */
+  mkdir(rel: string, mode: number, symlinks: SymlinkPolicy = 'clamp'): boolean {
+    const made = this.inParent(rel, symlinks, (parent, name) => {
+      if (Number(bind().mkdirat(parent, name, mode)) === 0) return true;
+      if (lastErrno() === errno.EEXIST) return false;
+      return fail('mkdir', this.describe(rel));
+    });
+    return made ?? fail('mkdir', this.describe(rel), errno.ENOENT);
   }
 
   /** Removes `rel` and everything under it, never following a symlink; false when it is not there. */

@@ -100,7 +100,13 @@ for (const strategy of ['openat2', 'walk'] as Strategy[]) {
         assert.equal(dir.setTimes('a/b', 0n, 0n, 'refuse'), false);
         assert.equal(dir.remove('a/b/file', false), false);
         assert.equal(dir.setTimes('a/b', 0n, 0n), false);
+        assert.throws(() => dir.mkdir('a/new', 0o755, 'refuse'), hasCode('ENOENT'));
+        assert.throws(() => dir.mkdir('a/new', 0o755), hasCode('ENOENT'));
+        assert.equal(dir.mkdir('a2/new', 0o755, 'refuse'), true);
+        assert.equal(dir.mkdir('a2/new', 0o755, 'refuse'), false);
       });
+      assert.equal(existsSync(join(outside, 'new')), false);
+      assert.ok(statSync(join(root, 'a2', 'new')).isDirectory());
       assert.ok(existsSync(join(outside, 'b', 'file')));
       assert.notEqual(statSync(join(outside, 'b')).mtimeMs, 0);
       assert.ok(existsSync(join(root, 'a2', 'b', 'file')));
