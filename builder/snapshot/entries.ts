@@ -2,7 +2,7 @@ import { closeSync, constants, createReadStream } from 'node:fs';
 import type { LayerEntry } from '../../layers/entry.js';
 import { TsbuildError } from '../../layers/errors.js';
 import { isErrnoCode } from '../../layers/fs-util.js';
-import { fdPath, RootDir } from '../../layers/native/in-root.js';
+import { fdPath, O_PATH, RootDir } from '../../layers/native/in-root.js';
 import { readXattrsOf, type XattrMap } from '../../layers/xattrs.js';
 import type { NodeStat, TreeSnapshot } from './scan.js';
 import { deviceMajor, deviceMinor } from '../../layers/device-number.js';
@@ -28,7 +28,6 @@ export interface EntryOptions {
 
 /** Bytes read at a time from a file being put into a layer. */
 const READ_CHUNK = 1024 * 1024;
-const O_PATH = 0o10000000;
 
 /**
  * Turns `changes` into layer entries, reading metadata from `after` and contents and extended

@@ -21,7 +21,8 @@ export type SymlinkPolicy = 'clamp' | 'refuse';
 export type Strategy = 'auto' | 'openat2' | 'walk';
 
 const errno = osConstants.errno as Record<string, number>;
-const O_PATH = 0o10000000;
+/** Open a path only to name it (resolve, stat, use as a directory for *at calls). */
+export const O_PATH = 0o10000000;
 const O_CLOEXEC = 0o2000000;
 const AT_REMOVEDIR = 0x200;
 const AT_SYMLINK_NOFOLLOW = 0x100;
