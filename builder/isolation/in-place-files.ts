@@ -1,8 +1,9 @@
-import type { Stats } from 'node:fs';
-import { chmod, lchown, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { closeSync, constants, fchmodSync, fchownSync, writeSync, type BigIntStats } from 'node:fs';
+import { lstat, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { TsbuildError } from '../../layers/errors.js';
-import { lstatOrUndefined } from '../../layers/fs-util.js';
+import { isErrnoCode } from '../../layers/fs-util.js';
+import { RootDir } from '../../layers/native/in-root.js';
 import type { BindMount } from './backend.js';
 
 /** Bind files written into place for one run. */
@@ -14,9 +15,10 @@ export interface PlacedFiles {
 }
 
 interface Saved {
-  readonly target: string;
+  /** Root-relative path of the destination. */
+  readonly rel: string;
   /** Undefined when nothing was there. */
-  readonly before?: { readonly content: Buffer; readonly stats: Stats };
+  readonly before?: { readonly content: Buffer; readonly stats: BigIntStats };
 }
 
 /**
@@ -31,7 +33,9 @@ export async function placeBindFiles(root: string, binds: readonly BindMount[], 
   const files: PlacedFiles = {
     placed,
     restore: async () => {
-      for (const entry of saved.reverse()) await restoreOne(entry);
+      RootDir.with(root, (dir) => {
+        for (const entry of saved.reverse()) restoreOne(dir, entry);
+      });
     },
   };
   try {
@@ -39,10 +43,14 @@ export async function placeBindFiles(root: string, binds: readonly BindMount[], 
       if (skip(bind.destination)) continue;
       if (!(await stat(bind.source)).isFile()) throw new TsbuildError('ISOLATION', `--isolation=none can only place files, and ${bind.source} is not one`);
       const target = path.join(root, bind.destination);
-      const found = await lstatOrUndefined(target);
+      const found = await lstat(target, { bigint: true }).catch((error: unknown) => {
+        if (isErrnoCode(error, 'ENOENT')) return undefined;
+        throw error;
+      });
       if (found && !found.isFile()) throw new TsbuildError('ISOLATION', `cannot place ${bind.destination}: something other than a file is there`);
       const content = await readFile(bind.source);
-      saved.push(found ? { target, before: { content: await readFile(target), stats: found } } : { target });
+      const rel = path.posix.relative('/', path.posix.resolve('/', bind.destination));
+      saved.push(found ? { rel, before: { content: await readFile(target), stats: found } } : { rel });
       placed.push(bind.destination);
       // Opening an existing file with O_TRUNC keeps its inode, owner and mode.
       await writeFile(target, content, { mode: 0o644 });
@@ -54,17 +62,29 @@ export async function placeBindFiles(root: string, binds: readonly BindMount[], 
   return files;
 }
 
-async function restoreOne({ target, before }: Saved): Promise<void> {
-  const now = await lstatOrUndefined(target);
+/**
+ * Puts one destination back after the run, through descriptors opened inside the root: the run may
+ * have replaced the file, or a directory above it, with a symlink. A destination whose parent is no
+ * longer the directory it was is left as the run left it.
+ */
+function restoreOne(dir: RootDir, { rel, before }: Saved): void {
+  const now = dir.lstat(rel, 'refuse');
   if (before === undefined) {
-    if (now) await rm(target, { recursive: true, force: true });
+    if (now) dir.removeTree(rel, 'refuse');
     return;
   }
   const { content, stats } = before;
   const sameFile = now?.isFile() && now.ino === stats.ino && now.dev === stats.dev;
-  if (now && !sameFile) await rm(target, { recursive: true, force: true });
-  await writeFile(target, content, { mode: stats.mode & 0o7777 });
-  await lchown(target, stats.uid, stats.gid);
-  await chmod(target, stats.mode & 0o7777);
-  await utimes(target, stats.atime, stats.mtime);
+  if (now && !sameFile) dir.removeTree(rel, 'refuse');
+  const mode = Number(stats.mode & 0o7777n);
+  const fd = dir.tryOpen(rel, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, { symlinks: 'refuse', mode });
+  if (fd === undefined) return;
+  try {
+    for (let written = 0; written < content.length; ) written += writeSync(fd, content, written);
+    fchownSync(fd, Number(stats.uid), Number(stats.gid));
+    fchmodSync(fd, mode);
+  } finally {
+    closeSync(fd);
+  }
+  dir.setTimes(rel, stats.atimeNs, stats.mtimeNs, 'refuse');
 }

@@ -1,6 +1,7 @@
-import { mkdir, readdir, rmdir, stat, unlink, utimes, writeFile } from 'node:fs/promises';
-import path from 'node:path';
-import { lstatOrUndefined } from '../../layers/fs-util.js';
+import { closeSync, constants } from 'node:fs';
+import { TsbuildError } from '../../layers/errors.js';
+import { isErrnoCode } from '../../layers/fs-util.js';
+import { RootDir } from '../../layers/native/in-root.js';
 import { resolveInRoot } from '../fs/resolve-path.js';
 
 export interface MountPoint {
@@ -23,8 +24,9 @@ export interface MountStubs {
   /** The real (symlink-resolved) container paths of every mount point, in order. */
   readonly resolved: ReadonlyMap<string, string>;
   /**
-   * Created directories that now hold something besides stubs (the run wrote there), and so
-   * belong in its layer, with what it wrote; the other stubs stay out of snapshots.
+   * Created directories that now hold something besides stubs (the run wrote there), or that the
+   * run replaced with something else (a symlink, say), and so belong in its layer, with what it
+   * wrote; the other stubs stay out of snapshots.
    */
   usedDirectories(): Promise<Set<string>>;
   /** Removes the stubs (never a used directory) and gives their parent directories back their times. */
@@ -33,52 +35,75 @@ export interface MountStubs {
 
 /**
  * Makes sure every mount point exists in `rootfs`, creating empty stubs (and missing parents) where
- * it does not, so a runtime never creates anything in the rootfs itself.
+ * it does not, so a runtime never creates anything in the rootfs itself. The stubs are made, looked
+ * at and removed only through descriptors opened inside the rootfs, by the exact symlink-free paths
+ * they were made at: the process may have replaced any of their parents with a symlink (to a host
+ * path, say), and such a path is then left alone.
  */
 export async function createMountStubs(rootfs: string, points: readonly MountPoint[]): Promise<MountStubs> {
   const created: string[] = [];
-  const parentTimes = new Map<string, { atime: Date; mtime: Date }>();
+  const directories = new Set<string>();
+  // Root-relative parent directory ('' for the root) to its times before the first stub went in.
+  const parentTimes = new Map<string, { atimeNs: bigint; mtimeNs: bigint }>();
   const resolved = new Map<string, string>();
   for (const point of points) {
     const rel = await resolveInRoot(rootfs, point.destination, 'rootfs', true);
     resolved.set(point.destination, `/${rel}`);
     const parts = rel.split('/');
-    for (let i = 1; i <= parts.length; i++) {
-      const sub = parts.slice(0, i).join('/');
-      const abs = path.join(rootfs, sub);
-      if (await lstatOrUndefined(abs)) continue;
-      const parent = path.dirname(abs);
-      if (!parentTimes.has(parent)) {
-        const st = await stat(parent);
-        parentTimes.set(parent, { atime: st.atime, mtime: st.mtime });
+    RootDir.with(rootfs, (root) => {
+      for (let i = 1; i <= parts.length; i++) {
+        const sub = parts.slice(0, i).join('/');
+        if (root.lstat(sub, 'refuse')) continue;
+        const parent = parts.slice(0, i - 1).join('/');
+        if (!parentTimes.has(parent)) {
+          const st = root.lstat(parent, 'refuse');
+          if (st === undefined) throw new TsbuildError('MOUNT_POINT', `cannot make the mount point ${point.destination}: /${parent} changed`);
+          parentTimes.set(parent, { atimeNs: st.atimeNs, mtimeNs: st.mtimeNs });
+        }
+        if (i === parts.length && point.kind === 'file') {
+          closeSync(root.openFile(sub, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, { symlinks: 'refuse', mode: 0o644 }));
+        } else {
+          root.mkdir(sub, 0o755, 'refuse');
+          directories.add(sub);
+        }
+        created.push(sub);
       }
-      if (i === parts.length && point.kind === 'file') await writeFile(abs, '', { mode: 0o644 });
-      else await mkdir(abs, { mode: 0o755 });
-      created.push(sub);
-    }
+    });
   }
   const createdSet = new Set(created);
   return {
     created: createdSet,
     resolved,
-    usedDirectories: async () => {
-      const used = new Set<string>();
-      // Children come after their parents in `created`: deepest first.
-      for (const sub of [...created].reverse()) {
-        if (!(await lstatOrUndefined(path.join(rootfs, sub)))?.isDirectory()) continue;
-        const names = await readdir(path.join(rootfs, sub));
-        if (names.some((name) => !createdSet.has(`${sub}/${name}`) || used.has(`${sub}/${name}`))) used.add(sub);
-      }
-      return used;
-    },
-    remove: async () => {
-      for (const sub of [...created].reverse()) {
-        const abs = path.join(rootfs, sub);
-        const st = await lstatOrUndefined(abs);
-        if (st?.isDirectory()) await rmdir(abs).catch(() => undefined);
-        else if (st?.isFile() && st.size === 0) await unlink(abs);
-      }
-      for (const [dir, times] of parentTimes) await utimes(dir, times.atime, times.mtime).catch(() => undefined);
-    },
+    usedDirectories: async () =>
+      RootDir.with(rootfs, (root) => {
+        const used = new Set<string>();
+        // Children come after their parents in `created`: deepest first.
+        for (const sub of [...created].reverse()) {
+          if (!directories.has(sub)) continue;
+          const st = root.lstat(sub, 'refuse');
+          if (st === undefined) continue;
+          const names = st.isDirectory() ? (root.readdir(sub, 'refuse') ?? []) : undefined;
+          if (names === undefined || names.some((name) => !createdSet.has(`${sub}/${name}`) || used.has(`${sub}/${name}`))) used.add(sub);
+        }
+        return used;
+      }),
+    remove: async () =>
+      RootDir.with(rootfs, (root) => {
+        for (const sub of [...created].reverse()) {
+          const st = root.lstat(sub, 'refuse');
+          if (st?.isDirectory()) removeUnlessFull(root, sub);
+          else if (st?.isFile() && st.size === 0n) root.remove(sub, false, 'refuse');
+        }
+        for (const [dir, times] of parentTimes) root.setTimes(dir, times.atimeNs, times.mtimeNs, 'refuse');
+      }),
   };
+}
+
+/** Removes the directory stub `sub` unless the run left something in it. */
+function removeUnlessFull(root: RootDir, sub: string): void {
+  try {
+    root.remove(sub, true, 'refuse');
+  } catch (error) {
+    if (!isErrnoCode(error, 'ENOTEMPTY')) throw error;
+  }
 }

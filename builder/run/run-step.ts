@@ -1,8 +1,6 @@
-import { mkdir, rm } from 'node:fs/promises';
-import path from 'node:path';
 import type { LayerEntry } from '../../layers/entry.js';
 import { TsbuildError } from '../../layers/errors.js';
-import { lstatOrUndefined } from '../../layers/fs-util.js';
+import { RootDir } from '../../layers/native/in-root.js';
 import type { StageRun } from '../exec/stage-run.js';
 import { resolveProcessUser } from '../exec/user-db.js';
 import type { Workspace } from '../exec/workspace.js';
@@ -63,7 +61,11 @@ export async function runStepEntries(step: RunStep, run: StageRun, ctx: RunStepC
     const kept = carries ? run.keptScan(prepared) : undefined;
     const before = kept ? rescanPaths(kept, scanRoot, [...hidden].map(parentOf), { exclude }) : await scanTree(scanRoot, { exclude });
     const cwd = `/${await resolveInRoot(rootfs, step.workdir, 'rootfs', true)}`;
-    if (!(await lstatOrUndefined(path.join(rootfs, cwd)))) await mkdir(path.join(rootfs, cwd), { recursive: true, mode: 0o755 });
+    // Made in-root with no symlink on the way: `cwd` is already resolved.
+    RootDir.with(rootfs, (root) => {
+      const parts = cwd.split('/').filter((part) => part !== '');
+      for (let i = 1; i <= parts.length; i++) root.mkdir(parts.slice(0, i).join('/'), 0o755, 'refuse');
+    });
     const stdout = new LineBuffer((text) => ctx.output('stdout', text));
     const stderr = new LineBuffer((text) => ctx.output('stderr', text));
     const deadline = stepDeadline(ctx);
@@ -93,7 +95,9 @@ export async function runStepEntries(step: RunStep, run: StageRun, ctx: RunStepC
     run.keepScan(prepared, carries ? after : undefined);
     return prepared.upperDir ? await diffOverlayUpper(before, after, prepared.upperDir) : await diffTrees(before, after, rootfs);
   } finally {
-    if (command?.scriptPath) await rm(path.join(rootfs, command.scriptPath), { force: true });
+    // The process may have replaced the script with anything: removed in the rootfs, never followed.
+    const scriptPath = command?.scriptPath;
+    if (scriptPath) RootDir.with(rootfs, (root) => root.removeTree(scriptPath, 'refuse'));
     await stubs?.remove();
     await mounts.release();
   }

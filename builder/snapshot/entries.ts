@@ -1,6 +1,9 @@
-import { constants, createReadStream, openSync } from 'node:fs';
+import { closeSync, constants, createReadStream } from 'node:fs';
 import type { LayerEntry } from '../../layers/entry.js';
-import { readXattrs, type XattrMap } from '../../layers/xattrs.js';
+import { TsbuildError } from '../../layers/errors.js';
+import { isErrnoCode } from '../../layers/fs-util.js';
+import { fdPath, O_PATH, RootDir } from '../../layers/native/in-root.js';
+import { readXattrsOf, type XattrMap } from '../../layers/xattrs.js';
 import type { NodeStat, TreeSnapshot } from './scan.js';
 import { deviceMajor, deviceMinor } from '../../layers/device-number.js';
 
@@ -71,7 +74,11 @@ export function withAncestors(changes: ChangeSet, after: TreeSnapshot): string[]
   return [...paths];
 }
 
-/** Extended attributes of root-relative paths, each path read once, many per getfattr run. */
+/**
+ * Extended attributes of root-relative paths, each path read once. Each is read by its name in its
+ * parent directory, opened inside the root without following any symlink, so a parent swapped for a
+ * symlink since the scan cannot make it read a path outside.
+ */
 export class XattrCache {
   private readonly found = new Map<string, XattrMap>();
   private readonly done = new Set<string>();
@@ -81,12 +88,25 @@ export class XattrCache {
   async read(paths: readonly string[]): Promise<void> {
     const missing = paths.filter((path) => !this.done.has(path));
     if (missing.length === 0) return;
-    const byAbsolute = await readXattrs(missing.map((path) => `${this.root}/${path}`));
-    for (const path of missing) {
-      this.done.add(path);
-      const xattrs = byAbsolute.get(`${this.root}/${path}`);
-      if (xattrs !== undefined) this.found.set(path, xattrs);
-    }
+    RootDir.with(this.root, (root) => {
+      // Layer order keeps the children of one directory together: its descriptor is reused for them.
+      let parent: { rel: string; fd: number | undefined } | undefined;
+      try {
+        for (const path of missing) {
+          this.done.add(path);
+          const rel = parentOf(path);
+          if (parent?.rel !== rel) {
+            if (parent?.fd !== undefined) closeSync(parent.fd);
+            parent = { rel, fd: root.tryOpen(rel, O_PATH | constants.O_DIRECTORY, { symlinks: 'refuse' }) };
+          }
+          if (parent.fd === undefined) continue;
+          const xattrs = readXattrsOf(`${fdPath(parent.fd)}/${path.slice(path.lastIndexOf('/') + 1)}`, `${this.root}/${path}`);
+          if (xattrs !== undefined) this.found.set(path, xattrs);
+        }
+      } finally {
+        if (parent?.fd !== undefined) closeSync(parent.fd);
+      }
+    });
   }
 
   /** The attributes of a path already read; undefined when it has none. */
@@ -118,9 +138,7 @@ function toEntry(path: string, node: NodeStat, root: string): LayerEntry {
   switch (node.type) {
     case 'file': {
       entry.size = Number(node.size);
-      const abs = `${root}/${path}`;
-      // O_NOFOLLOW: should the path have become a symlink since the scan, fail rather than read its target.
-      entry.open = () => createReadStream(abs, { fd: openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW), highWaterMark: READ_CHUNK });
+      entry.open = () => createReadStream('', { fd: openScanned(root, path), highWaterMark: READ_CHUNK });
       break;
     }
     case 'symlink':
@@ -133,6 +151,22 @@ function toEntry(path: string, node: NodeStat, root: string): LayerEntry {
       break;
   }
   return entry;
+}
+
+/**
+ * Opens the file the scan found at `path` for reading, resolved inside `root` with no symlink
+ * anywhere on the way: should the path or a parent have become a symlink since the scan, the layer
+ * fails rather than take in a file from elsewhere.
+ */
+function openScanned(root: string, path: string): number {
+  try {
+    return RootDir.with(root, (dir) => dir.openFile(path, constants.O_RDONLY, { symlinks: 'refuse' }));
+  } catch (error) {
+    if (isErrnoCode(error, 'ELOOP') || isErrnoCode(error, 'ENOENT') || isErrnoCode(error, 'ENOTDIR')) {
+      throw new TsbuildError('SNAPSHOT_CHANGED', `${path} changed while its layer was being written`, { cause: error });
+    }
+    throw error;
+  }
 }
 
 function ownership(node: NodeStat): Pick<LayerEntry, 'mode' | 'uid' | 'gid' | 'mtime'> {

@@ -38,7 +38,7 @@ export async function diffOverlayUpper(before: TreeSnapshot, after: TreeSnapshot
     if (now.type === 'directory' && (was === undefined || was.type !== 'directory' || !sameInode(was, now))) newDirectories.push(path);
   }
 
-  // One getfattr run for everything the layer will hold; opaque directories are found among them.
+  // The attributes of everything the layer will hold; opaque directories are found among them.
   const xattrs = new XattrCache(upperDir);
   await xattrs.read(withAncestors(changes, after));
   for (const path of newDirectories) {

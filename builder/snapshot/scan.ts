@@ -1,5 +1,6 @@
-import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
-import { isErrnoCode } from '../../layers/fs-util.js';
+import { closeSync, constants, readdirSync } from 'node:fs';
+import { fdPath, RootDir } from '../../layers/native/in-root.js';
+import { readLinkAt, statAt } from '../../layers/native/stat-at.js';
 
 /** What a path is. Sockets are not recorded: a layer cannot carry them. */
 export type NodeType = 'file' | 'directory' | 'symlink' | 'fifo' | 'char' | 'block';
@@ -33,41 +34,43 @@ export interface ScanOptions {
   exclude?: (relPath: string) => boolean;
 }
 
-const S_IFMT = 0o170000n;
-const TYPES = new Map<bigint, NodeType>([
-  [0o100000n, 'file'],
-  [0o040000n, 'directory'],
-  [0o120000n, 'symlink'],
-  [0o010000n, 'fifo'],
-  [0o020000n, 'char'],
-  [0o060000n, 'block'],
+const S_IFMT = 0o170000;
+const TYPES = new Map<number, NodeType>([
+  [0o100000, 'file'],
+  [0o040000, 'directory'],
+  [0o120000, 'symlink'],
+  [0o010000, 'fifo'],
+  [0o020000, 'char'],
+  [0o060000, 'block'],
 ]);
 
 /**
  * Records the metadata of every path under `root`. Synchronous calls in one tight loop: the cost
  * grows with the number of entries, never with file sizes. Paths that vanish while the scan runs
  * are left out. Symlinks are recorded, not followed; mount points are descended like directories.
+ * Each directory is opened inside the root with no symlink on its way and its entries are read
+ * relative to that descriptor, so a directory swapped for a symlink mid-scan leads nowhere outside.
  */
 export async function scanTree(root: string, options: ScanOptions = {}): Promise<TreeSnapshot> {
   const snapshot: TreeSnapshot = new Map();
   const exclude = options.exclude;
   // Directories still to read, as root-relative paths ('' is the root).
   const pending: string[] = [''];
-  while (pending.length > 0) {
-    const dir = pending.pop()!;
-    const names = listDirectory(dir === '' ? root : `${root}/${dir}`);
-    for (const name of names) {
-      const rel = dir === '' ? name : `${dir}/${name}`;
-      if (exclude !== undefined && exclude(rel)) continue;
-      const abs = `${root}/${rel}`;
-      const stats = lstatSync(abs, { bigint: true, throwIfNoEntry: false });
-      if (stats === undefined) continue;
-      const node = toNodeStat(stats, abs);
-      if (node === undefined) continue;
-      snapshot.set(rel, node);
-      if (node.type === 'directory') pending.push(rel);
+  RootDir.with(root, (rootDir) => {
+    while (pending.length > 0) {
+      const dir = pending.pop()!;
+      inDirectory(rootDir, dir, (fd) => {
+        for (const name of readdirSync(fdPath(fd))) {
+          const rel = dir === '' ? name : `${dir}/${name}`;
+          if (exclude !== undefined && exclude(rel)) continue;
+          const node = nodeAt(fd, name);
+          if (node === undefined) continue;
+          snapshot.set(rel, node);
+          if (node.type === 'directory') pending.push(rel);
+        }
+      });
     }
-  }
+  });
   return snapshot;
 }
 
@@ -78,15 +81,30 @@ export async function scanTree(root: string, options: ScanOptions = {}): Promise
  */
 export function rescanPaths(snapshot: TreeSnapshot, root: string, rels: Iterable<string>, options: ScanOptions = {}): TreeSnapshot {
   const updated = new Map(snapshot);
-  for (const rel of rels) {
-    if (rel === '' || isExcluded(rel, options.exclude)) continue;
-    const abs = `${root}/${rel}`;
-    const stats = lstatSync(abs, { bigint: true, throwIfNoEntry: false });
-    const node = stats === undefined ? undefined : toNodeStat(stats, abs);
-    if (node === undefined) updated.delete(rel);
-    else updated.set(rel, node);
-  }
+  RootDir.with(root, (rootDir) => {
+    for (const rel of rels) {
+      if (rel === '' || isExcluded(rel, options.exclude)) continue;
+      const slash = rel.lastIndexOf('/');
+      let node: NodeStat | undefined;
+      inDirectory(rootDir, slash === -1 ? '' : rel.slice(0, slash), (fd) => {
+        node = nodeAt(fd, rel.slice(slash + 1));
+      });
+      if (node === undefined) updated.delete(rel);
+      else updated.set(rel, node);
+    }
+  });
   return updated;
+}
+
+/** Runs `action` with directory `rel` opened inside the root; nothing when it is gone or no longer a directory. */
+function inDirectory(rootDir: RootDir, rel: string, action: (fd: number) => void): void {
+  const fd = rootDir.tryOpen(rel, constants.O_RDONLY | constants.O_DIRECTORY, { symlinks: 'refuse' });
+  if (fd === undefined) return;
+  try {
+    action(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Whether `rel` or one of its ancestors is excluded. */
@@ -98,39 +116,30 @@ function isExcluded(rel: string, exclude: ScanOptions['exclude']): boolean {
   return false;
 }
 
-function listDirectory(path: string): string[] {
-  try {
-    return readdirSync(path);
-  } catch (error) {
-    if (isErrnoCode(error, 'ENOENT') || isErrnoCode(error, 'ENOTDIR')) return [];
-    throw error;
-  }
-}
-
-function toNodeStat(stats: BigIntStats, abs: string): NodeStat | undefined {
+/** The node `name` in the directory `dirFd`, not followed; undefined when it is gone or of a kind a layer cannot hold. */
+function nodeAt(dirFd: number, name: string): NodeStat | undefined {
+  const stats = statAt(dirFd, name);
+  if (stats === undefined) return undefined;
   const type = TYPES.get(stats.mode & S_IFMT);
   if (type === undefined) return undefined;
   const node: NodeStat = {
     type,
-    mode: Number(stats.mode & 0o7777n),
-    uid: Number(stats.uid),
-    gid: Number(stats.gid),
+    mode: stats.mode & 0o7777,
+    uid: stats.uid,
+    gid: stats.gid,
     size: stats.size,
     mtimeNs: stats.mtimeNs,
     ctimeNs: stats.ctimeNs,
     ino: stats.ino,
     dev: stats.dev,
     birthtimeNs: stats.birthtimeNs,
-    nlink: Number(stats.nlink),
+    nlink: stats.nlink,
     rdev: stats.rdev,
   };
   if (type === 'symlink') {
-    try {
-      node.linkTarget = readlinkSync(abs);
-    } catch (error) {
-      if (isErrnoCode(error, 'ENOENT')) return undefined;
-      throw error;
-    }
+    const target = readLinkAt(dirFd, name);
+    if (target === undefined) return undefined;
+    node.linkTarget = target;
   }
   return node;
 }

@@ -64,12 +64,9 @@ async function inPlaceBundle(name: string): Promise<{ bundle: string; rootfs: st
   await copyFile(process.execPath, path.join(rootfs, 'usr/local/bin/node'));
   await run('chmod', ['755', path.join(rootfs, 'usr/local/bin/node')]);
   const install = path.join(rootfs, 'opt/tsbuild');
-  await mkdir(path.join(install, 'tools/bin'), { recursive: true });
+  await mkdir(install, { recursive: true });
   const sources = await Promise.all(['dist', 'node_modules', 'package.json'].map((name) => realpath(path.join(repoRoot(), name))));
   await run('cp', ['-a', '--', ...sources, install]);
-  // The build reads extended attributes with getfattr, which the Debian minbase image lacks.
-  await copyFile('/usr/bin/getfattr', path.join(install, 'tools/bin/getfattr'));
-  await run('chmod', ['755', path.join(install, 'tools/bin/getfattr')]);
   const missingLibs = (await run('chroot', [rootfs, '/usr/bin/ldd', '/usr/local/bin/node'])).stdout.split('\n').filter((line) => line.includes('not found'));
   assert.deepEqual(missingLibs, [], 'the Debian rootfs satisfies the node binary');
   return { bundle, rootfs, baseLayout: base.layoutDir };
@@ -92,7 +89,7 @@ async function buildInContainer(bundle: string, binds: readonly Bind[]): Promise
     '--build-context', 'debian=oci-layout:///base:bookworm', '-t', 'in-place:1', '-o', 'type=oci,dest=/out/image',
     '--source-date-epoch', '1700000000', '--compression-level', '1', '/ctx',
   ];
-  config.process.env = ['PATH=/opt/tsbuild/tools/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root', 'container=runc'];
+  config.process.env = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root', 'container=runc'];
   config.process.capabilities = { bounding: dockerCaps, effective: dockerCaps, permitted: dockerCaps };
   config.root.readonly = false;
   config.hostname = 'container-host';
