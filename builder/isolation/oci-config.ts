@@ -1,4 +1,5 @@
 import type { BindMount, RunSpec } from './backend.js';
+import { ociSeccomp, type OciSeccomp } from './oci-seccomp.js';
 
 /** The parts of the OCI runtime specification's `config.json` that tsbuild writes. */
 export interface OciRuntimeConfig {
@@ -76,6 +77,7 @@ export interface OciLinux {
   readonly resources?: { readonly devices: readonly OciDeviceRule[] };
   readonly maskedPaths: readonly string[];
   readonly readonlyPaths: readonly string[];
+  readonly seccomp: OciSeccomp;
 }
 
 /** The capabilities Docker grants a container's root user by default. */
@@ -170,7 +172,7 @@ export type OciConfigInput = Pick<RunSpec, 'rootfs' | 'args' | 'env' | 'cwd' | '
 
 /**
  * The runtime-spec `config.json` for one RUN step: Docker's defaults for capabilities, masked paths
- * and `/dev`, a writable root at `spec.rootfs`, the binds, and a network namespace only for
+ * and `/dev`, the seccomp policy chroot and rootless steps get too, a writable root at `spec.rootfs`, the binds, and a network namespace only for
  * `network: none` (otherwise the host's network is shared). `nofile` is the RLIMIT_NOFILE soft and
  * hard limit (Docker gives 1048576; a runtime without CAP_SYS_RESOURCE cannot raise it that far).
  *
@@ -211,6 +213,7 @@ export function ociConfig(spec: OciConfigInput, nofile: number, userNamespace?: 
       devices: defaultDevices,
       maskedPaths,
       readonlyPaths,
+      seccomp: ociSeccomp(),
     },
   };
 }

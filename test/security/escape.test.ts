@@ -49,7 +49,7 @@ interface Build {
 }
 
 interface BuildOptions {
-  readonly isolation: 'chroot' | 'rootless';
+  readonly isolation: 'oci' | 'chroot' | 'rootless';
   /** Build as this user (through setpriv), else as root. */
   readonly user?: TestUser;
   readonly dockerfile: string;
@@ -199,6 +199,42 @@ async function assertStepDiesWithTsbuild(name: string, isolation: 'chroot' | 'ro
   }
 }
 
+/** Runs system calls the seccomp policy refuses, and some it allows, in a step; checks each errno. */
+async function assertSeccompPolicy(name: string, isolation: 'oci' | 'chroot'): Promise<void> {
+  const { layoutDir, tag } = await debianBookwormImage();
+  const table = process.arch === 'arm64' ? aarch64Syscalls : x86_64Syscalls;
+  const nr = (name: string): number => table[name] as number;
+  // name, system call number, arguments; perl's syscall() gives -1 and errno on failure
+  const calls: [string, number, number[]][] = [
+    ['getpid', nr('getpid'), []],
+    ['keyctl', nr('keyctl'), [0, -1, 0]],
+    ['add_key', nr('add_key'), [0, 0, 0, 0, 0]],
+    ['unshare-net', nr('unshare'), [0x40000000]],
+    ['clone-newuser', nr('clone'), [0x10000000 | 17, 0, 0, 0, 0]],
+    ['mount', nr('mount'), [0, 0, 0, 0, 0]],
+    ['bpf', nr('bpf'), [0, 0, 0]],
+    ['ptrace', nr('ptrace'), [0, 0, 0, 0]],
+    ['clone3', nr('clone3'), [0, 0]],
+    ['personality-query', nr('personality'), [0xffffffff]],
+    ['personality-no-aslr', nr('personality'), [0x0040000]],
+    ['unknown-number', 1000, []],
+  ];
+  const script = calls.map(([name, number, args]) => `$r = syscall(${[number, ...args].join(', ')}); print "probe:${name}:", ($r == -1 ? $!+0 : "ok"), "\\n";`).join(' ');
+  const dockerfile = `FROM base\nRUN perl -e '${script}' && unshare -n true || echo probe:unshare-tool:refused; echo work > /tmp/w && echo probe:work:$(cat /tmp/w)\n`;
+  const { done } = await startBuild(name, { isolation, dockerfile, base: `${layoutDir}:${tag}` });
+  const { code, output } = await done;
+  assert.equal(code, 0, output);
+  const found = probes(output);
+  const EPERM = String(osConstants.errno.EPERM);
+  const ENOSYS = String(osConstants.errno.ENOSYS);
+  assert.deepEqual(Object.fromEntries(calls.map(([name]) => [name, found.get(name)])), {
+    'getpid': 'ok', 'keyctl': EPERM, 'add_key': EPERM, 'unshare-net': EPERM, 'clone-newuser': EPERM, 'mount': EPERM, 'bpf': EPERM,
+    'ptrace': EPERM, 'clone3': ENOSYS, 'personality-query': 'ok', 'personality-no-aslr': EPERM, 'unknown-number': ENOSYS,
+  });
+  assert.equal(found.get('unshare-tool'), 'refused');
+  assert.equal(found.get('work'), 'work');
+}
+
 describe('chroot isolation (as root)', () => {
   it('gives a root step the default capabilities, no_new_privs, a seccomp filter and its own network', async () => {
     const dockerfile = `FROM base\nRUN ${privilegeProbe}; ip addr add 10.123.45.6/32 dev lo && echo probe:addr:added || echo probe:addr:refused\n`;
@@ -221,38 +257,7 @@ describe('chroot isolation (as root)', () => {
   });
 
   it('refuses namespaces, mounts, keyrings, ptrace and unknown system calls, while ordinary work succeeds', async () => {
-    const { layoutDir, tag } = await debianBookwormImage();
-    const table = process.arch === 'arm64' ? aarch64Syscalls : x86_64Syscalls;
-    const nr = (name: string): number => table[name] as number;
-    // name, system call number, arguments; perl's syscall() gives -1 and errno on failure
-    const calls: [string, number, number[]][] = [
-      ['getpid', nr('getpid'), []],
-      ['keyctl', nr('keyctl'), [0, -1, 0]],
-      ['add_key', nr('add_key'), [0, 0, 0, 0, 0]],
-      ['unshare-net', nr('unshare'), [0x40000000]],
-      ['clone-newuser', nr('clone'), [0x10000000 | 17, 0, 0, 0, 0]],
-      ['mount', nr('mount'), [0, 0, 0, 0, 0]],
-      ['bpf', nr('bpf'), [0, 0, 0]],
-      ['ptrace', nr('ptrace'), [0, 0, 0, 0]],
-      ['clone3', nr('clone3'), [0, 0]],
-      ['personality-query', nr('personality'), [0xffffffff]],
-      ['personality-no-aslr', nr('personality'), [0x0040000]],
-      ['unknown-number', 1000, []],
-    ];
-    const script = calls.map(([name, number, args]) => `$r = syscall(${[number, ...args].join(', ')}); print "probe:${name}:", ($r == -1 ? $!+0 : "ok"), "\\n";`).join(' ');
-    const dockerfile = `FROM base\nRUN perl -e '${script}' && unshare -n true || echo probe:unshare-tool:refused; echo work > /tmp/w && echo probe:work:$(cat /tmp/w)\n`;
-    const { done } = await startBuild('seccomp', { isolation: 'chroot', dockerfile, base: `${layoutDir}:${tag}` });
-    const { code, output } = await done;
-    assert.equal(code, 0, output);
-    const found = probes(output);
-    const EPERM = String(osConstants.errno.EPERM);
-    const ENOSYS = String(osConstants.errno.ENOSYS);
-    assert.deepEqual(Object.fromEntries(calls.map(([name]) => [name, found.get(name)])), {
-      'getpid': 'ok', 'keyctl': EPERM, 'add_key': EPERM, 'unshare-net': EPERM, 'clone-newuser': EPERM, 'mount': EPERM, 'bpf': EPERM,
-      'ptrace': EPERM, 'clone3': ENOSYS, 'personality-query': 'ok', 'personality-no-aslr': EPERM, 'unknown-number': ENOSYS,
-    });
-    assert.equal(found.get('unshare-tool'), 'refused');
-    assert.equal(found.get('work'), 'work');
+    await assertSeccompPolicy('seccomp', 'chroot');
   });
 
   it('cannot write a host file through /proc/1/root', async () => {
@@ -294,6 +299,12 @@ describe('chroot isolation (as root)', () => {
 
   it('takes every step process down when tsbuild is SIGKILLed', { timeout: 120_000 }, async () => {
     await assertStepDiesWithTsbuild('kill-root', 'chroot');
+  });
+});
+
+describe('oci isolation (as root)', () => {
+  it('applies the same seccomp policy as chroot and rootless', async () => {
+    await assertSeccompPolicy('oci-seccomp', 'oci');
   });
 });
 

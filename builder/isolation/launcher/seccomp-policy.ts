@@ -25,11 +25,11 @@ export const deniedSyscalls: readonly string[] = [
 ];
 
 /** clone flags that make new namespaces. */
-const CLONE_NEW_NAMESPACES = 0x00020000 /* NEWNS */ | 0x02000000 /* NEWCGROUP */ | 0x04000000 /* NEWUTS */ |
+export const CLONE_NEW_NAMESPACES = 0x00020000 /* NEWNS */ | 0x02000000 /* NEWCGROUP */ | 0x04000000 /* NEWUTS */ |
   0x08000000 /* NEWIPC */ | 0x10000000 /* NEWUSER */ | 0x20000000 /* NEWPID */ | 0x40000000; /* NEWNET */
 
 /** personality(2) values that change nothing security-relevant: PER_LINUX, PER_LINUX32, UNAME26 variants, query. */
-const harmlessPersonas = [0x0, 0x8, 0x20000, 0x20008, 0xffffffff];
+export const harmlessPersonas = [0x0, 0x8, 0x20000, 0x20008, 0xffffffff];
 
 const special: Readonly<Record<string, SeccompAction>> = {
   clone: { kind: 'deny-arg0-bits', mask: CLONE_NEW_NAMESPACES, errno: EPERM },
@@ -58,11 +58,34 @@ const AUDIT_ARCH_X86_64 = 0xc000003e;
 const AUDIT_ARCH_I386 = 0x40000003;
 const AUDIT_ARCH_AARCH64 = 0xc00000b7;
 
+/** One system call table a process on this machine can call the kernel with. */
+export interface SyscallArchitecture {
+  readonly auditArch: number;
+  /** libseccomp's name for it, as runtime-spec configs write it. */
+  readonly scmpArch: string;
+  readonly table: Readonly<Record<string, number>>;
+}
+
+/** The system call tables of this machine's architecture (x86_64 processes may also use i386's). */
+export function hostSyscallArchitectures(arch: string = process.arch): SyscallArchitecture[] {
+  if (arch === 'x64') {
+    return [
+      { auditArch: AUDIT_ARCH_X86_64, scmpArch: 'SCMP_ARCH_X86_64', table: x86_64Syscalls },
+      { auditArch: AUDIT_ARCH_I386, scmpArch: 'SCMP_ARCH_X86', table: i386Syscalls },
+    ];
+  }
+  if (arch === 'arm64') return [{ auditArch: AUDIT_ARCH_AARCH64, scmpArch: 'SCMP_ARCH_AARCH64', table: aarch64Syscalls }];
+  throw new Error(`no seccomp policy for the ${arch} architecture`);
+}
+
 /** The policies for the architectures a process on this machine can call the kernel with. */
 export function hostArchitecturePolicies(arch: string = process.arch): ArchitecturePolicy[] {
-  if (arch === 'x64') return [architecturePolicy(AUDIT_ARCH_X86_64, x86_64Syscalls), architecturePolicy(AUDIT_ARCH_I386, i386Syscalls)];
-  if (arch === 'arm64') return [architecturePolicy(AUDIT_ARCH_AARCH64, aarch64Syscalls)];
-  throw new Error(`no seccomp policy for the ${arch} architecture`);
+  return hostSyscallArchitectures(arch).map(({ auditArch, table }) => architecturePolicy(auditArch, table));
+}
+
+/** Whether the policy allows `name` without looking at its arguments. */
+export function allowedOutright(name: string): boolean {
+  return !denied.has(name) && special[name] === undefined;
 }
 
 /** The compiled filter for this machine. */
