@@ -27,6 +27,7 @@ import type { ImageLayer } from '../exec/image-layer.js';
 import { chainIds } from '../../layers/chain-id.js';
 import { isOwnedName, ownedName, ownerIsGone } from '../cache/local-store-owners.js';
 import { linkedCopyTree } from './copy-tree.js';
+import { namingLayer } from '../exec/rootfs.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -128,7 +129,7 @@ export class RootfsCache {
 async function applyVerified(root: string, layer: ImageLayer, sharedInodes: boolean): Promise<void> {
   const tar = await decompressStream(createReadStream(layer.blobPath));
   const hashed = pipeline(tar, new DigestStream(), () => undefined) as DigestStream;
-  const stats = await applyLayer(root, hashed, { sharedInodes });
+  const stats = await namingLayer(layer, () => applyLayer(root, hashed, { sharedInodes }));
   if (hashed.digest !== layer.diffId) {
     throw new TsbuildError('DIGEST_MISMATCH', `layer ${layer.descriptor.digest} unpacks to ${hashed.digest}, not its diff_id ${layer.diffId}`);
   }
