@@ -1,14 +1,16 @@
-import { TsbuildError } from '../../layers/errors.js';
 import type { RootfsPreparer } from '../exec/stage-run.js';
 import type { PlannedStage } from '../plan/plan-types.js';
-import { inContainer, InPlaceRoot } from '../rootfs/in-place.js';
+import { InPlaceRoot } from '../rootfs/in-place.js';
 import { InPlaceBackend } from './in-place.js';
-import type { SelectedBackend } from './select.js';
+import type { IsolationBackend } from './backend.js';
 
 /** Where an in-place build keeps its scratch space: a dedicated directory, not `/tmp`, which RUN steps often empty. */
 export const inPlaceWorkRoot = '/.tsbuild';
 
-export interface InPlaceSandbox extends SelectedBackend {
+export interface InPlaceSandbox {
+  readonly backend: IsolationBackend;
+  /** Why the build runs in place, for `--progress plain`. */
+  readonly reason: string;
   /** RUN steps get `/`; other steps' rootfs is prepared by `fallback` once a stage holds `/`. */
   readonly prepare: RootfsPreparer;
 }
@@ -17,24 +19,19 @@ export interface InPlaceSandbox extends SelectedBackend {
  * `--isolation none`: each stage that runs a step takes over this container's root filesystem in
  * turn, as kaniko does, keeping `protectedPaths` (the build's own files) and every mount. A stage
  * that only needs files gets `/` while no stage holds it and it will run steps (saving a second
- * unpack), and a `fallback` rootfs otherwise. Refused outside a container unless `force`.
+ * unpack), and a `fallback` rootfs otherwise. Whether building in place is allowed here is for
+ * `selectIsolation` to say; `reason` is what it said.
  */
-export async function inPlaceSandbox(options: {
+export function inPlaceSandbox(options: {
   readonly protectedPaths: readonly string[];
-  readonly force: boolean;
+  readonly reason: string;
   readonly fallback: RootfsPreparer;
-}): Promise<InPlaceSandbox> {
-  if (!options.force && !(await inContainer())) {
-    throw new TsbuildError(
-      'ISOLATION_UNAVAILABLE',
-      '--isolation=none replaces the root filesystem: run it only in a disposable container, or pass --force-in-place',
-    );
-  }
+}): InPlaceSandbox {
   const root = new InPlaceRoot(options.protectedPaths);
   const runsSteps = (stage: PlannedStage | undefined): boolean => stage?.steps.some((step) => step.kind === 'run') ?? false;
   return {
     backend: new InPlaceBackend({ protectedPaths: options.protectedPaths }),
-    reason: options.force ? '--isolation=none with --force-in-place' : 'in place on this container\'s root filesystem',
+    reason: options.reason,
     prepare: async (layers, stage, purpose) => {
       if (purpose === 'run' || (root.unclaimed && runsSteps(stage))) return root.claim(layers);
       return { ...(await options.fallback(layers)), canRun: false };
