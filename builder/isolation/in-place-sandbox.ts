@@ -2,6 +2,7 @@ import type { RootfsPreparer } from '../exec/stage-run.js';
 import type { PlannedStage } from '../plan/plan-types.js';
 import { InPlaceRoot } from '../rootfs/in-place.js';
 import { InPlaceBackend } from './in-place.js';
+import { stashNodeRuntime } from './node-runtime.js';
 import type { IsolationBackend } from './backend.js';
 
 /** Where an in-place build keeps its scratch space: a dedicated directory, not `/tmp`, which RUN steps often empty. */
@@ -22,15 +23,19 @@ export interface InPlaceSandbox {
  * unpack), and a `fallback` rootfs otherwise. Whether building in place is allowed here is for
  * `selectIsolation` to say; `reason` is what it said.
  */
-export function inPlaceSandbox(options: {
+export async function inPlaceSandbox(options: {
   readonly protectedPaths: readonly string[];
   readonly reason: string;
   readonly fallback: RootfsPreparer;
-}): InPlaceSandbox {
+  /** A protected directory of the build's own (in its workspace) that keeps a copy of node and its libraries. */
+  readonly runtimeDir: string;
+}): Promise<InPlaceSandbox> {
+  // Before the first claim replaces `/` and, with it, the libraries node was started with.
+  const node = await stashNodeRuntime(options.runtimeDir);
   const root = new InPlaceRoot(options.protectedPaths);
   const runsSteps = (stage: PlannedStage | undefined): boolean => stage?.steps.some((step) => step.kind === 'run') ?? false;
   return {
-    backend: new InPlaceBackend({ protectedPaths: options.protectedPaths }),
+    backend: new InPlaceBackend({ protectedPaths: options.protectedPaths, node }),
     reason: options.reason,
     prepare: async (layers, stage, purpose) => {
       if (purpose === 'run' || (root.unclaimed && runsSteps(stage))) return root.claim(layers);

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import { writeBusyboxImage } from '../support/busybox-image.js';
 import { debianBookwormImage } from '../support/debian-image.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
 import { tsbuild } from '../cli/cli-harness.js';
@@ -28,6 +29,13 @@ FROM \${REGISTRY}/debian:bookworm
 COPY greeting.txt /greeting.txt
 `;
 
+/** A base with no C library at all; the user has a supplementary group, which in place needs a helper process. */
+const busyboxDockerfile = `ARG REGISTRY
+FROM \${REGISTRY}/busybox:latest
+USER app
+RUN id -G > /tmp/groups && cat /tmp/groups
+`;
+
 /** Every failure is one line naming the cause; never a stack, an internal error or EACCES at /. */
 function assertOneLineError(output: string, expected: RegExp): void {
   const errors = output.split('\n').filter((line) => line.startsWith('error: '));
@@ -39,7 +47,7 @@ function assertOneLineError(output: string, expected: RegExp): void {
 describe('tsbuild in an unprivileged pod', { timeout: 30 * 60_000 }, () => {
   let work: string;
   let registry: TestRegistry;
-  const contexts = { run: '', copy: '' };
+  const contexts = { run: '', copy: '', busybox: '' };
 
   before(async () => {
     assert.equal(process.getuid?.(), 0, 'the pod simulation needs root to start runc');
@@ -47,6 +55,12 @@ describe('tsbuild in an unprivileged pod', { timeout: 30 * 60_000 }, () => {
     registry = await startRegistry();
     const base = await debianBookwormImage();
     await run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${base.layoutDir}:${base.tag}`, `docker://${registry.host}/debian:bookworm`]);
+    const busybox = path.join(work, 'busybox-layout');
+    await writeBusyboxImage(busybox);
+    await run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${busybox}:latest`, `docker://${registry.host}/busybox:latest`]);
+    contexts.busybox = path.join(work, 'busybox-context');
+    await mkdir(contexts.busybox);
+    await writeFile(path.join(contexts.busybox, 'Dockerfile'), busyboxDockerfile);
     contexts.run = path.join(work, 'run-context');
     contexts.copy = path.join(work, 'copy-context');
     await mkdir(contexts.run);
@@ -85,6 +99,13 @@ describe('tsbuild in an unprivileged pod', { timeout: 30 * 60_000 }, () => {
     const host = await tsbuild(['--isolation', 'oci', '--progress', 'plain', '--build-arg', `REGISTRY=${registry.host}`, '--source-date-epoch', '1700000000', '-t', `${registry.host}/app:host-oci`, '--push', contexts.run], { TSBUILD_CACHE_DIR: cacheDir });
     assert.equal(host.code, 0, host.stderr);
     assert.deepEqual(await pushedManifest('root-auto'), await pushedManifest('host-oci'));
+  });
+
+  test('as root, in place on a base without a C library, a user with supplementary groups runs its step', async () => {
+    const result = await buildInPod('root', contexts.busybox, 'root-busybox');
+    assert.equal(result.code, 0, result.output);
+    assert.match(result.output, /^note: isolation: none /m);
+    assert.match(result.output, /^#\d+ 1000 50$/m);
   });
 
   test('as root, the modes that need CAP_SYS_ADMIN fail in one line that names it and --isolation=none', async () => {
