@@ -82,10 +82,7 @@ export interface Pod {
  */
 export async function makePod(work: string, name: string, options: { newuidmap?: boolean } = {}): Promise<Pod> {
   const base = await debianBookwormImage();
-  const bundle = path.join(work, name);
-  const rootfs = path.join(bundle, 'rootfs');
-  await mkdir(bundle, { recursive: true });
-  await run('umoci', ['raw', 'unpack', '--image', `${base.layoutDir}:${base.tag}`, rootfs]);
+  const { bundle, rootfs } = await podFromImage(work, name, base.layoutDir, base.tag);
   await copyFile(process.execPath, path.join(rootfs, 'usr/local/bin/node'));
   await chmod(path.join(rootfs, 'usr/local/bin/node'), 0o755);
   const install = path.join(rootfs, 'opt/tsbuild');
@@ -114,6 +111,17 @@ export interface PodSettings {
    * leaves it whole.
    */
   readonly procMount?: 'Default' | 'Unmasked';
+  /** Variables besides PATH and HOME (an image's ENV), `KEY=value`; later ones win. */
+  readonly env?: readonly string[];
+}
+
+/** A bundle whose rootfs is the image `tag` of the OCI layout `layoutDir`, as it is. */
+export async function podFromImage(work: string, name: string, layoutDir: string, tag: string): Promise<Pod> {
+  const bundle = path.join(work, name);
+  const rootfs = path.join(bundle, 'rootfs');
+  await mkdir(bundle, { recursive: true });
+  await run('umoci', ['raw', 'unpack', '--image', `${layoutDir}:${tag}`, rootfs]);
+  return { bundle, rootfs };
 }
 
 /** Runs `args` as pid 1 of the pod, as `user`, with `binds`; resolves with its exit code and output. */
@@ -132,7 +140,7 @@ export async function runPod(pod: Pod, user: PodUser, args: readonly string[], b
   config.process.cwd = root ? '/' : '/home/builder';
   config.process.args = [...args];
   config.process.user = root ? { uid: 0, gid: 0 } : { uid: 1000, gid: 1000 };
-  config.process.env = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', `HOME=${root ? '/root' : '/home/builder'}`];
+  config.process.env = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', `HOME=${root ? '/root' : '/home/builder'}`, ...(settings.env ?? [])];
   // As the runtime sets them: an unprivileged process keeps only the bounding set.
   config.process.capabilities = root
     ? { bounding: defaultCapabilities, effective: defaultCapabilities, permitted: defaultCapabilities }
