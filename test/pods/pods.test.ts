@@ -36,6 +36,14 @@ USER app
 RUN id -G > /tmp/groups && cat /tmp/groups
 `;
 
+/** Puts a file where the pod's tsbuild has its node binary. */
+const clashDockerfile = `ARG REGISTRY
+FROM \${REGISTRY}/debian:bookworm
+RUN echo first > /first
+COPY node /usr/local/bin/node
+RUN echo second > /second
+`;
+
 /** Every failure is one line naming the cause; never a stack, an internal error or EACCES at /. */
 function assertOneLineError(output: string, expected: RegExp): void {
   const errors = output.split('\n').filter((line) => line.startsWith('error: '));
@@ -47,7 +55,7 @@ function assertOneLineError(output: string, expected: RegExp): void {
 describe('tsbuild in an unprivileged pod', { timeout: 30 * 60_000 }, () => {
   let work: string;
   let registry: TestRegistry;
-  const contexts = { run: '', copy: '', busybox: '' };
+  const contexts = { run: '', copy: '', busybox: '', clash: '' };
 
   before(async () => {
     assert.equal(process.getuid?.(), 0, 'the pod simulation needs root to start runc');
@@ -61,6 +69,10 @@ describe('tsbuild in an unprivileged pod', { timeout: 30 * 60_000 }, () => {
     contexts.busybox = path.join(work, 'busybox-context');
     await mkdir(contexts.busybox);
     await writeFile(path.join(contexts.busybox, 'Dockerfile'), busyboxDockerfile);
+    contexts.clash = path.join(work, 'clash-context');
+    await mkdir(contexts.clash);
+    await writeFile(path.join(contexts.clash, 'Dockerfile'), clashDockerfile);
+    await writeFile(path.join(contexts.clash, 'node'), 'not the builder\'s node\n');
     contexts.run = path.join(work, 'run-context');
     contexts.copy = path.join(work, 'copy-context');
     await mkdir(contexts.run);
@@ -106,6 +118,12 @@ describe('tsbuild in an unprivileged pod', { timeout: 30 * 60_000 }, () => {
     assert.equal(result.code, 0, result.output);
     assert.match(result.output, /^note: isolation: none /m);
     assert.match(result.output, /^#\d+ 1000 50$/m);
+  });
+
+  test('as root, in place, a layer with a file where the builder keeps its node is refused in one line', async () => {
+    const result = await buildInPod('root', contexts.clash, 'root-clash');
+    assert.notEqual(result.code, 0);
+    assertOneLineError(result.output, /^error: workspace\/Dockerfile:4: cannot build in place: the image has \/usr\/local\/bin\/node, where this build keeps its own files \(\/usr\/local\/bin\/node\); keep tsbuild, its cache and the build's inputs and outputs elsewhere/);
   });
 
   test('as root, the modes that need CAP_SYS_ADMIN fail in one line that names it and --isolation=none', async () => {
