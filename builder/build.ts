@@ -148,7 +148,7 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
     const sandbox = !isolation
       ? undefined
       : isolation.kind === 'in-place'
-        ? await inPlaceSandbox({ protectedPaths: buildOwnPaths(request, contextDir, dockerfile, workspace), reason: isolation.reason, fallback: standardPrepare, runtimeDir: await workspace.newDir('node-runtime') })
+        ? await inPlaceSandbox({ protectedPaths: buildOwnPaths(request, contextDir, dockerfile, workspace), reason: isolation.reason, workspace, runtimeDir: await workspace.newDir('node-runtime') })
         : { ...isolation, prepare: standardPrepare };
     if (sandbox) progress({ kind: 'note', message: `isolation: ${sandbox.backend.name} (${sandbox.reason})` });
     const contextTree = { root: contextDir, scope: 'context' as const, label: 'build context', isIgnored: (p: string) => ignore.matches(p), canSkipDir: (p: string) => ignore.canSkipDir(p) };

@@ -29,11 +29,18 @@ FROM \${REGISTRY}/debian:bookworm
 COPY greeting.txt /greeting.txt
 `;
 
-/** A base with no C library at all; the user has a supplementary group, which in place needs a helper process. */
+/**
+ * A base with no C library at all. The user has a supplementary group, which in place needs a
+ * helper process; the COPY reads a stage that lost `/`, which is unpacked again.
+ */
 const busyboxDockerfile = `ARG REGISTRY
+FROM \${REGISTRY}/busybox:latest AS first
+RUN echo first > /first
 FROM \${REGISTRY}/busybox:latest
+RUN echo second > /second
+COPY --from=first /first /first
 USER app
-RUN id -G > /tmp/groups && cat /tmp/groups
+RUN id -G && cat /first /second
 `;
 
 /** Puts a file where the pod's tsbuild has its node binary. */
@@ -113,11 +120,11 @@ describe('tsbuild in an unprivileged pod', { timeout: 30 * 60_000 }, () => {
     assert.deepEqual(await pushedManifest('root-auto'), await pushedManifest('host-oci'));
   });
 
-  test('as root, in place on a base without a C library, a user with supplementary groups runs its step', async () => {
+  test('as root, in place on a base without a C library, a user with supplementary groups runs its step and COPY --from reads a stage that lost /', async () => {
     const result = await buildInPod('root', contexts.busybox, 'root-busybox');
     assert.equal(result.code, 0, result.output);
     assert.match(result.output, /^note: isolation: none /m);
-    assert.match(result.output, /^#\d+ 1000 50$/m);
+    assert.match(result.output, /^#\d+ 1000 50\n#\d+ first\n#\d+ second$/m);
   });
 
   test('as root, in place, a layer with a file where the builder keeps its node is refused in one line', async () => {
