@@ -26,15 +26,15 @@ export async function enterUserNamespace(argv: readonly string[], isolation: Iso
   }
   const stdout = new LineBuffer((text) => io.stdout(text.slice(0, -1)));
   const stderr = new LineBuffer((text) => io.stderr(text.slice(0, -1)));
-  const reexec = (plan: UserNamespacePlan): Promise<number> => {
-    if (plan.warning !== undefined) io.stderr(`warning: ${plan.warning}`);
-    return runInUserNamespace(process.execPath, [...process.execArgv, mainScript, ...argv], plan, {
+  // The warning only matters once the namespace exists; without one the build may not need it.
+  const reexec = (plan: UserNamespacePlan): Promise<number> =>
+    runInUserNamespace(process.execPath, [...process.execArgv, mainScript, ...argv], plan, {
       env: io.env,
+      ...(plan.warning !== undefined ? { onEntered: () => io.stderr(`warning: ${plan.warning}`) } : {}),
       stdout: (chunk) => stdout.push(chunk),
       stderr: (chunk) => stderr.push(chunk),
       ...(io.signal ? { signal: io.signal } : {}),
     });
-  };
   try {
     try {
       return await reexec(await planUserNamespace());

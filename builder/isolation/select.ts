@@ -37,7 +37,7 @@ export async function selectIsolation(mode: IsolationMode, options: SelectOption
       if (runtime) return backend(new OciRuntimeBackend({ runtimePath: runtime.path }), `running as root and ${runtime.name} works here`);
       const problem = await chrootProblem();
       if (problem === undefined) return backend(new ChrootBackend(), 'running as root without a working OCI runtime');
-      if (process.pid === 1 || (await inContainer())) {
+      if (await disposableContainer()) {
         return { kind: 'in-place', reason: `running as root in a container that cannot make namespaces (${problem}), so steps run in place on its root filesystem` };
       }
       throw unavailable(mode, `no OCI runtime works (${await ociRuntimeProblem()}) and namespaces cannot be made (${problem}); in a disposable container, --isolation=none --force-in-place builds in place`);
@@ -70,11 +70,16 @@ export async function selectIsolation(mode: IsolationMode, options: SelectOption
         throw unavailable(mode, `building in place replaces the root filesystem and needs root, as kaniko does; run the container as uid 0 (Kubernetes: runAsUser: 0), or use --isolation=rootless where user namespaces are allowed`);
       }
       if (options.forceInPlace) return { kind: 'in-place', reason: '--isolation=none with --force-in-place' };
-      if (!(await inContainer())) {
+      if (!(await disposableContainer())) {
         throw new TsbuildError('ISOLATION_UNAVAILABLE', '--isolation=none replaces the root filesystem: run it only in a disposable container, or pass --force-in-place');
       }
       return { kind: 'in-place', reason: 'in place on this container\'s root filesystem' };
   }
+}
+
+/** Whether this process runs in a container (see `inContainer`), or is pid 1, as a container's entry point is. */
+async function disposableContainer(): Promise<boolean> {
+  return process.pid === 1 || inContainer();
 }
 
 function backend(chosen: IsolationBackend, reason: string): IsolationChoice {

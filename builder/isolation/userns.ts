@@ -152,6 +152,8 @@ export interface ReexecOptions {
   readonly stderr: (chunk: Buffer) => void;
   /** Aborting sends SIGTERM to the command, which is expected to clean up and exit. */
   readonly signal?: AbortSignal;
+  /** Called once the namespace exists and its ids are mapped, just before the command starts. */
+  readonly onEntered?: () => void;
 }
 
 /**
@@ -221,6 +223,7 @@ export async function runInUserNamespace(command: string, args: readonly string[
       }
     }
     ready = true;
+    options.onEntered?.();
     if (early !== '') options.stderr(Buffer.from(early));
     control.end('go\n');
     const { code, signal } = await closed;

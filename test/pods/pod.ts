@@ -8,8 +8,8 @@
  * registry on 127.0.0.1.
  *
  * The pod's root filesystem is the builder image: the Debian test base (which has no `attr`
- * package) plus this node binary and this repository's build at /opt/tsbuild, and a user `builder`
- * (uid 1000). It is writable and thrown away after the test.
+ * package) plus this node binary and this repository's build at /opt/tsbuild, the host's runc,
+ * and a user `builder` (uid 1000). It is writable and thrown away after the test.
  */
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -93,6 +93,9 @@ export async function makePod(work: string, name: string, options: { newuidmap?:
   await appendFile(path.join(rootfs, 'etc/group'), 'builder:x:1000:\n');
   await mkdir(path.join(rootfs, 'home/builder'), { recursive: true });
   await chown(path.join(rootfs, 'home/builder'), 1000, 1000);
+  // As in a builder image that ships an OCI runtime, which cannot work without CAP_SYS_ADMIN.
+  await copyFile('/usr/sbin/runc', path.join(rootfs, 'usr/sbin/runc'));
+  await chmod(path.join(rootfs, 'usr/sbin/runc'), 0o755);
   if (options.newuidmap) {
     for (const tool of ['newuidmap', 'newgidmap']) {
       await copyFile(`/usr/bin/${tool}`, path.join(rootfs, 'usr/bin', tool));
