@@ -41,8 +41,9 @@ async function borrowHostSystem(rootfs: string): Promise<BindMount[]> {
  * can: it runs the host's `true` in a throwaway rootfs.
  */
 async function containerProblem(runtimePath: string): Promise<string | undefined> {
-  const dir = await mkdtemp(join(tmpdir(), 'tsbuild-runtime-probe-'));
+  let dir: string | undefined;
   try {
+    dir = await mkdtemp(join(tmpdir(), 'tsbuild-runtime-probe-'));
     const rootfs = join(dir, 'rootfs');
     const scratchDir = join(dir, 'scratch');
     await mkdir(rootfs);
@@ -60,7 +61,7 @@ async function containerProblem(runtimePath: string): Promise<string | undefined
   } catch (error) {
     return firstLine((error as Error).message) ?? 'it failed';
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   }
 }
 

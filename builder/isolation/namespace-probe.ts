@@ -6,6 +6,7 @@ import { findExecutable, systemBinDirs } from './host-tools.js';
 const execFileAsync = promisify(execFile);
 
 let probed: Promise<string | undefined> | undefined;
+let userProbed: Promise<string | undefined> | undefined;
 
 /**
  * Why this process cannot make the namespaces the chroot and rootless backends run steps in, or
@@ -15,37 +16,24 @@ let probed: Promise<string | undefined> | undefined;
  * Probed once per process.
  */
 export function namespaceProblem(): Promise<string | undefined> {
-  probed ??= probe();
+  probed ??= unshareProblem(['--mount', '--uts', '--ipc', '--pid', '--fork', '--mount-proc', '--propagation', 'private']);
   return probed;
 }
 
-async function probe(): Promise<string | undefined> {
+/** Why this process cannot create a user namespace (`unshare --user`), or undefined when it can. Probed once. */
+export function userNamespaceProblem(): Promise<string | undefined> {
+  userProbed ??= unshareProblem(['--user', '--map-root-user']);
+  return userProbed;
+}
+
+/** Runs `unshare OPTIONS -- true` with the host's tools: undefined when it works, else unshare's first line. */
+async function unshareProblem(options: readonly string[]): Promise<string | undefined> {
   const unshare = await findExecutable('unshare', systemBinDirs);
   if (unshare === undefined) return 'unshare (util-linux) is not installed';
   try {
-    await execFileAsync(unshare, ['--mount', '--uts', '--ipc', '--pid', '--fork', '--mount-proc', '--propagation', 'private', '--', 'true'], {
-      env: { PATH: systemBinDirs.join(':') },
-      timeout: 15_000,
-    });
+    await execFileAsync(unshare, [...options, '--', 'true'], { env: { PATH: systemBinDirs.join(':') }, timeout: 15_000 });
     return undefined;
   } catch (error) {
     return commandFailure(error);
   }
-}
-
-let userProbed: Promise<string | undefined> | undefined;
-
-/** Why this process cannot create a user namespace (`unshare --user`), or undefined when it can. Probed once. */
-export function userNamespaceProblem(): Promise<string | undefined> {
-  userProbed ??= (async () => {
-    const unshare = await findExecutable('unshare', systemBinDirs);
-    if (unshare === undefined) return 'unshare (util-linux) is not installed';
-    try {
-      await execFileAsync(unshare, ['--user', '--map-root-user', '--', 'true'], { env: { PATH: systemBinDirs.join(':') }, timeout: 15_000 });
-      return undefined;
-    } catch (error) {
-      return commandFailure(error);
-    }
-  })();
-  return userProbed;
 }
