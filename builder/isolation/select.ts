@@ -46,7 +46,7 @@ export async function selectIsolation(mode: IsolationMode, options: SelectOption
       if (uid !== 0) throw await notRootNoNamespace(mode, uid);
       const runtime = await findOciRuntime();
       if (mapping.kind === 'namespace') {
-        if (!runtime) throw unavailable(mode, `neither runc nor crun can run a container in this user namespace (${await ociRuntimeProblem()})`);
+        if (!runtime) throw unavailable(mode, `neither runc nor crun can run a container in this user namespace (${await ociRuntimeProblem()}); --isolation=rootless needs no runtime`);
         return backend(new OciRuntimeBackend({ runtimePath: runtime.path }), `--isolation=oci with ${runtime.name} rootless, ${namespaceReason(mapping)}`);
       }
       if (!runtime) throw unavailable(mode, `${await ociRuntimeProblem()}; an OCI runtime needs CAP_SYS_ADMIN. ${withoutSysAdmin}`);
