@@ -10,7 +10,7 @@ import { loadIgnorePatterns, PatternMatcher } from './context/ignore.js';
 import { executePlan } from './exec/execute.js';
 import { prepareRootfs } from './rootfs/prepare.js';
 import type { IsolationMode } from './isolation/backend.js';
-import { selectBackend } from './isolation/select.js';
+import { selectIsolation } from './isolation/select.js';
 import { defaultBuildCacheDir, LocalCacheStore } from './cache/local-store.js';
 import { RegistryCache } from './cache/registry-cache.js';
 import { StepCache } from './cache/step-cache.js';
@@ -132,8 +132,9 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
   const plan = await planParsed(parsed, dockerfile, request);
   for (const message of plan.notes) progress({ kind: 'note', message });
   const hasRun = plan.platforms.some((p) => p.stages.some((s) => s.steps.some((step) => step.kind === 'run')));
-  const mode = request.isolation ?? 'auto';
-  const inPlace = hasRun && mode === 'none';
+  // Chosen before any work, so a RUN step this container cannot run fails the build at once.
+  const isolation = hasRun ? await selectIsolation(request.isolation ?? 'auto', { forceInPlace: request.forceInPlace ?? false }) : undefined;
+  const inPlace = isolation?.kind === 'in-place';
   if (inPlace) refuseMountsInPlace(plan);
   const secrets = await loadSecrets((request.secrets ?? []).map(parseSecretSpec));
   const sshAgents = await loadSshAgents(request.ssh ?? []);
@@ -162,11 +163,11 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
       ...(registryCache ? { registry: registryCache, onWarning: (message: string) => progress({ kind: 'note', message }) } : {}),
     });
     const standardPrepare = (layers: readonly ImageLayer[]) => prepareRootfs(layers, workspace);
-    const sandbox = !hasRun
+    const sandbox = !isolation
       ? undefined
-      : inPlace
-        ? await inPlaceSandbox({ protectedPaths: buildOwnPaths(request, contextDir, dockerfile, workspace), force: request.forceInPlace ?? false, fallback: standardPrepare })
-        : { ...(await selectBackend(mode)), prepare: standardPrepare };
+      : isolation.kind === 'in-place'
+        ? await inPlaceSandbox({ protectedPaths: buildOwnPaths(request, contextDir, dockerfile, workspace), reason: isolation.reason, workspace, runtimeDir: await workspace.newDir('node-runtime') })
+        : { ...isolation, prepare: standardPrepare };
     if (sandbox) progress({ kind: 'note', message: `isolation: ${sandbox.backend.name} (${sandbox.reason})` });
     const contextTree = { root: contextDir, scope: 'context' as const, label: 'build context', isIgnored: (p: string) => ignore.matches(p), canSkipDir: (p: string) => ignore.canSkipDir(p) };
     const created = new Date((request.sourceDateEpoch ?? Math.floor(Date.now() / 1000)) * 1000).toISOString();

@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import type { IsolationMode } from '../builder/isolation/backend.js';
-import { planUserNamespace, runInUserNamespace, userNamespaceEnv } from '../builder/isolation/userns.js';
+import { planUserNamespace, runInUserNamespace, singleIdPlan, userNamespaceEnv, type UserNamespacePlan } from '../builder/isolation/userns.js';
 import { LineBuffer } from '../builder/run/line-buffer.js';
 import { TsbuildError } from '../layers/errors.js';
 import type { CliIo } from './run.js';
@@ -14,9 +14,10 @@ const namespaceModes: readonly IsolationMode[] = ['auto', 'rootless', 'oci'];
 /**
  * For an unprivileged user building with `--isolation auto`, `rootless` or `oci`: runs this same
  * command line again as uid 0 of a new user namespace (see userns.ts) and returns its exit code,
- * after warning when only a single id can be mapped. Returns undefined when the build should run in this
- * process: as root, with another isolation, inside the namespace already, or, for `auto`, when no
- * user namespace can be made (the build then fails only if it reaches a RUN step).
+ * after warning when only a single id can be mapped. Subordinate ranges that `newuidmap` refuses
+ * fall back to the single-id mapping. Returns undefined when the build should run in this process:
+ * as root, with another isolation, inside the namespace already, or when no user namespace can be
+ * made (the build then fails, saying what the container needs, only if it has a RUN step).
  */
 export async function enterUserNamespace(argv: readonly string[], isolation: IsolationMode, io: CliIo): Promise<number | undefined> {
   if (process.getuid?.() === 0 || !namespaceModes.includes(isolation)) return undefined;
@@ -25,17 +26,24 @@ export async function enterUserNamespace(argv: readonly string[], isolation: Iso
   }
   const stdout = new LineBuffer((text) => io.stdout(text.slice(0, -1)));
   const stderr = new LineBuffer((text) => io.stderr(text.slice(0, -1)));
-  try {
-    const plan = await planUserNamespace();
-    if (plan.warning !== undefined) io.stderr(`warning: ${plan.warning}`);
-    return await runInUserNamespace(process.execPath, [...process.execArgv, mainScript, ...argv], plan, {
+  // The warning only matters once the namespace exists; without one the build may not need it.
+  const reexec = (plan: UserNamespacePlan): Promise<number> =>
+    runInUserNamespace(process.execPath, [...process.execArgv, mainScript, ...argv], plan, {
       env: io.env,
+      ...(plan.warning !== undefined ? { onEntered: () => io.stderr(`warning: ${plan.warning}`) } : {}),
       stdout: (chunk) => stdout.push(chunk),
       stderr: (chunk) => stderr.push(chunk),
       ...(io.signal ? { signal: io.signal } : {}),
     });
+  try {
+    try {
+      return await reexec(await planUserNamespace());
+    } catch (error) {
+      if (!(error instanceof TsbuildError && error.code === 'USERNS_ID_MAP')) throw error;
+      return await reexec(singleIdPlan(error.message));
+    }
   } catch (error) {
-    if (isolation === 'auto' && error instanceof TsbuildError && error.code === 'USERNS_UNAVAILABLE') return undefined;
+    if (error instanceof TsbuildError && error.code === 'USERNS_UNAVAILABLE') return undefined;
     throw error;
   } finally {
     stdout.flush();

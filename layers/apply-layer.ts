@@ -53,7 +53,7 @@ export interface ApplyStats {
   applied: Record<EntryType, number>;
   /** Bytes of regular-file content written. */
   bytes: number;
-  /** Root-relative paths of device nodes not created because the process is not root. */
+  /** Root-relative paths of device nodes not created because the process may not make them (not root, or in a user namespace). */
   skippedDevices: string[];
   /**
    * Root-relative paths left owned by the extracting user because their uid or gid does not exist
@@ -286,7 +286,10 @@ class LayerApplier {
         }
         const kind = header.type === 'character-device' ? 'char' : 'block';
         await this.prepare(parent, target, false);
-        await makeDevice(target, kind, header.devmajor, header.devminor);
+        if (!(await makeDevice(target, kind, header.devmajor, header.devminor))) {
+          this.stats.skippedDevices.push(path.relative(this.root, target));
+          return undefined;
+        }
         await this.setPathMeta(target, meta);
         return kind;
       }

@@ -4,27 +4,63 @@ import { rename } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { TsbuildError } from './errors.js';
+import { isErrnoCode } from './fs-util.js';
+import { errnoError, libc } from './native/libc.js';
 
-// Node has no mkfifo, mknod or metadata-preserving copy, so coreutils programs do these.
+// Node has no mkfifo or mknod: they are called in the C library, so no tool of the tree being
+// written (an in-place build's root) is ever run. Node has no metadata-preserving copy either, so
+// coreutils' cp does that.
 const run = promisify(execFile);
+
+/** S_IFIFO, S_IFCHR and S_IFBLK of `st_mode`. */
+const fileTypeBits = { fifo: 0o010000, char: 0o020000, block: 0o060000 } as const;
+
+let calls: { mknod: (path: string, mode: number, dev: bigint) => number } | undefined;
+
+function native(): NonNullable<typeof calls> {
+  calls ??= { mknod: libc().lib.func('int mknod(const char *path, uint32_t mode, uint64_t dev)') };
+  return calls;
+}
+
+/** Linux's encoding of a device number, as glibc's makedev() makes it (see device-number.ts). */
+function deviceNumber(major: number, minor: number): bigint {
+  const ma = BigInt(major);
+  const mi = BigInt(minor);
+  return ((ma & 0xfffn) << 8n) | ((ma & ~0xfffn) << 32n) | (mi & 0xffn) | ((mi & ~0xffn) << 12n);
+}
+
+/** mknod(2) with mode 0600 of `kind`; throws a Node-style error. Never follows a symlink at `target`. */
+function mknod(target: string, kind: keyof typeof fileTypeBits, dev: bigint): void {
+  if (native().mknod(target, fileTypeBits[kind] | 0o600, dev) !== 0) throw errnoError('mknod', target);
+}
 
 /** Creates a FIFO at `target` (mode 0600; the caller sets the final mode). Fails if `target` exists. */
 export async function makeFifo(target: string): Promise<void> {
-  await runTool('mkfifo', ['-m', '600', '--', target], target);
+  try {
+    mknod(target, 'fifo', 0n);
+  } catch (error) {
+    throw new TsbuildError('SPECIAL_FILE', `cannot create FIFO ${target}: ${(error as NodeJS.ErrnoException).code}`, { cause: error });
+  }
 }
 
 /**
- * Creates a character or block device node at `target` (mode 0600). Needs root (CAP_MKNOD).
- * Fails if `target` exists.
+ * Creates a character or block device node at `target` (mode 0600). Returns false, creating
+ * nothing, when this process may not make device nodes (EPERM: no CAP_MKNOD, or a user namespace,
+ * where the kernel never allows them). Fails if `target` exists.
  */
 export async function makeDevice(
   target: string,
   kind: 'char' | 'block',
   major: number,
   minor: number,
-): Promise<void> {
-  const args = ['-m', '600', '--', target, kind === 'char' ? 'c' : 'b', String(major), String(minor)];
-  await runTool('mknod', args, target);
+): Promise<boolean> {
+  try {
+    mknod(target, kind, deviceNumber(major, minor));
+    return true;
+  } catch (error) {
+    if (isErrnoCode(error, 'EPERM')) return false;
+    throw new TsbuildError('SPECIAL_FILE', `cannot create device ${target}: ${(error as NodeJS.ErrnoException).code}`, { cause: error });
+  }
 }
 
 /** Replaces `target` with a copy of itself (contents, owner, mode, times, xattrs) on an inode no other path shares. */

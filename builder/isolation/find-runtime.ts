@@ -36,38 +36,55 @@ async function borrowHostSystem(rootfs: string): Promise<BindMount[]> {
   return binds;
 }
 
-/** True when `runtimePath` can run a container here: it runs the host's `true` in a throwaway rootfs. */
-async function canRunContainers(runtimePath: string): Promise<boolean> {
-  const dir = await mkdtemp(join(tmpdir(), 'tsbuild-runtime-probe-'));
+/**
+ * Why `runtimePath` cannot run a container here (the first line it printed), or undefined when it
+ * can: it runs the host's `true` in a throwaway rootfs.
+ */
+async function containerProblem(runtimePath: string): Promise<string | undefined> {
+  let dir: string | undefined;
   try {
+    dir = await mkdtemp(join(tmpdir(), 'tsbuild-runtime-probe-'));
     const rootfs = join(dir, 'rootfs');
     const scratchDir = join(dir, 'scratch');
     await mkdir(rootfs);
     for (const name of ['proc', 'dev', 'sys']) await mkdir(join(rootfs, name));
     const binds = await borrowHostSystem(rootfs);
     const backend = new OciRuntimeBackend({ runtimePath, killGraceMs: 1000 });
+    let output = '';
     const result = await backend.run({
       rootfs, args: ['true'], env: ['PATH=/usr/bin:/bin'], cwd: '/', user: { uid: 0, gid: 0, additionalGids: [] },
       hostname: 'probe', network: 'none', binds, scratchDir,
-      stdout: () => {}, stderr: () => {}, signal: AbortSignal.timeout(15_000),
+      stdout: () => {}, stderr: (chunk) => (output += chunk.toString('utf8')), signal: AbortSignal.timeout(15_000),
     });
-    return result.exitCode === 0;
-  } catch {
-    return false;
+    if (result.exitCode === 0) return undefined;
+    return firstLine(output) ?? `exit code ${result.exitCode}`;
+  } catch (error) {
+    return firstLine((error as Error).message) ?? 'it failed';
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   }
 }
 
-async function detect(): Promise<OciRuntime | undefined> {
+function firstLine(text: string): string | undefined {
+  return text.split('\n').map((line) => line.trim()).find((line) => line !== '');
+}
+
+/** The runtime found, or why none works: each runtime tried with its failure, or that none is installed. */
+type Detection = { readonly runtime: OciRuntime } | { readonly runtime?: undefined; readonly problem: string };
+
+async function detect(): Promise<Detection> {
+  const problems: string[] = [];
   for (const name of ['crun', 'runc'] as const) {
     const path = await findExecutable(name, pathDirs());
-    if (path !== undefined && (await canRunContainers(path))) return { path, name };
+    if (path === undefined) continue;
+    const problem = await containerProblem(path);
+    if (problem === undefined) return { runtime: { path, name } };
+    problems.push(`${name}: ${problem}`);
   }
-  return undefined;
+  return { problem: problems.length === 0 ? 'neither runc nor crun is installed' : problems.join('; ') };
 }
 
-let detected: Promise<OciRuntime | undefined> | undefined;
+let detected: Promise<Detection> | undefined;
 
 /**
  * The OCI runtime to use: crun or runc from PATH, crun first, each kept only when a probe
@@ -76,7 +93,14 @@ let detected: Promise<OciRuntime | undefined> | undefined;
  * nested user namespace (see OciRuntimeBackend); an unprivileged process outside one finds none.
  * Probed once per process.
  */
-export function findOciRuntime(): Promise<OciRuntime | undefined> {
+export async function findOciRuntime(): Promise<OciRuntime | undefined> {
   detected ??= detect();
-  return detected;
+  return (await detected).runtime;
+}
+
+/** Why `findOciRuntime` found no runtime (one line), or undefined when it found one. */
+export async function ociRuntimeProblem(): Promise<string | undefined> {
+  detected ??= detect();
+  const detection = await detected;
+  return detection.runtime === undefined ? detection.problem : undefined;
 }

@@ -7,17 +7,21 @@ import { inPlaceProtectedPaths } from '../rootfs/in-place.js';
 import { classifyPath, protectPaths, type ProtectedPaths } from '../rootfs/protected-paths.js';
 import type { IsolationBackend, RunResult, RunSpec } from './backend.js';
 import { placeBindFiles } from './in-place-files.js';
+import type { NodeLauncher } from './node-runtime.js';
 import { checkRunSpec } from './run-spec-check.js';
 
 export interface InPlaceBackendOptions {
   /** The same extra protected paths the in-place preparer was given; bind files are never written there. */
   readonly protectedPaths: readonly string[];
+  /** Starts this node binary whatever `/` holds (see node-runtime.ts); it sets supplementary groups. The running binary when absent. */
+  readonly node?: NodeLauncher;
 }
 
 /**
  * Node's `spawn` sets uid and gid but clears the supplementary groups. With groups to set, this
- * script (run by this same node binary, so the image need not have any tool) takes the ids the
- * parent sends on fd 3, then runs the command as its child and exits with its status.
+ * script (run by a copy of this node binary and its libraries, so the image need not have any tool
+ * or library) takes the ids the parent sends on fd 3, then runs the command as its child and exits
+ * with its status.
  */
 const groupsWrapper = `
 const { readFileSync } = require('node:fs');
@@ -61,15 +65,18 @@ export class InPlaceBackend implements IsolationBackend {
     const paths = await this.paths;
     const files = await placeBindFiles('/', spec.binds, (destination) => classifyPath(paths, destination.slice(1)) === 'protected');
     try {
-      return await runProcess(spec);
+      return await runProcess(spec, this.options.node);
     } finally {
       await files.restore();
     }
   }
 }
 
-/** Starts the process in a new process group and settles once it and its output are done. */
-export function runProcess(spec: RunSpec): Promise<RunResult> {
+/**
+ * Starts the process in a new process group and settles once it and its output are done; a user
+ * with supplementary groups is set up by `node` running the groups wrapper.
+ */
+export function runProcess(spec: RunSpec, node: NodeLauncher = { command: process.execPath, args: [] }): Promise<RunResult> {
   const env = Object.fromEntries(spec.env.map((entry) => [entry.slice(0, entry.indexOf('=')), entry.slice(entry.indexOf('=') + 1)]));
   const { uid, gid, additionalGids } = spec.user;
   const groups = [...new Set(additionalGids)].filter((g) => g !== gid);
@@ -77,7 +84,7 @@ export function runProcess(spec: RunSpec): Promise<RunResult> {
   const child: ChildProcess =
     groups.length === 0
       ? spawn(command, args, { cwd: spec.cwd, env, uid, gid, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn(process.execPath, ['-e', groupsWrapper], { cwd: '/', env: {}, detached: true, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+      : spawn(node.command, [...node.args, '-e', groupsWrapper], { cwd: '/', env: {}, detached: true, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
   if (groups.length > 0) (child.stdio[3] as Writable).end(JSON.stringify({ uid, gid, groups: [gid, ...groups], args: spec.args, cwd: spec.cwd, env }));
   return new Promise<RunResult>((resolve, reject) => {
     let aborted = false;

@@ -1,59 +1,112 @@
 import { TsbuildError } from '../../layers/errors.js';
+import { inContainer } from '../rootfs/in-place.js';
 import type { IsolationBackend, IsolationMode } from './backend.js';
 import { ChrootBackend, chrootAvailable } from './chroot.js';
-import { findOciRuntime } from './find-runtime.js';
+import { findOciRuntime, ociRuntimeProblem } from './find-runtime.js';
+import { needsRootOrUserNamespaces, withoutSysAdmin } from './isolation-advice.js';
+import { namespaceProblem, userNamespaceProblem } from './namespace-probe.js';
 import { OciRuntimeBackend } from './oci-runtime.js';
 import { RootlessBackend, rootlessAvailable } from './rootless.js';
 import { currentIdMapping, type IdMapping } from './userns.js';
 
-export interface SelectedBackend {
-  readonly backend: IsolationBackend;
-  /** Why this backend, for `--progress plain`. */
-  readonly reason: string;
+/** How RUN steps run: through a backend, or in place on this container's own root filesystem. */
+export type IsolationChoice =
+  | { readonly kind: 'backend'; readonly backend: IsolationBackend; /** Why, for `--progress plain`. */ readonly reason: string }
+  | { readonly kind: 'in-place'; readonly reason: string };
+
+export interface SelectOptions {
+  /** `--force-in-place`: lets `none` replace the root filesystem outside a detected container. */
+  readonly forceInPlace?: boolean;
 }
 
-/** Picks the isolation backend for RUN steps; `auto` takes the best one this machine offers. */
-export async function selectBackend(mode: IsolationMode): Promise<SelectedBackend> {
-  const isRoot = process.getuid?.() === 0;
+/**
+ * Picks how RUN steps are isolated. `auto` takes, as root, a working OCI runtime, else namespaces
+ * and chroot, else (in a container that may neither mount nor unshare, as a Kubernetes pod without
+ * CAP_SYS_ADMIN) the build in place; as uid 0 of a user namespace, `rootless`. Every refusal is
+ * one line naming the cause and what would make the mode work.
+ */
+export async function selectIsolation(mode: IsolationMode, options: SelectOptions = {}): Promise<IsolationChoice> {
+  const uid = process.getuid?.() ?? 0;
+  const mapping = await currentIdMapping();
+  const hostRoot = uid === 0 && mapping.kind === 'host';
   switch (mode) {
     case 'auto': {
-      const mapping = await currentIdMapping();
-      if (mapping.kind === 'namespace' && isRoot) {
-        if (await rootlessAvailable()) return { backend: new RootlessBackend(), reason: namespaceReason(mapping) };
-        throw unavailable('auto', 'unshare, chroot, env, mount or sh is missing');
-      }
-      if (!isRoot) throw unavailable('auto', notInNamespace);
+      if (mapping.kind === 'namespace' && uid === 0) return rootless(mode, mapping);
+      if (!hostRoot) throw await notRootNoNamespace(mode, uid);
       const runtime = await findOciRuntime();
-      if (runtime) return { backend: new OciRuntimeBackend({ runtimePath: runtime.path }), reason: `running as root and ${runtime.name} works here` };
-      if (await chrootAvailable()) return { backend: new ChrootBackend(), reason: 'running as root without a working OCI runtime' };
-      throw unavailable('auto', 'no OCI runtime (runc, crun) works here and unshare/chroot are missing');
+      if (runtime) return backend(new OciRuntimeBackend({ runtimePath: runtime.path }), `running as root and ${runtime.name} works here`);
+      const problem = await chrootProblem();
+      if (problem === undefined) return backend(new ChrootBackend(), 'running as root without a working OCI runtime');
+      if (await disposableContainer()) {
+        return { kind: 'in-place', reason: `running as root in a container that cannot make namespaces (${problem}), so steps run in place on its root filesystem` };
+      }
+      throw unavailable(mode, `no OCI runtime works (${await ociRuntimeProblem()}) and namespaces cannot be made (${problem}); in a disposable container, --isolation=none --force-in-place builds in place`);
     }
     case 'oci': {
-      if (!isRoot) throw unavailable(mode, notInNamespace);
-      const mapping = await currentIdMapping();
+      if (uid !== 0) throw await notRootNoNamespace(mode, uid);
       const runtime = await findOciRuntime();
       if (mapping.kind === 'namespace') {
-        if (!runtime) throw unavailable(mode, 'neither runc nor crun can run a container in this user namespace');
-        return { backend: new OciRuntimeBackend({ runtimePath: runtime.path }), reason: `--isolation=oci with ${runtime.name} rootless, ${namespaceReason(mapping)}` };
+        if (!runtime) throw unavailable(mode, `neither runc nor crun can run a container in this user namespace (${await ociRuntimeProblem()}); --isolation=rootless needs no runtime`);
+        return backend(new OciRuntimeBackend({ runtimePath: runtime.path }), `--isolation=oci with ${runtime.name} rootless, ${namespaceReason(mapping)}`);
       }
-      if (!runtime) throw unavailable(mode, 'neither runc nor crun works on this machine');
-      return { backend: new OciRuntimeBackend({ runtimePath: runtime.path }), reason: `--isolation=oci with ${runtime.name}` };
+      if (!runtime) throw unavailable(mode, `${await ociRuntimeProblem()}; an OCI runtime needs CAP_SYS_ADMIN. ${withoutSysAdmin}`);
+      return backend(new OciRuntimeBackend({ runtimePath: runtime.path }), `--isolation=oci with ${runtime.name}`);
     }
-    case 'chroot':
-      if (!(await chrootAvailable())) throw unavailable(mode, isRoot ? 'unshare or chroot is missing' : 'it needs root');
-      return { backend: new ChrootBackend(), reason: '--isolation=chroot' };
+    case 'chroot': {
+      if (!hostRoot) throw unavailable(mode, `it needs root, and this process is ${uid === 0 ? 'root of a user namespace' : `uid ${uid}`}; use --isolation=rootless instead (it needs user namespaces)`);
+      const problem = await chrootProblem();
+      if (problem !== undefined) throw unavailable(mode, `${problem}; it needs CAP_SYS_ADMIN to make namespaces and mount. ${withoutSysAdmin}`);
+      return backend(new ChrootBackend(), '--isolation=chroot');
+    }
     case 'rootless': {
-      if (!isRoot) throw unavailable(mode, notInNamespace);
-      if (!(await rootlessAvailable())) throw unavailable(mode, 'unshare, chroot, env, mount or sh is missing');
-      const mapping = await currentIdMapping();
-      return { backend: new RootlessBackend(), reason: mapping.kind === 'namespace' ? `--isolation=rootless, ${namespaceReason(mapping)}` : '--isolation=rootless as root' };
+      if (uid !== 0) throw await notRootNoNamespace(mode, uid);
+      if (mapping.kind === 'namespace') return rootless(mode, mapping);
+      const problem = await chrootProblem();
+      if (problem !== undefined) throw unavailable(mode, `${problem}; as real root it needs CAP_SYS_ADMIN. ${withoutSysAdmin}`);
+      return backend(new RootlessBackend(), '--isolation=rootless as root');
     }
     case 'none':
-      throw new TsbuildError('INTERNAL', '--isolation=none is set up by the build, not selected');
+      if (uid !== 0) {
+        throw unavailable(mode, `building in place replaces the root filesystem and needs root, as kaniko does; run the container as uid 0 (Kubernetes: runAsUser: 0), or use --isolation=rootless where user namespaces are allowed`);
+      }
+      if (options.forceInPlace) return { kind: 'in-place', reason: '--isolation=none with --force-in-place' };
+      if (!(await disposableContainer())) {
+        throw new TsbuildError('ISOLATION_UNAVAILABLE', '--isolation=none replaces the root filesystem: run it only in a disposable container, or pass --force-in-place');
+      }
+      return { kind: 'in-place', reason: 'in place on this container\'s root filesystem' };
   }
 }
 
-const notInNamespace = 'this process is neither root nor uid 0 of a user namespace (the tsbuild command enters one for unprivileged users)';
+/** Whether this process runs in a container (see `inContainer`), or is pid 1, as a container's entry point is. */
+async function disposableContainer(): Promise<boolean> {
+  return process.pid === 1 || inContainer();
+}
+
+function backend(chosen: IsolationBackend, reason: string): IsolationChoice {
+  return { kind: 'backend', backend: chosen, reason };
+}
+
+/** The rootless backend as uid 0 of a user namespace, when it can make its namespaces there. */
+async function rootless(mode: IsolationMode, mapping: Extract<IdMapping, { kind: 'namespace' }>): Promise<IsolationChoice> {
+  const problem = (await rootlessAvailable()) ? await namespaceProblem() : 'util-linux unshare or setpriv is missing';
+  if (problem !== undefined) {
+    const masked = /proc/.test(problem) ? '; the container\'s /proc is masked, so a new one cannot be mounted (Kubernetes: securityContext.procMount: Unmasked)' : '';
+    throw unavailable(mode, `in a user namespace, yet ${problem}${masked}`);
+  }
+  return backend(new RootlessBackend(), mode === 'auto' ? namespaceReason(mapping) : `--isolation=rootless, ${namespaceReason(mapping)}`);
+}
+
+/** Why the chroot backend cannot run here, or undefined when it can. */
+async function chrootProblem(): Promise<string | undefined> {
+  if (!(await chrootAvailable())) return 'util-linux unshare or setpriv is missing';
+  return namespaceProblem();
+}
+
+/** An unprivileged process outside a user namespace: the tsbuild command could not enter one. */
+async function notRootNoNamespace(mode: IsolationMode, uid: number): Promise<TsbuildError> {
+  const why = (await userNamespaceProblem()) ?? 'it did not enter one';
+  return unavailable(mode, `this process runs as uid ${uid} and cannot create a user namespace (${why}). ${needsRootOrUserNamespaces}`);
+}
 
 /** Why a user-namespace backend (rootless, or oci in a user namespace), in the words of the mapping it runs under. */
 function namespaceReason(mapping: Extract<IdMapping, { kind: 'namespace' }>): string {

@@ -101,8 +101,7 @@ export interface UserNamespacePlan {
 
 /**
  * The mapping for this (unprivileged) process: the user's subordinate ranges when both files have
- * some, else a single-id mapping with a warning. Throws USERNS_UNAVAILABLE when ranges exist but
- * `newuidmap`/`newgidmap` do not.
+ * some and `newuidmap`/`newgidmap` are installed, else a single-id mapping with a warning.
  */
 export async function planUserNamespace(files = { subuid: '/etc/subuid', subgid: '/etc/subgid' }): Promise<UserNamespacePlan> {
   const uid = process.getuid?.() ?? 0;
@@ -117,14 +116,22 @@ export async function planUserNamespace(files = { subuid: '/etc/subuid', subgid:
   const gidRanges = await subordinateIds(files.subgid, { name, id: uid });
   if (uidRanges.length > 0 && gidRanges.length > 0) {
     if ((await findHostTool('newuidmap')) === undefined || (await findHostTool('newgidmap')) === undefined) {
-      throw new TsbuildError('USERNS_UNAVAILABLE', `user ${name ?? uid} has subordinate ids but newuidmap or newgidmap is missing (Debian package uidmap)`);
+      return singleIdPlan(`user ${name ?? uid} has subordinate ids but newuidmap or newgidmap is missing (Debian package uidmap)`);
     }
     return { uid, gid, uidRanges, gidRanges };
   }
   const missing = [uidRanges.length === 0 ? files.subuid : undefined, gidRanges.length === 0 ? files.subgid : undefined].filter((f) => f !== undefined).join(' and ');
+  return singleIdPlan(`no subordinate ids for user ${name ?? uid} in ${missing}`);
+}
+
+/**
+ * The mapping of this process's own ids alone (uid and gid 0 of the namespace), as BuildKit's
+ * rootless mode uses without subordinate ids; `why` says why no ranges are mapped.
+ */
+export function singleIdPlan(why: string): UserNamespacePlan {
   return {
-    uid, gid, uidRanges: [], gidRanges: [],
-    warning: `no subordinate ids for user ${name ?? uid} in ${missing}: only root is mapped, so files cannot be owned by other users and RUN steps cannot switch USER`,
+    uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, uidRanges: [], gidRanges: [],
+    warning: `${why}: only root is mapped, so files cannot be owned by other users and RUN steps cannot switch USER`,
   };
 }
 
@@ -145,6 +152,8 @@ export interface ReexecOptions {
   readonly stderr: (chunk: Buffer) => void;
   /** Aborting sends SIGTERM to the command, which is expected to clean up and exit. */
   readonly signal?: AbortSignal;
+  /** Called once the namespace exists and its ids are mapped, just before the command starts. */
+  readonly onEntered?: () => void;
 }
 
 /**
@@ -157,8 +166,9 @@ const handshakeScript = 'echo ready >&3; read -r go <&3 || exit 125; [ "$go" = g
 /**
  * Runs `command args` as uid 0 of a new user + mount namespace mapped as `plan` says, with stdin
  * inherited, its output handed to `options`, and `options.env` plus the marker variable. Resolves
- * with its exit status (128+N for signal N). Throws USERNS_UNAVAILABLE, before the command
- * starts, when the namespace cannot be created or its ids cannot be mapped.
+ * with its exit status (128+N for signal N). Throws, before the command starts, USERNS_UNAVAILABLE
+ * when the namespace cannot be created, and USERNS_ID_MAP when `newuidmap`/`newgidmap` refuse the
+ * subordinate ranges (a container that drops their setuid power, say).
  */
 export async function runInUserNamespace(command: string, args: readonly string[], plan: UserNamespacePlan, options: ReexecOptions): Promise<number> {
   const [unshare, sh] = await Promise.all([findHostTool('unshare'), findHostTool('sh')]);
@@ -209,10 +219,11 @@ export async function runInUserNamespace(command: string, args: readonly string[
         child.kill('SIGKILL');
         await closed.catch(() => undefined);
         const { stderr } = error as { stderr?: string };
-        throw new TsbuildError('USERNS_UNAVAILABLE', `cannot map the subordinate ids: ${firstLine(stderr ?? '') || (error as Error).message}`, { cause: error });
+        throw new TsbuildError('USERNS_ID_MAP', `cannot map the subordinate ids: ${firstLine(stderr ?? '') || (error as Error).message}`, { cause: error });
       }
     }
     ready = true;
+    options.onEntered?.();
     if (early !== '') options.stderr(Buffer.from(early));
     control.end('go\n');
     const { code, signal } = await closed;

@@ -22,6 +22,7 @@ import { classifyPath, protectPaths, type ProtectedPaths } from './protected-pat
 export class InPlaceRoot {
   private holder: { lost: boolean } | undefined;
   private paths: Promise<ProtectedPaths> | undefined;
+  private owned: Promise<ProtectedPaths> | undefined;
 
   /** `protectedPaths`: absolute paths the build must keep besides the built-in ones (workspace, context, cache, outputs). */
   constructor(private readonly protectedPaths: readonly string[]) {}
@@ -36,14 +37,15 @@ export class InPlaceRoot {
     const holder = { lost: false };
     this.holder = holder;
     this.paths ??= inPlaceProtectedPaths(this.protectedPaths).then(protectPaths);
-    const paths = await this.paths;
-    await replaceRootContents('/', paths, layers);
+    this.owned ??= builderOwnPaths(this.protectedPaths).then(protectPaths);
+    const [paths, owned] = await Promise.all([this.paths, this.owned]);
+    await replaceRootContents('/', paths, layers, owned);
     return {
       dir: '/',
       release: async () => undefined,
       holdsStage: () => !holder.lost,
       snapshotExclude: (rel) => classifyPath(paths, rel) === 'protected',
-      applyLayers: (more) => applyOnto('/', paths, more),
+      applyLayers: (more) => applyOnto('/', paths, more, owned),
     };
   }
 }
@@ -55,10 +57,22 @@ export class InPlaceRoot {
  * results are the real paths the removal meets.
  */
 export async function inPlaceProtectedPaths(extra: readonly string[]): Promise<string[]> {
-  const wanted = [...extra, process.execPath, installationRoot(), '/proc', '/sys', '/dev', '/.dockerenv', '/run/.containerenv'];
-  if (process.argv[1]) wanted.push(process.argv[1]);
+  const wanted = ['/proc', '/sys', '/dev', '/.dockerenv', '/run/.containerenv'];
   if (process.cwd() !== '/') wanted.push(process.cwd());
   wanted.push(...(await mountPoints()).filter((point) => point !== '/'));
+  const resolved = await Promise.all(wanted.map((p) => realPathOfPossiblyMissing(path.resolve(p))));
+  return [...(await builderOwnPaths(extra)), ...resolved];
+}
+
+/**
+ * The protected paths that hold the builder's own files: `extra` plus this node binary, the
+ * tsbuild installation and the script that was started, symlinks resolved. A base image with
+ * anything there is refused (see `refuseOwnedConflicts`), where an image's entries at the other
+ * protected paths (mount points, `/proc`) are left out quietly.
+ */
+export async function builderOwnPaths(extra: readonly string[]): Promise<string[]> {
+  const wanted = [...extra, process.execPath, installationRoot()];
+  if (process.argv[1]) wanted.push(process.argv[1]);
   return Promise.all(wanted.map((p) => realPathOfPossiblyMissing(path.resolve(p))));
 }
 
@@ -93,12 +107,14 @@ async function realPathOfPossiblyMissing(abs: string): Promise<string> {
  * directory inside `root` (same file system, so entries move by rename), removes everything
  * unprotected from `root`, then moves the staged tree in (see `mergeTree`). Layers are never
  * applied onto `root` directly: a symlink, whiteout or opaque directory in them could otherwise
- * reach into a protected path.
+ * reach into a protected path. With `owned`, layers with anything at the builder's own paths are
+ * refused before anything of `root` is removed.
  */
-export async function replaceRootContents(root: string, paths: ProtectedPaths, layers: readonly ImageLayer[]): Promise<void> {
+export async function replaceRootContents(root: string, paths: ProtectedPaths, layers: readonly ImageLayer[], owned?: ProtectedPaths): Promise<void> {
   const staging = await mkdtemp(path.join(root, '.tsbuild-unpack-'));
   try {
     await applyLayers(staging, layers);
+    if (owned) await refuseOwnedConflicts(staging, root, owned);
     const withStaging = protectPaths([...paths.roots, path.relative(root, staging)].map((rel) => `/${rel}`));
     await removeUnprotected(root, withStaging);
     await mergeTree(staging, root, paths);
@@ -171,7 +187,7 @@ export async function mergeTree(source: string, target: string, paths: Protected
  * `replaceRootContents` but without removing anything first. Such layers (COPY steps') hold no
  * whiteouts or opaque markers; one that does is refused, since staging cannot carry them.
  */
-async function applyOnto(root: string, paths: ProtectedPaths, layers: readonly ImageLayer[]): Promise<void> {
+async function applyOnto(root: string, paths: ProtectedPaths, layers: readonly ImageLayer[], owned: ProtectedPaths): Promise<void> {
   for (const layer of layers) {
     const staging = await mkdtemp(path.join(root, '.tsbuild-unpack-'));
     try {
@@ -179,11 +195,45 @@ async function applyOnto(root: string, paths: ProtectedPaths, layers: readonly I
       if (stats.applied.whiteout + stats.applied.opaque > 0) {
         throw new TsbuildError('IN_PLACE', `layer ${layer.descriptor.digest} deletes files; in-place builds can only add its kind of layer`);
       }
+      await refuseOwnedConflicts(staging, root, owned);
       await mergeTree(staging, root, paths);
     } finally {
       await rm(staging, { recursive: true, force: true });
     }
   }
+}
+
+/**
+ * Throws IN_PLACE_CONFLICT when the tree at `staging` has anything at or under one of the builder's
+ * own paths (`owned`), or a non-directory above one: putting it in place would either overwrite
+ * the builder or be silently dropped. An empty directory where `root` has a directory is fine.
+ * Walks each path from the top with lstat, so no symlink of the image is ever followed.
+ */
+export async function refuseOwnedConflicts(staging: string, root: string, owned: ProtectedPaths): Promise<void> {
+  for (const ownedRel of owned.roots) {
+    const parts = ownedRel.split('/');
+    for (let depth = 1; depth <= parts.length; depth++) {
+      const rel = parts.slice(0, depth).join('/');
+      const found = await lstatOrUndefined(path.join(staging, rel));
+      if (!found) break;
+      const isOwnedRoot = depth === parts.length;
+      if (found.isDirectory() && !isOwnedRoot) continue;
+      if (found.isDirectory()) {
+        const inside = await readdir(path.join(staging, rel));
+        const here = await lstatOrUndefined(path.join(root, rel));
+        if (inside.length === 0 && (!here || here.isDirectory())) break;
+        throw ownedConflict(inside.length > 0 ? `${rel}/${inside.sort()[0]}` : rel, ownedRel);
+      }
+      throw ownedConflict(rel, ownedRel);
+    }
+  }
+}
+
+function ownedConflict(rel: string, ownedRel: string): TsbuildError {
+  return new TsbuildError(
+    'IN_PLACE_CONFLICT',
+    `cannot build in place: the image has /${rel}, where this build keeps its own files (/${ownedRel}); keep tsbuild, its cache and the build's inputs and outputs elsewhere, as the builder image of examples/kubernetes keeps everything under /tsbuild`,
+  );
 }
 
 /** Where `inContainer` looks; `root` prefixes every file it reads (for tests). */

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { lstat, mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
 import { makeDevice, makeFifo } from '../../layers/apply-nodes.js';
 import { TsbuildError } from '../../layers/errors.js';
 
@@ -51,5 +53,14 @@ describe('makeFifo and makeDevice', () => {
     assert.ok(b.isBlockDevice());
     assert.deepEqual([(b.rdev >> 8) & 0xfff, b.rdev & 0xff], [7, 9]);
     assert.equal(b.mode & 0o7777, 0o600);
+  });
+
+  test('in a user namespace, where the kernel refuses device nodes, makeDevice creates nothing and says so', async () => {
+    const target = path.join(dir, 'console');
+    const module = new URL('../../layers/apply-nodes.js', import.meta.url).href;
+    const script = `import(${JSON.stringify(module)}).then((m) => m.makeDevice(${JSON.stringify(target)}, 'char', 5, 1)).then((made) => process.stdout.write(String(made)))`;
+    const { stdout } = await promisify(execFile)('unshare', ['--user', '--map-root-user', process.execPath, '-e', script]);
+    assert.equal(stdout, 'false');
+    assert.equal(await lstat(target).catch(() => null), null);
   });
 });

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
-import { inContainer, inPlaceProtectedPaths, mergeTree, removeUnprotected, replaceRootContents } from '../../../builder/rootfs/in-place.js';
+import { inContainer, inPlaceProtectedPaths, mergeTree, refuseOwnedConflicts, removeUnprotected, replaceRootContents } from '../../../builder/rootfs/in-place.js';
 import { mountPoints } from '../../../builder/rootfs/mountinfo.js';
 import { protectPaths } from '../../../builder/rootfs/protected-paths.js';
 import type { LayerEntry } from '../../../layers/entry.js';
@@ -158,6 +158,43 @@ describe('replaceRootContents', () => {
     assert.equal((await lstat(path.join(root, 'tmp'))).mode & 0o7777, 0o1777);
     assert.deepEqual(await names(root), ['ctx', 'ctx-link', 'etc', 'tmp', 'usr']);
     assert.deepEqual(await names(path.join(root, 'usr/local/bin')), ['node']);
+  });
+});
+
+describe('refuseOwnedConflicts', () => {
+  const owned = protectPaths(['/opt/tsbuild', '/usr/local/bin/node']);
+
+  async function staged(build: (dir: string) => Promise<void>): Promise<string> {
+    const dir = path.join(work, `owned-${++counter}`);
+    await mkdir(dir);
+    await build(dir);
+    return dir;
+  }
+
+  it('accepts an image with nothing, or only empty directories, at the builder\'s paths', async () => {
+    const root = path.join(work, `owned-root-${++counter}`);
+    await mkdir(path.join(root, 'opt/tsbuild'), { recursive: true });
+    const image = await staged(async (dir) => {
+      await mkdir(path.join(dir, 'opt/tsbuild'), { recursive: true });
+      await mkdir(path.join(dir, 'usr/local/bin'), { recursive: true });
+      await writeFile(path.join(dir, 'usr/local/bin/other'), 'x');
+    });
+    await refuseOwnedConflicts(image, root, owned);
+  });
+
+  it('refuses a file at, an entry under, or a non-directory above a builder\'s path', async () => {
+    const root = path.join(work, `owned-root-${++counter}`);
+    await mkdir(root);
+    const cases: Array<[(dir: string) => Promise<void>, string]> = [
+      [async (dir) => { await mkdir(path.join(dir, 'usr/local/bin'), { recursive: true }); await writeFile(path.join(dir, 'usr/local/bin/node'), 'node'); }, '/usr/local/bin/node'],
+      [async (dir) => { await mkdir(path.join(dir, 'opt/tsbuild/dist'), { recursive: true }); }, '/opt/tsbuild/dist'],
+      [async (dir) => { await symlink('/var/tmp', path.join(dir, 'opt')); }, '/opt'],
+    ];
+    for (const [build, where] of cases) {
+      const image = await staged(build);
+      await assert.rejects(refuseOwnedConflicts(image, root, owned), (e: unknown) =>
+        e instanceof TsbuildError && e.code === 'IN_PLACE_CONFLICT' && e.message.startsWith(`cannot build in place: the image has ${where}, where this build keeps its own files`));
+    }
   });
 });
 
