@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import type { IsolationMode } from '../builder/isolation/backend.js';
-import { planUserNamespace, runInUserNamespace, singleIdPlan, userNamespaceEnv, type UserNamespacePlan } from '../builder/isolation/userns.js';
+import { dieWithParent, planUserNamespace, runInUserNamespace, singleIdPlan, userNamespaceEnv, type UserNamespacePlan } from '../builder/isolation/userns.js';
 import { LineBuffer } from '../builder/run/line-buffer.js';
 import { TsbuildError } from '../layers/errors.js';
 import type { CliIo } from './run.js';
@@ -20,6 +20,7 @@ const namespaceModes: readonly IsolationMode[] = ['auto', 'rootless', 'oci'];
  * made (the build then fails, saying what the container needs, only if it has a RUN step).
  */
 export async function enterUserNamespace(argv: readonly string[], isolation: IsolationMode, io: CliIo): Promise<number | undefined> {
+  if (io.env[userNamespaceEnv] !== undefined && process.getuid?.() === 0) await dieWithParent(io.env);
   if (process.getuid?.() === 0 || !namespaceModes.includes(isolation)) return undefined;
   if (io.env[userNamespaceEnv] !== undefined) {
     throw new TsbuildError('USERNS_UNAVAILABLE', `${userNamespaceEnv} is set, yet this process is not uid 0 of a user namespace`);

@@ -19,7 +19,9 @@ const execFileAsync = promisify(execFile);
 
 /** Set in the environment of the re-executed command, so it never re-executes again. */
 export const userNamespaceEnv = 'TSBUILD_USERNS';
-
+/** The pid of the tsbuild that re-executed itself, in the environment of the re-executed one. */
+const userNamespaceParentEnv = 'TSBUILD_USERNS_PARENT';
+const PR_SET_PDEATHSIG = 1;
 
 export interface IdRange {
   readonly start: number;
@@ -178,7 +180,7 @@ export async function runInUserNamespace(command: string, args: readonly string[
   const child = spawn(
     unshare,
     ['--user', '--mount', '--propagation', 'private', ...(single ? ['--map-root-user'] : []), '--', sh, '-c', handshakeScript, 'tsbuild-userns', command, ...args],
-    { stdio: ['inherit', 'pipe', 'pipe', 'pipe'], env: { ...options.env, [userNamespaceEnv]: mode } },
+    { stdio: ['inherit', 'pipe', 'pipe', 'pipe'], env: { ...options.env, [userNamespaceEnv]: mode, [userNamespaceParentEnv]: String(process.pid) } },
   );
   const control = child.stdio[3] as Duplex;
   let ready = false;
@@ -235,4 +237,16 @@ export async function runInUserNamespace(command: string, args: readonly string[
 
 function firstLine(text: string): string {
   return text.split('\n').map((line) => line.trim()).find((line) => line !== '') ?? '';
+}
+
+/**
+ * In the re-executed tsbuild: be killed with the tsbuild that started it, even when that one is
+ * SIGKILLed (entering the user namespace changed this process's credentials, which cleared any
+ * parent-death signal), and stop at once when it is already gone.
+ */
+export async function dieWithParent(env: NodeJS.ProcessEnv): Promise<void> {
+  // loaded here, so only the re-executed tsbuild loads the C library for it
+  const { prctl } = await import('./launcher/syscalls.js');
+  prctl(PR_SET_PDEATHSIG, osConstants.signals.SIGKILL);
+  if (String(process.ppid) !== env[userNamespaceParentEnv]) process.kill(process.pid, 'SIGKILL');
 }
