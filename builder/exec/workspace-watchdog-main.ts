@@ -1,5 +1,5 @@
 /**
- * Run by the workspace watchdog (see workspace-watchdog.ts) once its build has closed the pipe:
+ * Run by the workspace watchdog (see workspace-watchdog.ts), which waits until its build has closed the pipe:
  * `node workspace-watchdog-main.js ROOT NAME` sweeps the workspace NAME in ROOT if its owner is gone.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -9,6 +9,10 @@ import { sweepIfOwnerGone, workspacePrefix } from './workspace-sweep.js';
 
 const [root, name] = process.argv.slice(2);
 if (root === undefined || name === undefined) throw new Error('usage: workspace-watchdog-main.js ROOT NAME');
+// Started directly (no sh on the host), wait here until the build closes the pipe; after sh it is closed already.
+await new Promise<void>((resolve) => {
+  process.stdin.on('close', resolve).on('end', resolve).on('error', () => resolve()).resume();
+});
 // A dying process closes its files an instant before it counts as gone.
 for (let tries = 0; tries < 100 && !(await ownerIsGone(path.join(root, name), name.slice(workspacePrefix.length))); tries++) await sleep(50);
 const failure = await sweepIfOwnerGone(root, name);

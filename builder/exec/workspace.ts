@@ -24,7 +24,7 @@ export class Workspace {
     readonly layout: OciLayout,
     /** Why some dead build's workspace could not be swept, one line each. */
     readonly sweepFailures: readonly string[],
-    private readonly stopWatchdog: () => void,
+    private readonly stopWatchdog: () => Promise<void>,
   ) {}
 
   /** A new workspace in `root`, by default the temp directory. */
@@ -33,13 +33,13 @@ export class Workspace {
     const name = workspacePrefix + ownedName();
     const dir = path.join(root, name);
     await mkdir(dir, { mode: 0o700 });
-    let stopWatchdog: (() => void) | undefined;
+    let stopWatchdog: (() => Promise<void>) | undefined;
     try {
       stopWatchdog = await startWatchdog(root, name);
       const layout = await OciLayout.open(path.join(dir, 'layout'), { create: true });
       return new Workspace(dir, layout, sweepFailures, stopWatchdog);
     } catch (error) {
-      stopWatchdog?.();
+      await stopWatchdog?.();
       await rm(dir, { recursive: true, force: true });
       throw error;
     }
@@ -53,7 +53,7 @@ export class Workspace {
   }
 
   async remove(): Promise<void> {
-    this.stopWatchdog();
+    await this.stopWatchdog();
     await sweepWorkspace(this.dir);
   }
 }
