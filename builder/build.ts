@@ -162,7 +162,7 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
       buildIdentity: dockerfile,
       ...(registryCache ? { registry: registryCache, onWarning: (message: string) => progress({ kind: 'note', message }) } : {}),
     });
-    const standardPrepare = (layers: readonly ImageLayer[]) => prepareRootfs(layers, workspace);
+    const standardPrepare = (layers: readonly ImageLayer[]) => prepareRootfs(layers, workspace, { onNote: (message) => progress({ kind: 'note', message }) });
     const sandbox = !isolation
       ? undefined
       : isolation.kind === 'in-place'

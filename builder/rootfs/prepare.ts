@@ -34,6 +34,8 @@ export interface PrepareOptions {
   mode?: 'auto' | 'overlay' | 'copy';
   /** The cache of unpacked layer stacks; by default one per process at the default cache location. */
   cache?: RootfsCache;
+  /** Told what unpacking the layers left out (device nodes a user namespace may not create). */
+  onNote?: (message: string) => void;
 }
 
 let defaultCache: RootfsCache | undefined;
@@ -62,7 +64,7 @@ export async function prepareRootfs(layers: readonly ImageLayer[], workspace: Wo
   if (layers.length === 0) return { dir, release: async () => undefined };
 
   const cache = options.cache ?? (defaultCache ??= new RootfsCache());
-  const lower = await cache.unpackedChain(layers);
+  const lower = await cache.unpackedChain(layers, options.onNote);
   if (mode === 'overlay' || (mode === 'auto' && (await overlaySupported(workspace.dir)))) {
     const upperDir = await workspace.newDir('upper');
     const workDir = await workspace.newDir('overlay-work');

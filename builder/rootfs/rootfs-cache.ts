@@ -64,20 +64,20 @@ export class RootfsCache {
    * Throws DIGEST_MISMATCH when a layer's content does not match its diff_id, and whatever
    * `applyLayer` throws for an unsafe or broken layer; nothing is cached then.
    */
-  async unpackedChain(layers: readonly ImageLayer[]): Promise<string> {
+  async unpackedChain(layers: readonly ImageLayer[], onNote?: (message: string) => void): Promise<string> {
     if (layers.length === 0) throw new Error('unpackedChain needs at least one layer');
     const ids = chainIds(layers.map((layer) => layer.diffId));
     const target = this.chainDir(ids[ids.length - 1]);
     if (await isDirectory(target)) return target;
     let pending = this.pending.get(target);
     if (pending === undefined) {
-      pending = this.unpackLocked(layers, ids, target).finally(() => this.pending.delete(target));
+      pending = this.unpackLocked(layers, ids, target, onNote).finally(() => this.pending.delete(target));
       this.pending.set(target, pending);
     }
     return pending;
   }
 
-  private async unpackLocked(layers: readonly ImageLayer[], ids: Digest[], target: string): Promise<string> {
+  private async unpackLocked(layers: readonly ImageLayer[], ids: Digest[], target: string, onNote?: (message: string) => void): Promise<string> {
     const hex = path.basename(target);
     await mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
     await withLockFile(
@@ -90,7 +90,7 @@ export class RootfsCache {
         const temp = path.join(this.dir, `.tmp-${hex}-${ownedName()}`);
         await mkdir(temp, { mode: 0o755 });
         try {
-          await this.fill(temp, layers, ids);
+          await this.fill(temp, layers, ids, onNote);
           // Everything is on disk before the name appears, so a crash never leaves a partial stack.
           await execFileAsync('sync', ['--file-system', temp]);
           await rename(temp, target);
@@ -108,7 +108,7 @@ export class RootfsCache {
    * prefix is a linked copy, which costs a directory walk rather than a copy of its data; neither
    * stack is ever changed in place, and the layers applied on top make new inodes.
    */
-  private async fill(dir: string, layers: readonly ImageLayer[], ids: Digest[]): Promise<void> {
+  private async fill(dir: string, layers: readonly ImageLayer[], ids: Digest[], onNote?: (message: string) => void): Promise<void> {
     let start = 0;
     for (let i = ids.length - 2; i >= 0; i--) {
       const prefix = this.chainDir(ids[i]);
@@ -119,14 +119,15 @@ export class RootfsCache {
       }
     }
     for (const layer of layers.slice(start)) {
-      await applyVerified(dir, layer, start > 0);
+      const skipped = await applyVerified(dir, layer, start > 0);
+      if (skipped.length > 0) onNote?.(skippedDevicesNote(layer, skipped));
       this.unpackedLayers += 1;
     }
   }
 }
 
 /** Applies one layer blob to `root`, checking the uncompressed content against the layer's diff_id, and sets its xattrs. */
-async function applyVerified(root: string, layer: ImageLayer, sharedInodes: boolean): Promise<void> {
+async function applyVerified(root: string, layer: ImageLayer, sharedInodes: boolean): Promise<string[]> {
   const tar = await decompressStream(createReadStream(layer.blobPath));
   const hashed = pipeline(tar, new DigestStream(), () => undefined) as DigestStream;
   const stats = await namingLayer(layer, () => applyLayer(root, hashed, { sharedInodes }));
@@ -139,6 +140,14 @@ async function applyVerified(root: string, layer: ImageLayer, sharedInodes: bool
     if (Object.keys(settable).length > 0) byPath.set(path.join(root, rel), settable);
   }
   await writeXattrsOfPaths(byPath);
+  return stats.skippedDevices;
+}
+
+/** Says which device nodes of a layer were left out, since this process may not create them. */
+function skippedDevicesNote(layer: ImageLayer, skipped: readonly string[]): string {
+  const shown = skipped.slice(0, 3).map((rel) => `/${rel}`).join(', ');
+  const more = skipped.length > 3 ? ` and ${skipped.length - 3} more` : '';
+  return `layer ${layer.descriptor.digest}: skipped ${skipped.length} device node${skipped.length === 1 ? '' : 's'} (${shown}${more}): this user namespace may not create them`;
 }
 
 /**
