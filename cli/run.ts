@@ -65,8 +65,24 @@ function errorLine(err: unknown): string {
   if (err instanceof TsbuildError || err instanceof UsageError) return printable(err.message);
   const noSpace = noSpaceCause(err);
   if (noSpace) return printable(`no space left on device${noSpace.path ? `: cannot write ${noSpace.path}` : ''}`);
+  const denied = accessDenied(err);
+  if (denied) return printable(denied);
   const message = err instanceof Error ? err.message : String(err);
   return `internal error: ${printable(message.split('\n')[0]!)}`;
+}
+
+/** What the file system refused: a path tsbuild may not read or write is the user's to fix, not a bug. */
+const accessFailures: Readonly<Record<string, string>> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+};
+
+function accessDenied(err: unknown): string | undefined {
+  const { code, path, syscall } = err as NodeJS.ErrnoException;
+  const reason = code === undefined ? undefined : accessFailures[code];
+  if (reason === undefined || path === undefined) return undefined;
+  return `${reason}: cannot ${syscall ?? 'access'} ${path}`;
 }
 
 const MAX_ERROR_LINE = 1000;
