@@ -13,8 +13,9 @@
  * builder in turn, starting with a different one each run, so that drift of a shared machine falls
  * on all of them alike. Per workload it prints the median wall time of the runs for each builder,
  * the ratios tsbuild/BuildKit and tsbuild/Buildah, tsbuild's peak RSS (`/usr/bin/time -f %M`) and
- * the size of the layers each build added: compressed for tsbuild, whose output is a gzip OCI layout
- * (the default), uncompressed for the others, which build into their local stores. It also prints
+ * the size of the layers each build added: gzip-compressed for tsbuild, whose output is a gzip OCI
+ * layout (the default); for BuildKit the unpacked bytes dockerd reports, and for Buildah the
+ * uncompressed layer tars, as both build into their local stores. It also prints
  * the median time of `tsbuild --version`. A builder that cannot run is reported with the reason and
  * the others still run.
  *
@@ -91,7 +92,7 @@ async function bench(options: BenchOptions, work: string, cleanups: Array<() => 
   const builders: Builder[] = [
     new TsbuildBuilder(join(work, 'tsbuild'), served.layerCounts),
     new BuildKitBuilder(join(work, 'buildkit'), served.registry.host),
-    new BuildahBuilder(join(work, 'buildah')),
+    new BuildahBuilder(join(work, 'buildah'), served.layerCounts),
   ];
   const unusable = new Map<Builder, string>();
   for (const builder of builders) {
@@ -104,6 +105,8 @@ async function bench(options: BenchOptions, work: string, cleanups: Array<() => 
     }
   }
   const version = await versionTime();
+  process.stdout.write(`${options.runs} run(s) per builder and workload on ${os.cpus().length} cores, load average ${os.loadavg()[0]!.toFixed(1)} at start, ${new Date().toISOString()}\n`);
+  for (const builder of builders) process.stdout.write(`  ${unusable.has(builder) ? `${builder.name}: ${unusable.get(builder)}` : builder.description}\n`);
   const results: WorkloadResult[] = [];
   for (const workload of workloads) {
     const result = await measure(workload, builders, unusable, options.runs);

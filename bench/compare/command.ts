@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 export interface CommandResult {
   readonly seconds: number;
   readonly stdout: string;
+  readonly stderr: string;
 }
 
 /** How much of a failed command's output goes into its error: enough for the last few lines. */
@@ -17,19 +18,23 @@ export async function runCommand(file: string, args: readonly string[], options:
   const started = performance.now();
   const child = spawn(file, args, { env: options.env ?? process.env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
+  let stderr = '';
   let output = '';
   child.stdout.setEncoding('utf8').on('data', (text: string) => {
     stdout += text;
     output = (output + text).slice(-OUTPUT_TAIL);
   });
-  child.stderr.setEncoding('utf8').on('data', (text: string) => (output = (output + text).slice(-OUTPUT_TAIL)));
+  child.stderr.setEncoding('utf8').on('data', (text: string) => {
+    stderr += text;
+    output = (output + text).slice(-OUTPUT_TAIL);
+  });
   const code = await new Promise<number | null>((resolve, reject) => {
     child.once('error', reject);
     child.once('close', resolve);
   });
   const seconds = (performance.now() - started) / 1000;
   if (code !== 0) throw new Error(`${[file, ...args].join(' ')} exited with ${code}: ${lastLines(output)}`);
-  return { seconds, stdout };
+  return { seconds, stdout, stderr };
 }
 
 /** The last non-empty lines of some output, joined into one line. */

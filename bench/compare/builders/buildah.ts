@@ -13,23 +13,24 @@ import { imageName, type Builder, type BuildMeasure } from './builder.js';
 
 const BUILDAH = '/usr/bin/buildah';
 
-interface ImageSize {
-  size?: number;
+interface BuildahImage {
+  /** The image's manifest as JSON text; for a built image its layers are uncompressed tars. */
+  Manifest: string;
 }
 
 export class BuildahBuilder implements Builder {
   readonly name = 'Buildah';
-  readonly layerKind = 'uncompressed';
-  private readonly baseSizes = new Map<string, number>();
+  readonly layerKind = 'tar';
+  description = 'Buildah';
 
-  constructor(private readonly work: string) {}
+  /** `layerCounts`: how many layers each base has. */
+  constructor(private readonly work: string, private readonly layerCounts: ReadonlyMap<string, number>) {}
 
   async prepare(bases: readonly string[]): Promise<void> {
     await mkdir(this.work, { recursive: true });
-    for (const base of bases) {
-      await this.buildah(['pull', '--quiet', '--tls-verify=false', base]);
-      this.baseSizes.set(base, await this.imageSize(base));
-    }
+    const version = (await runCommand(BUILDAH, ['--version'])).stdout.trim();
+    this.description = `${version}, vfs storage, isolation oci (runc)`;
+    for (const base of bases) await this.buildah(['pull', '--quiet', '--tls-verify=false', base]);
   }
 
   async build(workload: Workload): Promise<BuildMeasure> {
@@ -39,7 +40,7 @@ export class BuildahBuilder implements Builder {
         'bud', '--quiet', '--isolation', 'oci', '--network', 'host', '--tls-verify=false', `--layers=${workload.warm}`,
         '-t', name, '-f', workload.dockerfile, workload.context,
       ]);
-      return { seconds, layerBytes: (await this.imageSize(name)) - (this.baseSizes.get(workload.base) ?? 0) };
+      return { seconds, layerBytes: await this.addedLayerBytes(name, workload.base) };
     } finally {
       if (!workload.warm) await this.buildah(['rmi', '--force', name]).catch(() => undefined);
     }
@@ -56,9 +57,10 @@ export class BuildahBuilder implements Builder {
     return runCommand(BUILDAH, ['--root', join(this.work, 'root'), '--runroot', join(this.work, 'runroot'), '--storage-driver', 'vfs', ...args]);
   }
 
-  /** The image's size as Buildah's store reports it (the sum of its layers, uncompressed). */
-  private async imageSize(ref: string): Promise<number> {
-    const images = JSON.parse((await this.buildah(['images', '--json', ref])).stdout) as ImageSize[];
-    return images[0]?.size ?? Number.NaN;
+  /** Total size of the image's layers after the base's, from the manifest Buildah keeps for it. */
+  private async addedLayerBytes(ref: string, base: string): Promise<number> {
+    const image = JSON.parse((await this.buildah(['inspect', '--type', 'image', ref])).stdout) as BuildahImage;
+    const manifest = JSON.parse(image.Manifest) as { layers: Array<{ size: number }> };
+    return manifest.layers.slice(this.layerCounts.get(base) ?? 0).reduce((sum, layer) => sum + layer.size, 0);
   }
 }

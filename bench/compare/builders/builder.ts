@@ -12,6 +12,8 @@ export interface BuildMeasure {
 /** One of the compared builders, driven through its command-line interface. */
 export interface Builder {
   readonly name: string;
+  /** The builder's version and how it runs RUN steps, once `prepare` succeeded. */
+  readonly description: string;
   /** What `layerBytes` counts, e.g. "gzip" or "uncompressed". */
   readonly layerKind: string;
   /** Starts what the builder needs and pulls `bases`, so that no measured build pulls its base. */

@@ -12,7 +12,8 @@ import { imageName, type Builder, type BuildMeasure } from './builder.js';
 
 export class BuildKitBuilder implements Builder {
   readonly name = 'BuildKit';
-  readonly layerKind = 'uncompressed';
+  readonly layerKind = 'unpacked';
+  description = 'BuildKit';
   private daemon: Dockerd | undefined;
   private readonly baseSizes = new Map<string, number>();
 
@@ -20,6 +21,8 @@ export class BuildKitBuilder implements Builder {
 
   async prepare(bases: readonly string[]): Promise<void> {
     this.daemon = await Dockerd.start(join(this.work, 'dockerd'), this.registryHost);
+    const info = (await this.daemon.docker(['info', '--format', '{{.ServerVersion}} {{.Driver}}'])).stdout.trim().split(' ');
+    this.description = `BuildKit in dockerd ${info[0]} (${info[1]} image store, runc)`;
     for (const base of bases) {
       await this.daemon.docker(['pull', '--quiet', base]);
       this.baseSizes.set(base, await this.imageSize(base));
@@ -48,7 +51,7 @@ export class BuildKitBuilder implements Builder {
     return this.daemon;
   }
 
-  /** The image's unpacked size as dockerd reports it. */
+  /** The image's size as dockerd reports it: the bytes of its layers' files, unpacked. */
   private async imageSize(ref: string): Promise<number> {
     return Number((await this.running().docker(['image', 'inspect', '--format', '{{.Size}}', ref])).stdout.trim());
   }

@@ -29,6 +29,7 @@ interface OciManifest {
 export class TsbuildBuilder implements Builder {
   readonly name = 'tsbuild';
   readonly layerKind = 'gzip';
+  description = 'tsbuild';
   private readonly cli = join(repoRoot(), 'dist/cli/main.js');
   private readonly cacheDir: string;
   private readonly env: NodeJS.ProcessEnv;
@@ -49,7 +50,9 @@ export class TsbuildBuilder implements Builder {
       const seed = join(this.work, 'seed');
       await mkdir(join(seed, 'context'), { recursive: true });
       await writeFile(join(seed, 'Dockerfile'), `FROM ${base}\nRUN true\n`);
-      await runCommand(process.execPath, [this.cli, 'build', '-f', join(seed, 'Dockerfile'), '--cache-dir', join(seed, 'build-cache'), '--output', `type=oci,dest=${join(seed, 'out')}`, join(seed, 'context')], { env: this.env });
+      const seeded = await runCommand(process.execPath, [this.cli, 'build', '--progress', 'plain', '-f', join(seed, 'Dockerfile'), '--cache-dir', join(seed, 'build-cache'), '--output', `type=oci,dest=${join(seed, 'out')}`, join(seed, 'context')], { env: this.env });
+      const isolation = /^note: (isolation: .*)$/m.exec(seeded.stderr)?.[1] ?? 'isolation not reported';
+      this.description = `tsbuild ${await this.version()}, gzip OCI layout output, ${isolation}`;
       await rm(seed, { recursive: true, force: true });
     }
     this.seededChains = new Set(await this.chains());
@@ -71,6 +74,10 @@ export class TsbuildBuilder implements Builder {
       if (!workload.warm) await rm(stepCache, { recursive: true, force: true });
       await this.removeUnseededChains();
     }
+  }
+
+  private async version(): Promise<string> {
+    return (JSON.parse(await readFile(join(repoRoot(), 'package.json'), 'utf8')) as { version: string }).version;
   }
 
   async close(): Promise<void> {
