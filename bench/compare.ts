@@ -140,9 +140,14 @@ async function main(): Promise<number> {
       if (mounts.length > 0) note(`cleanup: ${work} still has mounts (${mounts.join(', ')}); left in place`);
       else await rm(work, { recursive: true, force: true });
     })());
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(signal, () => void cleanUp().finally(() => process.exit(130)));
   }
+  // A reader that goes away (`| head`) must not leave them running either.
+  process.stdout.once('error', (error: Error) => {
+    note(`bench: stdout: ${error.message}`);
+    void cleanUp().finally(() => process.exit(1));
+  });
   try {
     await bench(options, work, cleanups);
     return 0;

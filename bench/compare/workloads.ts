@@ -45,7 +45,7 @@ function w2Dockerfile(bases: Bases): string {
   return [`FROM ${bases.busybox}`, 'COPY . /app/', 'RUN find /app -type f | wc -l > /app-files.txt', ''].join('\n');
 }
 
-/** Text lines like a log (about 60 bytes each, gzip shrinks them about tenfold), then random bytes. */
+/** Text lines like a log (about 60 bytes each; gzip shrinks them about 24-fold), then random bytes. */
 function w3Dockerfile(bases: Bases): string {
   const text = `seq -f 'log line %.0f: the quick brown fox jumps over the lazy dog' 1 30000000 | head -c ${TEXT_BYTES} > /text.log`;
   const random = `head -c ${RANDOM_BYTES} /dev/urandom > /random.bin`;

@@ -64,6 +64,8 @@ export class TsbuildBuilder implements Builder {
     const out = join(this.work, `out-${run}`);
     const rssFile = join(this.work, `rss-${run}`);
     try {
+      // GNU time's %M is the largest peak RSS of the process and the children it waited for; the
+      // RUN steps of these workloads are small shell commands, so it is the tsbuild process's.
       const args = ['-f', '%M', '-o', rssFile, process.execPath, this.cli, 'build', '-f', workload.dockerfile, '-t', imageName(workload), '--cache-dir', stepCache, '--output', `type=oci,dest=${out}`, workload.context];
       const { seconds } = await runCommand(TIME, args, { env: this.env });
       const peakRssBytes = Number((await readFile(rssFile, 'utf8')).trim().split('\n').pop()) * 1024;
