@@ -280,3 +280,9 @@ test('the package bin runs as a program, as npx runs it', async () => {
   const { stdout } = await run(path.join(repoRoot(), 'dist', 'cli', 'main.js'), ['--help']);
   assert.match(stdout, /tsbuild/);
 });
+
+test('--version prints the package version', async () => {
+  const { version } = JSON.parse(await readFile(path.join(repoRoot(), 'package.json'), 'utf8')) as { version: string };
+  const { stdout } = await run(path.join(repoRoot(), 'dist', 'cli', 'main.js'), ['--version']);
+  assert.equal(stdout, `tsbuild ${version}\n`);
+});
