@@ -4,6 +4,7 @@ import { dieWithParent, planUserNamespace, runInUserNamespace, singleIdPlan, use
 import { LineBuffer } from '../builder/run/line-buffer.js';
 import { TsbuildError } from '../layers/errors.js';
 import type { CliIo } from './run.js';
+import { nodeCommand } from '../builder/isolation/this-node.js';
 
 /** The command-line entry point, run again inside the namespace. */
 const mainScript = fileURLToPath(new URL('./main.js', import.meta.url));
@@ -27,9 +28,10 @@ export async function enterUserNamespace(argv: readonly string[], isolation: Iso
   }
   const stdout = new LineBuffer((text) => io.stdout(text.slice(0, -1)));
   const stderr = new LineBuffer((text) => io.stderr(text.slice(0, -1)));
+  const [command, ...loaderArgs] = nodeCommand() as [string, ...string[]];
   // The warning only matters once the namespace exists; without one the build may not need it.
   const reexec = (plan: UserNamespacePlan): Promise<number> =>
-    runInUserNamespace(process.execPath, [...process.execArgv, mainScript, ...argv], plan, {
+    runInUserNamespace(command, [...loaderArgs, ...process.execArgv, mainScript, ...argv], plan, {
       env: io.env,
       ...(plan.warning !== undefined ? { onEntered: () => io.stderr(`warning: ${plan.warning}`) } : {}),
       stdout: (chunk) => stdout.push(chunk),

@@ -9,6 +9,7 @@ import type { IsolationBackend, RunResult, RunSpec } from './backend.js';
 import { placeBindFiles } from './in-place-files.js';
 import type { NodeLauncher } from './node-runtime.js';
 import { checkRunSpec } from './run-spec-check.js';
+import { nodeCommand } from './this-node.js';
 
 export interface InPlaceBackendOptions {
   /** The same extra protected paths the in-place preparer was given; bind files are never written there. */
@@ -72,11 +73,17 @@ export class InPlaceBackend implements IsolationBackend {
   }
 }
 
+/** This node as a NodeLauncher: how it was started, loader and all. */
+function thisNode(): NodeLauncher {
+  const [command, ...args] = nodeCommand() as [string, ...string[]];
+  return { command, args };
+}
+
 /**
  * Starts the process in a new process group and settles once it and its output are done; a user
  * with supplementary groups is set up by `node` running the groups wrapper.
  */
-export function runProcess(spec: RunSpec, node: NodeLauncher = { command: process.execPath, args: [] }): Promise<RunResult> {
+export function runProcess(spec: RunSpec, node: NodeLauncher = thisNode()): Promise<RunResult> {
   const env = Object.fromEntries(spec.env.map((entry) => [entry.slice(0, entry.indexOf('=')), entry.slice(entry.indexOf('=') + 1)]));
   const { uid, gid, additionalGids } = spec.user;
   const groups = [...new Set(additionalGids)].filter((g) => g !== gid);

@@ -13,6 +13,7 @@ import {
 } from './launcher/config.js';
 import { startSlirp4netns, type NetworkHelper } from './launcher/slirp4netns.js';
 import { checkRunSpec } from './run-spec-check.js';
+import { nodeCommand } from './this-node.js';
 
 /** What the current user namespace lets a RUN process be. */
 export interface NamespaceIds {
@@ -133,7 +134,7 @@ export async function runInNamespaces(spec: RunSpec, sandbox: NamespaceSandbox):
   const config = await launcherConfig(spec, sandbox, network);
   spec.signal?.throwIfAborted();
   const namespaces = ['--mount', '--propagation', 'private', '--uts', '--ipc', '--pid', ...(network === 'host' ? [] : ['--net']), '--fork', '--kill-child'];
-  const args = ['--pdeathsig', 'KILL', '--', unshare, ...namespaces, '--', process.execPath, launcherPath];
+  const args = ['--pdeathsig', 'KILL', '--', unshare, ...namespaces, '--', ...nodeCommand(), launcherPath];
   return new Promise<RunResult>((resolve, reject) => {
     // fd 2 carries the tools' own diagnostics, fd 3 the process's stderr, fd 4 is the control socket
     const child = spawn(setpriv, args, { stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'], env: { PATH: systemBinDirs.join(':') } });

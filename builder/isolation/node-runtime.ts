@@ -1,5 +1,6 @@
 import { copyFile, mkdir, readFile, symlink } from 'node:fs/promises';
 import path from 'node:path';
+import { isDynamicLoader, nodeBinary } from './this-node.js';
 
 /** How to start a copy of this node binary that needs nothing outside its own directory. */
 export interface NodeLauncher {
@@ -20,7 +21,7 @@ export function mappedLibraries(maps: string): string[] {
 
 /** The dynamic loader among `libraries` (glibc's `ld-linux*.so.*`, musl's `ld-musl-*.so.1`). */
 function findLoader(libraries: readonly string[]): string | undefined {
-  return libraries.find((file) => /^ld-(linux|musl)[^/]*\.so/.test(path.basename(file)));
+  return libraries.find(isDynamicLoader);
 }
 
 /**
@@ -40,7 +41,7 @@ export async function stashNodeRuntime(dir: string): Promise<NodeLauncher> {
     if (major !== name) await symlink(name, path.join(dir, major));
   }
   const node = path.join(dir, 'node');
-  await copyFile(process.execPath, node);
+  await copyFile(nodeBinary(), node);
   const loader = findLoader(libraries);
   return loader === undefined ? { command: node, args: [] } : { command: path.join(dir, path.basename(loader)), args: ['--library-path', dir, node] };
 }

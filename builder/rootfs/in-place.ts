@@ -11,6 +11,7 @@ import { applyLayers } from '../exec/rootfs.js';
 import { mountPoints } from './mountinfo.js';
 import type { PreparedRootfs } from './prepare.js';
 import { classifyPath, protectPaths, type ProtectedPaths } from './protected-paths.js';
+import { nodeBinary } from '../isolation/this-node.js';
 
 
 /**
@@ -71,7 +72,7 @@ export async function inPlaceProtectedPaths(extra: readonly string[]): Promise<s
  * protected paths (mount points, `/proc`) are left out quietly.
  */
 export async function builderOwnPaths(extra: readonly string[]): Promise<string[]> {
-  const wanted = [...extra, process.execPath, installationRoot()];
+  const wanted = [...extra, ...new Set([process.execPath, nodeBinary()]), installationRoot()];
   if (process.argv[1]) wanted.push(process.argv[1]);
   return Promise.all(wanted.map((p) => realPathOfPossiblyMissing(path.resolve(p))));
 }
