@@ -10,9 +10,8 @@ import { loadIgnorePatterns, PatternMatcher } from './context/ignore.js';
 import { executePlan } from './exec/execute.js';
 import { prepareRootfs } from './rootfs/prepare.js';
 import type { IsolationMode } from './isolation/backend.js';
-import { selectIsolation } from './isolation/select.js';
 import { defaultBuildCacheDir, LocalCacheStore } from './cache/local-store.js';
-import { RegistryCache } from './cache/registry-cache.js';
+import type { RegistryCache } from './cache/registry-cache.js';
 import { StepCache } from './cache/step-cache.js';
 import { pullBaseImage, type RegistrySettings } from './registry/registry-access.js';
 import { inPlaceSandbox, inPlaceWorkRoot } from './isolation/in-place-sandbox.js';
@@ -33,6 +32,11 @@ import { loadSecrets, parseSecretSpec } from './run/secrets.js';
 import { loadSshAgents } from './run/ssh-agents.js';
 import { defaultRunCacheDir } from './run/cache-mounts.js';
 import { defaultStoreDir } from './store-location.js';
+
+// Loaded by the builds that use them: planning never picks an isolation (runc, the launcher's
+// seccomp tables) nor contacts a cache repository (the registry client).
+const isolationSelection = () => import('./isolation/select.js');
+const registryCacheModule = () => import('./cache/registry-cache.js');
 
 export interface PlanRequest {
   /** The build context directory. */
@@ -133,7 +137,7 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
   for (const message of plan.notes) progress({ kind: 'note', message });
   const hasRun = plan.platforms.some((p) => p.stages.some((s) => s.steps.some((step) => step.kind === 'run')));
   // Chosen before any work, so a RUN step this container cannot run fails the build at once.
-  const isolation = hasRun ? await selectIsolation(request.isolation ?? 'auto', { forceInPlace: request.forceInPlace ?? false }) : undefined;
+  const isolation = hasRun ? await (await isolationSelection()).selectIsolation(request.isolation ?? 'auto', { forceInPlace: request.forceInPlace ?? false }) : undefined;
   const inPlace = isolation?.kind === 'in-place';
   if (inPlace) refuseMountsInPlace(plan);
   const secrets = await loadSecrets((request.secrets ?? []).map(parseSecretSpec));
@@ -150,7 +154,7 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
     registryCache =
       request.cacheRepo === undefined
         ? undefined
-        : new RegistryCache(request.cacheRepo, {
+        : new (await registryCacheModule()).RegistryCache(request.cacheRepo, {
             registry: request.registry ?? {},
             ...(request.cacheTtlSeconds !== undefined ? { ttlSeconds: request.cacheTtlSeconds } : {}),
             tmpDir: workspace.dir,

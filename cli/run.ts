@@ -1,24 +1,21 @@
 import os from 'node:os';
 import path from 'node:path';
 import yargs, { type Argv } from 'yargs';
-import { build, planBuild } from '../builder/build.js';
-import { parseOutputSpec } from '../builder/output/output-spec.js';
 import { hostPlatform, parsePlatform } from '../builder/plan/platform.js';
-import { defaultBuildCacheDir, LocalCacheStore } from '../builder/cache/local-store.js';
-import { defaultRunCacheDir, pruneCacheMounts } from '../builder/run/cache-mounts.js';
-import { parseByteSize } from '../builder/cache/local-store-size.js';
-import { parseCacheTtl } from '../builder/cache/registry-cache.js';
 import type { ProgressListener } from '../builder/progress.js';
-import { pullBaseImage, type RegistrySettings } from '../builder/registry/registry-access.js';
+import type { RegistrySettings } from '../builder/registry/registry-access.js';
 import { defaultStoreDir } from '../builder/store-location.js';
-import { inspectImage, listImages } from '../builder/store.js';
 import type { Compression } from '../layers/compression.js';
 import { TsbuildError } from '../layers/errors.js';
-import { explainNoSpace, noSpaceCause } from './disk-full.js';
+import { noSpaceCause } from './disk-full.js';
 import { parsePairs } from './parse-pairs.js';
-import { progressRenderer, type ProgressMode } from './progress-renderer.js';
+import type { ProgressMode } from './progress-renderer.js';
 import type { StatusTerminal } from './transfer-status.js';
-import { enterUserNamespace } from './userns-reexec.js';
+
+/** What the commands run, loaded when one runs: `--help` and usage errors load only the parser. */
+function library(): Promise<typeof import('./library.js')> {
+  return import('./library.js');
+}
 
 export interface CliIo {
   readonly stdout: (text: string) => void;
@@ -148,6 +145,7 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
           .option('force-in-place', { type: 'boolean', default: false, describe: 'allow --isolation=none outside a detected container' })
           .option('source-date-epoch', { type: 'string', describe: 'clamp timestamps to this time (default: $SOURCE_DATE_EPOCH)' }),
       async (args) => {
+        const { build, defaultBuildCacheDir, enterUserNamespace, explainNoSpace, parseByteSize, parseCacheTtl, parseOutputSpec, progressRenderer } = await library();
         // An unprivileged user builds as uid 0 of a user namespace: this same command, re-executed there.
         const delegated = await enterUserNamespace(argv, args.isolation, io);
         if (delegated !== undefined) {
@@ -183,7 +181,7 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
           ...(args.cacheDir !== undefined ? { cacheDir: args.cacheDir } : {}),
           ...(args.cacheMaxSize !== undefined ? { cacheMaxBytes: parseByteSize(args.cacheMaxSize) } : {}),
           ...(args.cacheRepo !== undefined ? { cacheRepo: args.cacheRepo } : {}),
-          ...(args.cacheTtl !== undefined ? { cacheTtlSeconds: parseCacheTtl(args.cacheTtl) } : {}),
+          ...(args.cacheTtl !== undefined ? { cacheTtlSeconds: await parseCacheTtl(args.cacheTtl) } : {}),
           ...(args.runTimeout !== undefined ? { runTimeoutSeconds: positiveSeconds(args.runTimeout) } : {}),
           secrets: args.secret,
           ssh: args.ssh.map((value) => (value.includes('=') ? value : `${value}=${io.env.SSH_AUTH_SOCK ?? ''}`)),
@@ -200,6 +198,7 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
       'print the build plan as JSON without building',
       (y) => planOptions(y),
       async (args) => {
+        const { planBuild } = await library();
         io.stdout(JSON.stringify(await planBuild(commonRequest(args, io)), null, 2));
       },
     )
@@ -214,6 +213,7 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
           .option('registry-ca', registryOptions.ca)
           .option('progress', { choices: ['auto', 'plain', 'json'] as const, default: 'auto' as const }),
       async (args) => {
+        const { progressRenderer, pullBaseImage } = await library();
         const listener = progressRenderer(args.progress, io.stderr, io.stderrTerminal);
         const platform = args.platform !== undefined ? parsePlatform(args.platform) : hostPlatform();
         const image = await pullBaseImage(args.reference, platform, registrySettings(args, io.env, listener));
@@ -225,6 +225,7 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
       'empty the build cache and the RUN cache mounts no build is using',
       (y) => y.option('cache-dir', { type: 'string', describe: 'build cache directory (default: <cache dir>/build-cache)' }),
       async (args) => {
+        const { defaultBuildCacheDir, defaultRunCacheDir, LocalCacheStore, pruneCacheMounts } = await library();
         const store = await LocalCacheStore.open(args.cacheDir ?? defaultBuildCacheDir(io.env));
         try {
           const freed = await store.prune();
@@ -236,6 +237,7 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
       },
     )
     .command('images', `list the images in the local store (${defaultStoreDir(io.env)})`, {}, async () => {
+      const { listImages } = await library();
       for (const image of await listImages(defaultStoreDir(io.env))) io.stdout(`${image.name}\t${image.descriptor.digest}`);
     })
     .command(
@@ -243,6 +245,7 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
       'print the manifest and config of an image in the local store',
       (y) => y.positional('name', { type: 'string', demandOption: true }),
       async (args) => {
+        const { inspectImage } = await library();
         io.stdout(JSON.stringify(await inspectImage(defaultStoreDir(io.env), args.name), null, 2));
       },
     )

@@ -1,7 +1,6 @@
 import { utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { request } from 'undici';
 import { DigestStream, parseDigest } from '../../layers/digest.js';
 import { TsbuildError } from '../../layers/errors.js';
 import { openWriteStream } from '../../layers/fs-util.js';
@@ -74,6 +73,8 @@ export async function downloadUrl(url: string, dir: string, checksum: string | u
   let lastModified: string | undefined;
   let responded = false;
   try {
+    // undici is loaded on the first download: planning and most builds never need it.
+    const { request } = await import('undici');
     const response = await request(parsed, { maxRedirections: 10, headersTimeout: limits.headersMs, bodyTimeout: limits.idleMs, signal });
     responded = true;
     if (response.statusCode !== 200) {

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Platform } from '../../layers/types.js';
-import { parseReference, pullImage, pushImage, type ImageReference, type PushResult, type RegistryAccess, type TransferEvent } from '../../registry-client/index.js';
+import type { ImageReference, PushResult, RegistryAccess, TransferEvent } from '../../registry-client/index.js';
 import type { OciLayout } from '../../layers/oci-layout.js';
 import type { Descriptor, Digest } from '../../layers/types.js';
 import type { ResolvedImage } from '../plan/plan-types.js';
@@ -19,6 +19,14 @@ export interface RegistrySettings {
   readonly env?: NodeJS.ProcessEnv;
 }
 
+/**
+ * The registry client, loaded when a registry is first contacted: it brings in undici and TLS,
+ * which planning and builds from local images never need.
+ */
+export function registryClient(): Promise<typeof import('../../registry-client/index.js')> {
+  return import('../../registry-client/index.js');
+}
+
 function access(ref: ImageReference, settings: RegistrySettings): RegistryAccess {
   const insecure = settings.insecureRegistries?.includes(ref.registry) ? { insecure: true } : {};
   return {
@@ -34,6 +42,7 @@ export function imageCacheDir(settings: RegistrySettings): string {
 
 /** Pulls `reference` for `platform` into the image cache (no download when it is cached) and describes it as a base. */
 export async function pullBaseImage(reference: string, platform: Platform, settings: RegistrySettings): Promise<ResolvedImage> {
+  const { parseReference, pullImage } = await registryClient();
   const ref = parseReference(reference);
   const pulled = await pullImage(ref, {
     ...access(ref, settings),
@@ -62,6 +71,7 @@ export async function pushBuiltImage(
   origins: ReadonlyMap<Digest, { readonly registry: string; readonly repository: string }>,
   settings: RegistrySettings,
 ): Promise<PushResult> {
+  const { parseReference, pushImage } = await registryClient();
   const targets = names.map((name) => parseReference(name));
   const registry = targets[0]!.registry;
   return pushImage(targets, { layout, root }, {
