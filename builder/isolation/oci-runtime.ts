@@ -4,9 +4,8 @@ import { mkdir, readFile, realpath, writeFile } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TsbuildError } from '../../layers/errors.js';
-import { isErrnoCode, readdirIfExists, removeIfExists } from '../../layers/fs-util.js';
-import { mountPrivateTmpfs } from '../rootfs/tmpfs.js';
-import { unmount } from '../rootfs/unmount.js';
+import { isErrnoCode, lstatOrUndefined, readdirIfExists, removeIfExists } from '../../layers/fs-util.js';
+import { mountPrivateTmpfs, unmountPrivateTmpfs } from '../rootfs/tmpfs.js';
 import type { IsolationBackend, RunResult, RunSpec } from './backend.js';
 import { identityMappings, mapsId, ociConfig, type OciBindMount, type OciUserNamespace } from './oci-config.js';
 import { currentIdMapping } from './userns.js';
@@ -152,8 +151,9 @@ async function settlesWithin(done: Promise<unknown>, ms: number): Promise<boolea
  * call, and only the runtime's parent can learn the exit status. In a user namespace the container
  * gets a nested one mapping the same ids, and the runtime works rootless (it then skips cgroups).
  * An abort or timeout checks `state`, sends SIGTERM with `kill`, then SIGKILL after the grace
- * period; `delete --force` follows every run so no container, cgroup or mount remains. Until then
- * a record in the scratch directory lets the sweep of a dead build's workspace delete the container.
+ * period; `delete --force` follows every run whose container is still there (failed, aborted, or
+ * its state directory left behind) so no container, cgroup or mount remains. Until then a record in
+ * the scratch directory lets the sweep of a dead build's workspace delete the container.
  * The scratch directory is a tmpfs where one can be mounted, unmounted after the run: the bundle's
  * config holds the step's environment, secrets included, the runtime's state a copy of it, and
  * neither may reach a disk.
@@ -174,14 +174,15 @@ export class OciRuntimeBackend implements IsolationBackend {
     try {
       return await this.runInScratch(spec);
     } finally {
-      await unmount(spec.scratchDir);
+      await unmountPrivateTmpfs(spec.scratchDir);
     }
   }
 
   private async runInScratch(spec: RunSpec): Promise<RunResult> {
     const bundle = join(spec.scratchDir, 'bundle');
     const logFile = join(spec.scratchDir, 'runtime.log');
-    const globalArgs = ['--root', join(spec.scratchDir, 'state'), '--log', logFile, '--log-format', 'json'];
+    const stateDir = join(spec.scratchDir, 'state');
+    const globalArgs = ['--root', stateDir, '--log', logFile, '--log-format', 'json'];
     await mkdir(bundle, { recursive: true });
     // Absolute paths: the runtime would take relative ones as relative to the bundle.
     let binds: OciBindMount[] = spec.binds.map((bind) => ({ ...bind, source: resolvePath(bind.source) }));
@@ -204,8 +205,10 @@ export class OciRuntimeBackend implements IsolationBackend {
     } catch (error) {
       outcome = { error };
     }
-    // The runtime deletes the container when `run` returns; this covers aborts and failed starts.
-    const deleted = await this.command([...globalArgs, 'delete', '--force', id]);
+    // The runtime deletes the container when `run` returns, removing its state directory last; `delete`
+    // covers aborts, failed starts and a runtime that left the container behind.
+    const left = 'error' in outcome || (await lstatOrUndefined(join(stateDir, id))) !== undefined;
+    const deleted = left ? await this.command([...globalArgs, 'delete', '--force', id]) : { code: 0, stderr: '' };
     if ('error' in outcome) throw outcome.error;
     if (deleted.code !== 0) throw new TsbuildError('ISOLATION', `${this.runtimePath} could not delete container ${id}: ${deleted.stderr.trim()}`);
     await removeIfExists(record);

@@ -32,6 +32,15 @@ export interface OciSeccomp {
  * no rule matches); `clone3` fails with ENOSYS so the C library falls back to `clone`.
  */
 export function ociSeccomp(arch: string = process.arch): OciSeccomp {
+  let policy = policies.get(arch);
+  if (!policy) policies.set(arch, (policy = buildPolicy(arch)));
+  return policy;
+}
+
+/** Built once per architecture: every RUN step's config carries the same policy. */
+const policies = new Map<string, OciSeccomp>();
+
+function buildPolicy(arch: string): OciSeccomp {
   const architectures = hostSyscallArchitectures(arch);
   const names = new Set(architectures.flatMap(({ table }) => Object.keys(table)));
   return {

@@ -1,7 +1,25 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
+import { errnoError, libc } from '../../layers/native/libc.js';
+import { unmount } from './unmount.js';
 
-const execFileAsync = promisify(execFile);
+const MS_NOSUID = 0x2;
+const MS_NODEV = 0x4;
+const MS_NOEXEC = 0x8;
+
+type MountCall = (source: string, target: string, fstype: string, flags: number, data: string) => number;
+type UnmountCall = (target: string, flags: number) => number;
+
+let calls: { mount: MountCall; umount2: UnmountCall } | undefined;
+
+/** mount(2) and umount2(2), called directly: a RUN step mounts and unmounts its scratch tmpfs, and two `mount` processes per step cost more than the step's own work. */
+function mountCalls(): { mount: MountCall; umount2: UnmountCall } {
+  if (calls) return calls;
+  const { lib } = libc();
+  calls = {
+    mount: lib.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)') as MountCall,
+    umount2: lib.func('int umount2(const char *target, int flags)') as UnmountCall,
+  };
+  return calls;
+}
 
 /**
  * Mounts on the existing directory `dir` a tmpfs of about `bytes`, writable only by its owner, where
@@ -13,9 +31,20 @@ export async function mountPrivateTmpfs(dir: string, bytes: number): Promise<boo
   // tmpfs rounds the size up to whole pages and takes 0 as no limit.
   const size = Math.ceil(bytes / 4096) * 4096 + 8192;
   try {
-    await execFileAsync('mount', ['-t', 'tmpfs', '-o', `mode=0700,size=${size},nosuid,nodev,noexec`, 'tmpfs', dir]);
-    return true;
+    return mountCalls().mount('tmpfs', dir, 'tmpfs', MS_NOSUID | MS_NODEV | MS_NOEXEC, `mode=0700,size=${size}`) === 0;
   } catch {
     return false;
   }
+}
+
+/**
+ * Unmounts a tmpfs `mountPrivateTmpfs` mounted on `dir`, so what it held is gone; nothing mounted
+ * there is fine. A busy one is left to `unmount`, which detaches it lazily or throws UNMOUNT.
+ */
+export async function unmountPrivateTmpfs(dir: string): Promise<void> {
+  if (mountCalls().umount2(dir, 0) === 0) return;
+  const error = errnoError('umount2', dir);
+  // EINVAL: `dir` is no mount point, as when mounting was not allowed.
+  if (error.code === 'EINVAL') return;
+  await unmount(dir);
 }
