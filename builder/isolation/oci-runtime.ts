@@ -66,6 +66,11 @@ async function nestedUserNamespace(): Promise<OciUserNamespace | undefined> {
   return { uidMappings: identityMappings(uidMap), gidMappings: identityMappings(gidMap) };
 }
 
+async function containerSettings(): Promise<{ userNamespace: OciUserNamespace | undefined; nofile: number }> {
+  const userNamespace = await nestedUserNamespace();
+  return { userNamespace, nofile: await nofileLimit(userNamespace !== undefined) };
+}
+
 /** Refuses a user the nested namespace cannot represent, before the runtime fails less clearly. */
 function checkIdsMapped(spec: RunSpec, userNamespace: OciUserNamespace): void {
   const unmapped = [
@@ -162,6 +167,8 @@ export class OciRuntimeBackend implements IsolationBackend {
   readonly name = 'oci' as const;
   private readonly runtimePath: string;
   private readonly killGraceMs: number;
+  /** The container's user namespace and open-file limit: this process's credentials decide them, the same for every step. */
+  private processSettings: Promise<{ userNamespace: OciUserNamespace | undefined; nofile: number }> | undefined;
 
   constructor(options: OciRuntimeOptions) {
     this.runtimePath = options.runtimePath;
@@ -186,14 +193,14 @@ export class OciRuntimeBackend implements IsolationBackend {
     await mkdir(bundle, { recursive: true });
     // Absolute paths: the runtime would take relative ones as relative to the bundle.
     let binds: OciBindMount[] = spec.binds.map((bind) => ({ ...bind, source: resolvePath(bind.source) }));
-    const userNamespace = await nestedUserNamespace();
+    const { userNamespace, nofile } = await (this.processSettings ??= containerSettings());
     if (userNamespace) {
       checkIdsMapped(spec, userNamespace);
       // The read-only remount of a bind would otherwise clear flags the kernel keeps locked here.
       binds = await Promise.all(binds.map(async (bind) => ({ ...bind, flags: await lockableFlagsAt(bind.source) })));
     }
     const paths = { rootfs: resolvePath(spec.rootfs), binds };
-    const config = ociConfig({ ...spec, ...paths }, await nofileLimit(userNamespace !== undefined), userNamespace);
+    const config = ociConfig({ ...spec, ...paths }, nofile, userNamespace);
     await writeFile(join(bundle, 'config.json'), JSON.stringify(config));
     const id = `tsbuild-${randomBytes(8).toString('hex')}`;
     const record = join(spec.scratchDir, containerRecordName);
