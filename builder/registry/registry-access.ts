@@ -23,7 +23,7 @@ export interface RegistrySettings {
  * The registry client, loaded when a registry is first contacted: it brings in undici and TLS,
  * which planning and builds from local images never need.
  */
-export function registryClient(): Promise<typeof import('../../registry-client/index.js')> {
+function registryClient(): Promise<typeof import('../../registry-client/index.js')> {
   return import('../../registry-client/index.js');
 }
 
