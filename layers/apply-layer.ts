@@ -16,12 +16,17 @@
  *   metadata is left alone) and refused with UNSAFE_LAYER otherwise.
  * Extraction is meant to run alone on its directory: nothing else may change it meanwhile.
  *
+ * Speed: a layer of many small files is bound by system calls, so entries are written with
+ * synchronous ones (no thread-pool round trip each), and each parent directory is resolved once:
+ * resolutions are kept until this layer removes something or makes a symlink or hardlink, the only
+ * changes of its own that could make a kept resolution wrong.
+ *
  * Extended attributes cannot be set from Node, so they are not written to disk: every PAX xattr
  * (`SCHILY.xattr.*`, `LIBARCHIVE.xattr.*`) is returned, byte-exact, in `ApplyStats.xattrs`, and the
  * caller decides what to do with them (for example carry `security.capability` into a new layer).
  */
-import { constants } from 'node:fs';
-import { chmod, lchown, link, lstat, lutimes, mkdir, open, realpath, rm, symlink, type FileHandle } from 'node:fs/promises';
+import { chmodSync, closeSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, lstatSync, lutimesSync, mkdirSync, openSync, symlinkSync, writeSync } from 'node:fs';
+import { link, realpath, rm } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -31,7 +36,7 @@ import { PaxXattrScanner, type Xattrs } from './apply-pax-xattrs.js';
 import { removeLowerChildren, removeLowerContent } from './apply-whiteouts.js';
 import type { EntryType } from './entry.js';
 import { TsbuildError } from './errors.js';
-import { cleanRootRelative, climbsAboveRoot, secureJoin } from './secure-join.js';
+import { cleanRootRelative, climbsAboveRoot, secureJoinBelow } from './secure-join.js';
 import { drainedOrClosed } from './stream-util.js';
 import { isErrnoCode } from './fs-util.js';
 
@@ -123,7 +128,7 @@ export async function applyLayer(rootDir: string, tar: Readable, options: ApplyO
       if (next.done) break;
       await applier.apply(next.value, scanner.take(index));
     }
-    await applier.finish();
+    applier.finish();
   } catch (err) {
     tar.destroy();
     await entries.return?.().catch(() => undefined);
@@ -179,6 +184,10 @@ class LayerApplier {
   private readonly written = new Set<string>();
   /** Directory modes and mtimes, set at the end so that writing their contents cannot disturb them. */
   private readonly directories = new Map<string, Meta>();
+  /** Entry directories (cleaned, root-relative) to their resolved root-relative paths; see `forgetResolved`. */
+  private readonly resolvedDirs = new Map<string, string>();
+  /** Absolute paths known to be directories; see `forgetResolved`. */
+  private readonly knownDirs = new Set<string>();
   private readonly canMknod = isRoot();
 
   constructor(
@@ -213,7 +222,7 @@ class LayerApplier {
       throw new TsbuildError('UNSAFE_LAYER', `entry ${header.name} of type ${header.type} would replace the root`);
     }
 
-    const parent = await secureJoin(this.root, dirRel);
+    const parent = this.resolveDir(dirRel);
     const target = path.join(parent, base);
     const kind = await this.applyEntry(entry, header, parent, target);
     if (kind === undefined) return;
@@ -225,11 +234,11 @@ class LayerApplier {
   }
 
   /** Sets the modes and mtimes of this layer's directories; call once the tar is exhausted. */
-  async finish(): Promise<void> {
+  finish(): void {
     for (const [dir, meta] of this.directories) {
-      let handle: FileHandle;
+      let fd: number;
       try {
-        handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+        fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
       } catch (err) {
         // Replaced or removed by a later entry of this layer.
         const code = (err as NodeJS.ErrnoException).code;
@@ -237,12 +246,38 @@ class LayerApplier {
         throw err;
       }
       try {
-        await handle.chmod(meta.mode);
-        await handle.utimes(meta.mtime, meta.mtime);
+        fchmodSync(fd, meta.mode);
+        futimesSync(fd, meta.mtime, meta.mtime);
       } finally {
-        await handle.close();
+        closeSync(fd);
       }
     }
+  }
+
+  /** The absolute path `dirRel` (a cleaned entry directory, '.' for the root) resolves to inside the root. */
+  private resolveDir(dirRel: string): string {
+    return path.join(this.root, this.resolveDirRel(dirRel));
+  }
+
+  /** `resolveDir`, root-relative: each directory is resolved from its already resolved parent. */
+  private resolveDirRel(dirRel: string): string {
+    if (dirRel === '.' || dirRel === '') return '';
+    let resolved = this.resolvedDirs.get(dirRel);
+    if (resolved === undefined) {
+      resolved = secureJoinBelow(this.root, this.resolveDirRel(path.posix.dirname(dirRel)), path.posix.basename(dirRel));
+      this.resolvedDirs.set(dirRel, resolved);
+    }
+    return resolved;
+  }
+
+  /**
+   * Drops every kept resolution and known directory; called before this layer removes anything or
+   * makes a symlink or hardlink. Making files and directories where nothing was cannot change how
+   * a path resolves, so those keep them.
+   */
+  private forgetResolved(): void {
+    this.resolvedDirs.clear();
+    this.knownDirs.clear();
   }
 
   /** Creates one non-whiteout entry at `target`; returns its kind, or undefined when it was skipped. */
@@ -257,15 +292,16 @@ class LayerApplier {
       case 'directory':
         entry.resume();
         await this.prepare(parent, target, true);
-        await this.makeDirectory(target, meta);
+        this.makeDirectory(target, meta);
         return 'directory';
       case 'symlink':
         entry.resume();
         if (!header.linkname) throw new TsbuildError('INVALID_LAYER', `symlink ${header.name} has no target`);
         await this.prepare(parent, target, false);
-        await symlink(header.linkname, target);
-        await this.own(() => lchown(target, meta.uid, meta.gid), target);
-        await lutimes(target, meta.mtime, meta.mtime);
+        this.forgetResolved();
+        symlinkSync(header.linkname, target);
+        this.own(() => lchownSync(target, meta.uid, meta.gid), target);
+        lutimesSync(target, meta.mtime, meta.mtime);
         return 'symlink';
       case 'link':
         entry.resume();
@@ -275,7 +311,7 @@ class LayerApplier {
         entry.resume();
         await this.prepare(parent, target, false);
         await makeFifo(target);
-        await this.setPathMeta(target, meta);
+        this.setPathMeta(target, meta);
         return 'fifo';
       case 'character-device':
       case 'block-device': {
@@ -290,7 +326,7 @@ class LayerApplier {
           this.stats.skippedDevices.push(path.relative(this.root, target));
           return undefined;
         }
-        await this.setPathMeta(target, meta);
+        this.setPathMeta(target, meta);
         return kind;
       }
       default:
@@ -301,8 +337,9 @@ class LayerApplier {
 
   private async applyWhiteout(rel: string, dirRel: string, base: string): Promise<void> {
     if (base === OPAQUE_MARKER) {
-      const dir = await secureJoin(this.root, dirRel);
-      await this.ensureDirectory(dir);
+      const dir = this.resolveDir(dirRel);
+      this.ensureDirectory(dir);
+      this.forgetResolved();
       await removeLowerChildren(dir, this.written);
       this.markWritten(dir);
       this.stats.applied.opaque += 1;
@@ -313,7 +350,8 @@ class LayerApplier {
       throw new TsbuildError('UNSAFE_LAYER', `whiteout ${rel} names a parent directory`);
     }
     if (name === '') throw new TsbuildError('INVALID_LAYER', `whiteout ${rel} names nothing`);
-    const dir = await secureJoin(this.root, dirRel);
+    const dir = this.resolveDir(dirRel);
+    this.forgetResolved();
     await removeLowerContent(path.join(dir, name), this.written);
     this.stats.applied.whiteout += 1;
   }
@@ -324,45 +362,47 @@ class LayerApplier {
    * create the entry with calls that fail rather than follow a symlink at `target`.
    */
   private async prepare(parent: string, target: string, wantDirectory: boolean): Promise<void> {
-    await this.ensureDirectory(parent);
-    const existing = await lstatOrNull(target);
+    this.ensureDirectory(parent);
+    const existing = lstatOrNull(target);
     if (existing === null || (wantDirectory && existing.isDirectory())) return;
+    this.forgetResolved();
     await rm(target, { recursive: true, force: true });
   }
 
   /** Creates `dir` (resolved, inside the root) and its missing ancestors with mode 0755. */
-  private async ensureDirectory(dir: string): Promise<void> {
-    if ((await lstatOrNull(dir))?.isDirectory()) return;
-    let current = this.root;
-    for (const part of path.relative(this.root, dir).split('/')) {
-      current = path.join(current, part);
-      const found = await lstatOrNull(current);
-      if (found === null) {
-        await mkdir(current);
-        await chmod(current, 0o755);
-      } else if (!found.isDirectory()) {
-        const shown = path.relative(this.root, current);
-        throw new TsbuildError('INVALID_LAYER', `cannot create ${path.relative(this.root, dir)}: ${shown} is not a directory`);
+  private ensureDirectory(dir: string): void {
+    if (this.knownDirs.has(dir)) return;
+    if (!lstatOrNull(dir)?.isDirectory()) {
+      let current = this.root;
+      for (const part of path.relative(this.root, dir).split('/')) {
+        current = path.join(current, part);
+        const found = lstatOrNull(current);
+        if (found === null) {
+          mkdirSync(current);
+          chmodSync(current, 0o755);
+        } else if (!found.isDirectory()) {
+          const shown = path.relative(this.root, current);
+          throw new TsbuildError('INVALID_LAYER', `cannot create ${path.relative(this.root, dir)}: ${shown} is not a directory`);
+        }
       }
     }
+    this.knownDirs.add(dir);
   }
 
   private async writeFile(entry: TarEntry, target: string, meta: Meta): Promise<void> {
     const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
-    const handle = await open(target, flags, 0o600);
+    const fd = openSync(target, flags, 0o600);
     try {
       for await (const chunk of this.contents(entry)) {
-        for (let offset = 0; offset < chunk.length; ) {
-          offset += (await handle.write(chunk, offset)).bytesWritten;
-        }
+        for (let offset = 0; offset < chunk.length; ) offset += writeSync(fd, chunk, offset);
         this.stats.bytes += chunk.length;
       }
       // chown clears setuid and setgid, so the mode comes after it.
-      await this.own(() => handle.chown(meta.uid, meta.gid), target);
-      await handle.chmod(meta.mode);
-      await handle.utimes(meta.mtime, meta.mtime);
+      this.own(() => fchownSync(fd, meta.uid, meta.gid), target);
+      fchmodSync(fd, meta.mode);
+      futimesSync(fd, meta.mtime, meta.mtime);
     } finally {
-      await handle.close();
+      closeSync(fd);
     }
   }
 
@@ -374,10 +414,11 @@ class LayerApplier {
     }
   }
 
-  private async makeDirectory(target: string, meta: Meta): Promise<void> {
-    if ((await lstatOrNull(target)) === null) await mkdir(target, 0o700);
-    await this.own(() => lchown(target, meta.uid, meta.gid), target);
+  private makeDirectory(target: string, meta: Meta): void {
+    if (lstatOrNull(target) === null) mkdirSync(target, 0o700);
+    this.own(() => lchownSync(target, meta.uid, meta.gid), target);
     this.directories.set(target, meta);
+    this.knownDirs.add(target);
   }
 
   /** Links `target` to the entry's link target, resolved inside the root; its metadata is the target's. */
@@ -388,13 +429,14 @@ class LayerApplier {
     }
     const linkRel = cleanRootRelative(linkname);
     if (linkRel === '') throw new TsbuildError('INVALID_LAYER', `hardlink ${header.name} has no usable target`);
-    const source = path.join(await secureJoin(this.root, path.posix.dirname(linkRel)), path.posix.basename(linkRel));
-    const found = await lstatOrNull(source);
+    const source = path.join(this.resolveDir(path.posix.dirname(linkRel)), path.posix.basename(linkRel));
+    const found = lstatOrNull(source);
     if (found === null || found.isDirectory()) {
       const problem = found === null ? 'does not exist' : 'is a directory';
       throw new TsbuildError('INVALID_LAYER', `hardlink ${header.name}: target ${linkname} ${problem}`);
     }
     if (source === target) return;
+    this.forgetResolved();
     if (this.sharedInodes && !this.written.has(source)) await giveOwnInode(source);
     await this.prepare(parent, target, false);
     // link(2) does not follow a symlink at `source`: the link is to the symlink itself.
@@ -402,10 +444,10 @@ class LayerApplier {
   }
 
   /** Applies ownership when asked to; an id this user namespace does not map (EINVAL) is recorded instead. */
-  private async own(chown: () => Promise<void>, target: string): Promise<void> {
+  private own(chown: () => void, target: string): void {
     if (!this.sameOwner) return;
     try {
-      await chown();
+      chown();
     } catch (err) {
       if (!isErrnoCode(err, 'EINVAL')) throw err;
       this.stats.unmappedOwners.push(path.relative(this.root, target));
@@ -413,11 +455,11 @@ class LayerApplier {
   }
 
   /** Ownership, mode and mtime for nodes that cannot be opened (FIFOs, devices). */
-  private async setPathMeta(target: string, meta: Meta): Promise<void> {
-    await this.own(() => lchown(target, meta.uid, meta.gid), target);
+  private setPathMeta(target: string, meta: Meta): void {
+    this.own(() => lchownSync(target, meta.uid, meta.gid), target);
     // `target` was just created as a FIFO or device, never a symlink, so chmod cannot escape.
-    await chmod(target, meta.mode);
-    await lutimes(target, meta.mtime, meta.mtime);
+    chmodSync(target, meta.mode);
+    lutimesSync(target, meta.mtime, meta.mtime);
   }
 
   private markWritten(target: string): void {
@@ -447,9 +489,9 @@ function paxNumber(value: string | undefined): number | undefined {
   return Number.isFinite(n) ? n : undefined;
 }
 
-async function lstatOrNull(p: string): Promise<Stats | null> {
+function lstatOrNull(p: string): Stats | null {
   try {
-    return await lstat(p);
+    return lstatSync(p, { throwIfNoEntry: false }) ?? null;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return null;

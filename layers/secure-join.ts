@@ -1,4 +1,4 @@
-import { readlink } from 'node:fs/promises';
+import { readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { TsbuildError } from './errors.js';
 
@@ -49,7 +49,18 @@ export interface RootWalkOptions {
  * always lies inside `root`.
  */
 export async function resolveInRoot(root: string, unsafePath: string, options: RootWalkOptions): Promise<string> {
-  let resolved: string[] = [];
+  return resolveBelow(root, '', unsafePath, options);
+}
+
+/**
+ * Resolves `unsafePath` inside `root` as `resolveInRoot` does, but relative to `resolvedDir`: a
+ * root-relative directory that an earlier resolution returned and that holds no symlink since, so
+ * its own components need not be walked again. `..` in `unsafePath` or in a link target still
+ * climbs out of it, never above the root. Each call reads links with synchronous system calls:
+ * one `readlink` per component is cheaper than a round trip through the thread pool.
+ */
+export function resolveBelow(root: string, resolvedDir: string, unsafePath: string, options: RootWalkOptions): string {
+  let resolved = resolvedDir === '' ? [] : resolvedDir.split('/');
   // Components still to walk, next one last.
   const pending = unsafePath.split('/').reverse();
   let followed = 0;
@@ -62,7 +73,7 @@ export async function resolveInRoot(root: string, unsafePath: string, options: R
       continue;
     }
     const isFinal = pending.every((rest) => rest === '' || rest === '.');
-    const target = isFinal && !options.followFinal ? undefined : await readSymlink(path.join(root, ...resolved, part));
+    const target = isFinal && !options.followFinal ? undefined : readSymlink(path.join(root, ...resolved, part));
     if (target === undefined) {
       resolved.push(part);
       continue;
@@ -83,14 +94,22 @@ export async function resolveInRoot(root: string, unsafePath: string, options: R
  * `root`. Callers that must not follow the last component resolve the parent directory only.
  */
 export async function secureJoin(root: string, unsafePath: string): Promise<string> {
+  return path.join(root, secureJoinBelow(root, '', unsafePath));
+}
+
+/**
+ * `secureJoin` relative to `resolvedDir`, a root-relative directory it returned before (see
+ * `resolveBelow`); returns the root-relative result.
+ */
+export function secureJoinBelow(root: string, resolvedDir: string, unsafePath: string): string {
   const loop = (): Error => new TsbuildError('UNSAFE_LAYER', `too many symlinks while resolving ${unsafePath}`);
-  return path.join(root, await resolveInRoot(root, unsafePath, { followFinal: true, maxSymlinks: MAX_SYMLINKS, loop }));
+  return resolveBelow(root, resolvedDir, unsafePath, { followFinal: true, maxSymlinks: MAX_SYMLINKS, loop });
 }
 
 /** The target of the symlink at `p`, or undefined when `p` is missing or not a symlink. */
-async function readSymlink(p: string): Promise<string | undefined> {
+function readSymlink(p: string): string | undefined {
   try {
-    return await readlink(p);
+    return readlinkSync(p);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EINVAL' || code === 'ENOENT' || code === 'ENOTDIR') return undefined;

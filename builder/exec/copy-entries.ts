@@ -1,8 +1,7 @@
-import type { Stats } from 'node:fs';
-import { createReadStream } from 'node:fs';
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import type { EntryType, LayerEntry } from '../../layers/entry.js';
+import { fileContents } from '../fs/file-contents.js';
 import type { SourceMatch, SourceTree } from '../fs/source-tree.js';
 import type { ModeChange } from './chmod.js';
 import type { Owner } from './user-db.js';
@@ -61,10 +60,11 @@ export async function copyEntries(sources: readonly SelectedSource[], target: Co
       return;
     }
     if (type === 'file' && stats.nlink > 1) firstPathOfInode.set(inode, dest);
+    const size = stats.size;
     entries.set(dest, {
       ...base,
       type,
-      ...(type === 'file' ? { size: stats.size, open: () => createReadStream(sourceAbs) } : {}),
+      ...(type === 'file' ? { size, open: () => fileContents(sourceAbs, size) } : {}),
       ...(linkTarget !== undefined ? { linkTarget } : {}),
       ...(type === 'char' || type === 'block' ? { devMajor: deviceMajor(stats.rdev), devMinor: deviceMinor(stats.rdev) } : {}),
     });
@@ -76,7 +76,7 @@ export async function copyEntries(sources: readonly SelectedSource[], target: Co
     if (match.stats.isDirectory()) {
       const dirDest = placed ?? target.destPath;
       if (!(await target.existing(dirDest))?.isDirectory()) add(tree, sourceAbs, match.stats, dirDest);
-      await walk(tree, match.relPath, '', target, (abs, stats, rel, link) => add(tree, abs, stats, joinRel(dirDest, rel), link));
+      walk(tree, match.relPath, '', target, (abs, stats, rel, link) => add(tree, abs, stats, joinRel(dirDest, rel), link));
     } else if (!target.isExcluded(path.posix.basename(match.matchedPath))) {
       const fileDest = placed ?? (target.destIsDirectory ? joinRel(target.destPath, path.posix.basename(match.matchedPath)) : target.destPath);
       add(tree, sourceAbs, match.stats, fileDest);
@@ -95,19 +95,24 @@ interface Visited {
   readonly linkTarget?: string;
 }
 
-/** Visits a directory's contents depth-first in name order, never following symlinks. */
-async function walk(tree: SourceTree, dirRel: string, relToSource: string, target: CopyTarget, visit: Visit): Promise<void> {
-  for (const v of await collect(tree, dirRel, relToSource, target)) visit(v.abs, v.stats, v.rel, v.linkTarget);
+/**
+ * Visits a directory's contents depth-first in name order, never following symlinks. The tree is
+ * read with synchronous calls: a walk is one lstat per path, and for many small files a round trip
+ * through the thread pool for each costs far more than the call itself.
+ */
+function walk(tree: SourceTree, dirRel: string, relToSource: string, target: CopyTarget, visit: Visit): void {
+  const found: Visited[] = [];
+  collect(tree, dirRel, relToSource, target, found);
+  for (const v of found) visit(v.abs, v.stats, v.rel, v.linkTarget);
 }
 
 /**
- * Lists what a walk visits below a directory. A directory that `.dockerignore` or `--exclude`
- * hides is still searched when a `!` exception may re-include something inside it; it is kept,
- * as a parent, only when something is.
+ * Appends to `out` what a walk visits below a directory. A directory that `.dockerignore` or
+ * `--exclude` hides is still searched when a `!` exception may re-include something inside it;
+ * it is kept, as a parent, only when something is.
  */
-async function collect(tree: SourceTree, dirRel: string, relToSource: string, target: CopyTarget): Promise<Visited[]> {
-  const names = (await readdir(path.join(tree.root, dirRel, relToSource))).sort();
-  const out: Visited[] = [];
+function collect(tree: SourceTree, dirRel: string, relToSource: string, target: CopyTarget, out: Visited[]): void {
+  const names = readdirSync(path.join(tree.root, dirRel, relToSource)).sort();
   for (const name of names) {
     const rel = relToSource === '' ? name : `${relToSource}/${name}`;
     const treeRel = joinRel(dirRel, rel);
@@ -115,17 +120,18 @@ async function collect(tree: SourceTree, dirRel: string, relToSource: string, ta
     const excluded = target.isExcluded(rel);
     if ((ignored && (tree.canSkipDir?.(treeRel) ?? false)) || (excluded && (target.canSkipExcludedDir?.(rel) ?? false))) continue;
     const abs = path.join(tree.root, treeRel);
-    const stats = await lstat(abs);
+    const stats = lstatSync(abs);
     if (ignored || excluded) {
       if (!stats.isDirectory()) continue;
-      const inside = await collect(tree, dirRel, rel, target);
-      if (inside.length > 0) out.push({ abs, stats, rel }, ...inside);
+      const at = out.length;
+      out.push({ abs, stats, rel });
+      collect(tree, dirRel, rel, target, out);
+      if (out.length === at + 1) out.pop();
       continue;
     }
-    out.push({ abs, stats, rel, ...(stats.isSymbolicLink() ? { linkTarget: await readlink(abs) } : {}) });
-    if (stats.isDirectory()) out.push(...(await collect(tree, dirRel, rel, target)));
+    out.push({ abs, stats, rel, ...(stats.isSymbolicLink() ? { linkTarget: readlinkSync(abs) } : {}) });
+    if (stats.isDirectory()) collect(tree, dirRel, rel, target, out);
   }
-  return out;
 }
 
 /** Adds the parent directories of every entry: existing ones with their metadata, new ones as the copy creates them. */

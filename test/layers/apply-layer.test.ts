@@ -163,6 +163,40 @@ describe('applyLayer: hostile layers stay inside the root', () => {
     assert.equal(await text(path.join(box.root, 'victimlink')), 'replaced');
   });
 
+  test('a directory the layer already wrote into, then replaced by a symlink, is resolved again', async () => {
+    const box = await makeSandbox();
+    await assertContained(box, () =>
+      apply(box.root, [
+        { name: 'd/', type: 'directory' },
+        { name: 'd/first', content: 'one' },
+        { name: 'd', type: 'symlink', linkname: `${box.dir}/outside` },
+        { name: 'd/second', content: 'two' },
+        { name: 's', type: 'symlink', linkname: '../outside' },
+        { name: 'h/', type: 'directory' },
+        { name: 'h/first', content: 'three' },
+        // A hardlink to a symlink is a symlink too.
+        { name: 'h', type: 'link', linkname: 's' },
+        { name: 'h/second', content: 'four' },
+      ]),
+    );
+    assert.equal(await text(path.join(box.dirInRoot, 'outside/second')), 'two');
+    assert.equal(await text(path.join(box.root, 'outside/second')), 'four');
+    assert.equal(await exists(path.join(box.root, 'd/first')), false);
+  });
+
+  test('a symlinked directory the layer wrote through, then whited out, is made a real directory', async () => {
+    const box = await makeSandbox();
+    await apply(box.root, [{ name: 'w', type: 'symlink', linkname: 'elsewhere' }]);
+    await apply(box.root, [
+      { name: 'w/first', content: 'one' },
+      { name: '.wh.w' },
+      { name: 'w/second', content: 'two' },
+    ]);
+    assert.equal(await text(path.join(box.root, 'elsewhere/first')), 'one');
+    assert.ok((await lstat(path.join(box.root, 'w'))).isDirectory());
+    assert.equal(await text(path.join(box.root, 'w/second')), 'two');
+  });
+
   test('symlinked parents pointing to / or above the root are clamped to the root', async () => {
     const box = await makeSandbox();
     await assertContained(box, () =>
