@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { TsbuildError } from './errors.js';
 import { isErrnoCode } from './fs-util.js';
-import { errnoError, libc } from './native/libc.js';
+import { errnoError, lazyFunctions } from './native/libc.js';
 
 // Node has no mkfifo or mknod: they are called in the C library, so no tool of the tree being
 // written (an in-place build's root) is ever run. Node has no metadata-preserving copy either, so
@@ -15,12 +15,7 @@ const run = promisify(execFile);
 /** S_IFIFO, S_IFCHR and S_IFBLK of `st_mode`. */
 const fileTypeBits = { fifo: 0o010000, char: 0o020000, block: 0o060000 } as const;
 
-let calls: { mknod: (path: string, mode: number, dev: bigint) => number } | undefined;
-
-function native(): NonNullable<typeof calls> {
-  calls ??= { mknod: libc().lib.func('int mknod(const char *path, uint32_t mode, uint64_t dev)') };
-  return calls;
-}
+const native = lazyFunctions({ mknod: 'int mknod(const char *path, uint32_t mode, uint64_t dev)' });
 
 /** Linux's encoding of a device number, as glibc's makedev() makes it (see device-number.ts). */
 function deviceNumber(major: number, minor: number): bigint {

@@ -1,25 +1,15 @@
-import { errnoError, libc } from '../../layers/native/libc.js';
+import { errnoError, lazyFunctions } from '../../layers/native/libc.js';
 import { unmount } from './unmount.js';
 
 const MS_NOSUID = 0x2;
 const MS_NODEV = 0x4;
 const MS_NOEXEC = 0x8;
 
-type MountCall = (source: string, target: string, fstype: string, flags: number, data: string) => number;
-type UnmountCall = (target: string, flags: number) => number;
-
-let calls: { mount: MountCall; umount2: UnmountCall } | undefined;
-
 /** mount(2) and umount2(2), called directly: a RUN step mounts and unmounts its scratch tmpfs, and two `mount` processes per step cost more than the step's own work. */
-function mountCalls(): { mount: MountCall; umount2: UnmountCall } {
-  if (calls) return calls;
-  const { lib } = libc();
-  calls = {
-    mount: lib.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)') as MountCall,
-    umount2: lib.func('int umount2(const char *target, int flags)') as UnmountCall,
-  };
-  return calls;
-}
+const mountCalls = lazyFunctions({
+  mount: 'int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)',
+  umount2: 'int umount2(const char *target, int flags)',
+});
 
 /**
  * Mounts on the existing directory `dir` a tmpfs of about `bytes`, writable only by its owner, where

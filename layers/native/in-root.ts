@@ -14,7 +14,7 @@
 import { closeSync, constants, existsSync, fstatSync, readdirSync, type BigIntStats } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { TsbuildError } from '../errors.js';
-import { errnoError, lastErrno, libc } from './libc.js';
+import { errnoError, lastErrno, lazyFunctions } from './libc.js';
 
 export type SymlinkPolicy = 'clamp' | 'refuse';
 /** How to resolve: the kernel's openat2, the component walk, or openat2 with the walk where it is missing. */
@@ -34,32 +34,16 @@ const SYS_openat2 = 437;
 /** The kernel's own limit on symlinks followed in one lookup. */
 const MAX_SYMLINKS = 40;
 
-type CFunction = (...args: unknown[]) => number | bigint;
-interface Calls {
-  syscall: CFunction;
-  openat: CFunction;
-  readlinkat: CFunction;
-  unlinkat: CFunction;
-  mkdirat: CFunction;
-  utimensat: CFunction;
-}
-let calls: Calls | undefined;
+const bind = lazyFunctions({
+  syscall: 'long syscall(long number, ...)',
+  openat: 'int openat(int dirfd, const char *path, int flags, ...)',
+  readlinkat: 'long readlinkat(int dirfd, const char *path, void *buf, size_t size)',
+  unlinkat: 'int unlinkat(int dirfd, const char *path, int flags)',
+  mkdirat: 'int mkdirat(int dirfd, const char *path, uint32_t mode)',
+  utimensat: 'int utimensat(int dirfd, const char *path, const void *times, int flags)',
+});
 /** False once the kernel said ENOSYS: every later call walks. */
 let openat2Works = true;
-
-function bind(): Calls {
-  if (calls) return calls;
-  const { lib } = libc();
-  calls = {
-    syscall: lib.func('long syscall(long number, ...)'),
-    openat: lib.func('int openat(int dirfd, const char *path, int flags, ...)'),
-    readlinkat: lib.func('long readlinkat(int dirfd, const char *path, void *buf, size_t size)'),
-    unlinkat: lib.func('int unlinkat(int dirfd, const char *path, int flags)'),
-    mkdirat: lib.func('int mkdirat(int dirfd, const char *path, uint32_t mode)'),
-    utimensat: lib.func('int utimensat(int dirfd, const char *path, const void *times, int flags)'),
-  };
-  return calls;
-}
 
 let procChecked = false;
 

@@ -30,6 +30,23 @@ export function libc(): { koffi: typeof Koffi; lib: Koffi.LibraryHandle } {
   throw new Error(`cannot load the C library (${libraryNames.join(', ')}): ${(lastError as Error).message}`);
 }
 
+/** A bound C function, as koffi returns it. */
+export type CFunction = (...args: unknown[]) => number | bigint;
+
+/**
+ * The C functions `signatures` declares, by name, bound on the first call of the returned getter
+ * and kept: a module binds only what it calls, and only once it calls it.
+ */
+export function lazyFunctions<Name extends string>(signatures: Readonly<Record<Name, string>>): () => Readonly<Record<Name, CFunction>> {
+  let bound: Record<Name, CFunction> | undefined;
+  return () => {
+    if (bound) return bound;
+    const { lib } = libc();
+    bound = Object.fromEntries(Object.entries<string>(signatures).map(([name, signature]) => [name, lib.func(signature) as CFunction])) as Record<Name, CFunction>;
+    return bound;
+  };
+}
+
 const errnoNames = new Map<number, string>(Object.entries(osConstants.errno).map(([name, value]) => [value, name]));
 
 /** The errno of the last failed call on this thread. */

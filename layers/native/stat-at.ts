@@ -4,7 +4,7 @@
  * layout is the same on every Linux architecture.
  */
 import { constants as osConstants } from 'node:os';
-import { errnoError, lastErrno, libc } from './libc.js';
+import { errnoError, lastErrno, lazyFunctions } from './libc.js';
 
 /** A node's metadata as stat(2) gives it; times in nanoseconds since the epoch. */
 export interface RawStat {
@@ -31,21 +31,13 @@ const STATX_MASK = 0x7ff | 0x800;
 const STATX_SIZE = 256;
 const { ENOENT, ENOTDIR } = osConstants.errno as Record<string, number>;
 
-type CFunction = (...args: unknown[]) => number | bigint;
-let calls: { statx: CFunction; readlinkat: CFunction } | undefined;
+const bind = lazyFunctions({
+  statx: 'int statx(int dirfd, const char *path, int flags, unsigned int mask, void *buf)',
+  readlinkat: 'long readlinkat(int dirfd, const char *path, void *buf, size_t size)',
+});
 /** One result buffer, reused: the calls are synchronous. */
 const buffer = Buffer.alloc(STATX_SIZE);
 const linkBuffer = Buffer.alloc(4096);
-
-function bind(): { statx: CFunction; readlinkat: CFunction } {
-  if (calls) return calls;
-  const { lib } = libc();
-  calls = {
-    statx: lib.func('int statx(int dirfd, const char *path, int flags, unsigned int mask, void *buf)'),
-    readlinkat: lib.func('long readlinkat(int dirfd, const char *path, void *buf, size_t size)'),
-  };
-  return calls;
-}
 
 /** The metadata of `name` in the directory `dirFd` (a symlink itself); undefined when it is gone. */
 export function statAt(dirFd: number, name: string): RawStat | undefined {

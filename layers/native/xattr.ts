@@ -3,7 +3,7 @@
  * (`llistxattr`, `lgetxattr`, `lsetxattr`). Synchronous, one call per attribute: cheap enough for
  * the snapshot path, and nothing to install in the image being built.
  */
-import { errnoError, lastErrno, libc } from './libc.js';
+import { errnoError, lastErrno, lazyFunctions } from './libc.js';
 import { constants as osConstants } from 'node:os';
 
 const { ERANGE, ENODATA, ENOTSUP, EOPNOTSUPP, ENOENT, ENOTDIR } = osConstants.errno as Record<string, number>;
@@ -11,27 +11,11 @@ const { ERANGE, ENODATA, ENOTSUP, EOPNOTSUPP, ENOENT, ENOTDIR } = osConstants.er
 /** Reads retried when the attribute grew between the size query and the read. */
 const MAX_SIZE_RETRIES = 8;
 
-/** A bound C function, as koffi returns it. */
-type CFunction = (...args: unknown[]) => number | bigint;
-
-interface Calls {
-  llistxattr: CFunction;
-  lgetxattr: CFunction;
-  lsetxattr: CFunction;
-}
-
-let calls: Calls | undefined;
-
-function bind(): Calls {
-  if (calls) return calls;
-  const { lib } = libc();
-  calls = {
-    llistxattr: lib.func('long llistxattr(const char *path, void *list, size_t size)'),
-    lgetxattr: lib.func('long lgetxattr(const char *path, const char *name, void *value, size_t size)'),
-    lsetxattr: lib.func('int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)'),
-  };
-  return calls;
-}
+const bind = lazyFunctions({
+  llistxattr: 'long llistxattr(const char *path, void *list, size_t size)',
+  lgetxattr: 'long lgetxattr(const char *path, const char *name, void *value, size_t size)',
+  lsetxattr: 'int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)',
+});
 
 /** Errors that mean "no such path" rather than a failure. */
 function vanished(errno: number): boolean {
