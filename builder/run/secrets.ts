@@ -1,8 +1,7 @@
 import { readFile, rm } from 'node:fs/promises';
 import { TsbuildError } from '../../layers/errors.js';
 import type { Workspace } from '../exec/workspace.js';
-import { mountPrivateTmpfs } from '../rootfs/tmpfs.js';
-import { unmount } from '../rootfs/unmount.js';
+import { mountPrivateTmpfs, unmountPrivateTmpfs } from '../rootfs/tmpfs.js';
 import { mountOptions } from './run-mounts.js';
 
 /** A `--secret` value: the id RUN mounts name, and where its content comes from. */
@@ -67,7 +66,7 @@ export async function secretDir(workspace: Workspace, bytes: number): Promise<Se
   return {
     dir,
     release: async () => {
-      await unmount(dir);
+      await unmountPrivateTmpfs(dir);
       await rm(dir, { recursive: true, force: true });
     },
   };
