@@ -24,7 +24,8 @@ import { assembleImage, assembleIndex, type AssembledImage } from './output/asse
 import { exportArtifact, gatherBlobs, type BuildArtifact, type ExportTarget } from './output/export.js';
 import type { OutputSpec } from './output/output-spec.js';
 import { parseBuildContexts, type NamedContext } from './plan/build-contexts.js';
-import type { BuildPlan, ResolvedImage } from './plan/plan-types.js';
+import type { BuildPlan } from './model/plan.js';
+import type { ResolvedImage } from './model/sources.js';
 import { createPlan } from './plan/plan.js';
 import { hostPlatform } from './plan/platform.js';
 import { silentProgress, type ProgressListener } from './progress.js';
