@@ -7,7 +7,7 @@ import {
   type Descriptor,
   type Digest,
   type ImageConfig,
-  type ImageIndex,
+  type IndexManifest,
   type Manifest,
   type Platform,
 } from './types.js';
@@ -39,7 +39,7 @@ const TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 /** Indexes nested deeper than this are refused; real images use one or two levels. */
 const MAX_DEPTH = 8;
 
-type Node = { kind: 'index'; index: ImageIndex } | { kind: 'manifest'; manifest: Manifest };
+type Node = { kind: 'index'; index: IndexManifest } | { kind: 'manifest'; manifest: Manifest };
 
 /** Splits `oci-layout://DIR[:TAG][@sha256:HEX]` (the scheme is optional) into its parts. */
 export function parseOciLayoutSource(source: string): { dir: string } & ImageSelector {
@@ -187,7 +187,7 @@ class LayoutReader {
       : declared;
     if (mediaType !== undefined && INDEX_TYPES.has(mediaType)) {
       if (body.schemaVersion !== 2 || !Array.isArray(body.manifests)) throw this.malformed(descriptor, 'image index');
-      return { kind: 'index', index: body as unknown as ImageIndex };
+      return { kind: 'index', index: body as unknown as IndexManifest };
     }
     if (mediaType !== undefined && MANIFEST_TYPES.has(mediaType)) {
       if (body.schemaVersion !== 2 || !isDescriptor(body.config) || !Array.isArray(body.layers) || !body.layers.every(isDescriptor)) {
