@@ -4,8 +4,8 @@ import { chmod, lstat, mkdir, open, readdir, readFile, readlink, rm, writeFile }
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import type { ImageLayer } from '../../../builder/exec/image-layer.js';
-import { Workspace } from '../../../builder/exec/workspace.js';
+import type { ImageLayer } from '../../../builder/model/image-layer.js';
+import { Workspace } from '../../../builder/workspace/workspace.js';
 import { isMountPoint } from '../../../builder/rootfs/mountinfo.js';
 import { prepareRootfs } from '../../../builder/rootfs/prepare.js';
 import { RootfsCache } from '../../../builder/rootfs/rootfs-cache.js';
