@@ -97,7 +97,7 @@ class LayoutReader {
       const label = `${this.layout.dir}@${selector.digest}`;
       const descriptor = await this.findDigest(entries, selector.digest, 0);
       if (descriptor === undefined) {
-        throw new TsbuildError('NOT_FOUND', `OCI layout ${this.layout.dir} has no manifest ${selector.digest}`);
+        throw new TsbuildError('IMAGE_NOT_FOUND', `OCI layout ${this.layout.dir} has no manifest ${selector.digest}`);
       }
       return { descriptor, label };
     }
@@ -112,7 +112,7 @@ class LayoutReader {
     if (first === undefined) {
       const tags = entries.flatMap((entry) => entry.annotations?.[RefNameAnnotation] ?? []);
       const known = tags.length > 0 ? `tags: ${tags.join(', ')}` : 'it has no tagged images';
-      throw new TsbuildError('NOT_FOUND', `OCI layout ${this.layout.dir} has no image tagged "${tag}" (${known})`);
+      throw new TsbuildError('IMAGE_NOT_FOUND', `OCI layout ${this.layout.dir} has no image tagged "${tag}" (${known})`);
     }
     if (tagged.some((entry) => entry.digest !== first.digest)) {
       throw new TsbuildError('LAYOUT', `OCI layout ${this.layout.dir} lists different images under the tag "${tag}"`);
