@@ -2,6 +2,7 @@ import { mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { writeDockerArchive } from '../../layers/docker-archive.js';
 import { TsbuildError } from '../../layers/errors.js';
+import { layoutImage } from '../../layers/layout-image.js';
 import { writeLayoutTar } from '../../layers/layout-tar.js';
 import { OciLayout } from '../../layers/oci-layout.js';
 import type { Descriptor, Digest } from '../../layers/types.js';
@@ -101,7 +102,7 @@ async function exportToDockerArchive(artifact: BuildArtifact, dest: string, work
     throw new TsbuildError('OUTPUT', 'type=docker holds one platform only; use type=oci for a multi-platform build');
   }
   const image = artifact.images[0]!;
-  await writeDockerArchive(workspace.layout, { config: image.config, layers: image.layers.map((l) => l.descriptor), repoTags: [...artifact.tags] }, dest);
+  await writeDockerArchive(layoutImage(workspace.layout, image.manifest), artifact.tags, dest);
 }
 
 async function exists(p: string): Promise<boolean> {
