@@ -13,7 +13,7 @@ import type { IsolationMode } from './isolation/backend.js';
 import { defaultBuildCacheDir, LocalCacheStore } from './cache/local-store.js';
 import type { RegistryCache } from './cache/registry-cache.js';
 import { StepCache } from './cache/step-cache.js';
-import { pullBaseImage, type RegistrySettings } from './registry/registry-access.js';
+import { resolveBaseImage, type RegistrySettings } from './registry/registry-access.js';
 import { inPlaceSandbox, inPlaceWorkRoot } from './isolation/in-place-sandbox.js';
 import { defaultCacheDir } from './rootfs/rootfs-cache.js';
 import type { ImageLayer } from './exec/image-layer.js';
@@ -215,7 +215,7 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
     if (request.cacheMaxBytes !== undefined) await cacheStore.enforceLimit(request.cacheMaxBytes);
     return { descriptor: root, imageId, plan };
   } finally {
-    await registryCache?.close();
+    await registryCache?.release();
     await cacheStore.release();
     await workspace.remove();
   }
@@ -284,7 +284,7 @@ async function planParsed(parsed: ParsedDockerfile, dockerfile: string, request:
     platforms: request.platforms?.length ? request.platforms : [host],
     buildContexts: parseBuildContexts(request.buildContexts ?? [], process.cwd()),
     resolveImage,
-    resolveRegistryImage: (reference, platform) => pullBaseImage(reference, platform, request.registry ?? {}),
+    resolveRegistryImage: (reference, platform) => resolveBaseImage(reference, platform, request.registry ?? {}),
   });
 }
 
@@ -293,7 +293,7 @@ async function resolveImage(context: Extract<NamedContext, { kind: 'oci-layout' 
   const selector = context.reference.startsWith('sha256:') ? { digest: context.reference as Digest } : { tag: context.reference };
   const image = await readLayoutImage(layout, selector, platform);
   return {
-    layoutDir: layout.dir,
+    image,
     reference: context.reference,
     manifestDigest: await image.digest(),
     config: await image.config(),

@@ -1,6 +1,7 @@
 import { TsbuildError } from './errors.js';
 import type { Image, ImageIndex, ImageOrIndex } from './image.js';
 import { blobLayer, lazyImage, lazyIndex } from './lazy-image.js';
+import { INDEX_MEDIA_TYPES } from './manifest-document.js';
 import type { OciLayout } from './oci-layout.js';
 import { indexEntry, selectPlatform } from './select-platform.js';
 import { RefNameAnnotation, type Descriptor, type Digest, type Platform } from './types.js';
@@ -78,6 +79,13 @@ export function layoutIndex(layout: OciLayout, descriptor: Descriptor): ImageInd
     image: async (entry) => layoutImage(layout, entry),
     imageIndex: async (entry) => layoutIndex(layout, entry),
   });
+}
+
+/** The image or index the layout holds under `descriptor`, as its media type says. */
+export function layoutItem(layout: OciLayout, descriptor: Descriptor): ImageOrIndex {
+  return INDEX_MEDIA_TYPES.has(descriptor.mediaType)
+    ? { kind: 'index', index: layoutIndex(layout, descriptor) }
+    : { kind: 'image', image: layoutImage(layout, descriptor) };
 }
 
 /** The whole layout as an index: its `index.json`, whose entries are the layout's images and indexes. */

@@ -1,8 +1,8 @@
 import path from 'node:path';
 import type { Platform } from '../../layers/types.js';
-import type { ImageReference, PushResult, RegistryAccess, TransferEvent } from '../../registry-client/index.js';
-import type { OciLayout } from '../../layers/oci-layout.js';
-import type { Descriptor, Digest } from '../../layers/types.js';
+import type { ImageReference, PushResult, RegistryAccess, RemoteImage, TransferEvent } from '../../registry-client/index.js';
+import type { ImageOrIndex } from '../../layers/image.js';
+import type { Digest } from '../../layers/types.js';
 import type { ResolvedImage } from '../plan/plan-types.js';
 import { defaultCacheDir } from '../rootfs/rootfs-cache.js';
 
@@ -40,24 +40,36 @@ export function imageCacheDir(settings: RegistrySettings): string {
   return settings.imageCacheDir ?? path.join(defaultCacheDir(settings.env), 'images');
 }
 
-/** Pulls `reference` for `platform` into the image cache (no download when it is cached) and describes it as a base. */
+/**
+ * Resolves `reference` for `platform` as a base image: its manifest and config are fetched (or
+ * found in the image cache); its layers only when a step needs the base's files.
+ */
+export async function resolveBaseImage(reference: string, platform: Platform, settings: RegistrySettings): Promise<ResolvedImage> {
+  const { parseReference, remoteImage } = await registryClient();
+  const ref = parseReference(reference);
+  return describeBase(ref, await remoteImage(ref, { ...access(ref, settings), platform, cache: imageCacheDir(settings), ...progress(settings) }));
+}
+
+/** Pulls `reference` for `platform` into the image cache, layers and all (no download when it is cached), and describes it as a base. */
 export async function pullBaseImage(reference: string, platform: Platform, settings: RegistrySettings): Promise<ResolvedImage> {
   const { parseReference, pullImage } = await registryClient();
   const ref = parseReference(reference);
-  const pulled = await pullImage(ref, {
-    ...access(ref, settings),
-    platform,
-    cache: imageCacheDir(settings),
-    ...(settings.onTransfer ? { onProgress: settings.onTransfer } : {}),
-  });
+  return describeBase(ref, await pullImage(ref, { ...access(ref, settings), platform, cache: imageCacheDir(settings), ...progress(settings) }));
+}
+
+async function describeBase(ref: ImageReference, remote: RemoteImage): Promise<ResolvedImage> {
   return {
-    layoutDir: pulled.layout.dir,
+    image: remote.image,
     source: { registry: ref.registry, repository: ref.repository },
-    reference: pulled.refName,
-    manifestDigest: pulled.manifestDescriptor.digest,
-    config: pulled.config,
-    layers: pulled.layers,
+    reference: remote.refName,
+    manifestDigest: await remote.image.digest(),
+    config: await remote.image.config(),
+    layers: (await remote.image.manifest()).layers,
   };
+}
+
+function progress(settings: RegistrySettings): { onProgress?: (event: TransferEvent) => void } {
+  return settings.onTransfer ? { onProgress: settings.onTransfer } : {};
 }
 
 /**
@@ -66,20 +78,19 @@ export async function pullBaseImage(reference: string, platform: Platform, setti
  */
 export async function pushBuiltImage(
   names: readonly string[],
-  layout: OciLayout,
-  root: Descriptor,
+  root: ImageOrIndex,
   origins: ReadonlyMap<Digest, { readonly registry: string; readonly repository: string }>,
   settings: RegistrySettings,
 ): Promise<PushResult> {
   const { parseReference, pushImage } = await registryClient();
   const targets = names.map((name) => parseReference(name));
   const registry = targets[0]!.registry;
-  return pushImage(targets, { layout, root }, {
+  return pushImage(targets, root, {
     ...access(targets[0]!, settings),
     mountFrom: (digest) => {
       const origin = origins.get(digest);
       return origin?.registry === registry ? origin.repository : undefined;
     },
-    ...(settings.onTransfer ? { onProgress: settings.onTransfer } : {}),
+    ...progress(settings),
   });
 }
