@@ -52,8 +52,8 @@ interface ManifestNode {
 interface BlobSource {
   descriptor: Descriptor;
   open: Opener;
-  /** A local file with the blob, for ranged reads of chunked uploads. */
-  path?: string;
+  /** A local file with the blob, for ranged reads of chunked uploads; asked for only when the blob is uploaded. */
+  file?: () => Promise<string | undefined>;
 }
 
 /** What a root references, read and checked complete (as far as local files go) before anything is sent. */
@@ -121,13 +121,14 @@ async function planPush(source: ImageOrIndex): Promise<PushPlan> {
       blobs.set(config.digest, { descriptor: config, open: async () => Readable.from([configBytes]) });
       for (const layer of await item.image.layers()) {
         const blob = await layer.descriptor();
-        const path = await layer.localPath?.();
+        // A layer stored in a registry is fetched only if it has to be uploaded; a local one is checked now.
+        const path = layer.origin === undefined ? await layer.localPath?.() : undefined;
         if (path !== undefined) {
           const size = await stat(path).then((info) => info.size, () => undefined);
           if (size === undefined) throw new TsbuildError('PUSH', `push: blob ${blob.digest} of ${label} is missing (no file ${path})`);
           if (size !== blob.size) throw new TsbuildError('PUSH', `push: blob ${blob.digest} (${path}) has ${size} bytes, its descriptor says ${blob.size}`);
         }
-        blobs.set(blob.digest, { descriptor: blob, open: () => layer.compressed(), ...(path !== undefined && { path }) });
+        blobs.set(blob.digest, { descriptor: blob, open: () => layer.compressed(), ...(layer.localPath !== undefined && { file: () => layer.localPath!() }) });
       }
     }
     visiting.delete(descriptor.digest);
@@ -223,6 +224,7 @@ class RepositoryPush {
       this.#checkDigest(done, blob.digest);
       return;
     }
+    const path = await source.file?.();
     const chunk = Math.max(this.options.chunkSize ?? DEFAULT_CHUNK, this.#minChunk);
     let offset = 0;
     let resumes = 0;
@@ -234,7 +236,7 @@ class RepositoryPush {
           method: 'PATCH',
           path: location.toString(),
           headers: { 'content-type': 'application/octet-stream', 'content-length': String(end - from), 'content-range': `${from}-${end - 1}` },
-          body: () => counted(byteRange(source, from, end), (bytes) => event('progress', from + bytes)),
+          body: () => counted(byteRange(path, source.open, from, end), (bytes) => event('progress', from + bytes)),
           resendable: true,
           expectStatus: [202],
         });
@@ -333,8 +335,8 @@ function opened(open: Opener): Readable {
 }
 
 /** Bytes `start` to `end` (exclusive) of a blob: read from its file when it has one, else skipped to in its stream. */
-function byteRange(source: BlobSource, start: number, end: number): Readable {
-  if (source.path !== undefined) return createReadStream(source.path, { start, end: end - 1 });
+function byteRange(path: string | undefined, open: Opener, start: number, end: number): Readable {
+  if (path !== undefined) return createReadStream(path, { start, end: end - 1 });
   let offset = 0;
   const slice = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
@@ -344,7 +346,7 @@ function byteRange(source: BlobSource, start: number, end: number): Readable {
       callback(null, from < to ? chunk.subarray(from, to) : undefined);
     },
   });
-  const stream = opened(source.open);
+  const stream = opened(open);
   stream.on('error', (error) => slice.destroy(error));
   slice.on('close', () => stream.destroy());
   return stream.pipe(slice);
