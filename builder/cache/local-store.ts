@@ -24,7 +24,7 @@ import { blobLayer } from '../../layers/lazy-image.js';
 import { withLockFile } from '../../layers/layout-lock.js';
 import { OciLayout } from '../../layers/oci-layout.js';
 import type { Descriptor, Digest } from '../../layers/types.js';
-import { defaultCacheDir } from '../rootfs/rootfs-cache.js';
+import { defaultCacheDir } from '../locations.js';
 import { checkEntry, type CacheEntry, type CacheStore } from './cache-store.js';
 import { planEviction, type EvictionCandidate } from './local-store-eviction.js';
 import { importLayerBlob, readRecord, scanStore, writeAtomic } from './local-store-files.js';
@@ -60,7 +60,7 @@ export interface CacheUsage {
 }
 
 /** `<cache dir>/build-cache`, the default local build cache. */
-export function defaultBuildCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+export function defaultBuildCacheDir(env: NodeJS.ProcessEnv): string {
   return join(defaultCacheDir(env), 'build-cache');
 }
 
@@ -84,7 +84,7 @@ export class LocalCacheStore implements CacheStore {
   }
 
   /** Opens the store at `dir`, creating it if needed; a non-empty directory that is not one is refused. */
-  static async open(dir: string = defaultBuildCacheDir(), options: LocalCacheStoreOptions = {}): Promise<LocalCacheStore> {
+  static async open(dir: string, options: LocalCacheStoreOptions = {}): Promise<LocalCacheStore> {
     let layout: OciLayout;
     try {
       layout = await OciLayout.open(dir, { create: (await lstatOrUndefined(join(dir, 'index.json'))) === undefined });

@@ -4,7 +4,8 @@ import { atSourceLine, TsbuildError } from '../../layers/errors.js';
 import type { HistoryEntry } from '../../layers/types.js';
 import { writeLayer } from '../../layers/write-layer.js';
 import type { SourceTree } from '../fs/source-tree.js';
-import type { CopyStep, PlannedStage, PlannedStep, PlatformPlan, ResolvedImage, RunStep, StageBase } from '../plan/plan-types.js';
+import type { CopyStep, PlannedStage, PlannedStep, PlatformPlan, RunStep, StageBase } from '../model/plan.js';
+import type { ResolvedImage } from '../model/sources.js';
 import { bindSourcesChecksum, selectBindSources, type BindSource } from '../run/bind-sources.js';
 import type { ProgressListener } from '../progress.js';
 import type { IsolationBackend } from '../isolation/backend.js';
@@ -14,11 +15,12 @@ import type { SelectedSource } from './copy-entries.js';
 import type { StepParent } from '../cache/cache-key.js';
 import { contentChecksum, type ContentChecksum } from '../cache/content-checksum.js';
 import type { StepCache } from '../cache/step-cache.js';
-import { baseImageLayers, fileLayer, type ImageLayer } from './image-layer.js';
+import { fileLayer, type ImageLayer } from '../model/image-layer.js';
+import { baseImageLayers } from '../rootfs/base-image-layers.js';
 import type { PreparedRootfs } from '../rootfs/prepare.js';
 import { StageRun, type RootfsPreparer } from './stage-run.js';
 import { workdirEntries } from './workdir-step.js';
-import type { Workspace } from './workspace.js';
+import type { Workspace } from '../workspace/workspace.js';
 
 export interface ExecuteOptions {
   readonly workspace: Workspace;

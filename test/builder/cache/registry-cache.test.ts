@@ -7,11 +7,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { build, type BuildRequest } from '../../../builder/build.js';
 import type { CacheEntry } from '../../../builder/cache/cache-store.js';
+import { buildForTest, type TestBuildOptions } from '../../support/build-for-test.js';
 import { LocalCacheStore } from '../../../builder/cache/local-store.js';
 import type { CacheRecord } from '../../../builder/cache/local-store-record.js';
-import { CACHE_RECORD_LABEL, parseCacheTtl, RegistryCache } from '../../../builder/cache/registry-cache.js';
+import { parseCacheTtl } from '../../../builder/cache/cache-ttl.js';
+import { CACHE_RECORD_LABEL, RegistryCache } from '../../../builder/cache/registry-cache.js';
 import { chrootAvailable } from '../../../builder/isolation/chroot.js';
 import type { BuildEvent } from '../../../builder/progress.js';
 import { TsbuildError } from '../../../layers/errors.js';
@@ -19,6 +20,7 @@ import { blobLayer } from '../../../layers/lazy-image.js';
 import { MediaType, type Digest } from '../../../layers/types.js';
 import { writeBusyboxImage } from '../../support/busybox-image.js';
 import { REGISTRY_BINARY, startRegistry, type TestRegistry } from '../../support/registry.js';
+import { requires } from '../../support/requirement.js';
 
 const run = promisify(execFile);
 const haveRegistry = existsSync(REGISTRY_BINARY);
@@ -49,7 +51,7 @@ describe('parseCacheTtl', () => {
   });
 });
 
-describe('RegistryCache', { skip: haveRegistry ? false : `${REGISTRY_BINARY} is missing` }, () => {
+describe('RegistryCache', { skip: requires(haveRegistry ? false : `${REGISTRY_BINARY} is missing`) }, () => {
   let registry: TestRegistry;
   let work: string;
 
@@ -211,7 +213,7 @@ interface StepReport {
   readonly summary: string;
 }
 
-describe('builds sharing a cache repository', { skip: !haveRegistry ? `${REGISTRY_BINARY} is missing` : canBuild ? false : 'needs root for RUN steps' }, () => {
+describe('builds sharing a cache repository', { skip: requires(!haveRegistry ? `${REGISTRY_BINARY} is missing` : canBuild ? false : 'needs root for RUN steps') }, () => {
   let registry: TestRegistry;
   let work: string;
   let base: string;
@@ -235,14 +237,14 @@ describe('builds sharing a cache repository', { skip: !haveRegistry ? `${REGISTR
   });
 
   /** Builds with a fresh local cache directory (another "machine") and reports each step's cache outcome and the notes. */
-  async function buildOnNewMachine(extra: Partial<BuildRequest>): Promise<{ steps: StepReport[]; notes: string[]; digest: string }> {
+  async function buildOnNewMachine(extra: Partial<TestBuildOptions>): Promise<{ steps: StepReport[]; notes: string[]; digest: string }> {
     const steps: StepReport[] = [];
     const notes: string[] = [];
     const progress = (event: BuildEvent): void => {
       if (event.kind === 'step-cache') steps.push({ cached: event.cached, summary: event.summary });
       if (event.kind === 'note') notes.push(event.message);
     };
-    const result = await build({
+    const result = await buildForTest({
       context: contextDir,
       outputs: [{ type: 'oci', dest: path.join(work, `out-${randomBytes(6).toString('hex')}`), tar: false }],
       buildContexts: [`busybox=oci-layout://${base}`],

@@ -11,8 +11,9 @@ import { after, test } from 'node:test';
 import { promisify } from 'node:util';
 import { chainId } from '../../../layers/chain-id.js';
 import { ownedName } from '../../../builder/cache/local-store-owners.js';
-import { fileLayer } from '../../../builder/exec/image-layer.js';
-import { defaultCacheDir, RootfsCache } from '../../../builder/rootfs/rootfs-cache.js';
+import { fileLayer } from '../../../builder/model/image-layer.js';
+import { defaultCacheDir } from '../../../builder/locations.js';
+import { RootfsCache } from '../../../builder/rootfs/rootfs-cache.js';
 import { TsbuildError } from '../../../layers/errors.js';
 import { MediaType, type Digest } from '../../../layers/types.js';
 import tarStream from 'tar-stream';
@@ -166,7 +167,7 @@ test('two processes asking for the same stack at once both get one intact direct
   const layers = await writeLayers(freshDir('layout'), baseEntries, secondEntries, [bigFile('big', 64 * 1024 * 1024)]);
   const cacheDir = freshDir('cache');
   const moduleUrl = new URL('../../../builder/rootfs/rootfs-cache.js', import.meta.url).href;
-  const layerUrl = new URL('../../../builder/exec/image-layer.js', import.meta.url).href;
+  const layerUrl = new URL('../../../builder/model/image-layer.js', import.meta.url).href;
   const script = `
     import { RootfsCache } from ${JSON.stringify(moduleUrl)};
     import { fileLayer } from ${JSON.stringify(layerUrl)};
