@@ -147,8 +147,9 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
     }
     const root = images.length === 1 ? images[0]!.manifest : await assembleIndex(images, workspace.layout);
     const artifact: BuildArtifact = { root, images, tags: outputs.tags ?? [], layerOrigins: layerOrigins(plan) };
-    await gatherBlobs(artifact, workspace);
     const targets: ExportTarget[] = outputs.targets?.length ? [...outputs.targets] : [{ type: 'store', dest: outputs.storeDir ?? defaultStoreDir(env) }];
+    // A push reads each layer where it is, so a base layer the registry has is never downloaded.
+    if (targets.some((target) => target.type !== 'registry')) await gatherBlobs(artifact, workspace);
     for (const target of targets) {
       const where = await exportArtifact(artifact, target, workspace, registryOf(request));
       progress({ kind: 'exported', what: where, digest: root.digest });

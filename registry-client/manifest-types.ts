@@ -7,8 +7,7 @@ export const MANIFEST_ACCEPT = [MediaType.ImageIndex, MediaType.ImageManifest, M
 export const MANIFEST_SIZE_LIMIT = 4 * 1024 * 1024;
 
 /** A header's media type without parameters (`; charset=…`). */
-export function bareMediaType(value: string | string[] | undefined): string | undefined {
-  const first = Array.isArray(value) ? value[0] : value;
-  const bare = first?.split(';')[0]?.trim();
+export function bareMediaType(value: string | undefined): string | undefined {
+  const bare = value?.split(';')[0]?.trim();
   return bare === undefined || bare === '' ? undefined : bare;
 }

@@ -137,7 +137,7 @@ export class RemoteRepository {
       const bytes = await this.#body(response, MANIFEST_SIZE_LIMIT, label);
       const served = firstHeader(response.headers, 'docker-content-digest');
       const expected = digest ?? (served !== undefined && served.startsWith('sha256:') ? (served as Digest) : sha256Digest(bytes));
-      const { mediaType } = parseManifestDocument(bytes, bareMediaType(response.headers['content-type']), label);
+      const { mediaType } = parseManifestDocument(bytes, bareMediaType(firstHeader(response.headers, 'content-type')), label);
       const descriptor: Descriptor = { mediaType, digest: expected, size: bytes.length };
       await this.cache.store(bytes, descriptor, `manifest ${label}`);
       return { descriptor, bytes };
@@ -162,7 +162,7 @@ export class RemoteRepository {
       if (served !== undefined && served !== digest) {
         throw new TsbuildError('DIGEST_MISMATCH', `${label}: the registry says its manifest is ${served}, but its content is ${digest}`);
       }
-      const { mediaType } = parseManifestDocument(bytes, bareMediaType(response.headers['content-type']), label);
+      const { mediaType } = parseManifestDocument(bytes, bareMediaType(firstHeader(response.headers, 'content-type')), label);
       const descriptor: Descriptor = { mediaType, digest, size: bytes.length };
       await this.cache.store(bytes, descriptor, `manifest ${label}`);
       return descriptor;

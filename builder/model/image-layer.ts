@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import type { Layer } from '../../layers/image.js';
+import type { Layer, LayerOrigin } from '../../layers/image.js';
 import { blobLayer } from '../../layers/lazy-image.js';
 import type { Descriptor, Digest } from '../../layers/types.js';
 
@@ -11,13 +11,14 @@ export interface ImageLayer {
   blobPath(): Promise<string>;
 }
 
-/** The layer in the image model, its blob read from its file. */
-export function modelLayer(layer: ImageLayer): Layer {
+/** The layer in the image model, its blob read from its file; `origin` says which repository holds a base image's layer. */
+export function modelLayer(layer: ImageLayer, origin?: LayerOrigin): Layer {
   return blobLayer({
     descriptor: layer.descriptor,
     diffId: layer.diffId,
     open: async () => createReadStream(await layer.blobPath()),
     localPath: () => layer.blobPath(),
+    ...(origin !== undefined && { origin }),
   });
 }
 

@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { writeDockerArchive } from '../../layers/docker-archive.js';
 import { TsbuildError } from '../../layers/errors.js';
-import { layoutImage, layoutItem } from '../../layers/layout-image.js';
+import { layoutImage } from '../../layers/layout-image.js';
 import { writeLayoutTar } from '../../layers/layout-tar.js';
 import { OciLayout } from '../../layers/oci-layout.js';
 import type { Descriptor, Digest } from '../../layers/types.js';
@@ -57,7 +57,8 @@ async function exportToFiles(artifact: BuildArtifact, target: Exclude<ExportTarg
 async function exportToRegistry(artifact: BuildArtifact, name: string | undefined, workspace: Workspace, registry: RegistrySettings): Promise<string> {
   const names = name !== undefined ? [name] : artifact.tags;
   if (names.length === 0) throw new TsbuildError('OUTPUT', 'pushing needs a name: give -t NAME:TAG or --output type=registry,name=NAME:TAG');
-  const pushed = await pushBuiltImage(names, layoutItem(workspace.layout, artifact.root), artifact.layerOrigins, registry);
+  const layers = artifact.images.flatMap((image) => image.layers);
+  const pushed = await pushBuiltImage(names, workspace.layout, artifact.root, layers, artifact.layerOrigins, registry);
   return `registry ${pushed.references.join(', ')}`;
 }
 

@@ -1,8 +1,10 @@
 import path from 'node:path';
 import type { Platform } from '../../layers/types.js';
 import type { ImageReference, PushResult, RegistryAccess, RemoteImage, TransferEvent } from '../../registry-client/index.js';
-import type { ImageOrIndex } from '../../layers/image.js';
-import type { Digest } from '../../layers/types.js';
+import { layoutItem } from '../../layers/layout-image.js';
+import type { OciLayout } from '../../layers/oci-layout.js';
+import type { Descriptor, Digest } from '../../layers/types.js';
+import { modelLayer, type ImageLayer } from '../model/image-layer.js';
 import type { ResolvedImage } from '../model/sources.js';
 import { defaultCacheDir } from '../locations.js';
 
@@ -73,19 +75,24 @@ function progress(settings: RegistrySettings): { onProgress?: (event: TransferEv
 }
 
 /**
- * Pushes a built image (or index) from `layout` to every name in `names`. `origins` tells where
- * pulled base layers came from, so blobs already on the target registry are mounted, not uploaded.
+ * Pushes a built image (or index) to every name in `names`: its manifests and configs are read from
+ * `layout`, its layers are `layers` (by digest). `origins` tells where pulled base layers came
+ * from: blobs already on the target registry are mounted, not uploaded, and a base layer is only
+ * downloaded if it must be uploaded.
  */
 export async function pushBuiltImage(
   names: readonly string[],
-  root: ImageOrIndex,
+  layout: OciLayout,
+  root: Descriptor,
+  layers: readonly ImageLayer[],
   origins: ReadonlyMap<Digest, { readonly registry: string; readonly repository: string }>,
   settings: RegistrySettings,
 ): Promise<PushResult> {
   const { parseReference, pushImage } = await registryClient();
   const targets = names.map((name) => parseReference(name));
   const registry = targets[0]!.registry;
-  return pushImage(targets, root, {
+  const byDigest = new Map(layers.map((layer) => [layer.descriptor.digest, modelLayer(layer, origins.get(layer.descriptor.digest))]));
+  return pushImage(targets, layoutItem(layout, root, (descriptor) => byDigest.get(descriptor.digest)), {
     ...access(targets[0]!, settings),
     mountFrom: (digest) => {
       const origin = origins.get(digest);

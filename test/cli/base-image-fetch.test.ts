@@ -86,4 +86,17 @@ describe('fetching a registry base image', { skip: requires(canRun ? false : 'ne
     const cached = await blobGets(build('cached-out'));
     assert.deepEqual(cached, []);
   });
+
+  test('a rebuild served from the step cache and pushed to the base registry fetches no layer, even with no image cache', async () => {
+    const steps = ['--cache-dir', path.join(work, 'steps')];
+    const first = await tsbuild([...steps, '-o', `type=oci,dest=${path.join(work, 'first-out')}`, context], env('first-cache'));
+    assert.equal(first.code, 0, first.stderr);
+    const fetched = await blobGets(async () => {
+      const result = await tsbuild([...steps, '-t', `${proxy.host}/team/app:1`, '--push', '--progress', 'plain', context], env('empty-image-cache'));
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stderr, /CACHED/);
+      assert.match(result.stderr, /mounted/);
+    });
+    assert.deepEqual(fetched, [configDigest], 'the base config is read for planning; its layers are mounted, not downloaded');
+  });
 });
