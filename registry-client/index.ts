@@ -36,4 +36,5 @@ export { formatPlatform, noMatchingPlatform, normalizePlatform, platformMatches 
 export type { ProgressListener, TransferEvent, TransferPhase } from './progress.js';
 export { pullImage, remoteImage, type PullOptions, type RemoteImage, type RemoteImageOptions } from './pull.js';
 export { pushImage, type PushOptions, type PushResult } from './push.js';
+export { openRepository, resolveRemote, type RemoteOptions, type RemoteRepository, type RemoteRoot } from './remote-image.js';
 export type { RegistryAccess } from './session.js';
