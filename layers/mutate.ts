@@ -76,7 +76,7 @@ export function editConfig(base: Image, edit: (config: ImageConfig) => ImageConf
     const before = previous.rootfs.diff_ids;
     const after = next.rootfs?.diff_ids ?? [];
     if (after.length !== before.length || after.some((id, i) => id !== before[i])) {
-      throw new TsbuildError('BAD_IMAGE', 'editing an image config must not change rootfs.diff_ids; append layers instead');
+      throw new TsbuildError('INTERNAL', 'editing an image config must not change rootfs.diff_ids; append layers instead');
     }
     return next;
   });
