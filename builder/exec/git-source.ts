@@ -11,15 +11,18 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { commandFailure, TsbuildError } from '../../layers/errors.js';
 import { isErrnoCode } from '../../layers/fs-util.js';
-import { isUrl } from './fetch-url.js';
+import { downloadLimits, isUrl } from './fetch-url.js';
 import { resolveInRoot } from '../fs/resolve-path.js';
 
 const execFileAsync = promisify(execFile);
 
 export interface GitSource {
-  /** What the user wrote, for messages. */
+  /** What the user wrote, for messages, without the credentials of an http(s) URL. */
   readonly source: string;
+  /** The repository URL, without credentials: git's argv and messages may show it. */
   readonly url: string;
+  /** `user:password` taken from an http(s) URL, handed to git through its environment only. */
+  readonly credentials?: string;
   /** Branch, tag or commit; the remote's HEAD when absent. */
   readonly ref?: string;
   /** Directory inside the repository whose contents are added; the whole tree when absent. */
@@ -33,15 +36,33 @@ export function isGitSource(source: string): boolean {
   return /\.git\/?$/.test(source.replace(/[#?].*$/, ''));
 }
 
-/** Splits `URL#REF:SUBDIR` into its parts. */
+/** Splits `URL#REF:SUBDIR` into its parts, and the credentials out of an http(s) URL. */
 export function parseGitSource(source: string): GitSource {
   const hash = source.indexOf('#');
-  if (hash < 0) return { source, url: source };
+  const { url, credentials } = splitCredentials(hash < 0 ? source : source.slice(0, hash));
+  const shown = credentials === undefined ? source : `${url}${hash < 0 ? '' : source.slice(hash)}`;
+  const base = { source: shown, url, ...(credentials !== undefined ? { credentials } : {}) };
+  if (hash < 0) return base;
   const fragment = source.slice(hash + 1);
   const colon = fragment.indexOf(':');
   const ref = colon < 0 ? fragment : fragment.slice(0, colon);
   const subdir = colon < 0 ? '' : fragment.slice(colon + 1);
-  return { source, url: source.slice(0, hash), ...(ref !== '' ? { ref } : {}), ...(subdir !== '' ? { subdir } : {}) };
+  return { ...base, ...(ref !== '' ? { ref } : {}), ...(subdir !== '' ? { subdir } : {}) };
+}
+
+function splitCredentials(url: string): { url: string; credentials?: string } {
+  if (!isUrl(url)) return { url };
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return { url };
+  }
+  if (parsed.username === '' && parsed.password === '') return { url };
+  const credentials = `${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`;
+  parsed.username = '';
+  parsed.password = '';
+  return { url: parsed.href, credentials };
 }
 
 /**
@@ -49,7 +70,9 @@ export function parseGitSource(source: string): GitSource {
  * its subdir. `.git` is removed unless `keepGitDir`. With `checksum`, the commit must be that one.
  */
 export async function cloneGitSource(git: GitSource, dir: string, options: { keepGitDir: boolean; checksum?: string; env: NodeJS.ProcessEnv }): Promise<string> {
-  const run = (args: readonly string[], cwd = dir): Promise<string> => runGit(git, args, cwd, options.env);
+  const timeoutMs = downloadLimits(options.env).totalMs;
+  const env = gitEnvironment(git, options.env);
+  const run = (args: readonly string[], cwd = dir): Promise<string> => runGit(git, args, cwd, env, timeoutMs);
   await run(['clone', '--quiet', '--no-checkout', '--', git.url, dir], path.dirname(dir));
   const commit = await resolveCommit(git, run);
   if (options.checksum !== undefined && options.checksum !== commit) {
@@ -96,13 +119,33 @@ async function normaliseTree(dir: string, time: Date): Promise<void> {
   await lutimes(dir, time, time);
 }
 
-/** Runs git without prompts (a missing credential fails instead of waiting), returning its trimmed output. */
-async function runGit(git: GitSource, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv): Promise<string> {
+/**
+ * git's environment: no prompts (a missing credential fails instead of waiting), and the URL's
+ * credentials as an Authorization header for that URL only, so they never reach argv or a message.
+ */
+function gitEnvironment(git: GitSource, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const quiet = { ...env, GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: 'true' };
+  if (git.credentials === undefined) return quiet;
+  const index = Number(env.GIT_CONFIG_COUNT ?? 0) || 0;
+  return {
+    ...quiet,
+    GIT_CONFIG_COUNT: String(index + 1),
+    [`GIT_CONFIG_KEY_${index}`]: `http.${git.url}.extraHeader`,
+    [`GIT_CONFIG_VALUE_${index}`]: `Authorization: Basic ${Buffer.from(git.credentials).toString('base64')}`,
+  };
+}
+
+/** Runs git, killed after `timeoutMs`, returning its trimmed output. */
+async function runGit(git: GitSource, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<string> {
+  const command = args[0] === '-c' ? args[2] : args[0];
   try {
-    const { stdout } = await execFileAsync('git', args, { cwd, env: { ...env, GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: 'true' }, maxBuffer: 16 * 1024 * 1024 });
+    const { stdout } = await execFileAsync('git', args, { cwd, env, maxBuffer: 16 * 1024 * 1024, timeout: timeoutMs, killSignal: 'SIGKILL' });
     return stdout.trim();
   } catch (error) {
     if (isErrnoCode(error, 'ENOENT')) throw new TsbuildError('ADD_GIT', `ADD ${git.source}: git is not installed`, { cause: error });
-    throw new TsbuildError('ADD_GIT', `ADD ${git.source}: git ${args[0] === '-c' ? args[2] : args[0]} failed: ${commandFailure(error, 'last')}`, { cause: error });
+    if ((error as { killed?: boolean }).killed) {
+      throw new TsbuildError('ADD_GIT', `ADD ${git.source}: git ${command} timed out after ${timeoutMs / 1000} s (TSBUILD_ADD_URL_TIMEOUT sets the limit)`, { cause: error });
+    }
+    throw new TsbuildError('ADD_GIT', `ADD ${git.source}: git ${command} failed: ${commandFailure(error, 'last')}`, { cause: error });
   }
 }

@@ -19,6 +19,9 @@ import { unpackWithUmoci } from '../support/validate-layout.js';
 
 const run = promisify(execFile);
 
+const gitUser = 'builder';
+const gitSecret = 's3cret-token-for-the-test';
+
 describe('ADD from a git repository', () => {
   let work: string;
   let server: Server;
@@ -53,7 +56,17 @@ describe('ADD from a git repository', () => {
     await run('git', ['clone', '--quiet', '--bare', source, path.join(served, 'repo.git')]);
     await run('git', ['update-server-info'], { cwd: path.join(served, 'repo.git') });
     server = createServer((req, res) => {
-      const file = path.join(served, decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname));
+      let pathname = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+      if (pathname.startsWith('/hang/')) return;
+      if (pathname.startsWith('/private/')) {
+        if (req.headers.authorization !== `Basic ${Buffer.from(`${gitUser}:${gitSecret}`).toString('base64')}`) {
+          res.writeHead(401, { 'www-authenticate': 'Basic realm="git"' });
+          res.end();
+          return;
+        }
+        pathname = pathname.slice('/private'.length);
+      }
+      const file = path.join(served, pathname);
       stat(file).then(
         (info) => {
           if (!file.startsWith(`${served}/`) || !info.isFile()) throw new Error('not a file');
@@ -74,17 +87,18 @@ describe('ADD from a git repository', () => {
   });
 
   after(async () => {
+    server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await rm(work, { recursive: true, force: true });
   });
 
   /** Builds a Dockerfile with an empty context and returns the unpacked image and its cleanup. */
-  async function buildImage(name: string, dockerfile: string): Promise<{ rootfs: string; cleanup: () => Promise<void> }> {
+  async function buildImage(name: string, dockerfile: string, env?: NodeJS.ProcessEnv): Promise<{ rootfs: string; cleanup: () => Promise<void> }> {
     const context = path.join(work, `${name}-context`);
     await mkdir(context);
     await writeFile(path.join(context, 'Dockerfile'), dockerfile);
     const dest = path.join(work, `${name}-image`);
-    await buildForTest({ context, outputs: [{ type: 'oci', dest, tar: false }], tags: ['t:1'], cacheDir: path.join(work, `${name}-cache`) });
+    await buildForTest({ context, outputs: [{ type: 'oci', dest, tar: false }], tags: ['t:1'], cacheDir: path.join(work, `${name}-cache`), ...(env ? { env } : {}) });
     return unpackWithUmoci(dest, 't:1');
   }
 
@@ -144,5 +158,47 @@ describe('ADD from a git repository', () => {
         return true;
       });
     }
+  });
+
+  it('hands URL credentials to git through its environment: never in argv or a message', async () => {
+    const bin = path.join(work, 'git-wrapper');
+    const argvLog = path.join(work, 'git-argv.log');
+    await mkdir(bin);
+    const realGit = (await run('sh', ['-c', 'command -v git'])).stdout.trim();
+    await writeFile(path.join(bin, 'git'), `#!/bin/sh\nprintf '%s\\n' "$*" >> '${argvLog}'\nexec '${realGit}' "$@"\n`, { mode: 0o755 });
+    const env = { ...process.env, PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}` };
+    const privateUrl = repoUrl.replace('/repo.git', '/private/repo.git').replace('http://', `http://${gitUser}:${gitSecret}@`);
+    const { rootfs, cleanup } = await buildImage('private', `FROM scratch\nADD ${privateUrl}#v1 /src\n`, env);
+    try {
+      assert.equal(await readFile(path.join(rootfs, 'src/a.txt'), 'utf8'), 'version one\n');
+    } finally {
+      await cleanup();
+    }
+    const argv = await readFile(argvLog, 'utf8');
+    assert.match(argv, /^clone /m);
+    assert.ok(!argv.includes(gitSecret), argv);
+
+    const context = path.join(work, 'private-missing-context');
+    await mkdir(context);
+    const wrongRef = `${privateUrl}#no-such-ref`;
+    await writeFile(path.join(context, 'Dockerfile'), `FROM scratch\nADD ${wrongRef} /x\n`);
+    await assert.rejects(buildForTest({ context, outputs: [{ type: 'oci', dest: path.join(work, 'private-missing-image'), tar: false }], cacheDir: path.join(work, 'private-missing-cache') }), (err: unknown) => {
+      assert.ok(err instanceof SourceError, String(err));
+      assert.match(err.message, /ref "no-such-ref" not found/);
+      assert.ok(!err.message.includes(gitSecret), err.message);
+      return true;
+    });
+  });
+
+  it('stops a clone that hangs after TSBUILD_ADD_URL_TIMEOUT', async () => {
+    const context = path.join(work, 'hang-context');
+    await mkdir(context);
+    await writeFile(path.join(context, 'Dockerfile'), `FROM scratch\nADD ${repoUrl.replace('/repo.git', '/hang/repo.git')} /x\n`);
+    const env = { ...process.env, TSBUILD_ADD_URL_TIMEOUT: '2' };
+    await assert.rejects(buildForTest({ context, outputs: [{ type: 'oci', dest: path.join(work, 'hang-image'), tar: false }], cacheDir: path.join(work, 'hang-cache'), env }), (err: unknown) => {
+      assert.ok(err instanceof SourceError, String(err));
+      assert.match(err.message, /Dockerfile:2: .*git clone timed out after 2 s/);
+      return true;
+    });
   });
 });

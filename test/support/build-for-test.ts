@@ -20,6 +20,8 @@ export interface TestBuildOptions
   readonly cacheTtlSeconds?: CacheSettings['ttlSeconds'];
   readonly cacheMaxBytes?: CacheSettings['maxBytes'];
   readonly runTimeoutSeconds?: RunSettings['timeoutSeconds'];
+  /** The environment the build reads (default: this process's). */
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 export function buildForTest(options: TestBuildOptions): Promise<BuildResult> {
@@ -44,7 +46,7 @@ export function buildForTest(options: TestBuildOptions): Promise<BuildResult> {
       progress,
       signal,
       tmpDir,
-      env: process.env,
+      env: options.env ?? process.env,
     }) as BuildRequest,
   );
 }
