@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
+import { sha256Digest } from '../../layers/digest.js';
 import { TsbuildError } from '../../layers/errors.js';
 import type { Image } from '../../layers/image.js';
 import { readLayoutImage } from '../../layers/layout-image.js';
@@ -11,7 +12,7 @@ import { MediaType, type Digest } from '../../layers/types.js';
 import { BlobCache } from '../../registry-client/blob-cache.js';
 import { RegistryError } from '../../registry-client/errors.js';
 import type { TransferEvent } from '../../registry-client/progress.js';
-import { pullImage, type PullOptions } from '../../registry-client/pull.js';
+import { pullImage, remoteImage, type PullOptions } from '../../registry-client/pull.js';
 import { parseReference } from '../../registry-client/reference.js';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { freePort, startRegistry, type RegistryAuth, type TestRegistry } from '../support/registry.js';
@@ -180,6 +181,21 @@ describe('pullImage through a fault proxy (plain registry)', () => {
     assert.ok(resumed[0]! > 0 && resumed[0]! <= 100_000 && (resumed.length === 1 || resumed[1]! > resumed[0]!), `resumed at ${resumed.join(', ')}`);
     const image = await readLayoutImage(pulled.cache.layout, { tag: pulled.refName }, AMD64);
     assert.deepEqual((await readLayers(image))[1], await built.layout.readBlob(big.digest));
+  });
+
+  it('remoteImage fetches a layer blob only when the layer is read, and only once', async () => {
+    const cache = join(work, 'cache-lazy');
+    const start = proxy.seen.length;
+    const remote = await remoteImage(parseReference(`${proxy.host}/base/app:1`), { platform: AMD64, cache });
+    const { config, layers } = await remote.image.manifest();
+    const blobGets = (): string[] => since(start).filter((line) => line.startsWith('GET /v2/base/app/blobs/'));
+    assert.equal(blobGets().length, 1, 'only the config');
+    assert.equal(await BlobCache.open(cache).then((c) => c.has(config.digest)), true);
+    const second = (await remote.image.layers())[1]!;
+    const bytes = await buffer(await second.compressed());
+    assert.equal(sha256Digest(bytes), layers[1]!.digest);
+    assert.deepEqual(await buffer(await second.compressed()), bytes, 'read again from the cache');
+    assert.equal(blobGets().length, 2, 'the config and the one layer read');
   });
 
   it('fails verification of a corrupted blob and caches nothing of it', async () => {
