@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { writeDockerArchive } from '../../layers/docker-archive.js';
+import { layoutImage } from '../../layers/layout-image.js';
 import { checkStdout, refusal, STDOUT_DEST, type Exporter } from './exporter.js';
 import { writeFileDest } from './file-dest.js';
 import { normalizedName } from './image-names.js';
@@ -36,10 +37,8 @@ export const dockerExporter: Exporter<DockerOutput> = {
     return spec.dest === STDOUT_DEST ? undefined : { path: path.resolve(spec.dest), kind: 'file' };
   },
   async export(artifact, spec, context) {
-    const image = artifact.images[0]!;
-    const repoTags = [...(spec.names ?? artifact.tags)];
-    const archive = { config: image.config, layers: image.layers.map((l) => l.descriptor), repoTags };
-    const where = await writeFileDest(spec.dest, context, (file) => writeDockerArchive(context.workspace.layout, archive, file));
+    const image = layoutImage(context.workspace.layout, artifact.images[0]!.manifest);
+    const where = await writeFileDest(spec.dest, context, (file) => writeDockerArchive(image, spec.names ?? artifact.tags, file));
     return `docker ${where}`;
   },
 };

@@ -1,8 +1,10 @@
 import { mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import type { ImageOrIndex } from '../../layers/image.js';
+import { layoutImage, layoutIndex } from '../../layers/layout-image.js';
+import { writeToLayout } from '../../layers/layout-write.js';
 import { OciLayout } from '../../layers/oci-layout.js';
 import { RefNameAnnotation, type Descriptor } from '../../layers/types.js';
-import { importBlob } from './copy-blobs.js';
 import type { BuildArtifact } from './exporter.js';
 import { ImageNameAnnotation, ociRefName } from './image-names.js';
 
@@ -38,15 +40,14 @@ export function buildkitNames(names: readonly string[], untagged: 'latest' | 'un
   };
 }
 
-/** Every blob the artifact needs: layers, configs and manifests, and the index over them. */
-export function blobsOf(artifact: BuildArtifact): Descriptor[] {
-  const blobs = artifact.images.flatMap((image) => [...image.layers.map((l) => l.descriptor), image.config, image.manifest]);
-  return artifact.images.length > 1 ? [...blobs, artifact.root] : blobs;
+/** The artifact as the image model sees it: its image, or its index over platforms, read from `layout`. */
+export function artifactItem(artifact: BuildArtifact, layout: OciLayout): ImageOrIndex {
+  return artifact.images.length === 1 ? { kind: 'image', image: layoutImage(layout, artifact.root) } : { kind: 'index', index: layoutIndex(layout, artifact.root) };
 }
 
-/** Copies the artifact's blobs from `from` into `to` and lists its root there. */
+/** Copies the artifact with every blob it references from `from` into `to` and lists its root there. */
 export async function copyArtifact(artifact: BuildArtifact, from: OciLayout, to: OciLayout, list: IndexUpdate): Promise<void> {
-  for (const blob of blobsOf(artifact)) await importBlob(to, blob, from.path(blob.digest), false);
+  await writeToLayout(to, artifactItem(artifact, from));
   await list(to, artifact.root);
 }
 

@@ -1,5 +1,7 @@
 import path from 'node:path';
+import { layoutImage } from '../../layers/layout-image.js';
 import { OciLayout } from '../../layers/oci-layout.js';
+import { platformMatches } from '../../layers/platform.js';
 import { hostPlatform } from '../plan/platform.js';
 import { checkStdout, refusal, STDOUT_DEST, type Exporter } from './exporter.js';
 import { writeFileDest } from './file-dest.js';
@@ -55,7 +57,10 @@ export const ociExporter: Exporter<OciOutput> = {
     }
     const staging = await OciLayout.open(await context.workspace.newDir('oci-archive'), { create: true });
     await copyArtifact(artifact, from, staging, buildkitNames(names, 'unnamed'));
-    const where = await writeFileDest(spec.dest, context, (file) => writeOciArchive(staging, artifact, names, hostPlatform(), file));
+    // The image a loader that takes one picks: this machine's platform when built, else the first.
+    const host = hostPlatform();
+    const loaded = artifact.images.find((i) => platformMatches(i.platform, host)) ?? artifact.images[0]!;
+    const where = await writeFileDest(spec.dest, context, (file) => writeOciArchive(staging, layoutImage(staging, loaded.manifest), names, file));
     return `oci ${where}`;
   },
 };
