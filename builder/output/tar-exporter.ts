@@ -31,7 +31,7 @@ export const tarExporter: Exporter<TarOutput> = {
     return spec.dest === STDOUT_DEST ? undefined : { path: path.resolve(spec.dest), kind: 'file' };
   },
   async export(artifact, spec, context) {
-    const images = await unpackImages(artifact);
+    const images = await unpackImages(artifact, context.rootfsCache);
     const entries: LayerEntry[] = [];
     for (const image of images) entries.push(...(await treeEntries(image)));
     const where = await writeFileDest(spec.dest, context, (file) => writeTar(entries, file));

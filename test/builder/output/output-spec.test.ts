@@ -84,25 +84,25 @@ describe('--annotation values', () => {
 
 describe('checks before the build', () => {
   test('type=docker with two platforms fails and says what to use', () => {
-    refused({ platforms: [amd64, arm64], outputs: [parseOutputSpec('type=docker,dest=x.tar')] }, /^TsbuildError: type=docker holds one platform only, and 2 are built; use type=oci/);
+    refused({ platforms: [amd64, arm64], targets: [parseOutputSpec('type=docker,dest=x.tar')] }, /^TsbuildError: type=docker holds one platform only, and 2 are built; use type=oci/);
   });
 
   test('bad -t names, pushes without names, two outputs on stdout and stdout without a stream are refused', () => {
-    refused({ tags: ['Bad:1'], outputs: [parseOutputSpec('type=local,dest=x')] }, /invalid image name "Bad:1"/);
-    refused({ outputs: [parseOutputSpec('type=registry')] }, /pushing needs a name/);
-    refused({ outputs: [parseOutputSpec('type=tar,dest=-'), parseOutputSpec('type=oci,dest=-')], outputStream: pipe }, /only one output can write to stdout/);
-    refused({ outputs: [parseOutputSpec('type=tar,dest=-')] }, /dest=- cannot write to stdout: this build was given no output stream; give dest=FILE/);
-    refused({ outputs: [parseOutputSpec('type=tar,dest=-')], outputStream: Object.assign(new PassThrough(), { isTTY: true }) }, /it is a terminal/);
+    refused({ tags: ['Bad:1'], targets: [parseOutputSpec('type=local,dest=x')] }, /invalid image name "Bad:1"/);
+    refused({ targets: [parseOutputSpec('type=registry')] }, /pushing needs a name/);
+    refused({ targets: [parseOutputSpec('type=tar,dest=-'), parseOutputSpec('type=oci,dest=-')], stream: pipe }, /only one output can write to stdout/);
+    refused({ targets: [parseOutputSpec('type=tar,dest=-')] }, /dest=- cannot write to stdout: this build was given no output stream; give dest=FILE/);
+    refused({ targets: [parseOutputSpec('type=tar,dest=-')], stream: Object.assign(new PassThrough(), { isTTY: true }) }, /it is a terminal/);
   });
 
   test('annotations that no output can carry are refused', () => {
     refused({ annotations: ['index:k=v'] }, /a single-platform build has no image index/);
     refused({ annotations: ['manifest[linux/arm64]:k=v'] }, /linux\/arm64 is not built \(building linux\/amd64\)/);
-    refused({ annotations: ['k=v'], outputs: [parseOutputSpec('type=docker,dest=x.tar')] }, /cannot apply to type=docker/);
-    refused({ annotations: ['k=v'], outputs: [parseOutputSpec('type=local,dest=x')] }, /--annotation needs an image output/);
-    refused({ tags: ['r.example/a:1'], annotations: ['manifest-descriptor:k=v'], outputs: [parseOutputSpec('type=registry')] }, /single-platform push, which has no index/);
-    refused({ platforms: [amd64, arm64], tags: ['r.example/a:1'], annotations: ['index-descriptor:k=v'], outputs: [parseOutputSpec('type=registry')] }, /stores no descriptor of the index; use index:/);
-    const ok = prepareOutputs({ storeDir: '/x', platforms: [amd64, arm64], annotations: ['index,index-descriptor,manifest:k=v'], outputs: [parseOutputSpec('type=oci,dest=x')] });
+    refused({ annotations: ['k=v'], targets: [parseOutputSpec('type=docker,dest=x.tar')] }, /cannot apply to type=docker/);
+    refused({ annotations: ['k=v'], targets: [parseOutputSpec('type=local,dest=x')] }, /--annotation needs an image output/);
+    refused({ tags: ['r.example/a:1'], annotations: ['manifest-descriptor:k=v'], targets: [parseOutputSpec('type=registry')] }, /single-platform push, which has no index/);
+    refused({ platforms: [amd64, arm64], tags: ['r.example/a:1'], annotations: ['index-descriptor:k=v'], targets: [parseOutputSpec('type=registry')] }, /stores no descriptor of the index; use index:/);
+    const ok = prepareOutputs({ storeDir: '/x', platforms: [amd64, arm64], annotations: ['index,index-descriptor,manifest:k=v'], targets: [parseOutputSpec('type=oci,dest=x')] });
     assert.deepEqual(ok.annotations.indexDescriptor(), { k: 'v' });
   });
 });
