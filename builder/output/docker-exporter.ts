@@ -2,7 +2,7 @@ import path from 'node:path';
 import { writeDockerArchive } from '../../layers/docker-archive.js';
 import { layoutImage } from '../../layers/layout-image.js';
 import { checkStdout, refusal, STDOUT_DEST, type Exporter } from './exporter.js';
-import { writeFileDest } from './file-dest.js';
+import { checkFileDest, writeFileDest } from './file-dest.js';
 import { normalizedName } from './image-names.js';
 
 /** `type=docker`: a `docker save` archive of one platform's image, for `docker load`. */
@@ -26,6 +26,7 @@ export const dockerExporter: Exporter<DockerOutput> = {
   },
   check(spec, build) {
     checkStdout(spec.dest, 'type=docker', build);
+    checkFileDest(spec.dest, 'type=docker');
     if (build.platforms.length > 1) {
       throw refusal(`type=docker holds one platform only, and ${build.platforms.length} are built; use type=oci for a multi-platform image, or build one --platform`);
     }

@@ -1,4 +1,5 @@
-import { mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { ImageOrIndex } from '../../layers/image.js';
 import { layoutImage, layoutIndex } from '../../layers/layout-image.js';
@@ -53,8 +54,10 @@ export async function copyArtifact(artifact: BuildArtifact, from: OciLayout, to:
 
 /** Adds the image to a layout directory; a new layout is built beside its destination and renamed into place. */
 export async function exportToLayoutDir(artifact: BuildArtifact, dest: string, from: OciLayout, list: IndexUpdate): Promise<void> {
-  if (await exists(dest)) {
-    await copyArtifact(artifact, from, await OciLayout.open(dest, { create: false }), list);
+  const found = destState(dest);
+  if (found !== 'missing') {
+    // An empty directory becomes a layout; anything else must already be one.
+    await copyArtifact(artifact, from, await OciLayout.open(dest, { create: found === 'empty directory' }), list);
     return;
   }
   const parent = path.dirname(dest);
@@ -71,9 +74,11 @@ export async function exportToLayoutDir(artifact: BuildArtifact, dest: string, f
   }
 }
 
-async function exists(p: string): Promise<boolean> {
-  return stat(p).then(
-    () => true,
-    () => false,
-  );
+/** What is at a destination path now (symlinks followed: dest is the user's own choice). */
+export function destState(dest: string): 'missing' | 'file' | 'empty directory' | 'layout' | 'other directory' {
+  const found = statSync(dest, { throwIfNoEntry: false });
+  if (found === undefined) return 'missing';
+  if (!found.isDirectory()) return 'file';
+  if (existsSync(path.join(dest, 'oci-layout'))) return 'layout';
+  return readdirSync(dest).length === 0 ? 'empty directory' : 'other directory';
 }

@@ -111,8 +111,9 @@ describe('type=oci as a tar or a directory', () => {
     assert.equal(sha256(piped.stdout), sha256(await readFile(dest)));
   });
 
-  test('tar=false keeps a .tar dest a directory; the layout validates', async () => {
+  test('tar=false keeps a .tar dest a directory, an empty one becomes a layout; the layout validates', async () => {
     const dest = path.join(work.dir, 'dir.tar');
+    await mkdir(dest);
     const result = await tsbuild(['-t', 'site:1', '-o', `type=oci,dest=${dest},tar=false`, ...exampleArgs], epoch);
     assert.equal(result.code, 0, result.stderr);
     await validateLayout(dest);

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, test } from 'node:test';
 import { ImageAnnotations, parseAnnotation } from '../../../builder/output/annotations.js';
@@ -93,6 +96,26 @@ describe('checks before the build', () => {
     refused({ targets: [parseOutputSpec('type=tar,dest=-'), parseOutputSpec('type=oci,dest=-')], stream: pipe }, /only one output can write to stdout/);
     refused({ targets: [parseOutputSpec('type=tar,dest=-')] }, /dest=- cannot write to stdout: this build was given no output stream; give dest=FILE/);
     refused({ targets: [parseOutputSpec('type=tar,dest=-')], stream: Object.assign(new PassThrough(), { isTTY: true }) }, /it is a terminal/);
+  });
+
+  test('a destination of the wrong kind is refused: a directory for a file, a foreign directory for a layout', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'tsbuild-output-spec-'));
+    try {
+      await writeFile(path.join(dir, 'file'), 'x');
+      await mkdir(path.join(dir, 'foreign'));
+      await writeFile(path.join(dir, 'foreign', 'notes.txt'), 'x');
+      await mkdir(path.join(dir, 'empty'));
+      const at = (name: string) => path.join(dir, name);
+      refused({ targets: [parseOutputSpec(`type=tar,dest=${at('empty')}`)] }, /type=tar: .*empty is a directory, and this output writes a file; give a file name/);
+      refused({ targets: [parseOutputSpec(`type=docker,dest=${at('empty')}`)] }, /type=docker: .* is a directory/);
+      refused({ targets: [parseOutputSpec(`type=oci,dest=${at('empty')},tar=true`)] }, /is a directory, and this output writes a tar there/);
+      refused({ targets: [parseOutputSpec(`type=oci,dest=${at('file')}`)] }, /is a file, and this output writes a layout directory there/);
+      refused({ targets: [parseOutputSpec(`type=oci,dest=${at('foreign')}`)] }, /is a directory that is not an OCI layout/);
+      refused({ targets: [parseOutputSpec(`type=local,dest=${at('file')}`)] }, /type=local: .*file exists and is not a directory/);
+      prepareOutputs({ storeDir: '/x', platforms: [amd64], targets: [parseOutputSpec(`type=oci,dest=${at('empty')}`), parseOutputSpec(`type=local,dest=${at('foreign')}`)] });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   test('annotations that no output can carry are refused', () => {
