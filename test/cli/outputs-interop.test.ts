@@ -44,7 +44,7 @@ function requireTool(t: TestContext, tool: string, debianPackage: string): boole
 }
 
 describe('podman load', () => {
-  test('loads an OCI archive with several names under each normalised name', async (t) => {
+  test('loads OCI archives with several names, or with an index, under each normalised name', async (t) => {
     if (!requireTool(t, 'podman', 'podman')) return;
     if (!isRoot) return t.skip('podman with a private storage root needs root here');
     const root = await mkdtemp(path.join(work.dir, 'podman-'));
@@ -53,9 +53,10 @@ describe('podman load', () => {
     const { stdout } = await podman('load', '-i', twoNames);
     assert.match(stdout, /^Loaded image: docker\.io\/library\/app:1$/m);
     assert.match(stdout, /^Loaded image: docker\.io\/library\/keep:2$/m);
-    const single = path.join(work.dir, 'one-name.tar');
-    assert.equal((await tsbuild(['-t', 'solo:3', '-o', `type=oci,dest=${single}`, ...exampleArgs], env)).code, 0);
-    await podman('load', '-i', single);
+    // One name for an index over two platforms: podman picks this machine's image.
+    const multi = path.join(work.dir, 'one-name-two-platforms.tar');
+    assert.equal((await tsbuild(['--platform', 'linux/amd64,linux/arm64', '-t', 'solo:3', '-o', `type=oci,dest=${multi}`, ...exampleArgs], env)).code, 0);
+    await podman('load', '-i', multi);
     const images = (await podman('images', '--format', '{{.Repository}}:{{.Tag}}')).stdout.split('\n').filter(Boolean).sort();
     assert.deepEqual(images, ['docker.io/library/app:1', 'docker.io/library/keep:2', 'docker.io/library/solo:3']);
   });
