@@ -102,16 +102,17 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
       async (args) => {
         const { build, commonRequest, defaultBuildCacheDir, defaultStoreDir, enterUserNamespace, explainNoSpace, parseByteSize, parseCacheTtl, parseOutputSpec, parsePairs, positiveSeconds, progressRenderer, sourceDateEpoch } =
           await library();
+        const outputs = args.output.map(parseOutputSpec);
+        const toStdout = outputs.some((o) => o.type !== 'registry' && o.dest === '-');
+        const stdoutBytes = io.stdoutStream ?? process.stdout;
         // An unprivileged user builds as uid 0 of a user namespace: this same command, re-executed there.
-        const delegated = await enterUserNamespace({ ...io, script: mainScript, argv }, args.isolation);
+        const delegated = await enterUserNamespace({ ...io, script: mainScript, argv, ...(toStdout ? { stdoutBytes } : {}) }, args.isolation);
         if (delegated !== undefined) {
           outcome.exitCode = delegated;
           return;
         }
         const progress: ProgressMode = args.progress;
         const listener = args.quiet ? undefined : progressRenderer(progress, io.stderr, io.stderrTerminal, args.explainCache);
-        const outputs = args.output.map(parseOutputSpec);
-        const toStdout = outputs.some((o) => o.type !== 'registry' && o.dest === '-');
         const written = [
           ...outputs.flatMap((o) => (o.type === 'registry' || o.dest === '-' ? [] : [{ dir: o.type === 'local' || (o.type === 'oci' && !o.tar) ? o.dest : path.dirname(o.dest), role: 'the output' }])),
           { dir: os.tmpdir(), role: 'the temporary directory' },
@@ -125,7 +126,7 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
             targets: args.push && !outputs.some((o) => o.type === 'registry') ? [...outputs, { type: 'registry' as const }] : outputs,
             tags: args.tag,
             annotations: args.annotation,
-            ...(toStdout ? { stream: io.stdoutStream ?? process.stdout } : {}),
+            ...(toStdout ? { stream: stdoutBytes } : {}),
             storeDir: defaultStoreDir(io.env),
             ...(args.iidfile !== undefined ? { iidfile: args.iidfile } : {}),
             ...(args.digestFile !== undefined ? { digestFile: args.digestFile } : {}),
