@@ -55,7 +55,7 @@ function planOptions(y: Argv) {
 const outputHelp =
   'where the image goes (repeatable): type=oci,dest=DIR|FILE.tar|-[,tar=true|false] (an OCI layout: a tar when tar=true, dest ends in .tar or is -, else a directory); ' +
   'type=docker,dest=FILE|- (a docker load archive, one platform); type=registry[,name=NAME] (push); type=local,dest=DIR (the final filesystem); type=tar,dest=FILE|- (the final filesystem as a tar); ' +
-  'oci, docker and registry take name=NAME to replace the -t names (quote the field for several: "name=a:1,b:1")';
+  'oci, docker and registry take name=NAME to replace the -t names (quote the field for several: "name=a:1,b:1"); a bare DIR means type=local,dest=DIR and - means type=tar,dest=-';
 const annotationHelp =
   'OCI annotation KEY=VALUE for the image manifest, or LEVEL:KEY=VALUE with LEVEL manifest, manifest-descriptor, index or index-descriptor ' +
   '(comma-separated for several; a manifest level may name one platform: manifest[linux/amd64]:KEY=VALUE); applies to type=oci, type=registry and the local store';
