@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { writeBusyboxImage } from '../support/busybox-image.js';
 import { ensureUser, unprivilegedSkipReason } from '../support/unprivileged-user.js';
 import { repoRoot } from '../support/repo-root.js';
+import { requires } from '../support/requirement.js';
 import { skopeoInspect, validateLayout } from '../support/validate-layout.js';
 import { tempDir, tsbuild } from './cli-harness.js';
 
@@ -100,7 +101,7 @@ describe('type=tar', () => {
   });
 });
 
-describe('dest=- for an unprivileged user', { skip: await unprivilegedSkipReason() }, () => {
+describe('dest=- for an unprivileged user', { skip: requires(await unprivilegedSkipReason()) }, () => {
   test('the archive passes unchanged through the user namespace the build re-executes in', async () => {
     const user = await ensureUser('tsbuild-oci', true);
     const home = path.join(work.dir, 'unprivileged');
