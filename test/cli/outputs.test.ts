@@ -135,6 +135,25 @@ describe('type=oci as a tar or a directory', () => {
     assert.equal(sha256(piped.stdout), sha256(await readFile(dest)));
   });
 
+  test('name= replaces the -t names in a layout; type=docker writes the same archive to a file and to stdout', async () => {
+    const dest = path.join(work.dir, 'renamed');
+    const result = await tsbuild(['-t', 'site:1', '-o', `type=oci,dest=${dest},"name=other:2,registry.example/team/other"`, ...exampleArgs], epoch);
+    assert.equal(result.code, 0, result.stderr);
+    const entries = JSON.parse(await readFile(path.join(dest, 'index.json'), 'utf8')).manifests as { annotations: Record<string, string> }[];
+    assert.deepEqual(entries.map((e) => e.annotations), [
+      { 'io.containerd.image.name': 'docker.io/library/other:2', 'org.opencontainers.image.ref.name': '2' },
+      { 'io.containerd.image.name': 'registry.example/team/other:latest', 'org.opencontainers.image.ref.name': 'latest' },
+    ]);
+    const archive = path.join(work.dir, 'docker.tar');
+    const toFile = await tsbuildProgram(['-t', 'site:1', '-o', `type=docker,dest=${archive}`, ...exampleArgs]);
+    assert.equal(toFile.code, 0, toFile.stderr);
+    const piped = await tsbuildProgram(['-t', 'site:1', '-o', 'type=docker,dest=-', ...exampleArgs]);
+    assert.equal(piped.code, 0, piped.stderr);
+    assert.equal(sha256(piped.stdout), sha256(await readFile(archive)));
+    const inspected = JSON.parse((await run('skopeo', ['inspect', '--config', `docker-archive:${archive}`])).stdout);
+    assert.deepEqual(inspected.config.Entrypoint, ['/usr/bin/static-site']);
+  });
+
   test('tar=false keeps a .tar dest a directory, an empty one becomes a layout; the layout validates', async () => {
     const dest = path.join(work.dir, 'dir.tar');
     await mkdir(dest);
