@@ -124,6 +124,11 @@ describe('skopeo', () => {
     const archived = await skopeoInspect(`oci-archive:${twoNames}:1`);
     assert.equal((await skopeoInspect(`oci:${copied}:copy`)).Digest, archived.Digest);
     await validateLayout(copied);
+    // The archive itself, unpacked, is a layout that oci-image-tool, skopeo and umoci accept.
+    const unpacked = path.join(work.dir, 'two-names');
+    await mkdir(unpacked);
+    await run('tar', ['-xf', twoNames, '-C', unpacked]);
+    await validateLayout(unpacked);
   });
 });
 
