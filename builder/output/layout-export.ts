@@ -42,7 +42,7 @@ export function buildkitNames(names: readonly string[], untagged: 'latest' | 'un
 }
 
 /** The artifact as the image model sees it: its image, or its index over platforms, read from `layout`. */
-export function artifactItem(artifact: BuildArtifact, layout: OciLayout): ImageOrIndex {
+function artifactItem(artifact: BuildArtifact, layout: OciLayout): ImageOrIndex {
   return artifact.images.length === 1 ? { kind: 'image', image: layoutImage(layout, artifact.root) } : { kind: 'index', index: layoutIndex(layout, artifact.root) };
 }
 
