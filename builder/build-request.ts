@@ -45,6 +45,10 @@ export interface BuildOutputs {
   readonly digestFile?: string;
   /** Writes the digest, names and descriptor as JSON here, with BuildKit's key names. */
   readonly metadataFile?: string;
+  /** `--annotation` values: `KEY=VALUE`, or `LEVEL[,LEVEL…]:KEY=VALUE` with LEVEL one of manifest, manifest-descriptor, index, index-descriptor (a manifest level may add `[os/arch]`). */
+  readonly annotations?: readonly string[];
+  /** Where targets with `dest=-` write (not a terminal); such targets are refused without it. */
+  readonly stream?: NodeJS.WritableStream;
 }
 
 /** What the image records besides its files. */

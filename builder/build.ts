@@ -21,7 +21,10 @@ import { Workspace } from './workspace/workspace.js';
 import type { ParsedDockerfile } from './frontend/instructions.js';
 import { parseDockerfile } from './frontend/parse.js';
 import { assembleImage, assembleIndex, type AssembledImage } from './output/assemble.js';
-import { exportArtifact, gatherBlobs, type BuildArtifact, type ExportTarget } from './output/export.js';
+import { gatherBlobs } from './output/copy-blobs.js';
+import type { BuildArtifact } from './output/exporter.js';
+import { exportArtifact, writtenPath, type ExportTarget } from './output/exporters.js';
+import { prepareOutputs } from './output/prepare-outputs.js';
 import { parseBuildContexts, type NamedContext } from './plan/build-contexts.js';
 import type { BuildPlan } from './model/plan.js';
 import type { ResolvedImage } from './model/sources.js';
@@ -74,6 +77,7 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
   const progress = request.progress ?? silentProgress;
   const env = request.env ?? {};
   const { cache: cacheSettings = {}, image = {}, outputs = {}, run = {} } = request;
+  const exports = prepareOutputs({ ...outputs, platforms: request.source.platforms, compression: image.compression, storeDir: outputs.storeDir ?? defaultStoreDir(env) });
   const { parsed, dockerfile } = await readDockerfile(request.source);
   const contextDir = path.resolve(request.source.context);
   const ignore = new PatternMatcher(await loadIgnorePatterns(contextDir, dockerfile));
@@ -144,15 +148,15 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
         },
         counter,
       );
-      images.push(await assembleImage(built, { created, labels: image.labels ?? new Map() }, workspace.layout));
+      images.push(await assembleImage(built, { created, labels: image.labels ?? new Map(), annotations: exports.annotations }, workspace.layout));
     }
-    const root = images.length === 1 ? images[0]!.manifest : await assembleIndex(images, workspace.layout);
+    const root = images.length === 1 ? images[0]!.manifest : await assembleIndex(images, workspace.layout, exports.annotations);
     const artifact: BuildArtifact = { root, images, tags: outputs.tags ?? [], layerOrigins: layerOrigins(plan) };
-    const targets: ExportTarget[] = outputs.targets?.length ? [...outputs.targets] : [{ type: 'store', dest: outputs.storeDir ?? defaultStoreDir(env) }];
     // A push reads each layer where it is, so a base layer the registry has is never downloaded.
-    if (targets.some((target) => target.type !== 'registry')) await gatherBlobs(artifact, workspace);
-    for (const target of targets) {
-      const where = await exportArtifact(artifact, target, workspace, registryOf(request));
+    if (exports.targets.some((target) => target.type !== 'registry')) await gatherBlobs(artifact, workspace);
+    const exportContext = { workspace, registry: registryOf(request), rootfsCache, ...(outputs.stream ? { stdout: outputs.stream } : {}) };
+    for (const target of exports.targets) {
+      const where = await exportArtifact(artifact, target, exportContext);
       progress({ kind: 'exported', what: where, digest: root.digest });
     }
     const imageId = images.length === 1 ? images[0]!.config.digest : root.digest;
@@ -216,8 +220,8 @@ function buildMetadata(artifact: BuildArtifact, imageId: Digest): Record<string,
 /** Everything of the user's and the build's own that an in-place build must never remove. */
 function buildOwnPaths(request: BuildRequest, contextDir: string, dockerfile: string, workspace: Workspace): string[] {
   const { outputs = {}, env = {} } = request;
-  const files = outputs.targets?.flatMap((o) => (o.type === 'registry' ? [] : [path.resolve(o.dest)])) ?? [];
-  const written = outputs.targets?.length ? files : [outputs.storeDir ?? defaultStoreDir(env)];
+  const targets: readonly ExportTarget[] = outputs.targets?.length ? outputs.targets : [{ type: 'store', dest: outputs.storeDir ?? defaultStoreDir(env) }];
+  const written = targets.flatMap((t) => writtenPath(t)?.path ?? []);
   const contexts = [...parseBuildContexts(request.source.buildContexts ?? [], process.cwd()).values()].map((c) => (c.kind === 'local' ? c.dir : c.layoutDir));
   const cacheDir = request.cache?.dir;
   return [workspace.dir, contextDir, dockerfile, defaultCacheDir(env), ...(cacheDir ? [path.resolve(cacheDir)] : []), ...written, ...contexts, ...[outputs.iidfile, outputs.digestFile, outputs.metadataFile].flatMap((f) => (f ? [path.resolve(f)] : []))];

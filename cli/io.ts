@@ -8,6 +8,8 @@ export interface CliIo {
   readonly signal?: AbortSignal;
   /** Set when stderr is a terminal: progress then keeps a live status line there. */
   readonly stderrTerminal?: StatusTerminal;
+  /** Where `--output …,dest=-` writes its bytes; the process's stdout when absent. */
+  readonly stdoutStream?: NodeJS.WritableStream;
 }
 
 export const processIo: CliIo = {
