@@ -1,7 +1,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Compression } from '../layers/compression.js';
-import { SourceError, TsbuildError } from '../layers/errors.js';
+import { SourceError } from '../layers/errors.js';
 import { readLayoutImage } from '../layers/image-reader.js';
 import { OciLayout } from '../layers/oci-layout.js';
 import type { Descriptor, Digest, Platform } from '../layers/types.js';
@@ -10,6 +10,7 @@ import { loadIgnorePatterns, PatternMatcher } from './context/ignore.js';
 import { executePlan } from './exec/execute.js';
 import { prepareRootfs } from './rootfs/prepare.js';
 import type { IsolationMode } from './isolation/backend.js';
+import { checkEmulation } from './isolation/emulation-check.js';
 import { defaultBuildCacheDir, LocalCacheStore } from './cache/local-store.js';
 import type { RegistryCache } from './cache/registry-cache.js';
 import { StepCache } from './cache/step-cache.js';
@@ -20,10 +21,11 @@ import type { ImageLayer } from './exec/image-layer.js';
 import { Workspace } from './exec/workspace.js';
 import type { ParsedDockerfile } from './frontend/instructions.js';
 import { parseDockerfile } from './frontend/parse.js';
+import { dockerfileReadError } from './frontend/dockerfile-read-error.js';
 import { assembleImage, assembleIndex, type AssembledImage } from './output/assemble.js';
 import { exportArtifact, gatherBlobs, type BuildArtifact, type ExportTarget } from './output/export.js';
 import type { OutputSpec } from './output/output-spec.js';
-import { parseBuildContexts, type NamedContext } from './plan/build-contexts.js';
+import { layoutSelector, parseBuildContexts, type NamedContext } from './plan/build-contexts.js';
 import type { BuildPlan, ResolvedImage } from './plan/plan-types.js';
 import { createPlan } from './plan/plan.js';
 import { hostPlatform } from './plan/platform.js';
@@ -136,6 +138,7 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
   const plan = await planParsed(parsed, dockerfile, request);
   for (const message of plan.notes) progress({ kind: 'note', message });
   const hasRun = plan.platforms.some((p) => p.stages.some((s) => s.steps.some((step) => step.kind === 'run')));
+  if (hasRun) checkEmulation(plan, hostPlatform());
   // Chosen before any work, so a RUN step this container cannot run fails the build at once.
   const isolation = hasRun ? await (await isolationSelection()).selectIsolation(request.isolation ?? 'auto', { forceInPlace: request.forceInPlace ?? false }) : undefined;
   const inPlace = isolation?.kind === 'in-place';
@@ -236,7 +239,7 @@ async function readDockerfile(request: PlanRequest): Promise<{ parsed: ParsedDoc
   try {
     text = await readFile(dockerfile, 'utf8');
   } catch (err) {
-    throw new TsbuildError('NO_DOCKERFILE', `cannot read Dockerfile ${dockerfile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw dockerfileReadError(dockerfile, request.context, request.dockerfile !== undefined, err);
   }
   return { parsed: parseDockerfile(text, displayPath(dockerfile)), dockerfile };
 }
@@ -290,7 +293,7 @@ async function planParsed(parsed: ParsedDockerfile, dockerfile: string, request:
 
 async function resolveImage(context: Extract<NamedContext, { kind: 'oci-layout' }>, platform: Platform): Promise<ResolvedImage> {
   const layout = await OciLayout.open(context.layoutDir, { create: false });
-  const selector = context.reference.startsWith('sha256:') ? { digest: context.reference as Digest } : { tag: context.reference };
+  const selector = layoutSelector((await layout.readIndex()).manifests, context.reference);
   const image = await readLayoutImage(layout, selector, platform);
   return {
     layoutDir: layout.dir,
