@@ -26,9 +26,10 @@ import { assembleImage, assembleIndex, type AssembledImage } from './output/asse
 import { exportArtifact, gatherBlobs, type BuildArtifact, type ExportTarget } from './output/export.js';
 import type { OutputSpec } from './output/output-spec.js';
 import { layoutSelector, parseBuildContexts, type NamedContext } from './plan/build-contexts.js';
-import type { BuildPlan, ResolvedImage } from './plan/plan-types.js';
+import type { BuildPlan, PlannedStage, ResolvedImage } from './plan/plan-types.js';
 import { createPlan } from './plan/plan.js';
 import { hostPlatform } from './plan/platform.js';
+import { applyRunDefaults, type RunDefaults } from './plan/run-defaults.js';
 import { silentProgress, type ProgressListener } from './progress.js';
 import { loadSecrets, parseSecretSpec } from './run/secrets.js';
 import { loadSshAgents } from './run/ssh-agents.js';
@@ -40,7 +41,7 @@ import { defaultStoreDir } from './store-location.js';
 const isolationSelection = () => import('./isolation/select.js');
 const registryCacheModule = () => import('./cache/registry-cache.js');
 
-export interface PlanRequest {
+export interface PlanRequest extends RunDefaults {
   /** The build context directory. */
   readonly context: string;
   /** The Dockerfile; `CONTEXT/Dockerfile` when absent. */
@@ -83,6 +84,11 @@ export interface BuildRequest extends PlanRequest {
   readonly noCacheFilter?: readonly string[];
   /** `--cache-repo`: a registry repository (`REGISTRY/REPO`) that shares the build cache between machines. */
   readonly cacheRepo?: string;
+  /**
+   * How `cacheRepo` is used: looked up (`--cache-from`), written (`--cache-to`), and in `min` mode
+   * only the steps of the stages the image is made of are written. Both, in `max` mode, when absent.
+   */
+  readonly cacheRepoUse?: { readonly lookups: boolean; readonly publishes: boolean; readonly mode: 'min' | 'max' };
   /** Entries of the cache repository older than this many seconds are ignored. */
   readonly cacheTtlSeconds?: number;
   /** Evicts least recently used cache entries after the build until the cache is at most this many bytes. */
@@ -168,6 +174,8 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
       disabledStages: new Set((request.noCacheFilter ?? []).map((s) => s.toLowerCase())),
       buildIdentity: dockerfile,
       ...(registryCache ? { registry: registryCache, onWarning: (message: string) => progress({ kind: 'note', message }) } : {}),
+      ...(request.cacheRepoUse ? { registryUse: request.cacheRepoUse } : {}),
+      ...(request.cacheRepoUse?.mode === 'min' ? { publishedStage: imageStages(plan) } : {}),
     });
     const standardPrepare = (layers: readonly ImageLayer[]) => prepareRootfs(layers, workspace, { onNote: (message) => progress({ kind: 'note', message }) });
     const sandbox = !isolation
@@ -222,6 +230,19 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
     await cacheStore.release();
     await workspace.remove();
   }
+}
+
+/** The stages the built images are made of: each target stage and the stages it is based on (`--cache-to mode=min`). */
+function imageStages(plan: BuildPlan): (stage: PlannedStage) => boolean {
+  const indexes = new Set<number>();
+  for (const platform of plan.platforms) {
+    for (let stage = platform.stages.find((s) => s.index === platform.targetIndex); stage; ) {
+      indexes.add(stage.index);
+      const base = stage.base;
+      stage = base.kind === 'stage' ? platform.stages.find((s) => s.index === base.index) : undefined;
+    }
+  }
+  return (stage) => indexes.has(stage.index);
 }
 
 /** `--isolation=none` runs processes without mounts: a RUN --mount fails at its line before any work. */
@@ -280,7 +301,7 @@ function displayPath(file: string): string {
 
 async function planParsed(parsed: ParsedDockerfile, dockerfile: string, request: PlanRequest): Promise<BuildPlan> {
   const host = hostPlatform();
-  return createPlan(parsed, dockerfile, {
+  const plan = await createPlan(parsed, dockerfile, {
     buildArgs: request.buildArgs ?? new Map(),
     ...(request.target !== undefined ? { target: request.target } : {}),
     buildPlatform: host,
@@ -289,6 +310,7 @@ async function planParsed(parsed: ParsedDockerfile, dockerfile: string, request:
     resolveImage,
     resolveRegistryImage: (reference, platform) => pullBaseImage(reference, platform, request.registry ?? {}),
   });
+  return applyRunDefaults(plan, request);
 }
 
 async function resolveImage(context: Extract<NamedContext, { kind: 'oci-layout' }>, platform: Platform): Promise<ResolvedImage> {

@@ -5,6 +5,7 @@ import type { OciLayout } from '../../layers/oci-layout.js';
 import type { Descriptor, Digest } from '../../layers/types.js';
 import type { ResolvedImage } from '../plan/plan-types.js';
 import { defaultCacheDir } from '../rootfs/rootfs-cache.js';
+import { cachedBaseImage } from './cached-base-image.js';
 
 /** How the build talks to registries. */
 export interface RegistrySettings {
@@ -15,6 +16,11 @@ export interface RegistrySettings {
   /** The local cache of pulled images; `<cache dir>/images` when absent. */
   readonly imageCacheDir?: string;
   readonly onTransfer?: (event: TransferEvent) => void;
+  /**
+   * `--pull`: resolve every tag against its registry. Without it a base image the image cache
+   * already holds for the platform is used as it is, and the registry is not contacted.
+   */
+  readonly pull?: boolean;
   /** Where credentials and the cache directory are looked up; the process environment when absent. */
   readonly env?: NodeJS.ProcessEnv;
 }
@@ -42,8 +48,12 @@ export function imageCacheDir(settings: RegistrySettings): string {
 
 /** Pulls `reference` for `platform` into the image cache (no download when it is cached) and describes it as a base. */
 export async function pullBaseImage(reference: string, platform: Platform, settings: RegistrySettings): Promise<ResolvedImage> {
-  const { parseReference, pullImage } = await registryClient();
+  const { formatReference, parseReference, pullImage } = await registryClient();
   const ref = parseReference(reference);
+  if (!settings.pull && ref.digest === undefined) {
+    const cached = await cachedBaseImage(imageCacheDir(settings), formatReference(ref), platform, { registry: ref.registry, repository: ref.repository });
+    if (cached) return cached;
+  }
   const pulled = await pullImage(ref, {
     ...access(ref, settings),
     platform,
