@@ -1,36 +1,19 @@
-import os from 'node:os';
-import path from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { hostPlatform, parsePlatform } from '../builder/plan/platform.js';
-import type { ProgressListener } from '../builder/progress.js';
-import type { RegistrySettings } from '../builder/registry/registry-access.js';
 import { defaultStoreDir } from '../builder/store-location.js';
-import type { Compression } from '../layers/compression.js';
 import { TsbuildError } from '../layers/errors.js';
 import { noSpaceCause } from './disk-full.js';
-import { parsePairs } from './parse-pairs.js';
-import type { ProgressMode } from './progress-renderer.js';
-import type { StatusTerminal } from './transfer-status.js';
+import { processIo, type CliIo } from './io.js';
+import { kanikoOptions, kanikoRefused } from './kaniko-flags.js';
+import { buildOptions, planOptions, pruneOptions, pullOptions } from './options.js';
+import { planRequest, registrySettings } from './plan-request.js';
 
 /** What the commands run, loaded when one runs: `--help` and usage errors load only the parser. */
 function library(): Promise<typeof import('./library.js')> {
   return import('./library.js');
 }
 
-export interface CliIo {
-  readonly stdout: (text: string) => void;
-  readonly stderr: (text: string) => void;
-  readonly env: NodeJS.ProcessEnv;
-  readonly signal?: AbortSignal;
-  /** Set when stderr is a terminal: progress then keeps a live status line there. */
-  readonly stderrTerminal?: StatusTerminal;
-}
-
-const processIo: CliIo = {
-  stdout: (text) => process.stdout.write(`${text}\n`),
-  stderr: (text) => process.stderr.write(`${text}\n`),
-  env: process.env,
-};
+export type { CliIo } from './io.js';
 
 /** Runs the tsbuild command line; returns the exit code. Only this layer maps errors to codes. */
 export async function run(argv: readonly string[], io: CliIo = processIo): Promise<number> {
@@ -94,23 +77,6 @@ function printable(message: string): string {
   return `${line.slice(0, 700)} ...(${line.length - 900} characters left out)... ${line.slice(-200)}`;
 }
 
-function planOptions(y: Argv) {
-  return y
-    .positional('context', { type: 'string', default: '.', describe: 'build context directory' })
-    .option('file', { alias: 'f', type: 'string', describe: 'Dockerfile (default: CONTEXT/Dockerfile)' })
-    .option('build-arg', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'build-time variable KEY=VALUE' })
-    .option('target', { type: 'string', describe: 'stage to build' })
-    .option('platform', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'target platform(s), os/arch[/variant], comma-separated' })
-    .option('build-context', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'named context NAME=oci-layout://DIR[:TAG] or NAME=DIR' })
-    .option('insecure-registry', registryOptions.insecure)
-    .option('registry-ca', registryOptions.ca);
-}
-
-const registryOptions = {
-  insecure: { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'registry host[:port] reached over plain HTTP (loopback always is)' },
-  ca: { type: 'string', describe: 'PEM file of extra CA certificates to trust for registries' },
-} as const;
-
 function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
   return yargs([...argv])
     .scriptName('tsbuild')
@@ -118,112 +84,49 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
     .command(
       ['build [context]', '$0 [context]'],
       'build an image from a Dockerfile',
-      (y) =>
-        planOptions(y)
-          .option('tag', { alias: 't', type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'name:tag for the image' })
-          .option('output', { alias: 'o', type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'type=oci,dest=DIR[,tar=true] or type=docker,dest=FILE' })
-          .option('label', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'image label KEY=VALUE' })
-          .option('iidfile', { type: 'string', describe: 'write the image ID to this file' })
-          .option('push', { type: 'boolean', default: false, describe: 'push every -t name (same as --output type=registry)' })
-          .option('digest-file', { type: 'string', describe: 'write the pushed or exported manifest (or index) digest to this file' })
-          .option('metadata-file', { type: 'string', describe: 'write the digest, names and descriptor as JSON to this file' })
-          .option('progress', { choices: ['auto', 'plain', 'json'] as const, default: 'auto' as const })
-          .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'print only the image ID' })
-          .option('compression', { choices: ['gzip', 'zstd', 'uncompressed'] as const, default: 'gzip' as const })
-          .option('compression-level', { type: 'number' })
-          .option('isolation', { choices: ['auto', 'oci', 'chroot', 'rootless', 'none'] as const, default: 'auto' as const, describe: 'how RUN steps are isolated' })
-          .option('run-timeout', { type: 'number', describe: 'kill a RUN step after this many seconds and fail the build' })
-          .option('secret', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR' })
-          .option('ssh', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'SSH agent for RUN --mount=type=ssh: ID (the agent at $SSH_AUTH_SOCK) or ID=SOCKET' })
-          .option('no-cache', { type: 'boolean', default: false, describe: 'run every step instead of reusing cached results' })
-          .option('no-cache-filter', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'stage whose steps always run' })
-          .option('cache-dir', { type: 'string', describe: 'build cache directory (default: <cache dir>/build-cache)' })
-          .option('cache-max-size', { type: 'string', describe: 'evict least recently used cache entries beyond this size, e.g. 10GiB' })
-          .option('cache-repo', { type: 'string', describe: 'registry repository REGISTRY/REPO that shares the build cache between machines' })
-          .option('cache-ttl', { type: 'string', describe: 'ignore cache repository entries older than this, e.g. 168h, 30m, 7d or 3600 (seconds)' })
-          .option('explain-cache', { type: 'boolean', default: false, describe: 'print every input that made a step miss the cache' })
-          .option('force-in-place', { type: 'boolean', default: false, describe: 'allow --isolation=none outside a detected container' })
-          .option('source-date-epoch', { type: 'string', describe: 'clamp timestamps to this time (default: $SOURCE_DATE_EPOCH)' }),
+      (y) => y.positional('context', contextPositional).options(buildOptions),
       async (args) => {
-        const { build, defaultBuildCacheDir, enterUserNamespace, explainNoSpace, parseByteSize, parseCacheTtl, parseOutputSpec, progressRenderer } = await library();
-        // An unprivileged user builds as uid 0 of a user namespace: this same command, re-executed there.
-        const delegated = await enterUserNamespace(argv, args.isolation, io);
-        if (delegated !== undefined) {
-          outcome.exitCode = delegated;
-          return;
-        }
-        const progress: ProgressMode = args.progress;
-        const listener = args.quiet ? undefined : progressRenderer(progress, io.stderr, io.stderrTerminal, args.explainCache);
-        const outputs = args.output.map(parseOutputSpec);
-        const written = [
-          ...outputs.flatMap((o) => (o.type === 'oci' ? [{ dir: o.dest, role: 'the output' }] : o.type === 'docker' ? [{ dir: path.dirname(o.dest), role: 'the output' }] : [])),
-          { dir: os.tmpdir(), role: 'the temporary directory' },
-          // The library's defaults, as build() applies them.
-          { dir: args.cacheDir ?? defaultBuildCacheDir(), role: 'the build cache' },
-          { dir: defaultStoreDir(io.env), role: 'the local image store' },
-        ];
-        const result = await build({
-          ...commonRequest(args, io, listener),
-          tags: args.tag,
-          outputs: args.push && !outputs.some((o) => o.type === 'registry') ? [...outputs, { type: 'registry' as const }] : outputs,
-          ...(args.digestFile !== undefined ? { digestFile: args.digestFile } : {}),
-          ...(args.metadataFile !== undefined ? { metadataFile: args.metadataFile } : {}),
-          labels: parsePairs('label', args.label),
-          compression: args.compression as Compression,
-          ...(args.compressionLevel !== undefined ? { compressionLevel: args.compressionLevel } : {}),
-          ...sourceDateEpoch(args.sourceDateEpoch ?? io.env.SOURCE_DATE_EPOCH),
-          ...(args.iidfile !== undefined ? { iidfile: args.iidfile } : {}),
-          storeDir: defaultStoreDir(io.env),
-          isolation: args.isolation,
-          forceInPlace: args.forceInPlace,
-          noCache: args.noCache,
-          noCacheFilter: args.noCacheFilter,
-          ...(args.cacheDir !== undefined ? { cacheDir: args.cacheDir } : {}),
-          ...(args.cacheMaxSize !== undefined ? { cacheMaxBytes: parseByteSize(args.cacheMaxSize) } : {}),
-          ...(args.cacheRepo !== undefined ? { cacheRepo: args.cacheRepo } : {}),
-          ...(args.cacheTtl !== undefined ? { cacheTtlSeconds: await parseCacheTtl(args.cacheTtl) } : {}),
-          ...(args.runTimeout !== undefined ? { runTimeoutSeconds: positiveSeconds(args.runTimeout) } : {}),
-          secrets: args.secret,
-          ssh: args.ssh.map((value) => (value.includes('=') ? value : `${value}=${io.env.SSH_AUTH_SOCK ?? ''}`)),
-          ...(listener ? { progress: listener } : {}),
-          ...(io.signal ? { signal: io.signal } : {}),
-        }).catch(async (err: unknown) => {
-          throw await explainNoSpace(err, written);
-        });
-        io.stdout(args.quiet ? result.imageId : `${result.descriptor.digest}`);
+        const { runBuild } = await import('./build-command.js');
+        outcome.exitCode = await runBuild(args, argv, io);
+      },
+    )
+    .command(
+      'executor',
+      'build as kaniko\'s executor does, from its flags (see the migration table in the README)',
+      (y) => withRefusedKanikoFlags(y.options(kanikoOptions)),
+      async (args) => {
+        const { kanikoBuild, kanikoNotes } = await import('./executor.js');
+        const { runBuild } = await import('./build-command.js');
+        const plan = kanikoBuild(args, process.cwd());
+        for (const note of kanikoNotes(args)) io.stderr(`note: ${note}`);
+        outcome.exitCode = await runBuild(plan.flags, argv, io, (built) => plan.afterBuild(built.digest));
       },
     )
     .command(
       'plan [context]',
       'print the build plan as JSON without building',
-      (y) => planOptions(y),
+      (y) => y.positional('context', contextPositional).options(planOptions),
       async (args) => {
         const { planBuild } = await library();
-        io.stdout(JSON.stringify(await planBuild(commonRequest(args, io)), null, 2));
+        io.stdout(JSON.stringify(await planBuild(planRequest(args, io)), null, 2));
       },
     )
     .command(
       'pull <reference>',
       'pull an image into the local image cache ahead of a build',
-      (y) =>
-        y
-          .positional('reference', { type: 'string', demandOption: true })
-          .option('platform', { type: 'string', describe: 'os/arch[/variant] (default: this machine)' })
-          .option('insecure-registry', registryOptions.insecure)
-          .option('registry-ca', registryOptions.ca)
-          .option('progress', { choices: ['auto', 'plain', 'json'] as const, default: 'auto' as const }),
+      (y) => y.positional('reference', { type: 'string', demandOption: true }).options(pullOptions),
       async (args) => {
         const { progressRenderer, pullBaseImage } = await library();
-        const listener = progressRenderer(args.progress, io.stderr, io.stderrTerminal);
+        const display = progressRenderer(args.progress, io.stderr, io.stderrTerminal);
         const platform = args.platform !== undefined ? parsePlatform(args.platform) : hostPlatform();
-        const image = await pullBaseImage(args.reference, platform, registrySettings(args, io.env, listener));
+        const image = await pullBaseImage(args.reference, platform, registrySettings({ ...args, pull: true }, io.env, display.listener)).finally(() => display.close());
         io.stdout(`${image.reference}\t${image.manifestDigest}`);
       },
     )
     .command(
       'prune',
       'empty the build cache and the RUN cache mounts no build is using',
-      (y) => y.option('cache-dir', { type: 'string', describe: 'build cache directory (default: <cache dir>/build-cache)' }),
+      (y) => y.options(pruneOptions),
       async (args) => {
         const { defaultBuildCacheDir, defaultRunCacheDir, LocalCacheStore, pruneCacheMounts } = await library();
         const store = await LocalCacheStore.open(args.cacheDir ?? defaultBuildCacheDir(io.env));
@@ -254,50 +157,20 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
     .version(false)
     .exitProcess(false)
     .fail((message, err) => {
-      throw err ?? new UsageError(message);
+      throw err ?? new UsageError(argv[0] === 'executor' ? kanikoUsage(message) : message);
     });
 }
 
-interface CommonArgs {
-  insecureRegistry: string[];
-  registryCa?: string | undefined;
-  context: string;
-  file?: string | undefined;
-  buildArg: string[];
-  target?: string | undefined;
-  platform: string[];
-  buildContext: string[];
+const contextPositional = { type: 'string', default: '.', describe: 'build context directory' } as const;
+
+/** Declares kaniko's flags that have no equivalent, so that giving one is answered by what to do instead. */
+function withRefusedKanikoFlags<T>(y: Argv<T>): Argv<T> {
+  for (const flag of Object.keys(kanikoRefused)) y.option(flag, { type: 'string', hidden: true });
+  return y;
 }
 
-/** Registry flags as the library's settings, with transfers reported to `listener`. */
-function registrySettings(args: { insecureRegistry: string[]; registryCa?: string | undefined }, env: NodeJS.ProcessEnv, listener?: ProgressListener): RegistrySettings {
-  return {
-    env,
-    insecureRegistries: args.insecureRegistry,
-    ...(args.registryCa !== undefined ? { caFile: args.registryCa } : {}),
-    ...(listener ? { onTransfer: (event) => listener({ kind: 'transfer', ...event }) } : {}),
-  };
-}
-
-function commonRequest(args: CommonArgs, io: CliIo, listener?: ProgressListener) {
-  return {
-    registry: registrySettings(args, io.env, listener),
-    context: args.context,
-    ...(args.file !== undefined ? { dockerfile: args.file } : {}),
-    buildArgs: parsePairs('build-arg', args.buildArg, io.env),
-    ...(args.target !== undefined ? { target: args.target } : {}),
-    platforms: args.platform.flatMap((p) => p.split(',')).filter((p) => p !== '').map(parsePlatform),
-    buildContexts: args.buildContext,
-  };
-}
-
-function positiveSeconds(value: number): number {
-  if (!Number.isFinite(value) || value <= 0) throw new TsbuildError('BAD_FLAG', `invalid --run-timeout ${value}: expected a positive number of seconds`);
-  return value;
-}
-
-function sourceDateEpoch(value: string | undefined): { sourceDateEpoch?: number } {
-  if (value === undefined || value === '') return {};
-  if (!/^\d+$/.test(value)) throw new TsbuildError('BAD_FLAG', `invalid SOURCE_DATE_EPOCH "${value}": expected whole seconds since 1970`);
-  return { sourceDateEpoch: Number(value) };
+/** An unknown flag after `executor` is a kaniko flag tsbuild does not know: say so. */
+function kanikoUsage(message: string): string {
+  const unknown = /^Unknown arguments?: (.*)$/.exec(message);
+  return unknown ? `kaniko flag(s) not known to tsbuild executor: ${unknown[1]} (docs/cli.md lists the flags it maps)` : message;
 }

@@ -3,7 +3,7 @@ import type { IsolationMode } from '../builder/isolation/backend.js';
 import { dieWithParent, planUserNamespace, runInUserNamespace, singleIdPlan, userNamespaceEnv, type UserNamespacePlan } from '../builder/isolation/userns.js';
 import { LineBuffer } from '../builder/run/line-buffer.js';
 import { TsbuildError } from '../layers/errors.js';
-import type { CliIo } from './run.js';
+import type { CliIo } from './io.js';
 import { nodeCommand } from '../builder/isolation/this-node.js';
 
 /** The command-line entry point, run again inside the namespace. */

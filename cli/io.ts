@@ -1,0 +1,16 @@
+import type { StatusTerminal } from './transfer-status.js';
+
+export interface CliIo {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  readonly env: NodeJS.ProcessEnv;
+  readonly signal?: AbortSignal;
+  /** Set when stderr is a terminal: progress then keeps a live status line there. */
+  readonly stderrTerminal?: StatusTerminal;
+}
+
+export const processIo: CliIo = {
+  stdout: (text) => process.stdout.write(`${text}\n`),
+  stderr: (text) => process.stderr.write(`${text}\n`),
+  env: process.env,
+};
