@@ -84,7 +84,7 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
     .command(
       ['build [context]', '$0 [context]'],
       'build an image from a Dockerfile',
-      (y) => y.positional('context', contextPositional).options(buildOptions),
+      (y) => lastValueWins(y.positional('context', contextPositional).options(buildOptions), buildOptions),
       async (args) => {
         const { runBuild } = await import('./build-command.js');
         outcome.exitCode = await runBuild(args, argv, io);
@@ -93,7 +93,7 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
     .command(
       'executor',
       'build as kaniko\'s executor does, from its flags (see the migration table in the README)',
-      (y) => withRefusedKanikoFlags(y.options(kanikoOptions)),
+      (y) => lastValueWins(withRefusedKanikoFlags(y.options(kanikoOptions)), kanikoOptions),
       async (args) => {
         const { kanikoBuild, kanikoNotes } = await import('./executor.js');
         const { runBuild } = await import('./build-command.js');
@@ -105,7 +105,7 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
     .command(
       'plan [context]',
       'print the build plan as JSON without building',
-      (y) => y.positional('context', contextPositional).options(planOptions),
+      (y) => lastValueWins(y.positional('context', contextPositional).options(planOptions), planOptions),
       async (args) => {
         const { planBuild } = await library();
         io.stdout(JSON.stringify(await planBuild(planRequest(args, io)), null, 2));
@@ -114,7 +114,7 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
     .command(
       'pull <reference>',
       'pull an image into the local image cache ahead of a build',
-      (y) => y.positional('reference', { type: 'string', demandOption: true }).options(pullOptions),
+      (y) => lastValueWins(y.positional('reference', { type: 'string', demandOption: true }).options(pullOptions), pullOptions),
       async (args) => {
         const { progressRenderer, pullBaseImage } = await library();
         const display = progressRenderer(args.progress, io.stderr, io.stderrTerminal);
@@ -162,6 +162,15 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
 }
 
 const contextPositional = { type: 'string', default: '.', describe: 'build context directory' } as const;
+
+/** A single-value flag given twice takes the last value, as in docker, buildx and kaniko, instead of becoming a list. */
+function lastValueWins<T>(y: Argv<T>, options: object): Argv<T> {
+  const single = Object.entries(options).filter(([, option]) => (option as { array?: boolean }).array !== true).map(([flag]) => flag).flatMap((flag) => [flag, flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())]);
+  return y.middleware((args) => {
+    const values = args as Record<string, unknown>;
+    for (const key of single) if (Array.isArray(values[key])) values[key] = (values[key] as unknown[]).at(-1);
+  }, true);
+}
 
 /** Declares kaniko's flags that have no equivalent, so that giving one is answered by what to do instead. */
 function withRefusedKanikoFlags<T>(y: Argv<T>): Argv<T> {
