@@ -18,6 +18,6 @@ if (process.argv[2] === '--version' && process.argv.length === 3) {
     stderr: (text) => process.stderr.write(`${text}\n`),
     env: process.env,
     signal: interrupt.signal,
-    ...(process.stderr.isTTY ? { stderrTerminal: { write: (raw: string) => process.stderr.write(raw), columns: () => process.stderr.columns } } : {}),
+    ...(process.stderr.isTTY ? { stderrTerminal: { write: (raw: string) => process.stderr.write(raw), columns: () => process.stderr.columns || Number(process.env.COLUMNS) || undefined } } : {}),
   });
 }

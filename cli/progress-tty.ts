@@ -121,7 +121,7 @@ export class LiveDisplay {
 
   /** Erases the live block, prints `lines` above it for good, and draws the block again. */
   private redraw(lines: readonly string[]): void {
-    const width = Math.max(20, (this.terminal.columns?.() ?? 80) - 1);
+    const width = Math.max(20, (this.terminal.columns?.() || 80) - 1);
     const live = this.running.size + this.transfers.size > 0 ? this.liveLines() : [];
     const erase = this.drawnLines > 0 ? `\x1b[${this.drawnLines}F\x1b[J` : '';
     const body = [...lines, ...live].map((line) => `${fit(line, width)}\n`).join('');
