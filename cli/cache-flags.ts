@@ -1,10 +1,10 @@
 import { TsbuildError } from '../layers/errors.js';
 
 /** Where the build cache is read and written, from `--cache-dir`, `--cache-repo`, `--cache-from` and `--cache-to`. */
-export interface CacheSettings {
-  readonly cacheDir?: string;
-  readonly cacheRepo?: string;
-  readonly cacheRepoUse?: { readonly lookups: boolean; readonly publishes: boolean; readonly mode: 'min' | 'max' };
+export interface CacheLocations {
+  readonly dir?: string;
+  readonly repository?: string;
+  readonly repositoryUse?: { readonly lookups: boolean; readonly publishes: boolean; readonly mode: 'min' | 'max' };
 }
 
 type CacheSpec = { readonly type: 'registry'; readonly ref: string; readonly mode?: 'min' | 'max' } | { readonly type: 'local'; readonly dir: string };
@@ -15,7 +15,7 @@ type CacheSpec = { readonly type: 'registry'; readonly ref: string; readonly mod
  * (`--cache-repo`), looked up when named by `--cache-from` and written when named by `--cache-to`.
  * Each cache is one place: two different directories or repositories are refused.
  */
-export function cacheSettings(flags: { cacheDir?: string | undefined; cacheRepo?: string | undefined; cacheFrom: readonly string[]; cacheTo: readonly string[] }): CacheSettings {
+export function cacheSettings(flags: { cacheDir?: string | undefined; cacheRepo?: string | undefined; cacheFrom: readonly string[]; cacheTo: readonly string[] }): CacheLocations {
   const from = flags.cacheFrom.map((text) => parseCacheSpec('cache-from', text));
   const to = flags.cacheTo.map((text) => parseCacheSpec('cache-to', text));
   const dirs = [...(flags.cacheDir !== undefined ? [flags.cacheDir] : []), ...[...from, ...to].flatMap((s) => (s.type === 'local' ? [s.dir] : []))];
@@ -29,7 +29,7 @@ export function cacheSettings(flags: { cacheDir?: string | undefined; cacheRepo?
     cacheRepo === undefined || (!registryFrom && registryTo === undefined)
       ? undefined
       : { lookups: registryFrom || flags.cacheRepo !== undefined, publishes: registryTo !== undefined || flags.cacheRepo !== undefined, mode: registryTo?.mode ?? (flags.cacheRepo !== undefined ? 'max' : 'min') };
-  return { ...(cacheDir !== undefined ? { cacheDir } : {}), ...(cacheRepo !== undefined ? { cacheRepo } : {}), ...(use ? { cacheRepoUse: use } : {}) };
+  return { ...(cacheDir !== undefined ? { dir: cacheDir } : {}), ...(cacheRepo !== undefined ? { repository: cacheRepo } : {}), ...(use ? { repositoryUse: use } : {}) };
 }
 
 function single(values: readonly string[], what: string, flags: string): string | undefined {

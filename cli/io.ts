@@ -1,5 +1,6 @@
 import type { StatusTerminal } from './transfer-status.js';
 
+/** Where a command writes, what environment it reads and what can stop it: the process's own, or a test's. */
 export interface CliIo {
   readonly stdout: (text: string) => void;
   readonly stderr: (text: string) => void;

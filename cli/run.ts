@@ -1,19 +1,17 @@
+import { fileURLToPath } from 'node:url';
 import yargs, { type Argv } from 'yargs';
-import { hostPlatform, parsePlatform } from '../builder/plan/platform.js';
-import { defaultStoreDir } from '../builder/store-location.js';
-import { TsbuildError } from '../layers/errors.js';
-import { noSpaceCause } from './disk-full.js';
 import { processIo, type CliIo } from './io.js';
 import { kanikoOptions, kanikoRefused } from './kaniko-flags.js';
 import { buildOptions, planOptions, pruneOptions, pullOptions } from './options.js';
-import { planRequest, registrySettings } from './plan-request.js';
+import { printable } from './printable.js';
+
+/** The command-line entry point, which a build re-executes inside a user namespace. */
+const mainScript = fileURLToPath(new URL('./main.js', import.meta.url));
 
 /** What the commands run, loaded when one runs: `--help` and usage errors load only the parser. */
 function library(): Promise<typeof import('./library.js')> {
   return import('./library.js');
 }
-
-export type { CliIo } from './io.js';
 
 /** Runs the tsbuild command line; returns the exit code. Only this layer maps errors to codes. */
 export async function run(argv: readonly string[], io: CliIo = processIo): Promise<number> {
@@ -22,59 +20,22 @@ export async function run(argv: readonly string[], io: CliIo = processIo): Promi
     await parser(argv, io, outcome).parseAsync();
     return outcome.exitCode ?? 0;
   } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr(`error: ${printable(err.message)}`);
+      return 2;
+    }
+    const { errorLine, wasInterrupted } = await library();
     io.stderr(`error: ${errorLine(err)}`);
     if (io.env.TSBUILD_DEBUG && err instanceof Error && err.stack) io.stderr(err.stack);
-    return err instanceof UsageError ? 2 : wasInterrupted(err) ? 130 : 1;
+    return wasInterrupted(err) ? 130 : 1;
   }
 }
 
 class UsageError extends Error {}
 
-/** Ctrl-C exits with 128 + SIGINT, as shells report it. */
-function wasInterrupted(err: unknown): boolean {
-  for (let e: unknown = err; e instanceof Error; e = e.cause) if (e instanceof TsbuildError && e.code === 'INTERRUPTED') return true;
-  return false;
-}
-
 /** Set by a command that ran the build in a re-executed tsbuild: that process's exit code. */
 interface Outcome {
   exitCode?: number;
-}
-
-function errorLine(err: unknown): string {
-  if (err instanceof TsbuildError || err instanceof UsageError) return printable(err.message);
-  const noSpace = noSpaceCause(err);
-  if (noSpace) return printable(`no space left on device${noSpace.path ? `: cannot write ${noSpace.path}` : ''}`);
-  const denied = accessDenied(err);
-  if (denied) return printable(denied);
-  const message = err instanceof Error ? err.message : String(err);
-  return `internal error: ${printable(message.split('\n')[0]!)}`;
-}
-
-/** What the file system refused: a path tsbuild may not read or write is the user's to fix, not a bug. */
-const accessFailures: Readonly<Record<string, string>> = {
-  EACCES: 'permission denied',
-  EPERM: 'operation not permitted',
-  EROFS: 'read-only file system',
-};
-
-function accessDenied(err: unknown): string | undefined {
-  const { code, path, syscall } = err as NodeJS.ErrnoException;
-  const reason = code === undefined ? undefined : accessFailures[code];
-  if (reason === undefined || path === undefined) return undefined;
-  return `${reason}: cannot ${syscall ?? 'access'} ${path}`;
-}
-
-const MAX_ERROR_LINE = 1000;
-
-/**
- * A message as one readable line of bounded length: it may quote a Dockerfile's own text, which
- * can hold control characters or be a word of megabytes. The middle of a long one is left out.
- */
-function printable(message: string): string {
-  const line = message.replace(/[\x00-\x08\x0a-\x1f\x7f]/g, (ch) => (ch === '\n' ? '\\n' : ch === '\r' ? '\\r' : `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`));
-  if (line.length <= MAX_ERROR_LINE) return line;
-  return `${line.slice(0, 700)} ...(${line.length - 900} characters left out)... ${line.slice(-200)}`;
 }
 
 function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
@@ -87,7 +48,7 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
       (y) => lastValueWins(y.positional('context', contextPositional).options(buildOptions), buildOptions),
       async (args) => {
         const { runBuild } = await import('./build-command.js');
-        outcome.exitCode = await runBuild(args, argv, io);
+        outcome.exitCode = await runBuild(args, { script: mainScript, argv }, io);
       },
     )
     .command(
@@ -99,7 +60,7 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
         const { runBuild } = await import('./build-command.js');
         const plan = kanikoBuild(args, process.cwd());
         for (const note of kanikoNotes(args)) io.stderr(`note: ${note}`);
-        outcome.exitCode = await runBuild(plan.flags, argv, io, (built) => plan.afterBuild(built.digest));
+        outcome.exitCode = await runBuild(plan.flags, { script: mainScript, argv }, io, (built) => plan.afterBuild(built.digest));
       },
     )
     .command(
@@ -107,8 +68,8 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
       'print the build plan as JSON without building',
       (y) => lastValueWins(y.positional('context', contextPositional).options(planOptions), planOptions),
       async (args) => {
-        const { planBuild } = await library();
-        io.stdout(JSON.stringify(await planBuild(planRequest(args, io)), null, 2));
+        const { commonRequest, planBuild } = await library();
+        io.stdout(JSON.stringify(await planBuild(commonRequest(args, io)), null, 2));
       },
     )
     .command(
@@ -116,7 +77,7 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
       'pull an image into the local image cache ahead of a build',
       (y) => lastValueWins(y.positional('reference', { type: 'string', demandOption: true }).options(pullOptions), pullOptions),
       async (args) => {
-        const { progressRenderer, pullBaseImage } = await library();
+        const { hostPlatform, parsePlatform, progressRenderer, pullBaseImage, registrySettings } = await library();
         const display = progressRenderer(args.progress, io.stderr, io.stderrTerminal);
         const platform = args.platform !== undefined ? parsePlatform(args.platform) : hostPlatform();
         const image = await pullBaseImage(args.reference, platform, registrySettings({ ...args, pull: true }, io.env, display.listener)).finally(() => display.close());
@@ -139,8 +100,8 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
         }
       },
     )
-    .command('images', `list the images in the local store (${defaultStoreDir(io.env)})`, {}, async () => {
-      const { listImages } = await library();
+    .command('images', 'list the images in the local store ($TSBUILD_STORE, by default $XDG_DATA_HOME/tsbuild/store)', {}, async () => {
+      const { defaultStoreDir, listImages } = await library();
       for (const image of await listImages(defaultStoreDir(io.env))) io.stdout(`${image.name}\t${image.descriptor.digest}`);
     })
     .command(
@@ -148,7 +109,7 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
       'print the manifest and config of an image in the local store',
       (y) => y.positional('name', { type: 'string', demandOption: true }),
       async (args) => {
-        const { inspectImage } = await library();
+        const { defaultStoreDir, inspectImage } = await library();
         io.stdout(JSON.stringify(await inspectImage(defaultStoreDir(io.env), args.name), null, 2));
       },
     )

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { SourceError } from '../../layers/errors.js';
 import { formatPlatform } from '../../layers/platform.js';
 import type { Platform } from '../../layers/types.js';
-import type { BuildPlan } from '../plan/plan-types.js';
+import type { BuildPlan } from '../model/plan.js';
 
 /** How binaries of an architecture identify themselves in their ELF header, and qemu's name for it. */
 interface ElfMachine {

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { TsbuildError } from '../../layers/errors.js';
-import type { NetworkMode } from '../frontend/instructions.js';
-import type { BuildPlan, PlannedStep } from './plan-types.js';
+import type { NetworkMode } from '../model/dockerfile.js';
+import type { BuildPlan, PlannedStep } from '../model/plan.js';
 
 /** Build-wide settings for RUN steps: `--network` and `--add-host`. */
 export interface RunDefaults {

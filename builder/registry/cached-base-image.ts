@@ -1,8 +1,8 @@
 import { TsbuildError } from '../../layers/errors.js';
-import { readLayoutImage } from '../../layers/image-reader.js';
+import { readLayoutImage } from '../../layers/layout-image.js';
 import { OciLayout } from '../../layers/oci-layout.js';
 import type { Platform } from '../../layers/types.js';
-import type { ResolvedImage } from '../plan/plan-types.js';
+import type { ResolvedImage } from '../model/sources.js';
 
 /**
  * A base image the image cache already holds under `refName` (the canonical reference, as a pull
@@ -13,14 +13,15 @@ export async function cachedBaseImage(cacheDir: string, refName: string, platfor
   try {
     const layout = await OciLayout.open(cacheDir, { create: false });
     const image = await readLayoutImage(layout, { tag: refName }, platform);
-    for (const layer of image.layers) if (!(await layout.has(layer.digest))) return undefined;
+    const { layers } = await image.manifest();
+    for (const layer of layers) if (!(await layout.has(layer.digest))) return undefined;
     return {
       layoutDir: layout.dir,
       ...(source ? { source } : {}),
       reference: refName,
-      manifestDigest: image.manifestDescriptor.digest,
-      config: image.config,
-      layers: image.layers,
+      manifestDigest: await image.digest(),
+      config: await image.config(),
+      layers,
     };
   } catch (err) {
     if (err instanceof TsbuildError || (err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
