@@ -46,10 +46,10 @@ const keysByType: Readonly<Record<string, Readonly<Record<'cache-from' | 'cache-
 function parseCacheSpec(flag: 'cache-from' | 'cache-to', text: string): CacheSpec {
   const bad = (why: string): TsbuildError => new TsbuildError('BAD_FLAG', `invalid --${flag} "${text}": ${why}`);
   const fields = new Map<string, string>();
-  for (const part of text.split(',')) {
+  // buildx takes a bare registry reference for type=registry,ref=…
+  const parts = text.includes('=') ? text.split(',') : ['type=registry', `ref=${text}`];
+  for (const part of parts) {
     const eq = part.indexOf('=');
-    // buildx takes a bare registry reference for type=registry,ref=…
-    if (eq < 0 && !text.includes(',') && !text.includes('=')) return { type: 'registry', ref: part };
     if (eq <= 0) throw bad(`expected key=value, got "${part}"`);
     fields.set(part.slice(0, eq).trim(), part.slice(eq + 1).trim());
   }
