@@ -57,9 +57,10 @@ export class LiveDisplay {
     this.closed = true;
     this.stopTimer();
     const failed = [...this.running.values()].flatMap((step) => [`${BLUE}=> ${step.name}${RESET}  ${seconds(this.now() - step.started)}`, ...step.tail.slice(-FAILED_TAIL_LINES).map((line) => `${DIM}   ${line}${RESET}`)]);
+    const header = this.header(failed.length === 0 ? 'FINISHED' : 'FAILED');
     this.running.clear();
     this.transfers.clear();
-    this.redraw([...failed, this.header(failed.length === 0 ? 'FINISHED' : 'FAILED')]);
+    this.redraw([...failed, header]);
   }
 
   private apply(event: BuildEvent): string[] {

@@ -47,6 +47,14 @@ describe('--progress on a terminal and off it', () => {
     assert.match(screen, /^sha256:[0-9a-f]{64}\r?$/m);
   });
 
+  test('a failing step is printed with the FAILED summary before the error line', async () => {
+    const broken = path.join(work.dir, 'broken');
+    await mkdir(broken);
+    await writeFile(path.join(broken, 'Dockerfile'), 'FROM scratch\nCOPY missing.txt /\n');
+    const screen = await onTerminal(['--progress=tty', broken], path.join(work.dir, 'broken-cache')).catch((err: { stdout: string }) => err.stdout);
+    assert.match(screen, /=> \[stage-0 1\/1\] COPY missing\.txt \/\x1b\[0m {2}\d+\.\ds\r?\n\[\+\] Building \d+\.\ds \(0\/1\) FAILED\r?\nerror: /);
+  });
+
   test('auto is the live display on a terminal; tty off a terminal falls back to plain lines', async () => {
     const auto = await onTerminal(['-o', `type=oci,dest=${path.join(work.dir, 'auto-out')}`, ctx], path.join(work.dir, 'auto-cache'));
     assert.match(auto, /\[\+\] Building .* FINISHED/);
