@@ -1,4 +1,4 @@
-import { TsbuildError } from '../layers/errors.js';
+import { TsbuildError } from '../builder/index.js';
 
 /** Where the build cache is read and written, from `--cache-dir`, `--cache-repo`, `--cache-from` and `--cache-to`. */
 export interface CacheLocations {

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { TsbuildError } from '../layers/errors.js';
+import { TsbuildError } from '../builder/index.js';
 import type { BuildFlags } from './build-command.js';
 import { kanikoRefused } from './kaniko-flags.js';
 

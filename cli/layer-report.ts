@@ -1,4 +1,4 @@
-import type { BuildEvent } from '../builder/progress.js';
+import type { BuildEvent } from '../builder/index.js';
 import { formatBytes } from './transfer-status.js';
 
 export type ReportMode = 'short' | 'full' | 'json' | 'none';

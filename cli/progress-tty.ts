@@ -1,4 +1,4 @@
-import type { BuildEvent } from '../builder/progress.js';
+import type { BuildEvent } from '../builder/index.js';
 import { formatBytes, type StatusTerminal } from './transfer-status.js';
 
 interface StepState {
