@@ -101,6 +101,9 @@ describe('the layer report', () => {
     assert.match(short.stdout, /^sha256:[0-9a-f]{64}$/);
     const full = await tsbuild(['--progress', 'plain', '--report', 'full', ...out, ctx]);
     assert.equal(full.stderr.split('\n').length - full.stderr.split('\n').findIndex((l) => l.startsWith('layer report:')), 8);
+    const json = await tsbuild(['--progress', 'json', ...out, ctx]);
+    const events = json.stderr.split('\n').map((line) => JSON.parse(line) as { kind: string });
+    assert.equal(events.at(-1)!.kind, 'report', 'with --progress=json the report is a JSON line too');
     for (const flags of [['--report', 'none'], ['-q']]) {
       const quiet = await tsbuild(['--progress', 'plain', ...flags, ...out, ctx]);
       assert.equal(quiet.code, 0, quiet.stderr);
