@@ -7,15 +7,12 @@ import { promisify } from 'node:util';
 import { findOciRuntime } from '../../builder/isolation/find-runtime.js';
 import { writeBusyboxImage } from '../support/busybox-image.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
+import { requires } from '../support/requirement.js';
 import { unpackWithUmoci } from '../support/validate-layout.js';
 import { tempDir, tsbuild } from './cli-harness.js';
 
 const run = promisify(execFile);
-const isRoot = process.getuid?.() === 0;
-const hasRunc = (await findOciRuntime()) !== undefined;
-// As root the RUN tests must run: a missing runc fails them rather than skipping.
-if (isRoot && !hasRunc) throw new Error('runc is missing: install the Debian package runc');
-const cannotRun = isRoot ? false : 'needs root to run RUN steps under runc';
+const cannotRun = requires(process.getuid?.() !== 0 ? 'needs root to run RUN steps under runc' : (await findOciRuntime()) === undefined ? 'needs runc (Debian package runc)' : false);
 
 let work: { dir: string; cleanup: () => Promise<void> };
 let busybox: string;

@@ -9,12 +9,12 @@ import { findOciRuntime } from '../../builder/isolation/find-runtime.js';
 import { goDurationSeconds } from '../../cli/executor.js';
 import { writeBusyboxImage } from '../support/busybox-image.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
+import { requires } from '../support/requirement.js';
 import { unpackWithUmoci } from '../support/validate-layout.js';
 import { tempDir, tsbuild } from './cli-harness.js';
 
 const run = promisify(execFile);
-const isRoot = process.getuid?.() === 0;
-if (isRoot && (await findOciRuntime()) === undefined) throw new Error('runc is missing: install the Debian package runc');
+const cannotRun = requires(process.getuid?.() !== 0 ? 'needs root to run the RUN step under runc' : (await findOciRuntime()) === undefined ? 'needs runc (Debian package runc)' : false);
 
 test('kaniko durations become seconds', () => {
   assert.equal(goDurationSeconds('336h0m0s'), 336 * 3600);
@@ -23,7 +23,7 @@ test('kaniko durations become seconds', () => {
   assert.throws(() => goDurationSeconds('two weeks'), /invalid --cache-ttl "two weeks"/);
 });
 
-describe('tsbuild executor runs a kaniko invocation', { skip: isRoot ? false : 'needs root to run the RUN step under runc' }, () => {
+describe('tsbuild executor runs a kaniko invocation', { skip: cannotRun }, () => {
   let work: { dir: string; cleanup: () => Promise<void> };
   let registry: TestRegistry;
 
