@@ -95,9 +95,10 @@ function matchesMachine(magic: Buffer, machine: ElfMachine): boolean {
 }
 
 /**
- * Starts a bare ELF header of the architecture. Without a handler the kernel refuses it and the C
- * library hands it to /bin/sh instead, which cannot find the command (exit 127); an emulator
- * starts and fails to load it with another status.
+ * Starts a bare ELF header of the architecture. Without a handler the kernel refuses it (ENOEXEC)
+ * and the C library hands it to /bin/sh instead, which cannot find the command (exit 127); an
+ * emulator starts and fails to load it with another status. When the probe cannot even be
+ * started (a noexec temp directory), nothing is known and the build goes on.
  */
 function probeExecutes(machine: ElfMachine): boolean {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tsbuild-binfmt-probe-'));
@@ -105,7 +106,8 @@ function probeExecutes(machine: ElfMachine): boolean {
     const file = path.join(dir, 'probe');
     writeFileSync(file, elfHeader(machine), { mode: 0o700 });
     const result = spawnSync(file, [], { stdio: 'ignore', timeout: 10_000 });
-    return result.error === undefined && result.status !== 127;
+    const refused = (result.error as NodeJS.ErrnoException | undefined)?.code === 'ENOEXEC' || (result.error === undefined && result.status === 127);
+    return !refused;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
