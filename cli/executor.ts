@@ -54,8 +54,8 @@ const fail = (message: string): never => {
   throw new TsbuildError('KANIKO_FLAG', message);
 };
 
-/** Maps kaniko's executor flags onto a tsbuild build, refusing with the way out any flag that has no equivalent. */
-export function kanikoBuild(k: KanikoArgs, cwd: string): ExecutorPlan {
+/** Fails on the first kaniko flag that has no tsbuild equivalent, and on kaniko's own usage errors. */
+export function refuseKanikoFlags(k: KanikoArgs): void {
   for (const [flag, instead] of Object.entries(kanikoRefused)) {
     const value = k[camel(flag)];
     if (value !== undefined && value !== 'false') fail(`kaniko flag --${flag} has no tsbuild equivalent: ${instead}`);
@@ -64,6 +64,11 @@ export function kanikoBuild(k: KanikoArgs, cwd: string): ExecutorPlan {
   if (k.ignoreVarRun === false) fail('kaniko flag --ignore-var-run=false has no tsbuild equivalent: tsbuild never snapshots the mounts of a step');
   if (k.logTimestamp) fail('kaniko flag --log-timestamp has no tsbuild equivalent: progress lines carry no timestamps');
   if (!k.noPush && k.destination.length === 0) fail('you must provide --destination, or use --no-push');
+}
+
+/** Maps kaniko's executor flags onto a tsbuild build, refusing with the way out any flag that has no equivalent. */
+export function kanikoBuild(k: KanikoArgs, cwd: string): ExecutorPlan {
+  refuseKanikoFlags(k);
   const context = contextDir(k, cwd);
   const cacheRepo = k.cache ? (k.cacheRepo ?? inferredCacheRepo(k)) : undefined;
   const plainHttp = [...k.insecureRegistry, ...(k.insecure ? [...k.destination, ...(cacheRepo ? [cacheRepo] : [])].map(registryOf) : [])];
@@ -127,7 +132,7 @@ export function kanikoNotes(k: KanikoArgs): string[] {
 function contextDir(k: KanikoArgs, cwd: string): string {
   const scheme = /^([a-z0-9]+):\/\//.exec(k.context);
   if (scheme && scheme[1] !== 'dir') {
-    fail(`kaniko context ${scheme[1]}:// is not supported: fetch and unpack it into a directory, then pass --context dir://DIR`);
+    fail(`kaniko context ${scheme[1]}:// is not supported: fetch it and pass --context dir://DIR, or tar://FILE.tar.gz`);
   }
   const dir = path.resolve(cwd, scheme ? k.context.slice('dir://'.length) : k.context);
   return k.contextSubPath !== undefined ? path.join(dir, k.contextSubPath) : dir;

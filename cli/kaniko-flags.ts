@@ -7,7 +7,7 @@ const list = { type: 'string', array: true, nargs: 1, default: [] as string[] } 
 
 /** Flags that map onto tsbuild's: the yargs definition, and the tsbuild equivalent for the docs. */
 export const kanikoOptions = {
-  context: { alias: 'c', type: 'string', default: '/workspace/', describe: 'build context: DIR or dir://DIR', tsbuild: 'the CONTEXT argument' },
+  context: { alias: 'c', type: 'string', default: '/workspace/', describe: 'build context: DIR, dir://DIR, or a gzipped tarball tar://FILE.tar.gz or tar://stdin', tsbuild: 'the CONTEXT argument (a tarball is unpacked into a temporary directory)' },
   'context-sub-path': { type: 'string', describe: 'sub path within the context', tsbuild: 'CONTEXT/SUBPATH as the CONTEXT argument' },
   dockerfile: { alias: 'f', type: 'string', default: 'Dockerfile', describe: 'Dockerfile, as a path or relative to the context', tsbuild: '-f/--file' },
   destination: { alias: 'd', ...list, describe: 'image name to push to (repeatable)', tsbuild: '-t NAME --push' },

@@ -56,11 +56,18 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
       'build as kaniko\'s executor does, from its flags (see the migration table in the README)',
       (y) => lastValueWins(withRefusedKanikoFlags(y.options(kanikoOptions)), kanikoOptions),
       async (args) => {
-        const { kanikoBuild, kanikoNotes } = await import('./executor.js');
+        const { kanikoBuild, kanikoNotes, refuseKanikoFlags } = await import('./executor.js');
+        const { unpackKanikoContext } = await import('./kaniko-context.js');
         const { runBuild } = await import('./build-command.js');
-        const plan = kanikoBuild(args, process.cwd());
-        for (const note of kanikoNotes(args)) io.stderr(`note: ${note}`);
-        outcome.exitCode = await runBuild(plan.flags, { script: mainScript, argv }, io, (built) => plan.afterBuild(built.digest));
+        refuseKanikoFlags(args);
+        const context = await unpackKanikoContext(args.context, process.cwd());
+        try {
+          const plan = kanikoBuild({ ...args, context: context.context }, process.cwd());
+          for (const note of kanikoNotes(args)) io.stderr(`note: ${note}`);
+          outcome.exitCode = await runBuild(plan.flags, { script: mainScript, argv }, io, (built) => plan.afterBuild(built.digest));
+        } finally {
+          await context.cleanup();
+        }
       },
     )
     .command(

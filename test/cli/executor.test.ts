@@ -107,12 +107,14 @@ describe('tsbuild executor runs a kaniko invocation', { skip: cannotRun }, () =>
     assert.ok(tags.length >= 3, `cache tags: ${tags.join(', ')}`);
   });
 
-  test('--no-push with --tar-path pushes nothing; without --cache every step runs', async () => {
+  test('a tar:// context, --no-push with --tar-path: nothing is pushed; without --cache every step runs', async () => {
     const workspace = path.join(work.dir, 'no-push');
     await mkdir(workspace);
     await writeFile(path.join(workspace, 'Dockerfile'), `FROM ${registry.host}/library/busybox:1\nCOPY Dockerfile /Dockerfile\n`);
+    const tarball = path.join(work.dir, 'context.tar.gz');
+    await run('tar', ['-czf', tarball, '-C', workspace, '.']);
     const destination = `${registry.host}/team/never:1`;
-    const args = ['executor', '-c', workspace, '-f', path.join(workspace, 'Dockerfile'), '-d', destination, '--no-push', `--tar-path=${path.join(work.dir, 'no-push.tar')}`, '--log-format=text'];
+    const args = ['executor', '-c', `tar://${tarball}`, '-f', 'Dockerfile', '-d', destination, '--no-push', `--tar-path=${path.join(work.dir, 'no-push.tar')}`, '--log-format=text'];
     for (let i = 0; i < 2; i++) {
       const result = await tsbuild(args, { TSBUILD_CACHE_DIR: path.join(work.dir, 'no-push-cache') });
       assert.equal(result.code, 0, result.stderr);
