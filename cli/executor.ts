@@ -51,7 +51,7 @@ export interface ExecutorPlan {
 }
 
 const fail = (message: string): never => {
-  throw new TsbuildError('KANIKO_FLAG', message);
+  throw new TsbuildError('BAD_FLAG', message);
 };
 
 /** Fails on the first kaniko flag that has no tsbuild equivalent, and on kaniko's own usage errors. */

@@ -35,10 +35,10 @@ function untar(file: string, dir: string, input: NodeJS.ReadableStream | undefin
     let stderr = '';
     child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     if (input && child.stdin) input.pipe(child.stdin);
-    child.on('error', (err) => reject(new TsbuildError('KANIKO_CONTEXT', `cannot unpack the context ${file === '-' ? 'from stdin' : file}: ${err.message}`)));
+    child.on('error', (err) => reject(new TsbuildError('SOURCE_READ', `cannot unpack the context ${file === '-' ? 'from stdin' : file}: ${err.message}`)));
     child.on('close', (code) => {
       if (code === 0) resolve();
-      else reject(new TsbuildError('KANIKO_CONTEXT', `cannot unpack the context ${file === '-' ? 'from stdin' : file} (a .tar.gz is expected): ${stderr.trim().split('\n')[0] ?? `tar exited with ${code}`}`));
+      else reject(new TsbuildError('SOURCE_READ', `cannot unpack the context ${file === '-' ? 'from stdin' : file} (a .tar.gz is expected): ${stderr.trim().split('\n')[0] ?? `tar exited with ${code}`}`));
     });
   });
 }

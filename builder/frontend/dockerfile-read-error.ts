@@ -8,7 +8,7 @@ import { TsbuildError } from '../../layers/errors.js';
 export function dockerfileReadError(dockerfile: string, context: string, named: boolean, err: unknown): TsbuildError {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOENT' && !isDirectory(context)) {
-    return new TsbuildError('NO_CONTEXT', `build context ${context} does not exist: give the directory that holds your sources as the last argument`);
+    return new TsbuildError('SOURCE_NOT_FOUND', `build context ${context} does not exist: give the directory that holds your sources as the last argument`);
   }
   if (code === 'ENOENT') {
     const fix = named ? 'check the path given to -f/--file' : `add a Dockerfile to ${context} or name one with -f/--file PATH`;

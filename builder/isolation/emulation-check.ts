@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { SourceError } from '../../layers/errors.js';
+import { SourceError, TsbuildError } from '../../layers/errors.js';
 import { formatPlatform } from '../../layers/platform.js';
 import type { Platform } from '../../layers/types.js';
 import type { BuildPlan } from '../model/plan.js';
@@ -50,7 +50,8 @@ export function checkEmulation(plan: BuildPlan, host: Platform, dir = binfmtDir)
     checked.add(arch);
     const machine = machines[arch];
     if (machine === undefined || canExecute(machine, dir)) continue;
-    throw new SourceError(run.location.file, run.location.startLine, missingEmulatorMessage(stage.platform, host, machine));
+    const cause = new TsbuildError('ISOLATION_UNAVAILABLE', missingEmulatorMessage(stage.platform, host, machine));
+    throw new SourceError(run.location.file, run.location.startLine, cause.message, { cause });
   }
 }
 
