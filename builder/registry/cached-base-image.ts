@@ -16,7 +16,7 @@ export async function cachedBaseImage(cacheDir: string, refName: string, platfor
     const { layers } = await image.manifest();
     for (const layer of layers) if (!(await layout.has(layer.digest))) return undefined;
     return {
-      layoutDir: layout.dir,
+      image,
       ...(source ? { source } : {}),
       reference: refName,
       manifestDigest: await image.digest(),
