@@ -1,30 +1,18 @@
-import { TsbuildError } from '../../layers/errors.js';
-import { readLayoutImage } from '../../layers/layout-image.js';
 import { OciLayout } from '../../layers/oci-layout.js';
-import type { Platform } from '../../layers/types.js';
-import type { ResolvedImage } from '../model/sources.js';
+import { RefNameAnnotation, type Digest } from '../../layers/types.js';
 
 /**
- * A base image the image cache already holds under `refName` (the canonical reference, as a pull
- * names it) for `platform`, with every blob present; undefined when any part is missing. This is the
- * cached resolution a build uses without `--pull`, so the registry is not asked again.
+ * The digest the image cache lists under `refName` (the canonical reference, as an earlier build
+ * or pull resolved it), if any. Resolving that digest instead of the tag is the cached resolution
+ * a build uses without `--pull`: no request to the registry unless a layer must be fetched.
  */
-export async function cachedBaseImage(cacheDir: string, refName: string, platform: Platform, source: ResolvedImage['source']): Promise<ResolvedImage | undefined> {
+export async function cachedTagDigest(cacheDir: string, refName: string): Promise<Digest | undefined> {
   try {
     const layout = await OciLayout.open(cacheDir, { create: false });
-    const image = await readLayoutImage(layout, { tag: refName }, platform);
-    const { layers } = await image.manifest();
-    for (const layer of layers) if (!(await layout.has(layer.digest))) return undefined;
-    return {
-      image,
-      ...(source ? { source } : {}),
-      reference: refName,
-      manifestDigest: await image.digest(),
-      config: await image.config(),
-      layers,
-    };
+    const entry = (await layout.readIndex()).manifests.find((m) => m.annotations?.[RefNameAnnotation] === refName);
+    return entry !== undefined && (await layout.has(entry.digest)) ? entry.digest : undefined;
   } catch (err) {
-    if (err instanceof TsbuildError || (err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as Error).name === 'TsbuildError') return undefined;
     throw err;
   }
 }

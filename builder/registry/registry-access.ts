@@ -7,7 +7,7 @@ import type { Descriptor, Digest } from '../../layers/types.js';
 import { modelLayer, type ImageLayer } from '../model/image-layer.js';
 import type { ResolvedImage } from '../model/sources.js';
 import { defaultCacheDir } from '../locations.js';
-import { cachedBaseImage } from './cached-base-image.js';
+import { cachedTagDigest } from './cached-base-image.js';
 
 /** How the build talks to registries. */
 export interface RegistrySettings {
@@ -56,11 +56,13 @@ export function imageCacheDir(settings: RegistrySettings): string {
 export async function resolveBaseImage(reference: string, platform: Platform, settings: RegistrySettings): Promise<ResolvedImage> {
   const { formatReference, parseReference, remoteImage } = await registryClient();
   const ref = parseReference(reference);
-  if (!settings.pull && ref.digest === undefined) {
-    const cached = await cachedBaseImage(imageCacheDir(settings), formatReference(ref), platform, { registry: ref.registry, repository: ref.repository });
-    if (cached) return cached;
-  }
-  return describeBase(ref, await remoteImage(ref, { ...access(ref, settings), platform, cache: imageCacheDir(settings), ...progress(settings) }));
+  const options = { ...access(ref, settings), platform, cache: imageCacheDir(settings), ...progress(settings) };
+  const cached = settings.pull || ref.digest !== undefined ? undefined : await cachedTagDigest(imageCacheDir(settings), formatReference(ref));
+  if (cached !== undefined) return describeBase(ref, await remoteImage({ ...ref, digest: cached }, options));
+  const remote = await remoteImage(ref, options);
+  // The tag's resolution, for the next build without --pull.
+  await remote.cache.layout.addImage(remote.root, [remote.refName]);
+  return describeBase(ref, remote);
 }
 
 /** Pulls `reference` for `platform` into the image cache, layers and all (no download when it is cached), and describes it as a base. */
