@@ -3,11 +3,12 @@ import type { Compression } from '../layers/compression.js';
 import type { Platform } from '../layers/types.js';
 import type { IsolationMode } from './isolation/backend.js';
 import type { OutputSpec } from './output/output-spec.js';
+import type { RunDefaults } from './plan/run-defaults.js';
 import type { ProgressListener } from './progress.js';
 import type { RegistrySettings } from './registry/registry-access.js';
 
 /** What to build: the context, the Dockerfile, and what selects and parameterises its stages. */
-export interface BuildSource {
+export interface BuildSource extends RunDefaults {
   /** The build context directory. */
   readonly context: string;
   /** The Dockerfile; `CONTEXT/Dockerfile` when absent. */
@@ -16,7 +17,7 @@ export interface BuildSource {
   readonly target?: string;
   /** Target platforms; the host's when empty. */
   readonly platforms?: readonly Platform[];
-  /** Named contexts, `NAME=oci-layout://DIR[:TAG]` or `NAME=DIR`. */
+  /** Named contexts, `NAME=oci-layout://DIR[:NAME:TAG][@sha256:DIGEST]` or `NAME=DIR`. */
   readonly buildContexts?: readonly string[];
 }
 
@@ -70,6 +71,11 @@ export interface CacheSettings {
   readonly disabledStages?: readonly string[];
   /** A registry repository (`REGISTRY/REPO`) that shares the build cache between machines. */
   readonly repository?: string;
+  /**
+   * How `repository` is used: looked up (`--cache-from`), written (`--cache-to`), and in `min` mode
+   * only the steps of the stages the image is made of are written. Both, in `max` mode, when absent.
+   */
+  readonly repositoryUse?: { readonly lookups: boolean; readonly publishes: boolean; readonly mode: 'min' | 'max' };
   /** Entries of the cache repository older than this many seconds are ignored. */
   readonly ttlSeconds?: number;
   /** Evicts least recently used cache entries after the build until the cache is at most this many bytes. */

@@ -1,7 +1,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { BuildRequest, BuildSource, PlanRequest } from './build-request.js';
-import { SourceError, TsbuildError } from '../layers/errors.js';
+import { SourceError } from '../layers/errors.js';
 import { readLayoutImage } from '../layers/layout-image.js';
 import { OciLayout } from '../layers/oci-layout.js';
 import type { Descriptor, Digest, Platform } from '../layers/types.js';
@@ -9,6 +9,7 @@ import { isErrnoCode } from '../layers/fs-util.js';
 import { loadIgnorePatterns, PatternMatcher } from './context/ignore.js';
 import { executePlan } from './exec/execute.js';
 import { prepareRootfs } from './rootfs/prepare.js';
+import { checkEmulation } from './isolation/emulation-check.js';
 import { defaultBuildCacheDir, LocalCacheStore } from './cache/local-store.js';
 import type { RegistryCache } from './cache/registry-cache.js';
 import { StepCache } from './cache/step-cache.js';
@@ -20,16 +21,18 @@ import type { ImageLayer } from './model/image-layer.js';
 import { Workspace } from './workspace/workspace.js';
 import type { ParsedDockerfile } from './frontend/instructions.js';
 import { parseDockerfile } from './frontend/parse.js';
+import { dockerfileReadError } from './frontend/dockerfile-read-error.js';
 import { assembleImage, assembleIndex, type AssembledImage } from './output/assemble.js';
 import { gatherBlobs } from './output/copy-blobs.js';
 import type { BuildArtifact } from './output/exporter.js';
 import { exportArtifact, writtenPath, type ExportTarget } from './output/exporters.js';
 import { prepareOutputs } from './output/prepare-outputs.js';
-import { parseBuildContexts, type NamedContext } from './plan/build-contexts.js';
-import type { BuildPlan } from './model/plan.js';
+import { layoutSelector, parseBuildContexts, type NamedContext } from './plan/build-contexts.js';
+import type { BuildPlan, PlannedStage } from './model/plan.js';
 import type { ResolvedImage } from './model/sources.js';
 import { createPlan } from './plan/plan.js';
 import { hostPlatform } from './plan/platform.js';
+import { applyRunDefaults } from './plan/run-defaults.js';
 import { silentProgress, type ProgressListener } from './progress.js';
 import { loadSecrets, parseSecretSpec } from './run/secrets.js';
 import { loadSshAgents } from './run/ssh-agents.js';
@@ -84,6 +87,7 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
   const plan = await planParsed(parsed, dockerfile, request);
   for (const message of plan.notes) progress({ kind: 'note', message });
   const hasRun = plan.platforms.some((p) => p.stages.some((s) => s.steps.some((step) => step.kind === 'run')));
+  if (hasRun) checkEmulation(plan, hostPlatform());
   // Chosen before any work, so a RUN step this container cannot run fails the build at once.
   const isolation = hasRun ? await (await isolationSelection()).selectIsolation(run.isolation ?? 'auto', { forceInPlace: run.forceInPlace ?? false }) : undefined;
   const inPlace = isolation?.kind === 'in-place';
@@ -113,6 +117,8 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
       disabledStages: new Set((cacheSettings.disabledStages ?? []).map((s) => s.toLowerCase())),
       buildIdentity: dockerfile,
       ...(registryCache ? { registry: registryCache, onWarning: (message: string) => progress({ kind: 'note', message }) } : {}),
+      ...(cacheSettings.repositoryUse ? { registryUse: cacheSettings.repositoryUse } : {}),
+      ...(cacheSettings.repositoryUse?.mode === 'min' ? { publishedStage: imageStages(plan) } : {}),
     });
     const rootfsCache = new RootfsCache(path.join(defaultCacheDir(env), 'rootfs'));
     const standardPrepare = (layers: readonly ImageLayer[]) => prepareRootfs(layers, workspace, { cache: rootfsCache, onNote: (message) => progress({ kind: 'note', message }) });
@@ -172,6 +178,19 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
   }
 }
 
+/** The stages the built images are made of: each target stage and the stages it is based on (`--cache-to mode=min`). */
+function imageStages(plan: BuildPlan): (stage: PlannedStage) => boolean {
+  const indexes = new Set<number>();
+  for (const platform of plan.platforms) {
+    for (let stage = platform.stages.find((s) => s.index === platform.targetIndex); stage; ) {
+      indexes.add(stage.index);
+      const base = stage.base;
+      stage = base.kind === 'stage' ? platform.stages.find((s) => s.index === base.index) : undefined;
+    }
+  }
+  return (stage) => indexes.has(stage.index);
+}
+
 /** The registry settings, reading the request's environment unless they name their own. */
 function registryOf(request: PlanRequest): RegistrySettings {
   return { env: request.env ?? {}, ...request.registry };
@@ -192,7 +211,7 @@ async function readDockerfile(source: BuildSource): Promise<{ parsed: ParsedDock
   try {
     text = await readFile(dockerfile, 'utf8');
   } catch (err) {
-    throw new TsbuildError('NO_DOCKERFILE', `cannot read Dockerfile ${dockerfile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw dockerfileReadError(dockerfile, source.context, source.dockerfile !== undefined, err);
   }
   return { parsed: parseDockerfile(text, displayPath(dockerfile)), dockerfile };
 }
@@ -236,7 +255,7 @@ function displayPath(file: string): string {
 async function planParsed(parsed: ParsedDockerfile, dockerfile: string, request: PlanRequest): Promise<BuildPlan> {
   const host = hostPlatform();
   const { source } = request;
-  return createPlan(parsed, dockerfile, {
+  const plan = await createPlan(parsed, dockerfile, {
     buildArgs: source.buildArgs ?? new Map(),
     ...(source.target !== undefined ? { target: source.target } : {}),
     buildPlatform: host,
@@ -245,11 +264,12 @@ async function planParsed(parsed: ParsedDockerfile, dockerfile: string, request:
     resolveImage,
     resolveRegistryImage: (reference, platform) => resolveBaseImage(reference, platform, registryOf(request)),
   });
+  return applyRunDefaults(plan, source);
 }
 
 async function resolveImage(context: Extract<NamedContext, { kind: 'oci-layout' }>, platform: Platform): Promise<ResolvedImage> {
   const layout = await OciLayout.open(context.layoutDir, { create: false });
-  const selector = context.reference.startsWith('sha256:') ? { digest: context.reference as Digest } : { tag: context.reference };
+  const selector = layoutSelector((await layout.readIndex()).manifests, context.reference);
   const image = await readLayoutImage(layout, selector, platform);
   return {
     image,

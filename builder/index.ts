@@ -2,6 +2,7 @@
 export { build, planBuild, type BuildRequest, type BuildResult, type PlanRequest } from './build.js';
 export { parseOutputSpec, type OutputSpec } from './output/output-spec.js';
 export { hostPlatform, parsePlatform } from './plan/platform.js';
+export { parseAddHosts } from './plan/run-defaults.js';
 export { formatPlatform } from '../layers/platform.js';
 export type { Compression } from '../layers/compression.js';
 export type { BuildPlan } from './model/plan.js';

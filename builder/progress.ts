@@ -4,7 +4,8 @@ import type { TransferPhase } from '../registry-client/index.js';
 export type BuildEvent =
   | { readonly kind: 'note'; readonly message: string }
   | { readonly kind: 'step-start'; readonly step: number; readonly name: string }
-  | { readonly kind: 'step-done'; readonly step: number; readonly seconds: number }
+  /** `layerBytes`: the (compressed) size of the layer the step added to its stage, 0 for none. */
+  | { readonly kind: 'step-done'; readonly step: number; readonly seconds: number; readonly layerBytes?: number }
   /** Whether a step's result came from the build cache, and if not, why. */
   | { readonly kind: 'step-cache'; readonly step: number; readonly cached: boolean; readonly summary: string; readonly differences: readonly string[] }
   | { readonly kind: 'step-output'; readonly step: number; readonly stream: 'stdout' | 'stderr'; readonly text: string }

@@ -1,25 +1,33 @@
 /** The command-line flags shared by `build` and `plan`, as the library's request fields. */
-import { parsePlatform, TsbuildError, type PlanRequest, type ProgressListener, type RegistrySettings } from '../builder/index.js';
+import { parseAddHosts, parsePlatform, TsbuildError, type PlanRequest, type ProgressListener, type RegistrySettings } from '../builder/index.js';
 import type { CliIo } from './io.js';
 import { parsePairs } from './parse-pairs.js';
 
-export interface CommonArgs {
-  insecureRegistry: string[];
-  registryCa?: string | undefined;
+export interface CommonArgs extends RegistryArgs {
   context: string;
   file?: string | undefined;
   buildArg: string[];
   target?: string | undefined;
   platform: string[];
   buildContext: string[];
+  network?: 'default' | 'none' | 'host' | undefined;
+  addHost: string[];
+}
+
+export interface RegistryArgs {
+  insecureRegistry: string[];
+  registryCa?: string | undefined;
+  /** `--pull`: resolve every tag against its registry. */
+  pull?: boolean | undefined;
 }
 
 /** Registry flags as the library's settings, with transfers reported to `listener`. */
-export function registrySettings(args: { insecureRegistry: string[]; registryCa?: string | undefined }, env: NodeJS.ProcessEnv, listener?: ProgressListener): RegistrySettings {
+export function registrySettings(args: RegistryArgs, env: NodeJS.ProcessEnv, listener?: ProgressListener): RegistrySettings {
   return {
     env,
     insecureRegistries: args.insecureRegistry,
     ...(args.registryCa !== undefined ? { caFile: args.registryCa } : {}),
+    ...(args.pull ? { pull: true } : {}),
     ...(listener ? { onTransfer: (event) => listener({ kind: 'transfer', ...event }) } : {}),
   };
 }
@@ -34,6 +42,8 @@ export function commonRequest(args: CommonArgs, io: CliIo, listener?: ProgressLi
       ...(args.target !== undefined ? { target: args.target } : {}),
       platforms: args.platform.flatMap((p) => p.split(',')).filter((p) => p !== '').map(parsePlatform),
       buildContexts: args.buildContext,
+      ...(args.network !== undefined ? { network: args.network } : {}),
+      extraHosts: parseAddHosts(args.addHost),
     },
     registry: registrySettings(args, io.env, listener),
     env: io.env,

@@ -18,6 +18,6 @@ if (process.argv[2] === '--version' && process.argv.length === 3) {
   process.exitCode = await run(process.argv.slice(2), {
     ...processIo,
     signal: interrupt.signal,
-    ...(process.stderr.isTTY ? { stderrTerminal: { write: (raw: string) => process.stderr.write(raw) } } : {}),
+    ...(process.stderr.isTTY ? { stderrTerminal: { write: (raw: string) => process.stderr.write(raw), columns: () => process.stderr.columns || Number(process.env.COLUMNS) || undefined } } : {}),
   });
 }

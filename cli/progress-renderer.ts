@@ -1,21 +1,34 @@
 import type { BuildEvent, ProgressListener } from '../builder/index.js';
+import { LiveDisplay } from './progress-tty.js';
 import { formatBytes, TransferStatus, type StatusTerminal } from './transfer-status.js';
 
-export type ProgressMode = 'auto' | 'plain' | 'json';
+export type ProgressMode = 'auto' | 'tty' | 'plain' | 'json';
+
+/** A progress display: the listener the build reports to, and `close` once the build has ended. */
+export interface ProgressDisplay {
+  readonly listener: ProgressListener;
+  close(): void;
+}
 
 /**
  * Renders build events on stderr: one JSON object per line (`json`), numbered plain lines
- * (`plain`, or `auto` off a terminal), or on a terminal plain lines under a live status line of
- * blob transfers with bytes and rate.
+ * (`plain`, or `auto`/`tty` off a terminal), or on a terminal (`tty`, `auto`) a live display that
+ * redraws the running steps in place. With `--explain-cache` on a terminal, plain lines are kept
+ * under a live status line of transfers, since the explanations are meant to be read in full.
  */
-export function progressRenderer(mode: ProgressMode, write: (line: string) => void, terminal?: StatusTerminal, explainCache = false): ProgressListener {
-  if (mode === 'json') return (event) => write(JSON.stringify(event));
-  if (mode === 'auto' && terminal) {
+export function progressRenderer(mode: ProgressMode, write: (line: string) => void, terminal?: StatusTerminal, explainCache = false): ProgressDisplay {
+  const close = (): void => {};
+  if (mode === 'json') return { listener: (event) => write(JSON.stringify(event)), close };
+  if (mode !== 'plain' && terminal && !explainCache) {
+    const display = new LiveDisplay(terminal);
+    return { listener: display.listener, close: () => display.close() };
+  }
+  if (mode !== 'plain' && terminal) {
     const status = new TransferStatus(terminal);
     const lines = plainLines((line) => status.print(line), explainCache);
-    return (event) => (event.kind === 'transfer' ? status.update(event) : lines(event));
+    return { listener: (event) => (event.kind === 'transfer' ? status.update(event) : lines(event)), close };
   }
-  return plainLines(write, explainCache);
+  return { listener: plainLines(write, explainCache), close };
 }
 
 function plainLines(write: (line: string) => void, explainCache: boolean): ProgressListener {
@@ -38,7 +51,7 @@ function plainLines(write: (line: string) => void, explainCache: boolean): Progr
         }
         break;
       case 'step-done':
-        write(`#${event.step} DONE ${event.seconds.toFixed(1)}s`);
+        write(`#${event.step} DONE ${event.seconds.toFixed(1)}s${event.layerBytes ? ` ${formatBytes(event.layerBytes)}` : ''}`);
         break;
       case 'transfer':
         if (event.phase !== 'progress') write(`${event.direction} ${event.repository} ${event.digest.slice(0, 19)} ${event.phase} ${formatBytes(event.bytes)}/${formatBytes(event.total)}`);

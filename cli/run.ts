@@ -1,11 +1,9 @@
-import os from 'node:os';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import yargs, { type Argv } from 'yargs';
-import type { Compression } from '../builder/index.js';
 import { processIo, type CliIo } from './io.js';
+import { kanikoOptions, kanikoRefused } from './kaniko-flags.js';
+import { buildOptions, planOptions, pruneOptions, pullOptions } from './options.js';
 import { printable } from './printable.js';
-import type { ProgressMode } from './progress-renderer.js';
 
 /** The command-line entry point, which a build re-executes inside a user namespace. */
 const mainScript = fileURLToPath(new URL('./main.js', import.meta.url));
@@ -40,31 +38,6 @@ interface Outcome {
   exitCode?: number;
 }
 
-function planOptions(y: Argv) {
-  return y
-    .positional('context', { type: 'string', default: '.', describe: 'build context directory' })
-    .option('file', { alias: 'f', type: 'string', describe: 'Dockerfile (default: CONTEXT/Dockerfile)' })
-    .option('build-arg', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'build-time variable KEY=VALUE' })
-    .option('target', { type: 'string', describe: 'stage to build' })
-    .option('platform', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'target platform(s), os/arch[/variant], comma-separated' })
-    .option('build-context', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'named context NAME=oci-layout://DIR[:TAG] or NAME=DIR' })
-    .option('insecure-registry', registryOptions.insecure)
-    .option('registry-ca', registryOptions.ca);
-}
-
-const outputHelp =
-  'where the image goes (repeatable): type=oci,dest=DIR|FILE.tar|-[,tar=true|false] (an OCI layout: a tar when tar=true, dest ends in .tar or is -, else a directory); ' +
-  'type=docker,dest=FILE|- (a docker load archive, one platform); type=registry[,name=NAME] (push); type=local,dest=DIR (the final filesystem); type=tar,dest=FILE|- (the final filesystem as a tar); ' +
-  'oci, docker and registry take name=NAME to replace the -t names (quote the field for several: "name=a:1,b:1"); a bare DIR means type=local,dest=DIR and - means type=tar,dest=-';
-const annotationHelp =
-  'OCI annotation KEY=VALUE for the image manifest, or LEVEL:KEY=VALUE with LEVEL manifest, manifest-descriptor, index or index-descriptor ' +
-  '(comma-separated for several; a manifest level may name one platform: manifest[linux/amd64]:KEY=VALUE); applies to type=oci, type=registry and the local store';
-
-const registryOptions = {
-  insecure: { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'registry host[:port] reached over plain HTTP (loopback always is)' },
-  ca: { type: 'string', describe: 'PEM file of extra CA certificates to trust for registries' },
-} as const;
-
 function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
   return yargs([...argv])
     .scriptName('tsbuild')
@@ -72,100 +45,35 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
     .command(
       ['build [context]', '$0 [context]'],
       'build an image from a Dockerfile',
-      (y) =>
-        planOptions(y)
-          .option('tag', { alias: 't', type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'name:tag for the image' })
-          .option('output', { alias: 'o', type: 'string', array: true, nargs: 1, default: [] as string[], describe: outputHelp })
-          .option('annotation', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: annotationHelp })
-          .option('label', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'image label KEY=VALUE' })
-          .option('iidfile', { type: 'string', describe: 'write the image ID to this file' })
-          .option('push', { type: 'boolean', default: false, describe: 'push every -t name (same as --output type=registry)' })
-          .option('digest-file', { type: 'string', describe: 'write the pushed or exported manifest (or index) digest to this file' })
-          .option('metadata-file', { type: 'string', describe: 'write the digest, names and descriptor as JSON to this file' })
-          .option('progress', { choices: ['auto', 'plain', 'json'] as const, default: 'auto' as const })
-          .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'print only the image ID' })
-          .option('compression', { choices: ['gzip', 'zstd', 'uncompressed'] as const, default: 'gzip' as const })
-          .option('compression-level', { type: 'number' })
-          .option('isolation', { choices: ['auto', 'oci', 'chroot', 'rootless', 'none'] as const, default: 'auto' as const, describe: 'how RUN steps are isolated' })
-          .option('run-timeout', { type: 'number', describe: 'kill a RUN step after this many seconds and fail the build' })
-          .option('secret', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR' })
-          .option('ssh', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'SSH agent for RUN --mount=type=ssh: ID (the agent at $SSH_AUTH_SOCK) or ID=SOCKET' })
-          .option('no-cache', { type: 'boolean', default: false, describe: 'run every step instead of reusing cached results' })
-          .option('no-cache-filter', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'stage whose steps always run' })
-          .option('cache-dir', { type: 'string', describe: 'build cache directory (default: <cache dir>/build-cache)' })
-          .option('cache-max-size', { type: 'string', describe: 'evict least recently used cache entries beyond this size, e.g. 10GiB' })
-          .option('cache-repo', { type: 'string', describe: 'registry repository REGISTRY/REPO that shares the build cache between machines' })
-          .option('cache-ttl', { type: 'string', describe: 'ignore cache repository entries older than this, e.g. 168h, 30m, 7d or 3600 (seconds)' })
-          .option('explain-cache', { type: 'boolean', default: false, describe: 'print every input that made a step miss the cache' })
-          .option('force-in-place', { type: 'boolean', default: false, describe: 'allow --isolation=none outside a detected container' })
-          .option('source-date-epoch', { type: 'string', describe: 'clamp timestamps to this time (default: $SOURCE_DATE_EPOCH)' }),
+      (y) => lastValueWins(y.positional('context', contextPositional).options(buildOptions), buildOptions),
       async (args) => {
-        const { build, commonRequest, defaultBuildCacheDir, defaultStoreDir, enterUserNamespace, explainNoSpace, parseByteSize, parseCacheTtl, parseOutputSpec, parsePairs, positiveSeconds, progressRenderer, sourceDateEpoch } =
-          await library();
-        const outputs = args.output.map(parseOutputSpec);
-        const toStdout = outputs.some((o) => o.type !== 'registry' && o.dest === '-');
-        const stdoutBytes = io.stdoutStream ?? process.stdout;
-        // An unprivileged user builds as uid 0 of a user namespace: this same command, re-executed there.
-        const delegated = await enterUserNamespace({ ...io, script: mainScript, argv, ...(toStdout ? { stdoutBytes } : {}) }, args.isolation);
-        if (delegated !== undefined) {
-          outcome.exitCode = delegated;
-          return;
+        const { runBuild } = await import('./build-command.js');
+        outcome.exitCode = await runBuild(args, { script: mainScript, argv }, io);
+      },
+    )
+    .command(
+      'executor',
+      'build as kaniko\'s executor does, from its flags (see the migration table in the README)',
+      (y) => lastValueWins(withRefusedKanikoFlags(y.options(kanikoOptions)), kanikoOptions),
+      async (args) => {
+        const { kanikoBuild, kanikoNotes, refuseKanikoFlags } = await import('./executor.js');
+        const { unpackKanikoContext } = await import('./kaniko-context.js');
+        const { runBuild } = await import('./build-command.js');
+        refuseKanikoFlags(args);
+        const context = await unpackKanikoContext(args.context, process.cwd());
+        try {
+          const plan = kanikoBuild({ ...args, context: context.context }, process.cwd());
+          for (const note of kanikoNotes(args)) io.stderr(`note: ${note}`);
+          outcome.exitCode = await runBuild(plan.flags, { script: mainScript, argv }, io, (built) => plan.afterBuild(built.digest));
+        } finally {
+          await context.cleanup();
         }
-        const progress: ProgressMode = args.progress;
-        const listener = args.quiet ? undefined : progressRenderer(progress, io.stderr, io.stderrTerminal, args.explainCache);
-        const written = [
-          ...outputs.flatMap((o) => (o.type === 'registry' || o.dest === '-' ? [] : [{ dir: o.type === 'local' || (o.type === 'oci' && !o.tar) ? o.dest : path.dirname(o.dest), role: 'the output' }])),
-          { dir: os.tmpdir(), role: 'the temporary directory' },
-          // The library's defaults, as build() applies them.
-          { dir: args.cacheDir ?? defaultBuildCacheDir(io.env), role: 'the build cache' },
-          { dir: defaultStoreDir(io.env), role: 'the local image store' },
-        ];
-        const result = await build({
-          ...commonRequest(args, io, listener),
-          outputs: {
-            targets: args.push && !outputs.some((o) => o.type === 'registry') ? [...outputs, { type: 'registry' as const }] : outputs,
-            tags: args.tag,
-            annotations: args.annotation,
-            ...(toStdout ? { stream: stdoutBytes } : {}),
-            storeDir: defaultStoreDir(io.env),
-            ...(args.iidfile !== undefined ? { iidfile: args.iidfile } : {}),
-            ...(args.digestFile !== undefined ? { digestFile: args.digestFile } : {}),
-            ...(args.metadataFile !== undefined ? { metadataFile: args.metadataFile } : {}),
-          },
-          image: {
-            labels: parsePairs('label', args.label),
-            compression: args.compression as Compression,
-            ...(args.compressionLevel !== undefined ? { compressionLevel: args.compressionLevel } : {}),
-            ...sourceDateEpoch(args.sourceDateEpoch ?? io.env.SOURCE_DATE_EPOCH),
-          },
-          cache: {
-            disabled: args.noCache,
-            disabledStages: args.noCacheFilter,
-            ...(args.cacheDir !== undefined ? { dir: args.cacheDir } : {}),
-            ...(args.cacheMaxSize !== undefined ? { maxBytes: parseByteSize(args.cacheMaxSize) } : {}),
-            ...(args.cacheRepo !== undefined ? { repository: args.cacheRepo } : {}),
-            ...(args.cacheTtl !== undefined ? { ttlSeconds: parseCacheTtl(args.cacheTtl) } : {}),
-          },
-          run: {
-            isolation: args.isolation,
-            forceInPlace: args.forceInPlace,
-            ...(args.runTimeout !== undefined ? { timeoutSeconds: positiveSeconds(args.runTimeout) } : {}),
-            secrets: args.secret,
-            ssh: args.ssh,
-          },
-          ...(listener ? { progress: listener } : {}),
-          ...(io.signal ? { signal: io.signal } : {}),
-        }).catch(async (err: unknown) => {
-          throw await explainNoSpace(err, written);
-        });
-        // stdout carries the archive when an output writes there: nothing else may go to it.
-        if (!toStdout) io.stdout(args.quiet ? result.imageId : `${result.descriptor.digest}`);
       },
     )
     .command(
       'plan [context]',
       'print the build plan as JSON without building',
-      (y) => planOptions(y),
+      (y) => lastValueWins(y.positional('context', contextPositional).options(planOptions), planOptions),
       async (args) => {
         const { commonRequest, planBuild } = await library();
         io.stdout(JSON.stringify(await planBuild(commonRequest(args, io)), null, 2));
@@ -174,25 +82,19 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
     .command(
       'pull <reference>',
       'pull an image into the local image cache ahead of a build',
-      (y) =>
-        y
-          .positional('reference', { type: 'string', demandOption: true })
-          .option('platform', { type: 'string', describe: 'os/arch[/variant] (default: this machine)' })
-          .option('insecure-registry', registryOptions.insecure)
-          .option('registry-ca', registryOptions.ca)
-          .option('progress', { choices: ['auto', 'plain', 'json'] as const, default: 'auto' as const }),
+      (y) => lastValueWins(y.positional('reference', { type: 'string', demandOption: true }).options(pullOptions), pullOptions),
       async (args) => {
         const { hostPlatform, parsePlatform, progressRenderer, pullBaseImage, registrySettings } = await library();
-        const listener = progressRenderer(args.progress, io.stderr, io.stderrTerminal);
+        const display = progressRenderer(args.progress, io.stderr, io.stderrTerminal);
         const platform = args.platform !== undefined ? parsePlatform(args.platform) : hostPlatform();
-        const image = await pullBaseImage(args.reference, platform, registrySettings(args, io.env, listener));
+        const image = await pullBaseImage(args.reference, platform, registrySettings({ ...args, pull: true }, io.env, display.listener)).finally(() => display.close());
         io.stdout(`${image.reference}\t${image.manifestDigest}`);
       },
     )
     .command(
       'prune',
       'empty the build cache and the RUN cache mounts no build is using',
-      (y) => y.option('cache-dir', { type: 'string', describe: 'build cache directory (default: <cache dir>/build-cache)' }),
+      (y) => y.options(pruneOptions),
       async (args) => {
         const { defaultBuildCacheDir, defaultRunCacheDir, LocalCacheStore, pruneCacheMounts } = await library();
         const store = await LocalCacheStore.open(args.cacheDir ?? defaultBuildCacheDir(io.env));
@@ -223,6 +125,29 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
     .version(false)
     .exitProcess(false)
     .fail((message, err) => {
-      throw err ?? new UsageError(message);
+      throw err ?? new UsageError(argv[0] === 'executor' ? kanikoUsage(message) : message);
     });
+}
+
+const contextPositional = { type: 'string', default: '.', describe: 'build context directory' } as const;
+
+/** A single-value flag given twice takes the last value, as in docker, buildx and kaniko, instead of becoming a list. */
+function lastValueWins<T>(y: Argv<T>, options: object): Argv<T> {
+  const single = Object.entries(options).filter(([, option]) => (option as { array?: boolean }).array !== true).map(([flag]) => flag).flatMap((flag) => [flag, flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())]);
+  return y.middleware((args) => {
+    const values = args as Record<string, unknown>;
+    for (const key of single) if (Array.isArray(values[key])) values[key] = (values[key] as unknown[]).at(-1);
+  }, true);
+}
+
+/** Declares kaniko's flags that have no equivalent, so that giving one is answered by what to do instead. */
+function withRefusedKanikoFlags<T>(y: Argv<T>): Argv<T> {
+  for (const flag of Object.keys(kanikoRefused)) y.option(flag, { type: 'string', hidden: true });
+  return y;
+}
+
+/** An unknown flag after `executor` is a kaniko flag tsbuild does not know: say so. */
+function kanikoUsage(message: string): string {
+  const unknown = /^Unknown arguments?: (.*)$/.exec(message);
+  return unknown ? `kaniko flag(s) not known to tsbuild executor: ${unknown[1]} (docs/cli.md lists the flags it maps)` : message;
 }

@@ -5,6 +5,8 @@ type TransferEvent = Extract<BuildEvent, { kind: 'transfer' }>;
 /** A terminal to redraw a status line on. */
 export interface StatusTerminal {
   write(raw: string): void;
+  /** The terminal's width in characters, when known. */
+  columns?(): number | undefined;
 }
 
 interface Active {

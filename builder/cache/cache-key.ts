@@ -137,6 +137,7 @@ function normalisedStep(step: CacheableStep): KeyMaterial['step'] {
         mounts: step.mounts.map(normalisedMount),
         network: step.network,
         security: step.security,
+        ...(step.extraHosts?.length ? { extraHosts: [...step.extraHosts] } : {}),
       };
     case 'copy':
       return {

@@ -34,6 +34,10 @@ export interface StepCacheOptions {
   readonly registry?: CacheStore;
   /** Told about problems that do not fail the build, such as an unreachable cache repository. */
   readonly onWarning?: (message: string) => void;
+  /** Whether the cache repository is looked up and written (`--cache-from`, `--cache-to`); both when absent. */
+  readonly registryUse?: { readonly lookups: boolean; readonly publishes: boolean };
+  /** The stages whose steps are published to the cache repository (`mode=min`); all when absent. */
+  readonly publishedStage?: (stage: PlannedStage) => boolean;
 }
 
 /** Looks steps up in the build cache and remembers their results. */
@@ -43,7 +47,8 @@ export class StepCache {
   private registryPublishes: boolean;
 
   constructor(private readonly options: StepCacheOptions) {
-    this.registryLookups = this.registryPublishes = options.registry !== undefined;
+    this.registryLookups = options.registry !== undefined && (options.registryUse?.lookups ?? true);
+    this.registryPublishes = options.registry !== undefined && (options.registryUse?.publishes ?? true);
   }
 
   async probe(input: {
@@ -82,7 +87,7 @@ export class StepCache {
       const entry: CacheEntry = { record, ...(layer && { layer: modelLayer(layer) }) };
       await store.put(key, entry);
       await store.recordInputs(identity, inputs);
-      await this.publish(key, entry);
+      if (this.options.publishedStage?.(input.stage) ?? true) await this.publish(key, entry);
     };
     const bypass = this.options.disabled || this.options.disabledStages.has(input.stage.name ?? '') || this.options.disabledStages.has(String(input.stage.index));
     let record = bypass ? undefined : (await store.get(key))?.record;

@@ -72,8 +72,10 @@ export async function executePlan(plan: PlatformPlan, options: ExecuteOptions, s
         const started = Date.now();
         options.progress({ kind: 'step-start', step: id, name: `[${label} ${i + 1}/${stage.steps.length}] ${step.createdBy}` });
         const context: StepContext = { ...options, created, now, runs, imageRootfs: (name, image) => images.rootfs(name, image), stepId: id };
+        const layersBefore = run.layers.length;
         await atSourceLine(step.location.file, step.location.startLine, () => runOrReuse(step, i, run, context));
-        options.progress({ kind: 'step-done', step: id, seconds: (Date.now() - started) / 1000 });
+        const layerBytes = run.layers.slice(layersBefore).reduce((sum, layer) => sum + layer.descriptor.size, 0);
+        options.progress({ kind: 'step-done', step: id, seconds: (Date.now() - started) / 1000, layerBytes });
       }
     }
     const target = runs.get(plan.targetIndex)!;

@@ -61,6 +61,8 @@ export interface RunStep extends StepBase {
   readonly mounts: readonly RunMount[];
   readonly network: NetworkMode;
   readonly security: SecurityMode;
+  /** `--add-host` entries, `host:ip`, written into the step's /etc/hosts. */
+  readonly extraHosts?: readonly string[];
 }
 
 export type PlannedStep = MetadataStep | CopyStep | WorkdirStep | RunStep;

@@ -10,7 +10,7 @@ import type { CopySource, ResolvedImage } from '../model/sources.js';
 import { parsePlatform, platformArgs } from './platform.js';
 import { Scope } from './scope.js';
 import { mountFrom } from '../frontend/parse-mount.js';
-import { findStage, splitStages, targetIndex, type StageLayout, type StageSource } from './stages.js';
+import { findStage, isImageReference, splitStages, targetIndex, unknownSourceError, type StageLayout, type StageSource } from './stages.js';
 
 export interface PlanOptions {
   readonly buildArgs: ReadonlyMap<string, string>;
@@ -187,11 +187,19 @@ class PlatformPlanner {
         const name = atInstruction(ins, () => copyFromName(from, this.ctx.lex));
         const context = this.ctx.options.buildContexts.get(name);
         if (images.has(name) || context?.kind === 'local' || findStage(this.layout, name, stageIndex) || /^\d+$/.test(name)) continue;
-        const resolve = context ? () => this.ctx.options.resolveImage(context, platform) : () => this.ctx.options.resolveRegistryImage(name, platform);
+        const resolve = context ? () => this.ctx.options.resolveImage(context, platform) : () => this.resolveCopyImage(name, stageIndex, platform);
         images.set(name, await atInstruction(ins, resolve));
       }
     }
     return images;
+  }
+
+  /** An image `--from` names; a name that is no image reference, or an image that cannot be resolved, is reported as an unknown stage. */
+  private async resolveCopyImage(name: string, stageIndex: number, platform: Platform): Promise<ResolvedImage> {
+    if (!isImageReference(name)) throw unknownSourceError(this.layout, name, stageIndex);
+    return this.ctx.options.resolveRegistryImage(name, platform).catch((err: unknown) => {
+      throw unknownSourceError(this.layout, name, stageIndex, err);
+    });
   }
 
   private dispatchContext(stageIndex: number, copyImages: ReadonlyMap<string, ResolvedImage>): DispatchContext {

@@ -27,7 +27,30 @@ export function parsePlatform(text: string): Platform {
   }
   const [os, rawArch, rawVariant] = parts as [string, string, string | undefined];
   const { architecture, variant } = normaliseArch(rawArch, rawVariant);
+  checkKnown(text, os, architecture, variant);
   return variant ? { os, architecture, variant } : { os, architecture };
+}
+
+/** The operating systems and architectures Go (and so every OCI tool) knows, as BuildKit accepts them. */
+const knownOs = ['aix', 'android', 'darwin', 'dragonfly', 'freebsd', 'illumos', 'ios', 'js', 'linux', 'netbsd', 'openbsd', 'plan9', 'solaris', 'wasip1', 'windows'];
+const knownArchitectures = ['386', 'amd64', 'arm', 'arm64', 'loong64', 'mips', 'mips64', 'mips64le', 'mipsle', 'ppc64', 'ppc64le', 'riscv64', 's390x', 'wasm'];
+/** The variants of each architecture that has any, and how messages list them. */
+const knownVariants: Readonly<Record<string, { readonly pattern: RegExp; readonly names: string }>> = {
+  amd64: { pattern: /^v[1-4]$/, names: 'v1, v2, v3, v4' },
+  arm: { pattern: /^v[5-8]$/, names: 'v5, v6, v7, v8' },
+  arm64: { pattern: /^v(8|9)(\.[0-9])?$/, names: 'v8, v8.x, v9, v9.x' },
+  riscv64: { pattern: /^rva2[0-9]u64$/, names: 'rva20u64, rva22u64, rva23u64' },
+};
+
+/** A platform no image can have (`linux/amd65`) is refused, naming the ones that exist. */
+function checkKnown(text: string, os: string, architecture: string, variant: string | undefined): void {
+  const fail = (what: string, known: string): never => {
+    throw new TsbuildError('PLATFORM', `invalid platform "${text.trim()}": ${what} (known: ${known}); write os/arch[/variant], e.g. linux/amd64 or linux/arm64`);
+  };
+  if (!knownOs.includes(os)) fail(`unknown operating system "${os}"`, knownOs.join(', '));
+  if (!knownArchitectures.includes(architecture)) fail(`unknown architecture "${architecture}"`, knownArchitectures.join(', '));
+  const variants = knownVariants[architecture];
+  if (variant !== undefined && !variants?.pattern.test(variant)) fail(`unknown variant "${variant}" of ${architecture}`, variants?.names ?? 'none');
 }
 
 function normaliseArch(arch: string, variant: string | undefined): { architecture: string; variant?: string } {
@@ -51,7 +74,6 @@ function normaliseArch(arch: string, variant: string | undefined): { architectur
       return variant ? { architecture: arch, variant } : { architecture: arch };
   }
 }
-
 
 export function samePlatform(a: Platform, b: Platform): boolean {
   return a.os === b.os && a.architecture === b.architecture && (a.variant ?? '') === (b.variant ?? '');

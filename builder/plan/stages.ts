@@ -1,4 +1,5 @@
 import { SourceError, TsbuildError } from '../../layers/errors.js';
+import { parseReference } from '../../registry-client/reference.js';
 import type { ArgInstruction, FromInstruction, Instruction, ParsedDockerfile } from '../frontend/instructions.js';
 
 /** One `FROM` and the instructions up to the next. */
@@ -64,4 +65,26 @@ export function targetIndex(layout: StageLayout, target: string | undefined): nu
   const index = layout.names.get(target.toLowerCase());
   if (index === undefined) throw new TsbuildError('UNKNOWN_TARGET', `target stage "${target}" could not be found`);
   return index;
+}
+
+/**
+ * The error for a `--from` name that is no earlier stage and no image that could be resolved. As in
+ * BuildKit, a name is tried as an image only when it parses as an image reference; `cause` is why
+ * that image could not be resolved.
+ */
+export function unknownSourceError(layout: StageLayout, name: string, before: number, cause?: unknown): TsbuildError {
+  const earlier = layout.stages.slice(0, before).map((s) => s.name ?? String(s.index));
+  const stages = earlier.length > 0 ? `stages before this one: ${earlier.join(', ')}` : 'no stage comes before this one';
+  const image = cause === undefined ? `"${name}" is not a valid image reference either` : `no image "${name}" could be resolved either (${cause instanceof Error ? cause.message : String(cause)})`;
+  return new TsbuildError('UNKNOWN_STAGE', `--from=${name}: no build stage named "${name}" (${stages}), and ${image}: name an earlier stage or a full image reference`, { cause });
+}
+
+/** Whether `name` parses as an image reference (`busybox`, `alpine:3`, `host:5000/app@sha256:…`). */
+export function isImageReference(name: string): boolean {
+  try {
+    parseReference(name);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -7,6 +7,7 @@ import type { Descriptor, Digest } from '../../layers/types.js';
 import { modelLayer, type ImageLayer } from '../model/image-layer.js';
 import type { ResolvedImage } from '../model/sources.js';
 import { defaultCacheDir } from '../locations.js';
+import { cachedTagDigest } from './cached-base-image.js';
 
 /** How the build talks to registries. */
 export interface RegistrySettings {
@@ -17,6 +18,11 @@ export interface RegistrySettings {
   /** The local cache of pulled images; `<cache dir>/images` when absent. */
   readonly imageCacheDir?: string;
   readonly onTransfer?: (event: TransferEvent) => void;
+  /**
+   * `--pull`: resolve every tag against its registry. Without it a base image the image cache
+   * already holds for the platform is used as it is, and the registry is not contacted.
+   */
+  readonly pull?: boolean;
   /** Where credentials and the cache directory are looked up; the process environment when absent. */
   readonly env?: NodeJS.ProcessEnv;
 }
@@ -44,12 +50,19 @@ export function imageCacheDir(settings: RegistrySettings): string {
 
 /**
  * Resolves `reference` for `platform` as a base image: its manifest and config are fetched (or
- * found in the image cache); its layers only when a step needs the base's files.
+ * found in the image cache); its layers only when a step needs the base's files. Without `pull`,
+ * a tag the image cache holds complete for the platform is used without asking the registry.
  */
 export async function resolveBaseImage(reference: string, platform: Platform, settings: RegistrySettings): Promise<ResolvedImage> {
-  const { parseReference, remoteImage } = await registryClient();
+  const { formatReference, parseReference, remoteImage } = await registryClient();
   const ref = parseReference(reference);
-  return describeBase(ref, await remoteImage(ref, { ...access(ref, settings), platform, cache: imageCacheDir(settings), ...progress(settings) }));
+  const options = { ...access(ref, settings), platform, cache: imageCacheDir(settings), ...progress(settings) };
+  const cached = settings.pull || ref.digest !== undefined ? undefined : await cachedTagDigest(imageCacheDir(settings), formatReference(ref));
+  if (cached !== undefined) return describeBase(ref, await remoteImage({ ...ref, digest: cached }, options));
+  const remote = await remoteImage(ref, options);
+  // The tag's resolution, for the next build without --pull.
+  await remote.cache.layout.addImage(remote.root, [remote.refName]);
+  return describeBase(ref, remote);
 }
 
 /** Pulls `reference` for `platform` into the image cache, layers and all (no download when it is cached), and describes it as a base. */

@@ -45,7 +45,7 @@ export async function runStepEntries(step: RunStep, run: StageRun, ctx: RunStepC
   let stubs: MountStubs | undefined;
   let command: Awaited<ReturnType<typeof runCommand>> | undefined;
   try {
-    const binds = [...(await etcBindMounts(scratchDir)).map((b) => ({ ...b, kind: 'file' as const })), ...mounts.binds];
+    const binds = [...(await etcBindMounts(scratchDir, step.extraHosts)).map((b) => ({ ...b, kind: 'file' as const })), ...mounts.binds];
     stubs = await createMountStubs(rootfs, [...systemMountPoints, ...binds]);
     const resolved = stubs.resolved;
     command = await runCommand(step.args, step.heredocs, step.shellForm, rootfs);

@@ -262,7 +262,7 @@ describe('errors', () => {
   test('a missing Dockerfile is named', async () => {
     const result = await tsbuild(['-f', '/nonexistent/Dockerfile', example]);
     assert.equal(result.code, 3);
-    assert.match(oneLine(result.stderr), /^error: cannot read Dockerfile \/nonexistent\/Dockerfile/);
+    assert.match(oneLine(result.stderr), /^error: no Dockerfile at \/nonexistent\/Dockerfile: check the path given to -f\/--file$/);
   });
 });
 
