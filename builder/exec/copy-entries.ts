@@ -1,7 +1,7 @@
 import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import type { EntryType, LayerEntry } from '../../layers/entry.js';
-import { fileContents } from '../fs/file-contents.js';
+import { fileContents, openRegularFile } from '../fs/file-contents.js';
 import type { SourceMatch, SourceTree } from '../fs/source-tree.js';
 import type { ModeChange } from './chmod.js';
 import type { Owner } from './user-db.js';
@@ -64,7 +64,7 @@ export async function copyEntries(sources: readonly SelectedSource[], target: Co
     entries.set(dest, {
       ...base,
       type,
-      ...(type === 'file' ? { size, open: () => fileContents(sourceAbs, size) } : {}),
+      ...(type === 'file' ? { size, open: () => fileContents(sourceAbs, size), openFile: () => openRegularFile(sourceAbs) } : {}),
       ...(linkTarget !== undefined ? { linkTarget } : {}),
       ...(type === 'char' || type === 'block' ? { devMajor: deviceMajor(stats.rdev), devMinor: deviceMinor(stats.rdev) } : {}),
     });
