@@ -46,28 +46,29 @@ export async function copyEntries(sources: readonly SelectedSource[], target: Co
   const add = (tree: SourceTree, sourceAbs: string, stats: Stats, dest: string, linkTarget?: string): void => {
     const type = entryType(stats);
     if (type === undefined || dest === '') return;
-    const inode = `${stats.dev}:${stats.ino}`;
+    const inode = stats.nlink > 1 ? `${stats.dev}:${stats.ino}` : '';
     const linkedTo = type === 'file' && stats.nlink > 1 ? firstPathOfInode.get(inode) : undefined;
-    const base = {
-      path: dest,
-      mode: target.chmod ? target.chmod(stats.mode & 0o7777, type === 'directory') : stats.mode & 0o7777,
-      uid: target.owner?.uid ?? (tree.scope === 'context' ? 0 : stats.uid),
-      gid: target.owner?.gid ?? (tree.scope === 'context' ? 0 : stats.gid),
-      mtime: Math.floor(stats.mtimeMs / 1000),
-    };
+    const mode = target.chmod ? target.chmod(stats.mode & 0o7777, type === 'directory') : stats.mode & 0o7777;
+    const uid = target.owner?.uid ?? (tree.scope === 'context' ? 0 : stats.uid);
+    const gid = target.owner?.gid ?? (tree.scope === 'context' ? 0 : stats.gid);
+    const mtime = Math.floor(stats.mtimeMs / 1000);
     if (linkedTo !== undefined) {
-      entries.set(dest, { ...base, type: 'hardlink', linkTarget: linkedTo });
+      entries.set(dest, { path: dest, type: 'hardlink', mode, uid, gid, mtime, linkTarget: linkedTo });
       return;
     }
     if (type === 'file' && stats.nlink > 1) firstPathOfInode.set(inode, dest);
-    const size = stats.size;
-    entries.set(dest, {
-      ...base,
-      type,
-      ...(type === 'file' ? { size, open: () => fileContents(sourceAbs, size), openFile: () => openRegularFile(sourceAbs) } : {}),
-      ...(linkTarget !== undefined ? { linkTarget } : {}),
-      ...(type === 'char' || type === 'block' ? { devMajor: deviceMajor(stats.rdev), devMinor: deviceMinor(stats.rdev) } : {}),
-    });
+    // One object shape for every entry: tens of thousands of entries with shapes of their own cost more than their data.
+    const entry: LayerEntry = { path: dest, type, mode, uid, gid, mtime, size: undefined, linkTarget, devMajor: undefined, devMinor: undefined, open: undefined, openFile: undefined };
+    if (type === 'file') {
+      const size = stats.size;
+      entry.size = size;
+      entry.open = () => fileContents(sourceAbs, size);
+      entry.openFile = () => openRegularFile(sourceAbs);
+    } else if (type === 'char' || type === 'block') {
+      entry.devMajor = deviceMajor(stats.rdev);
+      entry.devMinor = deviceMinor(stats.rdev);
+    }
+    entries.set(dest, entry);
   };
 
   for (const { tree, match } of sources) {
