@@ -5,11 +5,11 @@
  */
 import { closeSync, readSync } from 'node:fs';
 import { createHash } from 'node:crypto';
+import { canonicalJson } from '../../layers/canonical-json.js';
 import { digestOfStream, sha256Digest } from '../../layers/digest.js';
 import type { LayerEntry } from '../../layers/entry.js';
 import { TsbuildError } from '../../layers/errors.js';
 import type { Digest } from '../../layers/types.js';
-import { canonicalJson } from './cache-key.js';
 
 export interface ContentChecksum {
   /** Over every entry's own digest, in path order. */

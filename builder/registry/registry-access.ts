@@ -3,7 +3,7 @@ import type { Platform } from '../../layers/types.js';
 import type { ImageReference, PushResult, RegistryAccess, TransferEvent } from '../../registry-client/index.js';
 import type { OciLayout } from '../../layers/oci-layout.js';
 import type { Descriptor, Digest } from '../../layers/types.js';
-import type { ResolvedImage } from '../plan/plan-types.js';
+import type { ResolvedImage } from '../model/sources.js';
 import { defaultCacheDir } from '../rootfs/rootfs-cache.js';
 
 /** How the build talks to registries. */
@@ -37,7 +37,7 @@ function access(ref: ImageReference, settings: RegistrySettings): RegistryAccess
 
 /** The local cache pulled images are kept in (an OCI layout). */
 export function imageCacheDir(settings: RegistrySettings): string {
-  return settings.imageCacheDir ?? path.join(defaultCacheDir(settings.env), 'images');
+  return settings.imageCacheDir ?? path.join(defaultCacheDir(settings.env ?? {}), 'images');
 }
 
 /** Pulls `reference` for `platform` into the image cache (no download when it is cached) and describes it as a base. */
