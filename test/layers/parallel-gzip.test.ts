@@ -78,7 +78,7 @@ test('a layer of several members builds twice into the same digest and reads bac
   const layers: string[] = [];
   for (const name of ['one', 'two']) {
     const dest = join(work, name);
-    await build({ context, outputs: [{ type: 'oci', dest, tar: false }], tags: ['t:1'], sourceDateEpoch: 1_700_000_000 });
+    await build({ source: { context }, env: process.env, outputs: { targets: [{ type: 'oci', dest, tar: false }], tags: ['t:1'] }, image: { sourceDateEpoch: 1_700_000_000 } });
     await validateLayout(dest);
     const index = JSON.parse(await readFile(join(dest, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> };
     const manifest = JSON.parse(await readFile(join(dest, 'blobs', ...index.manifests[0]!.digest.split(':')), 'utf8')) as { layers: Array<{ digest: string }> };
