@@ -81,7 +81,7 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
   for (const message of plan.notes) progress({ kind: 'note', message });
   const hasRun = plan.platforms.some((p) => p.stages.some((s) => s.steps.some((step) => step.kind === 'run')));
   // Chosen before any work, so a RUN step this container cannot run fails the build at once.
-  const isolation = hasRun ? await (await isolationSelection()).selectIsolation(run.isolation ?? 'auto', { forceInPlace: run.forceInPlace ?? false }) : undefined;
+  const isolation = hasRun ? await (await isolationSelection()).selectIsolation(run.isolation ?? 'auto', { forceInPlace: run.forceInPlace ?? false, probeCacheDir: defaultCacheDir(env) }) : undefined;
   const inPlace = isolation?.kind === 'in-place';
   if (inPlace) refuseMountsInPlace(plan);
   const secrets = await loadSecrets((run.secrets ?? []).map(parseSecretSpec), env);
