@@ -3,7 +3,7 @@ import { TsbuildError } from '../../layers/errors.js';
 import { RootDir } from '../../layers/native/in-root.js';
 import type { StageRun } from '../exec/stage-run.js';
 import { resolveProcessUser } from '../exec/user-db.js';
-import type { Workspace } from '../exec/workspace.js';
+import type { Workspace } from '../workspace/workspace.js';
 import { resolveInRoot } from '../fs/resolve-path.js';
 import type { IsolationBackend } from '../isolation/backend.js';
 import type { RunStep } from '../model/plan.js';
@@ -12,7 +12,7 @@ import { diffTrees } from '../snapshot/diff.js';
 import { parentOf } from '../snapshot/entries.js';
 import { rescanPaths, scanTree } from '../snapshot/scan.js';
 import { buildHostname, etcBindMounts } from './etc-files.js';
-import { LineBuffer } from './line-buffer.js';
+import { LineBuffer } from '../isolation/line-buffer.js';
 import { createMountStubs, systemMountPoints, type MountStubs } from './mount-points.js';
 import { prepareMounts, type MountContext } from './prepare-mounts.js';
 import { runCommand } from './run-command.js';
@@ -36,7 +36,7 @@ export interface RunStepContext {
  * them, are kept out of the snapshot; the stubs made for them are removed afterwards.
  */
 export async function runStepEntries(step: RunStep, run: StageRun, ctx: RunStepContext): Promise<LayerEntry[]> {
-  if (step.security === 'insecure') throw new TsbuildError('UNSUPPORTED', 'RUN --security=insecure is not allowed: it needs a privileged entitlement tsbuild does not grant');
+  if (step.security === 'insecure') throw new TsbuildError('RUN_UNSUPPORTED', 'RUN --security=insecure is not allowed: it needs a privileged entitlement tsbuild does not grant');
   const prepared = await run.prepared('run');
   const rootfs = prepared.dir;
   const user = await resolveProcessUser(step.user, rootfs);

@@ -11,11 +11,12 @@ import { startRegistry, type TestRegistry } from '../support/registry.js';
 import { repoRoot } from '../support/repo-root.js';
 import { skopeoInspect, validateLayout } from '../support/validate-layout.js';
 import { tsbuild } from './cli-harness.js';
+import { requires } from '../support/requirement.js';
 
 const run = promisify(execFile);
 const canRun = process.getuid?.() === 0 && (await findOciRuntime()) !== undefined;
 
-describe('building from and pushing to a registry', { skip: canRun ? false : 'needs root and runc' }, () => {
+describe('building from and pushing to a registry', { skip: requires(canRun ? false : 'needs root and runc') }, () => {
   let work: string;
   let plain: TestRegistry;
   let secured: TestRegistry;
@@ -104,12 +105,12 @@ describe('building from and pushing to a registry', { skip: canRun ? false : 'ne
   test('registry failures are one clear line at the FROM or on push', async () => {
     const missingTag = await context('missing-tag', `FROM ${plain.host}/library/busybox:nope\n`);
     const unknown = await tsbuild(['-o', `type=oci,dest=${path.join(work, 'x')}`, missingTag], env);
-    assert.equal(unknown.code, 1);
+    assert.equal(unknown.code, 6, 'a registry error exits 6');
     assert.match(unknown.stderr, /^error: \S*Dockerfile:1: manifest unknown: /m);
 
     const ctx = await context('denied', `FROM ${plain.host}/library/busybox:1\n`);
     const denied = await tsbuild(['-t', `${secured.host}/team/app:2`, '--push', ctx], { ...env, DOCKER_CONFIG: path.join(work, 'no-credentials') });
-    assert.equal(denied.code, 1);
+    assert.equal(denied.code, 6);
     assert.match(denied.stderr, /^error: unauthorized: /m);
     assert.equal(denied.stderr.split('\n').filter((l) => l.startsWith('error:')).length, 1);
   });

@@ -7,13 +7,14 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { findOciRuntime } from '../../../builder/isolation/find-runtime.js';
 import type { OciIdMapping, OciMount, OciRuntimeConfig } from '../../../builder/isolation/oci-config.js';
-import { mountsUnder } from '../../../builder/rootfs/mountinfo.js';
+import { mountsUnder } from '../../../builder/host/mountinfo.js';
 import { writeBusyboxImage } from '../../support/busybox-image.js';
 import { repoRoot } from '../../support/repo-root.js';
 import { treeState } from '../../support/tree-state.js';
 import { ensureUser, processesOf, runAs, runAsOrRoot, unprivilegedSkipReason, type RunResult, type TestUser } from '../../support/unprivileged-user.js';
 import { unpackWithUmoci } from '../../support/validate-layout.js';
 import { conformanceDockerfile } from '../../support/conformance.js';
+import { requires } from '../../support/requirement.js';
 
 const execFileAsync = promisify(execFile);
 const cli = join(repoRoot(), 'dist/cli/main.js');
@@ -21,7 +22,7 @@ const hostPath = '/usr/sbin:/usr/bin:/sbin:/bin';
 const epoch = '1700000000';
 
 const runtime = process.getuid?.() === 0 ? await findOciRuntime() : undefined;
-const skip = (await unprivilegedSkipReason()) || (runtime?.name !== 'runc' ? 'needs runc working as root' : false);
+const skip = requires((await unprivilegedSkipReason()) || (runtime?.name !== 'runc' ? 'needs runc working as root' : false));
 
 /** USER steps by name (app: 1000, groups 1000 and 50) and by uid:gid, with the ids the process sees. */
 const userDockerfile = `FROM busybox
@@ -273,7 +274,7 @@ exec ${runtime!.path} "$@"
   it('refuses a USER the single-id namespace cannot map, with a one-line error', async () => {
     const paths = await userDirs(nosub, 'FROM busybox\nUSER 1000\nRUN true\n');
     const result = await buildAs(nosub, paths);
-    assert.equal(result.code, 1);
+    assert.equal(result.code, 7, 'a RUN error exits 7');
     assert.match(result.stderr, /^error: .*Dockerfile:3: cannot run as user 1000:1000: uid 1000, gid 1000, gid 50 not mapped in this user namespace \(add subordinate ids/m);
     await assertNothingLeft(nosub, paths);
   });
@@ -315,7 +316,7 @@ exec ${runtime!.path} "$@"
       [cli, 'build', '--no-cache', '--isolation', 'oci', '--build-context', `busybox=oci-layout://${baseLayout}:latest`, paths.context],
       { HOME: paths.home, TMPDIR: paths.tmp, PATH: hostPath, TSBUILD_USERNS: 'subordinate' }, paths.root,
     );
-    assert.equal(refused.code, 1);
+    assert.equal(refused.code, 7);
     assert.match(refused.stderr, /^error: TSBUILD_USERNS is set, yet this process is not uid 0 of a user namespace$/m);
   });
 });

@@ -6,16 +6,16 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import { ownedName } from '../../../builder/cache/local-store-owners.js';
-import { Workspace } from '../../../builder/exec/workspace.js';
-import { mountsUnder } from '../../../builder/rootfs/mountinfo.js';
+import { Workspace } from '../../../builder/workspace/workspace.js';
+import { mountsUnder } from '../../../builder/host/mountinfo.js';
 import { mountOverlay } from '../../../builder/rootfs/overlay.js';
-import { mountPrivateTmpfs } from '../../../builder/rootfs/tmpfs.js';
+import { mountPrivateTmpfs } from '../../../builder/host/tmpfs.js';
 import { findOciRuntime } from '../../../builder/isolation/find-runtime.js';
 import { OciRuntimeBackend } from '../../../builder/isolation/oci-runtime.js';
 import type { RunResult } from '../../../builder/isolation/backend.js';
 import { createBusyboxRootfs, createMountPoints } from '../../support/busybox-rootfs.js';
 
-const workspaceModule = new URL('../../../builder/exec/workspace.js', import.meta.url).href;
+const workspaceModule = new URL('../../../builder/workspace/workspace.js', import.meta.url).href;
 
 const runtime = await findOciRuntime();
 
