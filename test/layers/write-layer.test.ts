@@ -278,10 +278,10 @@ test('alsoConsume sees the uncompressed tar the layer was made of, and a consume
         compression,
         alsoConsume: async (tar) => {
           tar.once('data', () => undefined);
-          throw new TsbuildError('TEST_FAILURE', 'unpacking failed');
+          throw new TsbuildError('INTERNAL', 'unpacking failed');
         },
       }),
-      isCode('TEST_FAILURE'),
+      isCode('INTERNAL'),
     );
     assert.deepEqual(failing.tempFiles(), []);
     assert.deepEqual(failing.blobs(), []);
