@@ -5,8 +5,12 @@ import { gzip } from 'node:zlib';
 /** Input bytes per gzip member: large enough that restarting the dictionary costs well under 1% in size. */
 export const GZIP_BLOCK_BYTES = 1024 * 1024;
 
-/** Output buffer per member: a whole block's worst case, so one pass through the thread pool compresses it. */
-const MEMBER_CHUNK_BYTES = GZIP_BLOCK_BYTES + 64 * 1024;
+/**
+ * zlib's output buffer size per member. A member's result keeps its buffer alive, so a larger one
+ * would hold a whole block's worth of memory for every member of compressible data; this one costs
+ * a few more trips through the thread pool for data that does not compress.
+ */
+const MEMBER_CHUNK_BYTES = 64 * 1024;
 
 /**
  * A gzip stream compressed on several cores: the input is cut into blocks of GZIP_BLOCK_BYTES,

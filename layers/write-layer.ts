@@ -76,7 +76,7 @@ export async function writeLayer(
 }
 
 /** What the side consumer of `alsoConsume` may lag behind the layer. */
-const SIDE_BUFFER_BYTES = 4 * 1024 * 1024;
+const SIDE_BUFFER_BYTES = 1024 * 1024;
 
 /** Passes bytes on unchanged and writes them to `side` too, going no faster than `side` drains; ends `side` at the end. */
 class Tee extends Transform {
