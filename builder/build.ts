@@ -89,7 +89,7 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
   const hasRun = plan.platforms.some((p) => p.stages.some((s) => s.steps.some((step) => step.kind === 'run')));
   if (hasRun) checkEmulation(plan, hostPlatform());
   // Chosen before any work, so a RUN step this container cannot run fails the build at once.
-  const isolation = hasRun ? await (await isolationSelection()).selectIsolation(run.isolation ?? 'auto', { forceInPlace: run.forceInPlace ?? false }) : undefined;
+  const isolation = hasRun ? await (await isolationSelection()).selectIsolation(run.isolation ?? 'auto', { forceInPlace: run.forceInPlace ?? false, probeCacheDir: defaultCacheDir(env) }) : undefined;
   const inPlace = isolation?.kind === 'in-place';
   if (inPlace) refuseMountsInPlace(plan);
   const secrets = await loadSecrets((run.secrets ?? []).map(parseSecretSpec), env);

@@ -1,7 +1,8 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { Duplex, PassThrough, Readable, Writable, pipeline } from 'node:stream';
-import { createGunzip, createGzip } from 'node:zlib';
+import { createGunzip } from 'node:zlib';
 import { TsbuildError } from './errors.js';
+import { ParallelGzip } from './parallel-gzip.js';
 import { MediaType } from './types.js';
 
 export type Compression = 'gzip' | 'zstd' | 'uncompressed';
@@ -27,11 +28,23 @@ export function layerMediaType(compression: Compression): string {
   }
 }
 
-/** A stream that compresses what is written to it; `level` defaults to each format's own default. */
+/**
+ * The gzip level layers get unless one is asked for. Measured on this project's benchmark with
+ * 1 MiB members: on a node_modules-like source tree level 1 compresses 7× faster than level 6 for
+ * 24% more bytes (0.306 against 0.246 of the input); on log text all levels from 1 to 6 give the
+ * same size within 0.5%, and level 1 is 2.4× faster; random bytes cost the same at every level.
+ * A build spends seconds per 100 MB at level 6 on one core, and the layer is mostly read once.
+ */
+export const GZIP_DEFAULT_LEVEL = 1;
+
+/**
+ * A stream that compresses what is written to it; `level` defaults to GZIP_DEFAULT_LEVEL for gzip
+ * and to zstd's own default. gzip is written as independent 1 MiB members compressed in parallel.
+ */
 export function compressStream(compression: Compression, level?: number): Duplex {
   switch (compression) {
     case 'gzip':
-      return createGzip(level === undefined ? {} : { level: checkLevel('gzip', level, 0, 9) });
+      return new ParallelGzip(level === undefined ? GZIP_DEFAULT_LEVEL : checkLevel('gzip', level, 0, 9));
     case 'zstd':
       return new CommandStream('zstd', ['-q', '-c', '-T1', ...zstdLevelArgs(level)], 'zstd compression');
     case 'uncompressed':

@@ -1,33 +1,26 @@
-import { PassThrough, pipeline, type Readable } from 'node:stream';
-import { pack as createPack, type Pack } from 'tar-stream';
+import { closeSync, readSync } from 'node:fs';
+import { Readable } from 'node:stream';
+import { ChunkFiller } from './chunk-filler.js';
 import type { LayerEntry } from './entry.js';
 import { TsbuildError } from './errors.js';
-import { drainedOrClosed } from './stream-util.js';
+import { BLOCK, paxHeaderBlock, paxRecord, writeUstarHeader, type TarType, type UstarFields } from './tar-header.js';
 
 export interface TarOptions {
   /** When set, every mtime later than this (seconds since the epoch) is written as this. */
   sourceDateEpoch?: number;
 }
 
-const BLOCK = 512;
 const WHITEOUT_PREFIX = '.wh.';
 const OPAQUE_NAME = '.wh..wh..opq';
-/** Largest values tar-stream writes into ustar fields correctly; larger ones go into PAX records. */
+/** Largest values that fit the ustar fields; larger ones go into PAX records. */
 const MAX_USTAR_ID = 0o777777;
 const MAX_USTAR_SIZE = 0o77777777777;
 const MAX_USTAR_MTIME = 2 ** 31 - 1;
 const MAX_USTAR_NAME = 100;
-/**
- * tar-stream replaces a mode of 0 with a default; a file-type bit keeps the mode non-zero
- * and is masked off again when the header is encoded, so 0 permission bits survive.
- */
-const FILE_TYPE_BIT = 0o100000;
+/** Two zero blocks end the archive. */
+const END_OF_ARCHIVE = 2 * BLOCK;
 
-type TarHeader = Parameters<Pack['entry']>[0];
-/** The writable side of one tar entry. */
-type Sink = ReturnType<Pack['entry']>;
-
-const TAR_TYPES: Record<LayerEntry['type'], NonNullable<TarHeader['type']>> = {
+const TAR_TYPES: Record<LayerEntry['type'], TarType> = {
   file: 'file',
   directory: 'directory',
   symlink: 'symlink',
@@ -52,28 +45,20 @@ interface TarRecord {
 /**
  * Streams `entries` as a deterministic tar: the same entries, in any order, give the same bytes.
  * Invalid entries, and regular files whose length differs from `size`, fail the stream.
+ *
+ * The archive is produced in large chunks that are filled in place: headers are written straight
+ * into them and files with `openFile` are read into them with synchronous calls, so a layer of many
+ * small files costs a few system calls per file and no stream or buffer of its own. Nothing is
+ * read before the consumer asks for the next chunk.
  */
 export function layerTar(
   entries: AsyncIterable<LayerEntry> | Iterable<LayerEntry>,
   options: TarOptions = {},
 ): Readable {
-  const pack = createPack();
-  const output = new PassThrough();
-  // Errors on either side destroy both; the consumer sees them on `output`.
-  pipeline(pack, output, () => undefined);
-  writeEntries(entries, options, pack, output).then(
-    () => pack.finalize(),
-    (error: unknown) => pack.destroy(error instanceof Error ? error : new Error(String(error))),
-  );
-  return output;
+  return Readable.from(tarChunks(entries, options), { objectMode: false, highWaterMark: 1 });
 }
 
-async function writeEntries(
-  entries: AsyncIterable<LayerEntry> | Iterable<LayerEntry>,
-  options: TarOptions,
-  pack: Pack,
-  output: PassThrough,
-): Promise<void> {
+async function* tarChunks(entries: AsyncIterable<LayerEntry> | Iterable<LayerEntry>, options: TarOptions): AsyncGenerator<Buffer> {
   const epoch = options.sourceDateEpoch;
   if (epoch !== undefined && !Number.isSafeInteger(epoch)) {
     throw new TsbuildError('SOURCE_DATE_EPOCH', `source date epoch must be an integer number of seconds, got ${epoch}`);
@@ -84,12 +69,52 @@ async function writeEntries(
   checkUnique(records);
   checkHardlinks(records);
 
+  const out = new ChunkFiller();
   for (const record of records) {
-    if (output.destroyed) return;
-    await writeRecord(pack, record);
-    // Headers of entries without contents are pushed without waiting; stop while the consumer lags.
-    if (output.writableNeedDrain) await drainedOrClosed(output);
+    writeHeaders(out, record);
+    const { entry } = record;
+    // Whiteout markers are empty regular files: nothing to read.
+    if (entry.type === 'file') {
+      if (entry.openFile) yield* fileFromDescriptor(out, record.path, entry.openFile, entry.size!);
+      else if (entry.open) yield* fileFromStream(out, record.path, entry.open, entry.size!);
+      out.zeros((BLOCK - (entry.size! % BLOCK)) % BLOCK);
+    }
+    yield* out.takeFull();
   }
+  out.zeros(END_OF_ARCHIVE);
+  yield* out.takeAll();
+}
+
+/** Reads a file's `size` bytes straight into the output chunks, failing if it has more or fewer. */
+function* fileFromDescriptor(out: ChunkFiller, path: string, openFile: () => number, size: number): Generator<Buffer> {
+  const fd = openFile();
+  try {
+    let left = size;
+    while (left > 0) {
+      const read = out.readFrom(fd, left);
+      if (read === 0) throw sizeChanged(path, size, String(size - left));
+      left -= read;
+      yield* out.takeFull();
+    }
+    if (readSync(fd, oneByte, 0, 1, null) !== 0) throw sizeChanged(path, size, `more than ${size}`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const oneByte = Buffer.alloc(1);
+
+/** Copies a file's stream into the output chunks, failing if its length is not `size`. */
+async function* fileFromStream(out: ChunkFiller, path: string, open: () => Readable, size: number): AsyncGenerator<Buffer> {
+  let copied = 0;
+  for await (const chunk of open()) {
+    const bytes = chunk as Buffer;
+    copied += bytes.length;
+    if (copied > size) throw sizeChanged(path, size, `more than ${size}`);
+    out.append(bytes);
+    yield* out.takeFull();
+  }
+  if (copied !== size) throw sizeChanged(path, size, String(copied));
 }
 
 function toRecord(entry: LayerEntry, epoch: number | undefined): TarRecord {
@@ -142,7 +167,7 @@ function checkFields(entry: LayerEntry): void {
   switch (entry.type) {
     case 'file':
       if (entry.size === undefined || !Number.isSafeInteger(entry.size) || entry.size < 0) fail(`invalid size ${entry.size}`);
-      if (entry.size! > 0 && entry.open === undefined) fail('a non-empty file needs contents');
+      if (entry.size! > 0 && entry.open === undefined && entry.openFile === undefined) fail('a non-empty file needs contents');
       break;
     case 'symlink':
       if (!entry.linkTarget || entry.linkTarget.includes('\0')) fail('a symlink needs a target');
@@ -182,51 +207,39 @@ function checkHardlinks(sorted: TarRecord[]): void {
   }
 }
 
-async function writeRecord(pack: Pack, record: TarRecord): Promise<void> {
-  const { header, pax } = tarHeader(record);
-  // Between entries the pack is idle, so an extended header pushed here lands right before its entry.
-  if (pax.length > 0) pack.push(paxHeaderBlock(pax, header.mtime!));
-  let sink: Sink | undefined;
-  const written = new Promise<void>((resolve, reject) => {
-    sink = pack.entry(header, (error) => (error ? reject(error) : resolve()));
-    // The callback above reports the same error; this only keeps it from being unhandled.
-    sink.on('error', () => undefined);
-  });
-  if (header.type !== 'file') return written;
-  // Whiteout markers are empty regular files: nothing to read.
-  const open = record.entry.type === 'file' ? record.entry.open : undefined;
-  const copied = copyContents(record.path, open, header.size!, sink!).catch((error: unknown) => {
-    sink!.destroy(error instanceof Error ? error : new Error(String(error)));
-    throw error;
-  });
-  await Promise.all([copied, written]);
+/** The tar blocks of one record: its PAX header, if any, then its ustar header. */
+function writeHeaders(out: ChunkFiller, record: TarRecord): void {
+  const { fields, pax } = tarHeader(record);
+  if (pax.length > 0) out.append(paxHeaderBlock(pax, fields.mtime));
+  const [block, at] = out.reserveBlock();
+  writeUstarHeader(block, at, fields);
 }
 
-/** The ustar header for tar-stream, plus the PAX records for whatever does not fit it exactly. */
-function tarHeader(record: TarRecord): { header: TarHeader; pax: Buffer[] } {
+/** The ustar fields, plus the PAX records for whatever does not fit them exactly. */
+function tarHeader(record: TarRecord): { fields: UstarFields; pax: Buffer[] } {
   const { entry } = record;
   const pax: Buffer[] = [];
   const isMarker = entry.type === 'whiteout' || entry.type === 'opaque';
   const name = entry.type === 'directory' ? `${record.path}/` : record.path;
-  const header: TarHeader = {
+  const fields: UstarFields = {
     name: fitName(name, 'path', pax),
     type: TAR_TYPES[entry.type],
-    mode: FILE_TYPE_BIT | (isMarker ? 0 : entry.mode & 0o7777),
+    mode: isMarker ? 0 : entry.mode & 0o7777,
     uid: isMarker ? 0 : fitNumber(entry.uid, MAX_USTAR_ID, 'uid', pax),
     gid: isMarker ? 0 : fitNumber(entry.gid, MAX_USTAR_ID, 'gid', pax),
     size: entry.type === 'file' ? fitNumber(entry.size!, MAX_USTAR_SIZE, 'size', pax, entry.size!) : 0,
-    mtime: new Date(fitNumber(record.mtime, MAX_USTAR_MTIME, 'mtime', pax) * 1000),
+    mtime: fitNumber(record.mtime, MAX_USTAR_MTIME, 'mtime', pax),
   };
-  if (entry.type === 'symlink' || entry.type === 'hardlink') header.linkname = fitName(entry.linkTarget!, 'linkpath', pax);
+  if (entry.type === 'symlink' || entry.type === 'hardlink') fields.linkname = fitName(entry.linkTarget!, 'linkpath', pax);
   if (entry.type === 'char' || entry.type === 'block') {
-    header.devmajor = entry.devMajor ?? 0;
-    header.devminor = entry.devMinor ?? 0;
+    fields.devmajor = entry.devMajor ?? 0;
+    fields.devminor = entry.devMinor ?? 0;
   }
   if (!isMarker) {
     const names = Object.keys(entry.xattrs ?? {}).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
     for (const xattr of names) pax.push(paxRecord(`SCHILY.xattr.${xattr}`, entry.xattrs![xattr]));
   }
-  return { header, pax };
+  return { fields, pax };
 }
 
 /** `name` if it fits a ustar name field as is; otherwise a PAX record carries it and readers without PAX get an ASCII stand-in. */
@@ -238,64 +251,11 @@ function fitName(name: string, key: 'path' | 'linkpath', pax: Buffer[]): string 
   return name.replace(/[^\x01-\x7f]/gu, '_').slice(0, MAX_USTAR_NAME - slash.length).replace(/\/+$/, '') + slash;
 }
 
-/** `value` if tar-stream can write it into the ustar field; otherwise a PAX record and `fallback` for the field. */
+/** `value` if it fits the ustar field; otherwise a PAX record and `fallback` for the field. */
 function fitNumber(value: number, max: number, key: string, pax: Buffer[], fallback = 0): number {
   if (value >= 0 && value <= max) return value;
   pax.push(paxRecord(key, String(value)));
   return fallback;
-}
-
-/** A PAX record, `<length> <key>=<value>\n`, where length counts the whole record including its own digits. */
-function paxRecord(key: string, value: string | Buffer): Buffer {
-  const body = Buffer.concat([Buffer.from(` ${key}=`, 'utf8'), Buffer.from(value), Buffer.from('\n')]);
-  let length = body.length + String(body.length).length;
-  while (body.length + String(length).length !== length) length = body.length + String(length).length;
-  return Buffer.concat([Buffer.from(String(length)), body]);
-}
-
-/**
- * A PAX extended header ('x') and its records, padded to whole blocks. Written by hand because
- * tar-stream encodes PAX values as text, which would mangle binary xattr values.
- */
-function paxHeaderBlock(records: Buffer[], mtime: Date): Buffer {
-  const data = Buffer.concat(records);
-  const header = Buffer.alloc(BLOCK);
-  header.write('PaxHeader', 0, 'ascii');
-  writeOctal(header, 100, 8, 0o644);
-  writeOctal(header, 108, 8, 0);
-  writeOctal(header, 116, 8, 0);
-  writeOctal(header, 124, 12, data.length);
-  writeOctal(header, 136, 12, mtime.getTime() / 1000);
-  header.write('x', 156, 'ascii');
-  header.write('ustar\x0000', 257, 'latin1');
-  // The checksum is the byte sum of the header with the checksum field itself read as spaces.
-  header.fill(' ', 148, 156);
-  let sum = 0;
-  for (const byte of header) sum += byte;
-  header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'ascii');
-  return Buffer.concat([header, data, Buffer.alloc((BLOCK - (data.length % BLOCK)) % BLOCK)]);
-}
-
-function writeOctal(block: Buffer, offset: number, width: number, value: number): void {
-  const digits = value.toString(8).padStart(width - 1, '0');
-  if (digits.length > width - 1) throw new TsbuildError('TAR_ENTRY', `value ${value} does not fit a tar header field`);
-  block.write(`${digits}\0`, offset, 'ascii');
-}
-
-/** Copies a regular file's contents into its tar entry, failing if the file's length is not `size`. */
-async function copyContents(path: string, open: (() => Readable) | undefined, size: number, sink: Sink): Promise<void> {
-  let copied = 0;
-  if (open) {
-    for await (const chunk of open()) {
-      const bytes = chunk as Buffer;
-      copied += bytes.length;
-      if (copied > size) throw sizeChanged(path, size, `more than ${size}`);
-      if (!sink.write(bytes)) await drainedOrClosed(sink);
-      if (sink.destroyed) return;
-    }
-  }
-  if (copied !== size) throw sizeChanged(path, size, String(copied));
-  sink.end(null);
 }
 
 function sizeChanged(path: string, size: number, found: string): TsbuildError {

@@ -1,4 +1,5 @@
 import { rm } from 'node:fs/promises';
+import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { BlobStore } from './blob-store.js';
 import { compressStream, layerMediaType, type Compression } from './compression.js';
@@ -14,6 +15,11 @@ export interface LayerOptions {
   level?: number;
   /** Clamp every mtime to this many seconds since the epoch. */
   sourceDateEpoch?: number;
+  /**
+   * Also given the uncompressed tar as it is written, for example to unpack it at the same time:
+   * the layer fails if this fails, and this sees an error if the layer fails.
+   */
+  alsoConsume?: (tar: Readable) => Promise<unknown>;
 }
 
 export interface LayerResult {
@@ -41,12 +47,21 @@ export async function writeLayer(
     const tar = layerTar(entries, { sourceDateEpoch: options.sourceDateEpoch });
     const diff = new DigestStream();
     const file = await openWriteStream(tempPath);
-    let blob = diff;
-    if (options.compression === 'uncompressed') {
-      await pipeline(tar, diff, compressor, file);
+    const blob = options.compression === 'uncompressed' ? diff : new DigestStream();
+    const side = options.alsoConsume ? new PassThrough({ highWaterMark: SIDE_BUFFER_BYTES }) : undefined;
+    // The consumer may have stopped listening by the time the layer fails; its error is reported by `written`.
+    side?.on('error', () => undefined);
+    const stages = [tar, diff, ...(side ? [new Tee(side)] : []), compressor, ...(blob === diff ? [] : [blob]), file];
+    const written = pipeline(stages);
+    if (side) {
+      // A consumer may stop reading at the archive's end marker; what follows is drained, so the layer never waits on it.
+      const consumed = options.alsoConsume!(side).then(() => void side.resume());
+      // Whichever fails first stops the other; both are awaited, so nothing is left running.
+      written.catch((error: unknown) => side.destroy(error as Error));
+      consumed.catch((error: unknown) => tar.destroy(error as Error));
+      await Promise.all([written, consumed]);
     } else {
-      blob = new DigestStream();
-      await pipeline(tar, diff, compressor, blob, file);
+      await written;
     }
     await store.commit(tempPath, blob.digest);
     return {
@@ -57,5 +72,34 @@ export async function writeLayer(
   } catch (error) {
     await rm(tempPath, { force: true });
     throw error;
+  }
+}
+
+/** What the side consumer of `alsoConsume` may lag behind the layer. */
+const SIDE_BUFFER_BYTES = 1024 * 1024;
+
+/** Passes bytes on unchanged and writes them to `side` too, going no faster than `side` drains; ends `side` at the end. */
+class Tee extends Transform {
+  constructor(private readonly side: PassThrough) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.push(chunk);
+    if (this.side.write(chunk) || this.side.destroyed) callback();
+    else this.waitForSide(callback);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.side.end();
+    callback();
+  }
+
+  private waitForSide(callback: TransformCallback): void {
+    const done = (): void => {
+      this.side.off('drain', done).off('close', done);
+      callback(this.side.destroyed && !this.side.writableFinished ? this.side.errored ?? new Error('the layer consumer stopped') : undefined);
+    };
+    this.side.on('drain', done).on('close', done);
   }
 }

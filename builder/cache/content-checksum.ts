@@ -3,6 +3,8 @@
  * target, device numbers, xattrs and the SHA-256 of its contents. Never the mtime, and never where
  * the files came from, so the same files from another checkout or another stage give the same sum.
  */
+import { closeSync, readSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { canonicalJson } from '../../layers/canonical-json.js';
 import { digestOfStream, sha256Digest } from '../../layers/digest.js';
 import type { LayerEntry } from '../../layers/entry.js';
@@ -59,19 +61,35 @@ async function entryDigest(entry: LayerEntry): Promise<Digest> {
   );
 }
 
-/** The SHA-256 of a regular file's contents, read as a stream; its length must be the entry's size. */
+/** The SHA-256 of a regular file's contents, read once; its length must be the entry's size. */
 async function contentsDigest(entry: LayerEntry): Promise<string> {
   const size = entry.size ?? 0;
-  if (entry.open === undefined) {
+  if (entry.open === undefined && entry.openFile === undefined) {
     if (size > 0) throw new TsbuildError('INTERNAL', `layer entry ${entry.path} has a size but no contents`);
     return sha256Digest('').slice('sha256:'.length);
   }
   let read;
   try {
-    read = await digestOfStream(entry.open());
+    read = entry.openFile ? digestOfFile(entry.openFile) : await digestOfStream(entry.open!());
   } catch (err) {
     throw new TsbuildError('SOURCE_READ', `cannot read ${entry.path}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
   if (read.size !== size) throw new TsbuildError('SOURCE_CHANGED', `${entry.path} changed while it was read (${size} bytes expected, ${read.size} read)`);
   return read.digest.slice('sha256:'.length);
+}
+
+/** One buffer for every synchronous read: hashing copies nothing out of it. */
+const scratch = Buffer.allocUnsafe(1024 * 1024);
+
+/** The SHA-256 and length of a file read with synchronous calls into the shared buffer. */
+function digestOfFile(openFile: () => number): { digest: Digest; size: number } {
+  const fd = openFile();
+  try {
+    const hash = createHash('sha256');
+    let size = 0;
+    for (let read; (read = readSync(fd, scratch, 0, scratch.length, null)) > 0; size += read) hash.update(scratch.subarray(0, read));
+    return { digest: `sha256:${hash.digest('hex')}`, size };
+  } finally {
+    closeSync(fd);
+  }
 }

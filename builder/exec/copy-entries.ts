@@ -1,7 +1,7 @@
 import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import type { EntryType, LayerEntry } from '../../layers/entry.js';
-import { fileContents } from '../fs/file-contents.js';
+import { fileContents, openRegularFile } from '../fs/file-contents.js';
 import type { SourceMatch, SourceTree } from '../fs/source-tree.js';
 import type { ModeChange } from './chmod.js';
 import type { Owner } from './user-db.js';
@@ -43,31 +43,31 @@ export async function copyEntries(sources: readonly SelectedSource[], target: Co
   const entries = new Map<string, LayerEntry>();
   const firstPathOfInode = new Map<string, string>();
 
-  const add = (tree: SourceTree, sourceAbs: string, stats: Stats, dest: string, linkTarget?: string): void => {
-    const type = entryType(stats);
+  const add = (tree: SourceTree, sourceAbs: string, stats: FileInfo, dest: string, linkTarget?: string): void => {
+    const { type, inode } = stats;
     if (type === undefined || dest === '') return;
-    const inode = `${stats.dev}:${stats.ino}`;
     const linkedTo = type === 'file' && stats.nlink > 1 ? firstPathOfInode.get(inode) : undefined;
-    const base = {
-      path: dest,
-      mode: target.chmod ? target.chmod(stats.mode & 0o7777, type === 'directory') : stats.mode & 0o7777,
-      uid: target.owner?.uid ?? (tree.scope === 'context' ? 0 : stats.uid),
-      gid: target.owner?.gid ?? (tree.scope === 'context' ? 0 : stats.gid),
-      mtime: Math.floor(stats.mtimeMs / 1000),
-    };
+    const mode = target.chmod ? target.chmod(stats.mode & 0o7777, type === 'directory') : stats.mode & 0o7777;
+    const uid = target.owner?.uid ?? (tree.scope === 'context' ? 0 : stats.uid);
+    const gid = target.owner?.gid ?? (tree.scope === 'context' ? 0 : stats.gid);
+    const mtime = stats.mtime;
     if (linkedTo !== undefined) {
-      entries.set(dest, { ...base, type: 'hardlink', linkTarget: linkedTo });
+      entries.set(dest, { path: dest, type: 'hardlink', mode, uid, gid, mtime, linkTarget: linkedTo });
       return;
     }
     if (type === 'file' && stats.nlink > 1) firstPathOfInode.set(inode, dest);
-    const size = stats.size;
-    entries.set(dest, {
-      ...base,
-      type,
-      ...(type === 'file' ? { size, open: () => fileContents(sourceAbs, size) } : {}),
-      ...(linkTarget !== undefined ? { linkTarget } : {}),
-      ...(type === 'char' || type === 'block' ? { devMajor: deviceMajor(stats.rdev), devMinor: deviceMinor(stats.rdev) } : {}),
-    });
+    // One object shape for every entry: tens of thousands of entries with shapes of their own cost more than their data.
+    const entry: LayerEntry = { path: dest, type, mode, uid, gid, mtime, size: undefined, linkTarget, devMajor: undefined, devMinor: undefined, open: undefined, openFile: undefined };
+    if (type === 'file') {
+      const size = stats.size;
+      entry.size = size;
+      entry.open = () => fileContents(sourceAbs, size);
+      entry.openFile = () => openRegularFile(sourceAbs);
+    } else if (type === 'char' || type === 'block') {
+      entry.devMajor = deviceMajor(stats.rdev);
+      entry.devMinor = deviceMinor(stats.rdev);
+    }
+    entries.set(dest, entry);
   };
 
   for (const { tree, match } of sources) {
@@ -75,22 +75,22 @@ export async function copyEntries(sources: readonly SelectedSource[], target: Co
     const placed = target.parents ? joinRel(target.destPath, match.matchedPath) : undefined;
     if (match.stats.isDirectory()) {
       const dirDest = placed ?? target.destPath;
-      if (!(await target.existing(dirDest))?.isDirectory()) add(tree, sourceAbs, match.stats, dirDest);
+      if (!(await target.existing(dirDest))?.isDirectory()) add(tree, sourceAbs, fileInfo(match.stats), dirDest);
       walk(tree, match.relPath, '', target, (abs, stats, rel, link) => add(tree, abs, stats, joinRel(dirDest, rel), link));
     } else if (!target.isExcluded(path.posix.basename(match.matchedPath))) {
       const fileDest = placed ?? (target.destIsDirectory ? joinRel(target.destPath, path.posix.basename(match.matchedPath)) : target.destPath);
-      add(tree, sourceAbs, match.stats, fileDest);
+      add(tree, sourceAbs, fileInfo(match.stats), fileDest);
     }
   }
   await addParents(entries, target);
   return [...entries.values()];
 }
 
-type Visit = (abs: string, stats: Stats, relToSource: string, linkTarget?: string) => void;
+type Visit = (abs: string, info: FileInfo, relToSource: string, linkTarget?: string) => void;
 
 interface Visited {
   readonly abs: string;
-  readonly stats: Stats;
+  readonly info: FileInfo;
   readonly rel: string;
   readonly linkTarget?: string;
 }
@@ -103,7 +103,7 @@ interface Visited {
 function walk(tree: SourceTree, dirRel: string, relToSource: string, target: CopyTarget, visit: Visit): void {
   const found: Visited[] = [];
   collect(tree, dirRel, relToSource, target, found);
-  for (const v of found) visit(v.abs, v.stats, v.rel, v.linkTarget);
+  for (const v of found) visit(v.abs, v.info, v.rel, v.linkTarget);
 }
 
 /**
@@ -120,17 +120,17 @@ function collect(tree: SourceTree, dirRel: string, relToSource: string, target: 
     const excluded = target.isExcluded(rel);
     if ((ignored && (tree.canSkipDir?.(treeRel) ?? false)) || (excluded && (target.canSkipExcludedDir?.(rel) ?? false))) continue;
     const abs = path.join(tree.root, treeRel);
-    const stats = lstatSync(abs);
+    const info = fileInfo(lstatSync(abs));
     if (ignored || excluded) {
-      if (!stats.isDirectory()) continue;
+      if (info.type !== 'directory') continue;
       const at = out.length;
-      out.push({ abs, stats, rel });
+      out.push({ abs, info, rel });
       collect(tree, dirRel, rel, target, out);
       if (out.length === at + 1) out.pop();
       continue;
     }
-    out.push({ abs, stats, rel, ...(stats.isSymbolicLink() ? { linkTarget: readlinkSync(abs) } : {}) });
-    if (stats.isDirectory()) collect(tree, dirRel, rel, target, out);
+    out.push({ abs, info, rel, linkTarget: info.type === 'symlink' ? readlinkSync(abs) : undefined });
+    if (info.type === 'directory') collect(tree, dirRel, rel, target, out);
   }
 }
 
@@ -150,6 +150,38 @@ async function addParents(entries: Map<string, LayerEntry>, target: CopyTarget):
         : { path: dir, type: 'directory', mode: 0o755, uid: target.owner?.uid ?? 0, gid: target.owner?.gid ?? 0, mtime: target.now },
     );
   }
+}
+
+/**
+ * What an entry needs of a path's lstat. A walk keeps this rather than the Stats object, which is
+ * several times larger and, held for a whole tree, outlives the young generation.
+ */
+interface FileInfo {
+  readonly type: EntryType | undefined;
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  /** Seconds since the epoch. */
+  readonly mtime: number;
+  readonly size: number;
+  readonly nlink: number;
+  /** `dev:ino` for a path with other hardlinks, otherwise ''. */
+  readonly inode: string;
+  readonly rdev: number;
+}
+
+function fileInfo(stats: Stats): FileInfo {
+  return {
+    type: entryType(stats),
+    mode: stats.mode,
+    uid: stats.uid,
+    gid: stats.gid,
+    mtime: Math.floor(stats.mtimeMs / 1000),
+    size: stats.size,
+    nlink: stats.nlink,
+    inode: stats.nlink > 1 ? `${stats.dev}:${stats.ino}` : '',
+    rdev: stats.rdev,
+  };
 }
 
 function entryType(stats: Stats): EntryType | undefined {

@@ -2,7 +2,9 @@ import type { Compression } from '../../layers/compression.js';
 import type { LayerEntry } from '../../layers/entry.js';
 import { atSourceLine, TsbuildError } from '../../layers/errors.js';
 import type { HistoryEntry } from '../../layers/types.js';
+import { applyLayer } from '../../layers/apply-layer.js';
 import { writeLayer } from '../../layers/write-layer.js';
+import type { Readable } from 'node:stream';
 import type { SourceTree } from '../fs/source-tree.js';
 import type { CopyStep, PlannedStage, PlannedStep, PlatformPlan, RunStep, StageBase } from '../model/plan.js';
 import type { ResolvedImage } from '../model/sources.js';
@@ -94,10 +96,13 @@ interface StepContext extends ExecuteOptions {
   readonly stepId: number;
 }
 
-/** What a step made: a layer, and whether the stage's rootfs already holds its changes. */
+/**
+ * What a step made: a layer, and whether the stage's rootfs already holds its changes: made there
+ * (true, a RUN step's), unpacked there as the layer was written ('unpacked'), or not yet (false).
+ */
 interface StepOutcome {
   readonly layer?: ImageLayer;
-  readonly inRootfs: boolean;
+  readonly inRootfs: boolean | 'unpacked';
 }
 
 /** What a step reads from outside its stage, selected once for both its cache key and its execution. */
@@ -126,7 +131,10 @@ async function executeStep(step: Exclude<PlannedStep, { kind: 'metadata' }>, run
     }
     case 'copy': {
       const entries = await copyStepEntries(step, await sources.copy(), run, copyContext(ctx));
-      return { layer: await layerFrom(entries, ctx), inRootfs: false };
+      // Unpacked while it is compressed, from the same bytes, rather than decompressed again afterwards.
+      const unpackInto = await run.unpackTarget();
+      if (unpackInto === undefined) return { layer: await layerFrom(entries, ctx), inRootfs: false };
+      return { layer: await layerFrom(entries, ctx, (tar) => applyLayer(unpackInto, tar)), inRootfs: 'unpacked' };
     }
   }
 }
@@ -143,8 +151,9 @@ function copyContext(ctx: StepContext): CopyContext {
 }
 
 /** Records a step's layer (or its absence) in the stage, applying it to the rootfs when that is still needed. */
-async function recordStep(run: StageRun, layer: ImageLayer | null | undefined, inRootfs: boolean, history: HistoryEntry): Promise<void> {
+async function recordStep(run: StageRun, layer: ImageLayer | null | undefined, inRootfs: StepOutcome['inRootfs'], history: HistoryEntry): Promise<void> {
   if (!layer) run.recordMetadata(history);
+  else if (inRootfs === 'unpacked') run.recordUnpackedLayer(layer, history);
   else if (inRootfs) run.recordLayer(layer, history);
   else await run.addLayer(layer, history);
 }
@@ -200,10 +209,11 @@ async function stepContent(step: Exclude<PlannedStep, { kind: 'metadata' }>, sou
   return undefined;
 }
 
-async function layerFrom(entries: LayerEntry[], ctx: StepContext): Promise<ImageLayer> {
+async function layerFrom(entries: LayerEntry[], ctx: StepContext, alsoConsume?: (tar: Readable) => Promise<unknown>): Promise<ImageLayer> {
   const layout = ctx.workspace.layout;
   const result = await writeLayer(entries, layout, {
     compression: ctx.compression,
+    ...(alsoConsume ? { alsoConsume } : {}),
     ...(ctx.compressionLevel !== undefined ? { level: ctx.compressionLevel } : {}),
     ...(ctx.sourceDateEpoch !== undefined ? { sourceDateEpoch: ctx.sourceDateEpoch } : {}),
   });

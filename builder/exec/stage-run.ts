@@ -92,6 +92,22 @@ export class StageRun {
     this.recordLayer(layer, entry);
   }
 
+  /**
+   * Where a layer being written now can be unpacked as it is written, so that `recordUnpackedLayer`
+   * need not read it back: the rootfs, when it is already prepared and takes layers as plain tars.
+   */
+  async unpackTarget(): Promise<string | undefined> {
+    if (!this.preparedPromise) return undefined;
+    const prepared = await this.preparedPromise;
+    return prepared.applyLayers || prepared.holdsStage?.() === false ? undefined : prepared.dir;
+  }
+
+  /** Appends a layer that was unpacked into `unpackTarget()` while it was written. */
+  recordUnpackedLayer(layer: ImageLayer, entry: HistoryEntry): void {
+    this.lastScan = undefined;
+    this.recordLayer(layer, entry);
+  }
+
   /** Appends a layer whose changes the rootfs already holds (a RUN step's). */
   recordLayer(layer: ImageLayer, entry: HistoryEntry): void {
     this.layerList.push(layer);

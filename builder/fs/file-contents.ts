@@ -31,9 +31,8 @@ export function fileContents(abs: string, size: number): Readable {
 
 /** Up to `limit` bytes of the regular file `abs`, read with synchronous calls. */
 function readSmallFile(abs: string, limit: number): Buffer {
-  const fd = openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  const fd = openRegularFile(abs);
   try {
-    if (!fstatSync(fd).isFile()) throw Object.assign(new Error(`${abs} is no longer a regular file`), { code: 'EINVAL' });
     const buffer = Buffer.allocUnsafe(limit);
     let length = 0;
     while (length < limit) {
@@ -44,5 +43,20 @@ function readSmallFile(abs: string, limit: number): Buffer {
     return buffer.subarray(0, length);
   } finally {
     closeSync(fd);
+  }
+}
+
+/**
+ * Opens the regular file `abs` for reading, as a layer entry's `openFile` does: without following
+ * a symlink that replaced it, and failing if it is no longer a regular file. The caller closes it.
+ */
+export function openRegularFile(abs: string): number {
+  const fd = openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    if (!fstatSync(fd).isFile()) throw Object.assign(new Error(`${abs} is no longer a regular file`), { code: 'EINVAL' });
+    return fd;
+  } catch (err) {
+    closeSync(fd);
+    throw err;
   }
 }

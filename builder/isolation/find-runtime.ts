@@ -5,6 +5,7 @@ import { isErrnoCode } from '../../layers/fs-util.js';
 import type { BindMount } from './backend.js';
 import { OciRuntimeBackend } from './oci-runtime.js';
 import { findExecutable, pathDirs } from '../host/host-tools.js';
+import { probeKey, rememberedRuntime, rememberRuntime } from './runtime-probe-cache.js';
 
 export interface OciRuntime {
   readonly path: string;
@@ -72,14 +73,23 @@ function firstLine(text: string): string | undefined {
 /** The runtime found, or why none works: each runtime tried with its failure, or that none is installed. */
 type Detection = { readonly runtime: OciRuntime } | { readonly runtime?: undefined; readonly problem: string };
 
-async function detect(): Promise<Detection> {
-  const problems: string[] = [];
+async function detect(cacheDir: string | undefined): Promise<Detection> {
+  const candidates: OciRuntime[] = [];
   for (const name of ['crun', 'runc'] as const) {
     const path = await findExecutable(name, pathDirs());
-    if (path === undefined) continue;
-    const problem = await containerProblem(path);
-    if (problem === undefined) return { runtime: { path, name } };
-    problems.push(`${name}: ${problem}`);
+    if (path !== undefined) candidates.push({ path, name });
+  }
+  const key = cacheDir === undefined || candidates.length === 0 ? undefined : await probeKey(candidates);
+  const remembered = key === undefined ? undefined : await rememberedRuntime(cacheDir!, key);
+  if (remembered) return { runtime: remembered };
+  const problems: string[] = [];
+  for (const runtime of candidates) {
+    const problem = await containerProblem(runtime.path);
+    if (problem === undefined) {
+      if (key !== undefined) await rememberRuntime(cacheDir!, key, runtime);
+      return { runtime };
+    }
+    problems.push(`${runtime.name}: ${problem}`);
   }
   return { problem: problems.length === 0 ? 'neither runc nor crun is installed' : problems.join('; ') };
 }
@@ -91,16 +101,17 @@ let detected: Promise<Detection> | undefined;
  * container actually runs (crun 1.8, for one, refuses hosts with hybrid cgroups). The probe runs
  * as this process is: as real root, or as uid 0 of a user namespace, where the container gets a
  * nested user namespace (see OciRuntimeBackend); an unprivileged process outside one finds none.
- * Probed once per process.
+ * Probed once per process, and with `cacheDir` remembered there for later builds while the
+ * runtimes, the kernel and this process's ids stay the same.
  */
-export async function findOciRuntime(): Promise<OciRuntime | undefined> {
-  detected ??= detect();
+export async function findOciRuntime(cacheDir?: string): Promise<OciRuntime | undefined> {
+  detected ??= detect(cacheDir);
   return (await detected).runtime;
 }
 
 /** Why `findOciRuntime` found no runtime (one line), or undefined when it found one. */
 export async function ociRuntimeProblem(): Promise<string | undefined> {
-  detected ??= detect();
+  detected ??= detect(undefined);
   const detection = await detected;
   return detection.runtime === undefined ? detection.problem : undefined;
 }

@@ -17,6 +17,8 @@ export type IsolationChoice =
 export interface SelectOptions {
   /** `--force-in-place`: lets `none` replace the root filesystem outside a detected container. */
   readonly forceInPlace?: boolean;
+  /** Where the result of probing the OCI runtimes is remembered between builds. */
+  readonly probeCacheDir?: string;
 }
 
 /**
@@ -33,7 +35,7 @@ export async function selectIsolation(mode: IsolationMode, options: SelectOption
     case 'auto': {
       if (mapping.kind === 'namespace' && uid === 0) return rootless(mode, mapping);
       if (!hostRoot) throw await notRootNoNamespace(mode, uid);
-      const runtime = await findOciRuntime();
+      const runtime = await findOciRuntime(options.probeCacheDir);
       if (runtime) return backend(new OciRuntimeBackend({ runtimePath: runtime.path }), `running as root and ${runtime.name} works here`);
       const problem = await chrootProblem();
       if (problem === undefined) return backend(new ChrootBackend(), 'running as root without a working OCI runtime');
@@ -44,7 +46,7 @@ export async function selectIsolation(mode: IsolationMode, options: SelectOption
     }
     case 'oci': {
       if (uid !== 0) throw await notRootNoNamespace(mode, uid);
-      const runtime = await findOciRuntime();
+      const runtime = await findOciRuntime(options.probeCacheDir);
       if (mapping.kind === 'namespace') {
         if (!runtime) throw unavailable(mode, `neither runc nor crun can run a container in this user namespace (${await ociRuntimeProblem()}); --isolation=rootless needs no runtime`);
         return backend(new OciRuntimeBackend({ runtimePath: runtime.path }), `--isolation=oci with ${runtime.name} rootless, ${namespaceReason(mapping)}`);

@@ -139,6 +139,7 @@ function toEntry(path: string, node: NodeStat, root: string): LayerEntry {
     case 'file': {
       entry.size = Number(node.size);
       entry.open = () => createReadStream('', { fd: openScanned(root, path), highWaterMark: READ_CHUNK });
+      entry.openFile = () => openScanned(root, path);
       break;
     }
     case 'symlink':

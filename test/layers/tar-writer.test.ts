@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, createReadStream, lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, constants, createReadStream, lstatSync, openSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -409,4 +409,16 @@ test('a consumer that stops reading tears the writer down and closes the file be
   }
   await new Promise((resolve) => setTimeout(resolve, 50));
   assert.ok(source?.destroyed, 'the file stream was left open');
+});
+
+test('files read through openFile give the same bytes as through open, and must keep their size', async () => {
+  const path = join(work, 'described.bin');
+  const bytes = randomBytes(3 * 1024 * 1024 + 100);
+  writeFileSync(path, bytes);
+  const openFile = (): number => openSync(path, constants.O_RDONLY);
+  const viaStream = await tarOf([file('a/b.bin', bytes), file('a/empty', '')]);
+  const viaFile = await tarOf([file('a/b.bin', '', { size: bytes.length, open: undefined, openFile }), file('a/empty', '', { open: undefined, openFile: () => openSync(join(work, 'empty'), constants.O_RDONLY | constants.O_CREAT) })]);
+  assert.ok(viaFile.equals(viaStream));
+  await assert.rejects(tarOf([file('b.bin', '', { size: bytes.length + 1, open: undefined, openFile })]), isCode('TAR_SIZE'));
+  await assert.rejects(tarOf([file('b.bin', '', { size: bytes.length - 1, open: undefined, openFile })]), isCode('TAR_SIZE'));
 });

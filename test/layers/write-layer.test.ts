@@ -245,3 +245,45 @@ test('an empty layer is a valid tar of two zero blocks', async () => {
   assert.equal(result.uncompressedSize, 1024);
   assert.deepEqual(readFileSync(store.path(result.descriptor.digest)), Buffer.alloc(1024));
 });
+
+test('alsoConsume sees the uncompressed tar the layer was made of, and a consumer that fails or stops early is handled', async () => {
+  for (const compression of ['gzip', 'uncompressed'] as const) {
+    const store = newStore();
+    let seen: Buffer | undefined;
+    const entries = [...sampleLayer(), file('app/big.bin', randomBytesFrom(2, 3 << 20))];
+    const result = await writeLayer(entries, store, {
+      compression,
+      alsoConsume: async (tar) => {
+        const parts: Buffer[] = [];
+        for await (const chunk of tar) parts.push(chunk as Buffer);
+        seen = Buffer.concat(parts);
+      },
+    });
+    assert.equal(sha256sumOf(seen!), result.diffId, compression);
+    assert.ok(decompressed(compression, store.path(result.descriptor.digest)).equals(seen!), compression);
+
+    // A consumer that reads a little and returns: the layer still completes.
+    const early = newStore();
+    const stopped = await writeLayer(entries, early, {
+      compression,
+      alsoConsume: async (tar) => {
+        for await (const chunk of tar) if ((chunk as Buffer).length > 0) break;
+      },
+    });
+    assert.equal(stopped.diffId, result.diffId);
+
+    const failing = newStore();
+    await assert.rejects(
+      writeLayer(entries, failing, {
+        compression,
+        alsoConsume: async (tar) => {
+          tar.once('data', () => undefined);
+          throw new TsbuildError('INTERNAL', 'unpacking failed');
+        },
+      }),
+      isCode('INTERNAL'),
+    );
+    assert.deepEqual(failing.tempFiles(), []);
+    assert.deepEqual(failing.blobs(), []);
+  }
+});

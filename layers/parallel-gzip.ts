@@ -1,0 +1,81 @@
+import { availableParallelism } from 'node:os';
+import { Transform, type TransformCallback } from 'node:stream';
+import { gzip } from 'node:zlib';
+
+/** Input bytes per gzip member: large enough that restarting the dictionary costs well under 1% in size. */
+export const GZIP_BLOCK_BYTES = 1024 * 1024;
+
+/**
+ * zlib's output buffer size per member. A member's result keeps its buffer alive, so a larger one
+ * would hold a whole block's worth of memory for every member of compressible data; this one costs
+ * a few more trips through the thread pool for data that does not compress.
+ */
+const MEMBER_CHUNK_BYTES = 64 * 1024;
+
+/**
+ * A gzip stream compressed on several cores: the input is cut into blocks of GZIP_BLOCK_BYTES,
+ * each compressed on the thread pool into a gzip member of its own, and the members are written in
+ * input order. A gzip file may hold any number of members, and every reader (gunzip, Go's
+ * compress/gzip, zlib) reads them as one stream. Block boundaries depend only on the byte count, so
+ * the same input and level give the same bytes however the input was chunked.
+ */
+export class ParallelGzip extends Transform {
+  readonly #level: number;
+  readonly #parallel: number;
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+  #started = false;
+  readonly #inFlight: Array<Promise<Buffer>> = [];
+
+  constructor(level: number, parallel = availableParallelism()) {
+    super();
+    this.#level = level;
+    this.#parallel = Math.max(1, parallel);
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.#pending.push(chunk);
+    this.#pendingBytes += chunk.length;
+    while (this.#pendingBytes >= GZIP_BLOCK_BYTES) this.#compress(this.#takeBlock());
+    this.#drainTo(this.#parallel - 1).then(() => callback(), callback);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    // An empty input still makes one (empty) member, as a plain gzip stream would.
+    if (this.#pendingBytes > 0 || !this.#started) this.#compress(Buffer.concat(this.#pending));
+    this.#pending = [];
+    this.#drainTo(0).then(() => callback(), callback);
+  }
+
+  /** Writes finished members, oldest first, until at most `left` are still being compressed. */
+  async #drainTo(left: number): Promise<void> {
+    while (this.#inFlight.length > left) this.push(await this.#inFlight.shift()!);
+  }
+
+  #compress(block: Buffer): void {
+    this.#started = true;
+    const member = new Promise<Buffer>((resolve, reject) => {
+      gzip(block, { level: this.#level, chunkSize: MEMBER_CHUNK_BYTES }, (error, result) => (error ? reject(error) : resolve(result)));
+    });
+    // Awaited in order by #drainTo; this keeps a failure of a later member from going unhandled meanwhile.
+    member.catch(() => undefined);
+    this.#inFlight.push(member);
+  }
+
+  /** The first GZIP_BLOCK_BYTES pending bytes, copied only when they span several chunks. */
+  #takeBlock(): Buffer {
+    const first = this.#pending[0]!;
+    let block: Buffer;
+    if (first.length >= GZIP_BLOCK_BYTES) {
+      block = first.subarray(0, GZIP_BLOCK_BYTES);
+      if (first.length === GZIP_BLOCK_BYTES) this.#pending.shift();
+      else this.#pending[0] = first.subarray(GZIP_BLOCK_BYTES);
+    } else {
+      const all = Buffer.concat(this.#pending);
+      block = all.subarray(0, GZIP_BLOCK_BYTES);
+      this.#pending = all.length > GZIP_BLOCK_BYTES ? [all.subarray(GZIP_BLOCK_BYTES)] : [];
+    }
+    this.#pendingBytes -= GZIP_BLOCK_BYTES;
+    return block;
+  }
+}
