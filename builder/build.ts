@@ -2,7 +2,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Compression } from '../layers/compression.js';
 import { SourceError, TsbuildError } from '../layers/errors.js';
-import { readLayoutImage } from '../layers/image-reader.js';
+import { readLayoutImage } from '../layers/layout-image.js';
 import { OciLayout } from '../layers/oci-layout.js';
 import type { Descriptor, Digest, Platform } from '../layers/types.js';
 import { isErrnoCode } from '../layers/fs-util.js';
@@ -295,8 +295,8 @@ async function resolveImage(context: Extract<NamedContext, { kind: 'oci-layout' 
   return {
     layoutDir: layout.dir,
     reference: context.reference,
-    manifestDigest: image.manifestDescriptor.digest,
-    config: image.config,
-    layers: image.layers,
+    manifestDigest: await image.digest(),
+    config: await image.config(),
+    layers: (await image.manifest()).layers,
   };
 }
