@@ -21,8 +21,11 @@ import { Workspace } from './exec/workspace.js';
 import type { ParsedDockerfile } from './frontend/instructions.js';
 import { parseDockerfile } from './frontend/parse.js';
 import { assembleImage, assembleIndex, type AssembledImage } from './output/assemble.js';
-import { exportArtifact, gatherBlobs, type BuildArtifact, type ExportTarget } from './output/export.js';
+import { gatherBlobs } from './output/copy-blobs.js';
+import type { BuildArtifact } from './output/exporter.js';
+import { exportArtifact, writtenPath } from './output/exporters.js';
 import type { OutputSpec } from './output/output-spec.js';
+import { prepareOutputs } from './output/prepare-outputs.js';
 import { parseBuildContexts, type NamedContext } from './plan/build-contexts.js';
 import type { BuildPlan, ResolvedImage } from './plan/plan-types.js';
 import { createPlan } from './plan/plan.js';
@@ -57,6 +60,10 @@ export interface BuildRequest extends PlanRequest {
   readonly tags?: readonly string[];
   /** Where the image goes; the default local store when empty. */
   readonly outputs?: readonly OutputSpec[];
+  /** `--annotation` values: `KEY=VALUE` or `LEVEL[,LEVEL][[os/arch]]:KEY=VALUE`, LEVEL one of manifest, manifest-descriptor, index, index-descriptor. */
+  readonly annotations?: readonly string[];
+  /** Where outputs with `dest=-` write (not a terminal); such outputs are refused without it. */
+  readonly outputStream?: NodeJS.WritableStream;
   readonly labels?: ReadonlyMap<string, string>;
   readonly compression?: Compression;
   readonly compressionLevel?: number;
@@ -130,6 +137,7 @@ async function openCacheStore(dir: string, workspace: Workspace, progress: Progr
 /** Builds an image from a Dockerfile and exports it to every requested output. */
 export async function build(request: BuildRequest): Promise<BuildResult> {
   const progress = request.progress ?? silentProgress;
+  const outputs = prepareOutputs({ ...request, storeDir: request.storeDir ?? defaultStoreDir() });
   const { parsed, dockerfile } = await readDockerfile(request);
   const contextDir = path.resolve(request.context);
   const ignore = new PatternMatcher(await loadIgnorePatterns(contextDir, dockerfile));
@@ -198,14 +206,14 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
         },
         counter,
       );
-      images.push(await assembleImage(built, { created, labels: request.labels ?? new Map() }, workspace.layout));
+      images.push(await assembleImage(built, { created, labels: request.labels ?? new Map(), annotations: outputs.annotations }, workspace.layout));
     }
-    const root = images.length === 1 ? images[0]!.manifest : await assembleIndex(images, workspace.layout);
+    const root = images.length === 1 ? images[0]!.manifest : await assembleIndex(images, workspace.layout, outputs.annotations);
     const artifact: BuildArtifact = { root, images, tags: request.tags ?? [], layerOrigins: layerOrigins(plan) };
     await gatherBlobs(artifact, workspace);
-    const targets: ExportTarget[] = request.outputs?.length ? [...request.outputs] : [{ type: 'store', dest: request.storeDir ?? defaultStoreDir() }];
-    for (const target of targets) {
-      const where = await exportArtifact(artifact, target, workspace, request.registry ?? {});
+    const exportContext = { workspace, registry: request.registry ?? {}, ...(request.outputStream ? { stdout: request.outputStream } : {}) };
+    for (const target of outputs.targets) {
+      const where = await exportArtifact(artifact, target, exportContext);
       progress({ kind: 'exported', what: where, digest: root.digest });
     }
     const imageId = images.length === 1 ? images[0]!.config.digest : root.digest;
@@ -263,8 +271,8 @@ function buildMetadata(artifact: BuildArtifact, imageId: Digest): Record<string,
 
 /** Everything of the user's and the build's own that an in-place build must never remove. */
 function buildOwnPaths(request: BuildRequest, contextDir: string, dockerfile: string, workspace: Workspace): string[] {
-  const files = request.outputs?.flatMap((o) => (o.type === 'registry' ? [] : [path.resolve(o.dest)])) ?? [];
-  const outputs = request.outputs?.length ? files : [request.storeDir ?? defaultStoreDir()];
+  const targets: readonly Parameters<typeof writtenPath>[0][] = request.outputs?.length ? request.outputs : [{ type: 'store', dest: request.storeDir ?? defaultStoreDir() }];
+  const outputs = targets.flatMap((t) => writtenPath(t)?.path ?? []);
   const contexts = [...parseBuildContexts(request.buildContexts ?? [], process.cwd()).values()].map((c) => (c.kind === 'local' ? c.dir : c.layoutDir));
   return [workspace.dir, contextDir, dockerfile, defaultCacheDir(), ...(request.cacheDir ? [path.resolve(request.cacheDir)] : []), ...outputs, ...contexts, ...[request.iidfile, request.digestFile, request.metadataFile].flatMap((f) => (f ? [path.resolve(f)] : []))];
 }

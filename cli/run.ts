@@ -24,6 +24,8 @@ export interface CliIo {
   readonly signal?: AbortSignal;
   /** Set when stderr is a terminal: progress then keeps a live status line there. */
   readonly stderrTerminal?: StatusTerminal;
+  /** Where `--output …,dest=-` writes its bytes; the process's stdout when absent. */
+  readonly stdoutStream?: NodeJS.WritableStream;
 }
 
 const processIo: CliIo = {
@@ -106,6 +108,14 @@ function planOptions(y: Argv) {
     .option('registry-ca', registryOptions.ca);
 }
 
+const outputHelp =
+  'where the image goes (repeatable): type=oci,dest=DIR|FILE.tar|-[,tar=true|false] (an OCI layout: a tar when tar=true, dest ends in .tar or is -, else a directory); ' +
+  'type=docker,dest=FILE|- (a docker load archive, one platform); type=registry[,name=NAME] (push); type=local,dest=DIR (the final filesystem); type=tar,dest=FILE|- (the final filesystem as a tar); ' +
+  'oci, docker and registry take name=NAME to replace the -t names (quote the field for several: "name=a:1,b:1")';
+const annotationHelp =
+  'OCI annotation KEY=VALUE for the image manifest, or LEVEL:KEY=VALUE with LEVEL manifest, manifest-descriptor, index or index-descriptor ' +
+  '(comma-separated for several; a manifest level may name one platform: manifest[linux/amd64]:KEY=VALUE); applies to type=oci, type=registry and the local store';
+
 const registryOptions = {
   insecure: { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'registry host[:port] reached over plain HTTP (loopback always is)' },
   ca: { type: 'string', describe: 'PEM file of extra CA certificates to trust for registries' },
@@ -121,7 +131,8 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
       (y) =>
         planOptions(y)
           .option('tag', { alias: 't', type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'name:tag for the image' })
-          .option('output', { alias: 'o', type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'type=oci,dest=DIR[,tar=true] or type=docker,dest=FILE' })
+          .option('output', { alias: 'o', type: 'string', array: true, nargs: 1, default: [] as string[], describe: outputHelp })
+          .option('annotation', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: annotationHelp })
           .option('label', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'image label KEY=VALUE' })
           .option('iidfile', { type: 'string', describe: 'write the image ID to this file' })
           .option('push', { type: 'boolean', default: false, describe: 'push every -t name (same as --output type=registry)' })
@@ -155,8 +166,9 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
         const progress: ProgressMode = args.progress;
         const listener = args.quiet ? undefined : progressRenderer(progress, io.stderr, io.stderrTerminal, args.explainCache);
         const outputs = args.output.map(parseOutputSpec);
+        const toStdout = outputs.some((o) => o.type !== 'registry' && o.dest === '-');
         const written = [
-          ...outputs.flatMap((o) => (o.type === 'oci' ? [{ dir: o.dest, role: 'the output' }] : o.type === 'docker' ? [{ dir: path.dirname(o.dest), role: 'the output' }] : [])),
+          ...outputs.flatMap((o) => (o.type === 'registry' || o.dest === '-' ? [] : [{ dir: o.type === 'local' || (o.type === 'oci' && !o.tar) ? o.dest : path.dirname(o.dest), role: 'the output' }])),
           { dir: os.tmpdir(), role: 'the temporary directory' },
           // The library's defaults, as build() applies them.
           { dir: args.cacheDir ?? defaultBuildCacheDir(), role: 'the build cache' },
@@ -166,6 +178,8 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
           ...commonRequest(args, io, listener),
           tags: args.tag,
           outputs: args.push && !outputs.some((o) => o.type === 'registry') ? [...outputs, { type: 'registry' as const }] : outputs,
+          annotations: args.annotation,
+          ...(toStdout ? { outputStream: io.stdoutStream ?? process.stdout } : {}),
           ...(args.digestFile !== undefined ? { digestFile: args.digestFile } : {}),
           ...(args.metadataFile !== undefined ? { metadataFile: args.metadataFile } : {}),
           labels: parsePairs('label', args.label),
@@ -190,7 +204,8 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
         }).catch(async (err: unknown) => {
           throw await explainNoSpace(err, written);
         });
-        io.stdout(args.quiet ? result.imageId : `${result.descriptor.digest}`);
+        // stdout carries the archive when an output writes there: nothing else may go to it.
+        if (!toStdout) io.stdout(args.quiet ? result.imageId : `${result.descriptor.digest}`);
       },
     )
     .command(

@@ -2,6 +2,8 @@ import type { OciLayout } from '../../layers/oci-layout.js';
 import { MediaType, type Descriptor, type ImageConfig, type IndexManifest, type Manifest, type Platform } from '../../layers/types.js';
 import type { BuiltImage } from '../exec/execute.js';
 import type { ImageLayer } from '../exec/image-layer.js';
+import { ImageAnnotations } from './annotations.js';
+import { ociLayerDescriptor } from './oci-media-types.js';
 
 /** One platform's finished image, its config and manifest stored in the work layout. */
 export interface AssembledImage {
@@ -16,6 +18,8 @@ export interface AssembleOptions {
   readonly created: string;
   /** `--label` values, applied over the Dockerfile's labels. */
   readonly labels: ReadonlyMap<string, string>;
+  /** `--annotation` values for the manifest and the descriptor pointing at it. */
+  readonly annotations?: ImageAnnotations;
 }
 
 /** Writes the image config and manifest of a built image into `layout`. */
@@ -35,22 +39,37 @@ export async function assembleImage(built: BuiltImage, options: AssembleOptions,
     history: [...built.history],
   };
   const configDescriptor = await layout.writeJson(config, MediaType.ImageConfig);
+  const annotations = options.annotations ?? new ImageAnnotations();
+  const manifestAnnotations = annotations.manifest(platform);
+  // An OCI manifest lists every layer with an OCI media type, base layers pulled from a
+  // Docker-format image included: the blobs stay the same, their descriptors change.
   const manifest: Manifest = {
     schemaVersion: 2,
     mediaType: MediaType.ImageManifest,
     config: configDescriptor,
-    layers: built.layers.map((l) => l.descriptor),
+    layers: built.layers.map((l) => ociLayerDescriptor(l.descriptor)),
+    ...(manifestAnnotations ? { annotations: manifestAnnotations } : {}),
   };
   const manifestDescriptor = await layout.writeJson(manifest, MediaType.ImageManifest);
-  return { platform, manifest: { ...manifestDescriptor, platform }, config: configDescriptor, layers: built.layers };
+  const descriptorAnnotations = annotations.manifestDescriptor(platform);
+  return {
+    platform,
+    manifest: { ...manifestDescriptor, platform, ...(descriptorAnnotations ? { annotations: descriptorAnnotations } : {}) },
+    config: configDescriptor,
+    layers: built.layers,
+  };
 }
 
-/** Writes an image index over several platforms' manifests. */
-export async function assembleIndex(images: readonly AssembledImage[], layout: OciLayout): Promise<Descriptor> {
+/** Writes an image index over several platforms' manifests, with the `index` and `index-descriptor` annotations. */
+export async function assembleIndex(images: readonly AssembledImage[], layout: OciLayout, annotations = new ImageAnnotations()): Promise<Descriptor> {
+  const indexAnnotations = annotations.index();
   const index: IndexManifest = {
     schemaVersion: 2,
     mediaType: MediaType.ImageIndex,
     manifests: images.map((image) => image.manifest),
+    ...(indexAnnotations ? { annotations: indexAnnotations } : {}),
   };
-  return layout.writeJson(index, MediaType.ImageIndex);
+  const descriptor = await layout.writeJson(index, MediaType.ImageIndex);
+  const descriptorAnnotations = annotations.indexDescriptor();
+  return descriptorAnnotations ? { ...descriptor, annotations: descriptorAnnotations } : descriptor;
 }

@@ -5,6 +5,8 @@ import type { BlobStore } from '../../layers/blob-store.js';
 import { VerifyingStream } from '../../layers/digest.js';
 import { openWriteStream } from '../../layers/fs-util.js';
 import type { Descriptor } from '../../layers/types.js';
+import type { Workspace } from '../exec/workspace.js';
+import type { BuildArtifact } from './exporter.js';
 
 /**
  * Brings a blob into `store` from a file, unless it is there already: a hard link when the file
@@ -23,5 +25,15 @@ export async function importBlob(store: BlobStore, descriptor: Descriptor, sourc
   } catch (err) {
     await rm(temp, { force: true });
     throw err;
+  }
+}
+
+/**
+ * Gathers every blob of the artifact into the work layout (base layers come from their own
+ * layouts, verified), so each exporter reads from one place.
+ */
+export async function gatherBlobs(artifact: BuildArtifact, workspace: Workspace): Promise<void> {
+  for (const image of artifact.images) {
+    for (const layer of image.layers) await importBlob(workspace.layout, layer.descriptor, layer.blobPath, true);
   }
 }

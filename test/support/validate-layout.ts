@@ -405,9 +405,12 @@ async function checkWithSkopeoAndUmoci(walk: Walk, topLevel: Descriptor[]): Prom
   const { dir } = walk;
   const inspected = new Set<string>();
   const unpacked = new Set<string>();
+  // A ref name listed more than once (BuildKit names `app:1` and `keep:1` both `1`) does not lead
+  // the tools to one entry: those images are checked one by one below.
+  const tags = topLevel.map((entry) => entry.annotations?.[refNameAnnotation]);
   for (const entry of topLevel) {
     const tag = entry.annotations?.[refNameAnnotation];
-    if (tag === undefined) continue;
+    if (tag === undefined || tags.indexOf(tag) !== tags.lastIndexOf(tag)) continue;
     const ref = `oci:${dir}:${tag}`;
     if (manifestMediaTypes.has(entry.mediaType)) {
       await inspectAndCompare(walk, ref, entry.digest);

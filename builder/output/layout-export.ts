@@ -1,0 +1,78 @@
+import { mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { OciLayout } from '../../layers/oci-layout.js';
+import { RefNameAnnotation, type Descriptor } from '../../layers/types.js';
+import { importBlob } from './copy-blobs.js';
+import type { BuildArtifact } from './exporter.js';
+import { ImageNameAnnotation, ociRefName } from './image-names.js';
+
+/** Lists the artifact's root in a layout's index.json. */
+export type IndexUpdate = (layout: OciLayout, root: Descriptor) => Promise<void>;
+
+/**
+ * index.json entries as BuildKit writes them: one per name, with the normalised name in
+ * `io.containerd.image.name` and its tag in `org.opencontainers.image.ref.name`. An entry with the
+ * same pair of names is replaced; every other entry stays. Without names, `untagged` says what
+ * the entry is called (BuildKit calls an unnamed image in a layout directory `latest`, and leaves
+ * it unnamed in an archive).
+ */
+export function buildkitNames(names: readonly string[], untagged: 'latest' | 'unnamed'): IndexUpdate {
+  return async (layout, root) => {
+    const pairs: Array<{ image?: string; ref?: string }> =
+      names.length > 0 ? names.map((image) => ({ image, ref: ociRefName(image) })) : [untagged === 'latest' ? { ref: 'latest' } : {}];
+    await layout.updateIndex((index) => {
+      let manifests = index.manifests;
+      for (const { image, ref } of pairs) {
+        const annotations = { ...root.annotations };
+        delete annotations[ImageNameAnnotation];
+        delete annotations[RefNameAnnotation];
+        if (image !== undefined) annotations[ImageNameAnnotation] = image;
+        if (ref !== undefined) annotations[RefNameAnnotation] = ref;
+        const entry: Descriptor = { ...root, annotations };
+        if (Object.keys(annotations).length === 0) delete entry.annotations;
+        if (ref !== undefined) manifests = manifests.filter((m) => m.annotations?.[RefNameAnnotation] !== ref || m.annotations?.[ImageNameAnnotation] !== image);
+        manifests = [...manifests, entry];
+      }
+      return { ...index, manifests };
+    });
+  };
+}
+
+/** Every blob the artifact needs: layers, configs and manifests, and the index over them. */
+export function blobsOf(artifact: BuildArtifact): Descriptor[] {
+  const blobs = artifact.images.flatMap((image) => [...image.layers.map((l) => l.descriptor), image.config, image.manifest]);
+  return artifact.images.length > 1 ? [...blobs, artifact.root] : blobs;
+}
+
+/** Copies the artifact's blobs from `from` into `to` and lists its root there. */
+export async function copyArtifact(artifact: BuildArtifact, from: OciLayout, to: OciLayout, list: IndexUpdate): Promise<void> {
+  for (const blob of blobsOf(artifact)) await importBlob(to, blob, from.path(blob.digest), false);
+  await list(to, artifact.root);
+}
+
+/** Adds the image to a layout directory; a new layout is built beside its destination and renamed into place. */
+export async function exportToLayoutDir(artifact: BuildArtifact, dest: string, from: OciLayout, list: IndexUpdate): Promise<void> {
+  if (await exists(dest)) {
+    await copyArtifact(artifact, from, await OciLayout.open(dest, { create: false }), list);
+    return;
+  }
+  const parent = path.dirname(dest);
+  await mkdir(parent, { recursive: true });
+  const staging = await mkdtemp(path.join(parent, `.${path.basename(dest)}.tsbuild-`));
+  try {
+    await copyArtifact(artifact, from, await OciLayout.open(staging, { create: true }), list);
+    await rename(staging, dest).catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
+      await copyArtifact(artifact, from, await OciLayout.open(dest, { create: false }), list);
+    });
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(
+    () => true,
+    () => false,
+  );
+}
