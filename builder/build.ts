@@ -26,6 +26,10 @@ import type { BuildArtifact } from './output/exporter.js';
 import { exportArtifact, writtenPath } from './output/exporters.js';
 import type { OutputSpec } from './output/output-spec.js';
 import { prepareOutputs } from './output/prepare-outputs.js';
+import { attestImages } from './attest/attach.js';
+import type { AttestOptions } from './attest/attest-options.js';
+import { checkAttestationTargets } from './attest/attest-outputs.js';
+import type { BuildInvocation } from './attest/provenance.js';
 import { parseBuildContexts, type NamedContext } from './plan/build-contexts.js';
 import type { BuildPlan, ResolvedImage } from './plan/plan-types.js';
 import { createPlan } from './plan/plan.js';
@@ -62,6 +66,8 @@ export interface BuildRequest extends PlanRequest {
   readonly outputs?: readonly OutputSpec[];
   /** `--annotation` values: `KEY=VALUE` or `LEVEL[,LEVEL][[os/arch]]:KEY=VALUE`, LEVEL one of manifest, manifest-descriptor, index, index-descriptor. */
   readonly annotations?: readonly string[];
+  /** `--provenance` and `--sbom`: attestations attached to each image, as BuildKit attaches them. */
+  readonly attest?: AttestOptions;
   /** Where outputs with `dest=-` write (not a terminal); such outputs are refused without it. */
   readonly outputStream?: NodeJS.WritableStream;
   readonly labels?: ReadonlyMap<string, string>;
@@ -138,7 +144,8 @@ async function openCacheStore(dir: string, workspace: Workspace, progress: Progr
 export async function build(request: BuildRequest): Promise<BuildResult> {
   const progress = request.progress ?? silentProgress;
   const outputs = prepareOutputs({ ...request, storeDir: request.storeDir ?? defaultStoreDir() });
-  const { parsed, dockerfile } = await readDockerfile(request);
+  const attest = request.attest && (request.attest.provenance || request.attest.sbom) && checkAttestationTargets(outputs.targets, (message) => progress({ kind: 'note', message })) ? request.attest : undefined;
+  const { parsed, dockerfile, bytes: dockerfileBytes } = await readDockerfile(request);
   const contextDir = path.resolve(request.context);
   const ignore = new PatternMatcher(await loadIgnorePatterns(contextDir, dockerfile));
   const plan = await planParsed(parsed, dockerfile, request);
@@ -208,8 +215,10 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
       );
       images.push(await assembleImage(built, { created, labels: request.labels ?? new Map(), annotations: outputs.annotations }, workspace.layout));
     }
-    const root = images.length === 1 ? images[0]!.manifest : await assembleIndex(images, workspace.layout, outputs.annotations);
-    const artifact: BuildArtifact = { root, images, tags: request.tags ?? [], layerOrigins: layerOrigins(plan) };
+    const invocation = attest && buildInvocation(request, contextDir, dockerfile, dockerfileBytes, created);
+    const attestations = attest && invocation ? await attestImages(workspace.layout, images, plan.platforms, request.tags ?? [], invocation, attest) : undefined;
+    const root = images.length === 1 && !attestations ? images[0]!.manifest : await assembleIndex(images, workspace.layout, outputs.annotations, attestations?.manifests);
+    const artifact: BuildArtifact = { root, images, tags: request.tags ?? [], layerOrigins: layerOrigins(plan), ...(attestations ? { attestationBlobs: attestations.blobs } : {}) };
     await gatherBlobs(artifact, workspace);
     const exportContext = { workspace, registry: request.registry ?? {}, ...(request.outputStream ? { stdout: request.outputStream } : {}) };
     for (const target of outputs.targets) {
@@ -238,15 +247,32 @@ function refuseMountsInPlace(plan: BuildPlan): void {
   }
 }
 
-async function readDockerfile(request: PlanRequest): Promise<{ parsed: ParsedDockerfile; dockerfile: string }> {
+async function readDockerfile(request: PlanRequest): Promise<{ parsed: ParsedDockerfile; dockerfile: string; bytes: Buffer }> {
   const dockerfile = path.resolve(request.dockerfile ?? path.join(request.context, 'Dockerfile'));
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(dockerfile, 'utf8');
+    bytes = await readFile(dockerfile);
   } catch (err) {
     throw new TsbuildError('NO_DOCKERFILE', `cannot read Dockerfile ${dockerfile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  return { parsed: parseDockerfile(text, displayPath(dockerfile)), dockerfile };
+  return { parsed: parseDockerfile(bytes.toString('utf8'), displayPath(dockerfile)), dockerfile, bytes };
+}
+
+/** What the provenance records of the request: the ids of secrets and ssh agents, never their content. */
+function buildInvocation(request: BuildRequest, contextDir: string, dockerfile: string, bytes: Buffer, time: string): BuildInvocation {
+  const relative = path.relative(contextDir, dockerfile);
+  return {
+    dockerfilePath: relative.startsWith('..') || path.isAbsolute(relative) ? path.basename(dockerfile) : relative,
+    dockerfile: bytes,
+    buildArgs: request.buildArgs ?? new Map(),
+    labels: request.labels ?? new Map(),
+    ...(request.target !== undefined ? { target: request.target } : {}),
+    secretIds: (request.secrets ?? []).map((value) => parseSecretSpec(value).id),
+    sshIds: (request.ssh ?? []).map((value) => value.split('=')[0]!),
+    builderPlatform: hostPlatform(),
+    time,
+    reproducible: request.sourceDateEpoch !== undefined,
+  };
 }
 
 /** Where each layer of a pulled base image came from, for cross-repository mounts on push. */

@@ -1,44 +1,49 @@
-/** Attaches the requested attestations to a build's images, in the image index BuildKit would write. */
+/** Attaches the requested attestations to a build's images, as BuildKit does. */
+import { createReadStream } from 'node:fs';
 import type { OciLayout } from '../../layers/oci-layout.js';
 import type { Descriptor } from '../../layers/types.js';
+import type { AssembledImage } from '../output/assemble.js';
 import type { PlatformPlan } from '../plan/plan-types.js';
 import type { AttestOptions } from './attest-options.js';
-import { writeAttestationManifest, writeAttestedIndex } from './attestation-manifest.js';
+import { writeAttestationManifest } from './attestation-manifest.js';
 import { slsaProvenance, SLSA_PREDICATE_TYPE, type BuildInvocation } from './provenance.js';
 import { imageSbom } from './sbom.js';
-import type { LayerOpener } from './sparse-rootfs.js';
 import { SPDX_PREDICATE_TYPE } from './spdx.js';
 import { imageSubjects, statement, type Statement } from './statement.js';
 
-/** One platform's built image: its manifest (with platform), its layers, and the plan it came from. */
-export interface AttestedImage {
-  readonly manifest: Descriptor & { readonly platform: NonNullable<Descriptor['platform']> };
-  readonly layers: readonly LayerOpener[];
-  readonly plan: PlatformPlan;
+/** The attestation manifests of a build, to list after its images in the root index, and their blobs. */
+export interface Attestations {
+  readonly manifests: readonly Descriptor[];
+  readonly blobs: readonly Descriptor[];
 }
 
-/** Writes each image's attestation manifest and the index over everything into `layout`; returns the index. */
-export async function attachAttestations(
+/**
+ * Writes one attestation manifest per image into `layout`: provenance and SBOM statements about
+ * the image manifest. `plans[i]` is the plan `images[i]` was built from.
+ */
+export async function attestImages(
   layout: OciLayout,
-  images: readonly AttestedImage[],
+  images: readonly AssembledImage[],
+  plans: readonly PlatformPlan[],
   names: readonly string[],
   invocation: BuildInvocation,
   options: AttestOptions,
-): Promise<Descriptor> {
-  const attestations: Descriptor[] = [];
-  for (const image of images) {
-    const subject = imageSubjects(names, image.manifest.digest, image.manifest.platform);
+): Promise<Attestations> {
+  const manifests: Descriptor[] = [];
+  const blobs: Descriptor[] = [];
+  for (const [i, image] of images.entries()) {
+    const subject = imageSubjects(names, image.manifest.digest, image.platform);
     const statements: Statement[] = [];
-    if (options.provenance) statements.push(statement(subject, SLSA_PREDICATE_TYPE, slsaProvenance(invocation, image.plan, options.provenance)));
+    if (options.provenance) statements.push(statement(subject, SLSA_PREDICATE_TYPE, slsaProvenance(invocation, plans[i]!, options.provenance)));
     if (options.sbom) {
-      const sbom = await imageSbom({ name: names[0] ?? image.manifest.digest, manifestDigest: image.manifest.digest, created: invocation.time }, image.layers);
+      const layers = image.layers.map((layer) => () => createReadStream(layer.blobPath));
+      const sbom = await imageSbom({ name: names[0] ?? image.manifest.digest, manifestDigest: image.manifest.digest, created: invocation.time }, layers);
       statements.push(statement(subject, SPDX_PREDICATE_TYPE, sbom));
     }
-    attestations.push(await writeAttestationManifest(layout, image.manifest, statements));
+    if (statements.length === 0) continue;
+    const written = await writeAttestationManifest(layout, image.manifest, statements);
+    manifests.push(written.descriptor);
+    blobs.push(...written.blobs);
   }
-  return writeAttestedIndex(
-    layout,
-    images.map((image) => image.manifest),
-    attestations,
-  );
+  return { manifests, blobs };
 }

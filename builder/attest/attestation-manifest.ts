@@ -5,7 +5,7 @@
  * the image manifest it is about.
  */
 import type { OciLayout } from '../../layers/oci-layout.js';
-import { MediaType, type Descriptor, type ImageConfig, type IndexManifest, type Manifest } from '../../layers/types.js';
+import { MediaType, type Descriptor, type ImageConfig, type Manifest } from '../../layers/types.js';
 import type { Statement } from './statement.js';
 
 export const IN_TOTO_MEDIA_TYPE = 'application/vnd.in-toto+json';
@@ -14,8 +14,14 @@ export const REFERENCE_TYPE_ANNOTATION = 'vnd.docker.reference.type';
 export const REFERENCE_DIGEST_ANNOTATION = 'vnd.docker.reference.digest';
 export const ATTESTATION_MANIFEST = 'attestation-manifest';
 
-/** Writes the statements, their config and their manifest into `layout`; returns the manifest's index entry. */
-export async function writeAttestationManifest(layout: OciLayout, image: Descriptor, statements: readonly Statement[]): Promise<Descriptor> {
+/** An attestation manifest: its index entry, and every blob it wrote (itself included). */
+export interface AttestationManifest {
+  readonly descriptor: Descriptor;
+  readonly blobs: readonly Descriptor[];
+}
+
+/** Writes the statements, their config and their manifest into `layout`. */
+export async function writeAttestationManifest(layout: OciLayout, image: Descriptor, statements: readonly Statement[]): Promise<AttestationManifest> {
   const layers: Descriptor[] = [];
   for (const statement of statements) {
     const blob = await layout.writeJson(statement, IN_TOTO_MEDIA_TYPE);
@@ -23,17 +29,15 @@ export async function writeAttestationManifest(layout: OciLayout, image: Descrip
   }
   // Only there because a manifest needs a config; readers ignore it.
   const config: ImageConfig = { architecture: 'unknown', os: 'unknown', config: {}, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) } };
-  const manifest: Manifest = { schemaVersion: 2, mediaType: MediaType.ImageManifest, config: await layout.writeJson(config, MediaType.ImageConfig), layers };
+  const configDescriptor = await layout.writeJson(config, MediaType.ImageConfig);
+  const manifest: Manifest = { schemaVersion: 2, mediaType: MediaType.ImageManifest, config: configDescriptor, layers };
   const written = await layout.writeJson(manifest, MediaType.ImageManifest);
   return {
-    ...written,
-    annotations: { [REFERENCE_DIGEST_ANNOTATION]: image.digest, [REFERENCE_TYPE_ANNOTATION]: ATTESTATION_MANIFEST },
-    platform: { architecture: 'unknown', os: 'unknown' },
+    descriptor: {
+      ...written,
+      annotations: { [REFERENCE_DIGEST_ANNOTATION]: image.digest, [REFERENCE_TYPE_ANNOTATION]: ATTESTATION_MANIFEST },
+      platform: { architecture: 'unknown', os: 'unknown' },
+    },
+    blobs: [...layers, configDescriptor, written],
   };
-}
-
-/** The image index over the images and, after them, their attestation manifests. */
-export async function writeAttestedIndex(layout: OciLayout, images: readonly Descriptor[], attestations: readonly Descriptor[]): Promise<Descriptor> {
-  const index: IndexManifest = { schemaVersion: 2, mediaType: MediaType.ImageIndex, manifests: [...images, ...attestations] };
-  return layout.writeJson(index, MediaType.ImageIndex);
 }

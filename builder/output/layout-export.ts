@@ -38,10 +38,11 @@ export function buildkitNames(names: readonly string[], untagged: 'latest' | 'un
   };
 }
 
-/** Every blob the artifact needs: layers, configs and manifests, and the index over them. */
+/** Every blob the artifact needs: layers, configs and manifests, attestations, and the index over them. */
 export function blobsOf(artifact: BuildArtifact): Descriptor[] {
   const blobs = artifact.images.flatMap((image) => [...image.layers.map((l) => l.descriptor), image.config, image.manifest]);
-  return artifact.images.length > 1 ? [...blobs, artifact.root] : blobs;
+  blobs.push(...(artifact.attestationBlobs ?? []));
+  return artifact.root.digest !== artifact.images[0]?.manifest.digest ? [...blobs, artifact.root] : blobs;
 }
 
 /** Copies the artifact's blobs from `from` into `to` and lists its root there. */
