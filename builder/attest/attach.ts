@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import type { OciLayout } from '../../layers/oci-layout.js';
 import type { Descriptor } from '../../layers/types.js';
 import type { AssembledImage } from '../output/assemble.js';
-import type { PlatformPlan } from '../plan/plan-types.js';
+import type { PlatformPlan } from '../model/plan.js';
 import type { AttestOptions } from './attest-options.js';
 import { writeAttestationManifest } from './attestation-manifest.js';
 import { slsaProvenance, SLSA_PREDICATE_TYPE, type BuildInvocation } from './provenance.js';

@@ -14,7 +14,8 @@
 import { createHash } from 'node:crypto';
 import { formatPlatform } from '../../layers/platform.js';
 import type { Platform } from '../../layers/types.js';
-import type { CopySource, PlatformPlan, ResolvedImage, StageBase } from '../plan/plan-types.js';
+import type { PlatformPlan, StageBase } from '../model/plan.js';
+import type { CopySource, ResolvedImage } from '../model/sources.js';
 import { imagePurl } from './image-purl.js';
 
 export const SLSA_PREDICATE_TYPE = 'https://slsa.dev/provenance/v0.2';

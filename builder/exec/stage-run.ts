@@ -1,5 +1,5 @@
 import type { HistoryEntry } from '../../layers/types.js';
-import type { PlannedStage } from '../plan/plan-types.js';
+import type { PlannedStage } from '../model/plan.js';
 import type { PreparedRootfs } from '../rootfs/prepare.js';
 import type { TreeSnapshot } from '../snapshot/scan.js';
 import type { StepParent } from '../cache/cache-key.js';

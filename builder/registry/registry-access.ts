@@ -3,7 +3,7 @@ import type { Platform } from '../../layers/types.js';
 import type { ImageReference, PushResult, RegistryAccess, TransferEvent } from '../../registry-client/index.js';
 import type { OciLayout } from '../../layers/oci-layout.js';
 import type { Descriptor, Digest } from '../../layers/types.js';
-import type { ResolvedImage } from '../plan/plan-types.js';
+import type { ResolvedImage } from '../model/sources.js';
 import { defaultCacheDir } from '../rootfs/rootfs-cache.js';
 
 /** How the build talks to registries. */

@@ -18,7 +18,7 @@ import { isErrnoCode, readdirIfExists } from '../../layers/fs-util.js';
 import { acquireLockFile, processExists, tryLockFile, withLockFile } from '../../layers/layout-lock.js';
 import type { Workspace } from '../exec/workspace.js';
 import { defaultCacheDir } from '../rootfs/rootfs-cache.js';
-import type { CacheRunMount } from './run-mounts.js';
+import type { CacheRunMount } from '../model/mounts.js';
 
 /** Where cache mounts live: `<cache dir>/run-cache`. */
 export function defaultRunCacheDir(env: NodeJS.ProcessEnv = process.env): string {

@@ -5,7 +5,7 @@ import type { Workspace } from '../exec/workspace.js';
 import type { BindMount } from '../isolation/backend.js';
 import { bindSourcePath, type BindSource } from './bind-sources.js';
 import { openCacheMount } from './cache-mounts.js';
-import type { RunMount, SecretRunMount, SshRunMount } from './run-mounts.js';
+import type { RunMount, SecretRunMount, SshRunMount } from '../model/mounts.js';
 import { secretDir } from './secrets.js';
 import { relayAgent } from './ssh-agents.js';
 

@@ -6,7 +6,7 @@ import { resolveProcessUser } from '../exec/user-db.js';
 import type { Workspace } from '../exec/workspace.js';
 import { resolveInRoot } from '../fs/resolve-path.js';
 import type { IsolationBackend } from '../isolation/backend.js';
-import type { RunStep } from '../plan/plan-types.js';
+import type { RunStep } from '../model/plan.js';
 import { diffOverlayUpper } from '../snapshot/overlay-diff.js';
 import { diffTrees } from '../snapshot/diff.js';
 import { parentOf } from '../snapshot/entries.js';

@@ -2,7 +2,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { TsbuildError } from '../../layers/errors.js';
 import type { Workspace } from '../exec/workspace.js';
 import { mountPrivateTmpfs, unmountPrivateTmpfs } from '../rootfs/tmpfs.js';
-import { mountOptions } from './run-mounts.js';
+import { mountOptions } from '../frontend/parse-mount.js';
 
 /** A `--secret` value: the id RUN mounts name, and where its content comes from. */
 export type SecretSpec =

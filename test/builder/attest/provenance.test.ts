@@ -7,7 +7,7 @@ import { parseProvenanceFlag, parseSbomFlag } from '../../../builder/attest/atte
 import { slsaProvenance, type BuildInvocation } from '../../../builder/attest/provenance.js';
 import { imageSubjects, statement } from '../../../builder/attest/statement.js';
 import { planBuild } from '../../../builder/build.js';
-import type { PlatformPlan } from '../../../builder/plan/plan-types.js';
+import type { PlatformPlan } from '../../../builder/model/plan.js';
 import { OciLayout } from '../../../layers/oci-layout.js';
 import { TsbuildError } from '../../../layers/errors.js';
 import { writeBusyboxImage } from '../../support/busybox-image.js';

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { Workspace } from '../../../builder/exec/workspace.js';
 import { openCacheMount, pruneCacheMounts } from '../../../builder/run/cache-mounts.js';
-import type { CacheRunMount } from '../../../builder/run/run-mounts.js';
+import type { CacheRunMount } from '../../../builder/model/mounts.js';
 
 let work: string;
 let workspace: Workspace;

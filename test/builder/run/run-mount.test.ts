@@ -17,7 +17,7 @@ import { tryLockFile } from '../../../layers/layout-lock.js';
 import { ChrootBackend, chrootAvailable } from '../../../builder/isolation/chroot.js';
 import { StageRun } from '../../../builder/exec/stage-run.js';
 import { Workspace } from '../../../builder/exec/workspace.js';
-import type { PlannedStage } from '../../../builder/plan/plan-types.js';
+import type { PlannedStage } from '../../../builder/model/plan.js';
 import { runStepEntries } from '../../../builder/run/run-step.js';
 import { runStep } from '../cache/copy-fixture.js';
 import { writeBusyboxImage } from '../../support/busybox-image.js';
