@@ -98,9 +98,11 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
           .option('cache-ttl', { type: 'string', describe: 'ignore cache repository entries older than this, e.g. 168h, 30m, 7d or 3600 (seconds)' })
           .option('explain-cache', { type: 'boolean', default: false, describe: 'print every input that made a step miss the cache' })
           .option('force-in-place', { type: 'boolean', default: false, describe: 'allow --isolation=none outside a detected container' })
-          .option('source-date-epoch', { type: 'string', describe: 'clamp timestamps to this time (default: $SOURCE_DATE_EPOCH)' }),
+          .option('source-date-epoch', { type: 'string', describe: 'clamp timestamps to this time (default: $SOURCE_DATE_EPOCH)' })
+          .option('provenance', { type: 'string', describe: 'attach SLSA provenance: true, false, or mode=min|max[,builder-id=URI]' })
+          .option('sbom', { type: 'string', describe: "attach an SPDX SBOM of the image's dpkg, apk and npm packages: true or false" }),
       async (args) => {
-        const { build, commonRequest, defaultBuildCacheDir, defaultStoreDir, enterUserNamespace, explainNoSpace, parseByteSize, parseCacheTtl, parseOutputSpec, parsePairs, positiveSeconds, progressRenderer, sourceDateEpoch } =
+        const { attestOptions, build, commonRequest, defaultBuildCacheDir, defaultStoreDir, enterUserNamespace, explainNoSpace, parseByteSize, parseCacheTtl, parseOutputSpec, parsePairs, positiveSeconds, progressRenderer, sourceDateEpoch } =
           await library();
         // An unprivileged user builds as uid 0 of a user namespace: this same command, re-executed there.
         const delegated = await enterUserNamespace({ ...io, script: mainScript, argv }, args.isolation);
@@ -111,6 +113,7 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
         const progress: ProgressMode = args.progress;
         const listener = args.quiet ? undefined : progressRenderer(progress, io.stderr, io.stderrTerminal, args.explainCache);
         const outputs = args.output.map(parseOutputSpec);
+        const attest = attestOptions(args.provenance, args.sbom);
         const toStdout = outputs.some((o) => o.type !== 'registry' && o.dest === '-');
         const written = [
           ...outputs.flatMap((o) => (o.type === 'registry' || o.dest === '-' ? [] : [{ dir: o.type === 'local' || (o.type === 'oci' && !o.tar) ? o.dest : path.dirname(o.dest), role: 'the output' }])),
@@ -124,6 +127,7 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
           tags: args.tag,
           outputs: args.push && !outputs.some((o) => o.type === 'registry') ? [...outputs, { type: 'registry' as const }] : outputs,
           annotations: args.annotation,
+          ...(attest ? { attest } : {}),
           ...(toStdout ? { outputStream: io.stdoutStream ?? process.stdout } : {}),
           ...(args.digestFile !== undefined ? { digestFile: args.digestFile } : {}),
           ...(args.metadataFile !== undefined ? { metadataFile: args.metadataFile } : {}),

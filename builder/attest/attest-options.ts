@@ -55,3 +55,11 @@ function keyValues(flag: string, value: string): Map<string, string> {
 function bad(flag: string, value: string, why: string): TsbuildError {
   return new TsbuildError('BAD_FLAG', `invalid ${flag} "${value}": ${why}`);
 }
+
+/** The attestations `--provenance` and `--sbom` ask for; undefined when they ask for none. */
+export function attestOptions(provenance: string | undefined, sbom: string | undefined): AttestOptions | undefined {
+  const parsedProvenance = provenance === undefined ? undefined : parseProvenanceFlag(provenance);
+  const parsedSbom = sbom === undefined ? false : parseSbomFlag(sbom);
+  if (!parsedProvenance && !parsedSbom) return undefined;
+  return { ...(parsedProvenance ? { provenance: parsedProvenance } : {}), sbom: parsedSbom };
+}
