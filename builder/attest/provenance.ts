@@ -115,7 +115,7 @@ function buildConfig(invocation: BuildInvocation, plan: PlatformPlan): Record<st
         stage: stage.name ?? String(stage.index),
         platform: formatPlatform(stage.platform),
         command: step.createdBy,
-        location: { file: step.location.file, line: step.location.startLine },
+        location: { file: invocation.dockerfilePath, line: step.location.startLine },
       })),
     ),
   };

@@ -143,8 +143,13 @@ async function readLayer(blob: Readable, keep: KeepFile, lower: (path: string) =
       entry.resume();
     }
   })();
+  // A failure while collecting tears the tar reader down, and with it the pipeline feeding it.
+  const collected = collect.catch((err: unknown) => {
+    extract.destroy(err as Error);
+    throw err;
+  });
   try {
-    await Promise.all([pipeline(await decompressStream(blob), extract), collect]);
+    await Promise.all([pipeline(await decompressStream(blob), extract), collected]);
   } catch (err) {
     if (err instanceof TsbuildError) throw err;
     throw new TsbuildError('SBOM', `cannot read layer ${index + 1} of the image for its SBOM: ${(err as Error).message}`, { cause: err });

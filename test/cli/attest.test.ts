@@ -142,6 +142,35 @@ describe('--provenance and --sbom', { skip: isRoot ? false : 'building the Debia
     assert.equal(provenance.predicate.invocation.parameters.args['build-arg:GREETING'], undefined);
   });
 
+  test('a multi-platform build gets one attestation manifest per image, listed after all the images', async () => {
+    const scratch = path.join(work, 'scratch-context');
+    await cp(ctx, scratch, { recursive: true });
+    await writeFile(path.join(scratch, 'Dockerfile'), 'FROM scratch\nCOPY app /app\n');
+    const dest = path.join(work, 'multi');
+    const result = await tsbuild(['--platform', 'linux/amd64,linux/arm64', '--sbom=true', '--provenance=true', '-o', `type=oci,dest=${dest}`, scratch], env);
+    assert.equal(result.code, 0, result.stderr);
+    await validateLayout(dest);
+    const layout = await OciLayout.open(dest, { create: false });
+    const index = await layout.readJson<Json>((await layout.readIndex()).manifests[0]!.digest as `sha256:${string}`);
+    const platforms = index.manifests.map((m: Json) => formatPlatform(m.platform));
+    assert.deepEqual(platforms, ['linux/amd64', 'linux/arm64', 'unknown/unknown', 'unknown/unknown']);
+    for (const [i, image] of index.manifests.slice(0, 2).entries()) {
+      const attestation = index.manifests[2 + i];
+      assert.equal(attestation.annotations['vnd.docker.reference.digest'], image.digest);
+      const manifest = await layout.readJson<Json>(attestation.digest);
+      for (const layer of manifest.layers) {
+        const statement = await layout.readJson<Json>(layer.digest);
+        assert.deepEqual(statement.subject, [{ name: '_', digest: { sha256: image.digest.slice(7) } }]);
+        if (statement.predicateType === 'https://spdx.dev/Document') {
+          assertSpdxDocument(statement.predicate);
+          assert.equal(statement.predicate.packages.filter((p: Json) => p.externalRefs?.[0]?.referenceLocator.startsWith('pkg:npm/')).length, 4);
+        } else {
+          assertSlsaProvenance(statement.predicate);
+        }
+      }
+    }
+  });
+
   test('type=docker cannot hold attestations: refused before the build, in one line, nothing written', async () => {
     const dest = path.join(work, 'image.tar');
     const result = await tsbuild(['--sbom=true', '-o', `type=docker,dest=${dest}`, ctx], env);
