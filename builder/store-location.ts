@@ -5,7 +5,7 @@ import path from 'node:path';
  * The default local image store: an OCI layout at `$TSBUILD_STORE`, else
  * `$XDG_DATA_HOME/tsbuild/store`, else `~/.local/share/tsbuild/store`.
  */
-export function defaultStoreDir(env: NodeJS.ProcessEnv = process.env): string {
+export function defaultStoreDir(env: NodeJS.ProcessEnv): string {
   if (env.TSBUILD_STORE) return path.resolve(env.TSBUILD_STORE);
   const dataHome = env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share');
   return path.join(dataHome, 'tsbuild', 'store');

@@ -1,5 +1,5 @@
 /** The command-line flags shared by `build` and `plan`, as the library's request fields. */
-import { parsePlatform, TsbuildError, type ProgressListener, type RegistrySettings } from '../builder/index.js';
+import { parsePlatform, TsbuildError, type PlanRequest, type ProgressListener, type RegistrySettings } from '../builder/index.js';
 import type { CliIo } from './io.js';
 import { parsePairs } from './parse-pairs.js';
 
@@ -24,15 +24,19 @@ export function registrySettings(args: { insecureRegistry: string[]; registryCa?
   };
 }
 
-export function commonRequest(args: CommonArgs, io: CliIo, listener?: ProgressListener) {
+/** The part of the request `build` and `plan` share: what to build, the registries, and this process's environment. */
+export function commonRequest(args: CommonArgs, io: CliIo, listener?: ProgressListener): PlanRequest {
   return {
+    source: {
+      context: args.context,
+      ...(args.file !== undefined ? { dockerfile: args.file } : {}),
+      buildArgs: parsePairs('build-arg', args.buildArg, io.env),
+      ...(args.target !== undefined ? { target: args.target } : {}),
+      platforms: args.platform.flatMap((p) => p.split(',')).filter((p) => p !== '').map(parsePlatform),
+      buildContexts: args.buildContext,
+    },
     registry: registrySettings(args, io.env, listener),
-    context: args.context,
-    ...(args.file !== undefined ? { dockerfile: args.file } : {}),
-    buildArgs: parsePairs('build-arg', args.buildArg, io.env),
-    ...(args.target !== undefined ? { target: args.target } : {}),
-    platforms: args.platform.flatMap((p) => p.split(',')).filter((p) => p !== '').map(parsePlatform),
-    buildContexts: args.buildContext,
+    env: io.env,
   };
 }
 

@@ -57,7 +57,7 @@ export interface CacheUsage {
 }
 
 /** `<cache dir>/build-cache`, the default local build cache. */
-export function defaultBuildCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+export function defaultBuildCacheDir(env: NodeJS.ProcessEnv): string {
   return join(defaultCacheDir(env), 'build-cache');
 }
 
@@ -98,7 +98,7 @@ export class LocalCacheStore {
   }
 
   /** Opens the store at `dir`, creating it if needed; a non-empty directory that is not one is refused. */
-  static async open(dir: string = defaultBuildCacheDir(), options: LocalCacheStoreOptions = {}): Promise<LocalCacheStore> {
+  static async open(dir: string, options: LocalCacheStoreOptions = {}): Promise<LocalCacheStore> {
     let layout: OciLayout;
     try {
       layout = await OciLayout.open(dir, { create: (await lstatOrUndefined(join(dir, 'index.json'))) === undefined });

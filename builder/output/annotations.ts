@@ -16,6 +16,8 @@ export interface Annotation {
   readonly platform?: Platform;
   readonly key: string;
   readonly value: string;
+  /** The `--annotation` value it came from, for messages. */
+  readonly text: string;
 }
 
 const LEVELS: readonly AnnotationLevel[] = ['manifest', 'manifest-descriptor', 'index', 'index-descriptor'];
@@ -34,7 +36,7 @@ export function parseAnnotation(text: string): Annotation[] {
   const colon = head.indexOf(':');
   const key = colon < 0 ? head : head.slice(colon + 1);
   if (key === '' || /\s/.test(key)) throw bad(text, 'the key must be non-empty and without spaces');
-  if (colon < 0) return [{ level: 'manifest', key, value }];
+  if (colon < 0) return [{ level: 'manifest', key, value, text }];
   return head
     .slice(0, colon)
     .split(',')
@@ -44,9 +46,9 @@ export function parseAnnotation(text: string): Annotation[] {
       if (match === null || level === undefined || !LEVELS.includes(level)) {
         throw bad(text, `unknown level "${part}" (expected ${LEVELS.join(', ')}, a manifest level optionally with [os/arch])`);
       }
-      if (match[2] === undefined) return { level, key, value };
+      if (match[2] === undefined) return { level, key, value, text };
       if (level.startsWith('index')) throw bad(text, `an ${level} annotation applies to the whole index: drop [${match[2]}]`);
-      return { level, platform: parsePlatform(match[2]), key, value };
+      return { level, platform: parsePlatform(match[2]), key, value, text };
     });
 }
 
@@ -87,10 +89,10 @@ export class ImageAnnotations {
   checkFor(platforms: readonly Platform[]): void {
     for (const a of this.all) {
       if (a.platform !== undefined && !platforms.some((p) => platformMatches(p, a.platform!))) {
-        throw bad(`${a.level}[${formatPlatform(a.platform)}]:${a.key}`, `${formatPlatform(a.platform)} is not built (building ${platforms.map(formatPlatform).join(', ')})`);
+        throw bad(a.text, `${formatPlatform(a.platform)} is not built (building ${platforms.map(formatPlatform).join(', ')})`);
       }
       if (platforms.length === 1 && a.level.startsWith('index')) {
-        throw bad(`${a.level}:${a.key}`, 'a single-platform build has no image index; use manifest: or manifest-descriptor:, or build several --platform values');
+        throw bad(a.text, 'a single-platform build has no image index; use manifest: or manifest-descriptor:, or build several --platform values');
       }
     }
   }

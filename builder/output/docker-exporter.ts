@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { writeDockerArchive } from '../../layers/docker-archive.js';
+import { layoutImage } from '../../layers/layout-image.js';
 import { checkStdout, refusal, STDOUT_DEST, type Exporter } from './exporter.js';
-import { writeFileDest } from './file-dest.js';
+import { checkFileDest, writeFileDest } from './file-dest.js';
 import { normalizedName } from './image-names.js';
 
 /** `type=docker`: a `docker save` archive of one platform's image, for `docker load`. */
@@ -25,6 +26,7 @@ export const dockerExporter: Exporter<DockerOutput> = {
   },
   check(spec, build) {
     checkStdout(spec.dest, 'type=docker', build);
+    checkFileDest(spec.dest, 'type=docker');
     if (build.platforms.length > 1) {
       throw refusal(`type=docker holds one platform only, and ${build.platforms.length} are built; use type=oci for a multi-platform image, or build one --platform`);
     }
@@ -36,10 +38,8 @@ export const dockerExporter: Exporter<DockerOutput> = {
     return spec.dest === STDOUT_DEST ? undefined : { path: path.resolve(spec.dest), kind: 'file' };
   },
   async export(artifact, spec, context) {
-    const image = artifact.images[0]!;
-    const repoTags = [...(spec.names ?? artifact.tags)];
-    const archive = { config: image.config, layers: image.layers.map((l) => l.descriptor), repoTags };
-    const where = await writeFileDest(spec.dest, context, (file) => writeDockerArchive(context.workspace.layout, archive, file));
+    const image = layoutImage(context.workspace.layout, artifact.images[0]!.manifest);
+    const where = await writeFileDest(spec.dest, context, (file) => writeDockerArchive(image, spec.names ?? artifact.tags, file));
     return `docker ${where}`;
   },
 };

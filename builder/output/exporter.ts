@@ -3,6 +3,7 @@ import { TsbuildError } from '../../layers/errors.js';
 import type { Descriptor, Digest, Platform } from '../../layers/types.js';
 import type { Workspace } from '../exec/workspace.js';
 import type { RegistrySettings } from '../registry/registry-access.js';
+import type { RootfsCache } from '../rootfs/rootfs-cache.js';
 import type { ImageAnnotations } from './annotations.js';
 import type { AssembledImage } from './assemble.js';
 import type { OutputFields } from './output-fields.js';
@@ -34,6 +35,8 @@ export interface PlannedBuild {
 export interface ExportContext {
   readonly workspace: Workspace;
   readonly registry: RegistrySettings;
+  /** Unpacked layer stacks, shared with the build: where filesystem outputs read the final tree. */
+  readonly rootfsCache: RootfsCache;
   /** Where `dest=-` writes. */
   readonly stdout?: NodeJS.WritableStream;
 }

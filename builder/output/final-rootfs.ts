@@ -1,4 +1,4 @@
-import { RootfsCache } from '../rootfs/rootfs-cache.js';
+import type { RootfsCache } from '../rootfs/rootfs-cache.js';
 import type { Platform } from '../../layers/types.js';
 import type { AssembledImage } from './assemble.js';
 import type { BuildArtifact } from './exporter.js';
@@ -15,18 +15,17 @@ export interface UnpackedImage {
  * layers with the image-spec semantics and never writes outside its own directory. The returned
  * directories are shared and must only be read.
  */
-export async function unpackImages(artifact: BuildArtifact, onNote?: (message: string) => void): Promise<UnpackedImage[]> {
-  const cache = new RootfsCache();
+export async function unpackImages(artifact: BuildArtifact, cache: RootfsCache): Promise<UnpackedImage[]> {
   const multi = artifact.images.length > 1;
   const unpacked: UnpackedImage[] = [];
   for (const image of artifact.images) {
-    unpacked.push({ prefix: multi ? platformDirName(image.platform) : '', dir: await unpackOne(cache, image, onNote) });
+    unpacked.push({ prefix: multi ? platformDirName(image.platform) : '', dir: await unpackOne(cache, image) });
   }
   return unpacked;
 }
 
-async function unpackOne(cache: RootfsCache, image: AssembledImage, onNote?: (message: string) => void): Promise<string | undefined> {
-  return image.layers.length === 0 ? undefined : cache.unpackedChain(image.layers, onNote);
+async function unpackOne(cache: RootfsCache, image: AssembledImage): Promise<string | undefined> {
+  return image.layers.length === 0 ? undefined : cache.unpackedChain(image.layers);
 }
 
 /** `linux_arm64_v8`: the directory BuildKit gives each platform of a multi-platform local or tar output. */

@@ -1,8 +1,11 @@
-import { mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
+import type { ImageOrIndex } from '../../layers/image.js';
+import { layoutImage, layoutIndex } from '../../layers/layout-image.js';
+import { writeToLayout } from '../../layers/layout-write.js';
 import { OciLayout } from '../../layers/oci-layout.js';
 import { RefNameAnnotation, type Descriptor } from '../../layers/types.js';
-import { importBlob } from './copy-blobs.js';
 import type { BuildArtifact } from './exporter.js';
 import { ImageNameAnnotation, ociRefName } from './image-names.js';
 
@@ -38,23 +41,24 @@ export function buildkitNames(names: readonly string[], untagged: 'latest' | 'un
   };
 }
 
-/** Every blob the artifact needs: layers, configs and manifests, attestations, and the index over them. */
-export function blobsOf(artifact: BuildArtifact): Descriptor[] {
-  const blobs = artifact.images.flatMap((image) => [...image.layers.map((l) => l.descriptor), image.config, image.manifest]);
-  blobs.push(...(artifact.attestationBlobs ?? []));
-  return artifact.root.digest !== artifact.images[0]?.manifest.digest ? [...blobs, artifact.root] : blobs;
+/** The artifact as the image model sees it: its image, or its index over platforms, read from `layout`. */
+export function artifactItem(artifact: BuildArtifact, layout: OciLayout): ImageOrIndex {
+  // One image without attestations is a manifest; anything else is an index.
+  return artifact.root.digest === artifact.images[0]?.manifest.digest ? { kind: 'image', image: layoutImage(layout, artifact.root) } : { kind: 'index', index: layoutIndex(layout, artifact.root) };
 }
 
-/** Copies the artifact's blobs from `from` into `to` and lists its root there. */
+/** Copies the artifact with every blob it references from `from` into `to` and lists its root there. */
 export async function copyArtifact(artifact: BuildArtifact, from: OciLayout, to: OciLayout, list: IndexUpdate): Promise<void> {
-  for (const blob of blobsOf(artifact)) await importBlob(to, blob, from.path(blob.digest), false);
+  await writeToLayout(to, artifactItem(artifact, from));
   await list(to, artifact.root);
 }
 
 /** Adds the image to a layout directory; a new layout is built beside its destination and renamed into place. */
 export async function exportToLayoutDir(artifact: BuildArtifact, dest: string, from: OciLayout, list: IndexUpdate): Promise<void> {
-  if (await exists(dest)) {
-    await copyArtifact(artifact, from, await OciLayout.open(dest, { create: false }), list);
+  const found = destState(dest);
+  if (found !== 'missing') {
+    // An empty directory becomes a layout; anything else must already be one.
+    await copyArtifact(artifact, from, await OciLayout.open(dest, { create: found === 'empty directory' }), list);
     return;
   }
   const parent = path.dirname(dest);
@@ -71,9 +75,11 @@ export async function exportToLayoutDir(artifact: BuildArtifact, dest: string, f
   }
 }
 
-async function exists(p: string): Promise<boolean> {
-  return stat(p).then(
-    () => true,
-    () => false,
-  );
+/** What is at a destination path now (symlinks followed: dest is the user's own choice). */
+export function destState(dest: string): 'missing' | 'file' | 'empty directory' | 'layout' | 'other directory' {
+  const found = statSync(dest, { throwIfNoEntry: false });
+  if (found === undefined) return 'missing';
+  if (!found.isDirectory()) return 'file';
+  if (existsSync(path.join(dest, 'oci-layout'))) return 'layout';
+  return readdirSync(dest).length === 0 ? 'empty directory' : 'other directory';
 }

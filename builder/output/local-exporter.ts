@@ -28,13 +28,13 @@ export const localExporter: Exporter<LocalOutput> = {
   writes(spec) {
     return { path: path.resolve(spec.dest), kind: 'directory' };
   },
-  async export(artifact, spec) {
+  async export(artifact, spec, context) {
     const dest = path.resolve(spec.dest);
     await mkdir(path.dirname(dest), { recursive: true });
     // Built complete beside dest (same file system), then moved in: dest never holds half a tree.
     const staging = await mkdtemp(path.join(path.dirname(dest), `.${path.basename(dest)}.tsbuild-`));
     try {
-      for (const image of await unpackImages(artifact)) {
+      for (const image of await unpackImages(artifact, context.rootfsCache)) {
         const dir = path.join(staging, image.prefix);
         await mkdir(dir, { recursive: true });
         if (image.dir !== undefined) await copyTree(image.dir, dir);

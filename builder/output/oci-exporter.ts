@@ -1,10 +1,12 @@
 import path from 'node:path';
+import { layoutImage } from '../../layers/layout-image.js';
 import { OciLayout } from '../../layers/oci-layout.js';
+import { platformMatches } from '../../layers/platform.js';
 import { hostPlatform } from '../plan/platform.js';
 import { checkStdout, refusal, STDOUT_DEST, type Exporter } from './exporter.js';
 import { writeFileDest } from './file-dest.js';
 import { normalizedName } from './image-names.js';
-import { buildkitNames, copyArtifact, exportToLayoutDir } from './layout-export.js';
+import { buildkitNames, copyArtifact, destState, exportToLayoutDir } from './layout-export.js';
 import { writeOciArchive } from './oci-archive.js';
 
 /** `type=oci`: an OCI image layout, as a directory or as a tar archive. */
@@ -40,6 +42,12 @@ export const ociExporter: Exporter<OciOutput> = {
     checkStdout(spec.dest, 'type=oci', build);
     for (const name of spec.names ?? []) normalizedName(name);
     if (!spec.tar && spec.dest === STDOUT_DEST) throw refusal('type=oci,dest=- writes a tar: tar=false cannot go to stdout');
+    if (spec.dest === STDOUT_DEST) return;
+    const dest = path.resolve(spec.dest);
+    const found = destState(dest);
+    if (spec.tar && found !== 'missing' && found !== 'file') throw refusal(`type=oci: ${dest} is a directory, and this output writes a tar there; give a file name, or tar=false for a layout directory`);
+    if (!spec.tar && found === 'file') throw refusal(`type=oci: ${dest} is a file, and this output writes a layout directory there; give a directory, or tar=true`);
+    if (!spec.tar && found === 'other directory') throw refusal(`type=oci: ${dest} is a directory that is not an OCI layout (no oci-layout file); give a new or empty directory, or an existing layout`);
   },
   writes(spec) {
     if (spec.dest === STDOUT_DEST) return undefined;
@@ -55,7 +63,10 @@ export const ociExporter: Exporter<OciOutput> = {
     }
     const staging = await OciLayout.open(await context.workspace.newDir('oci-archive'), { create: true });
     await copyArtifact(artifact, from, staging, buildkitNames(names, 'unnamed'));
-    const where = await writeFileDest(spec.dest, context, (file) => writeOciArchive(staging, artifact, names, hostPlatform(), file));
+    // The image a loader that takes one picks: this machine's platform when built, else the first.
+    const host = hostPlatform();
+    const loaded = artifact.images.find((i) => platformMatches(i.platform, host)) ?? artifact.images[0]!;
+    const where = await writeFileDest(spec.dest, context, (file) => writeOciArchive(staging, layoutImage(staging, loaded.manifest), names, file));
     return `oci ${where}`;
   },
 };

@@ -8,12 +8,12 @@ import { normalizedName } from './image-names.js';
 import type { OutputSpec } from './output-spec.js';
 
 export interface OutputRequest {
-  readonly platforms?: readonly Platform[];
+  readonly platforms?: readonly Platform[] | undefined;
   readonly tags?: readonly string[];
-  readonly outputs?: readonly OutputSpec[];
+  readonly targets?: readonly OutputSpec[];
   readonly annotations?: readonly string[];
-  readonly compression?: Compression;
-  readonly outputStream?: NodeJS.WritableStream;
+  readonly compression?: Compression | undefined;
+  readonly stream?: NodeJS.WritableStream;
   /** The local store, for a build without outputs. */
   readonly storeDir: string;
 }
@@ -34,8 +34,8 @@ export function prepareOutputs(request: OutputRequest): PreparedOutputs {
   const annotations = new ImageAnnotations((request.annotations ?? []).flatMap(parseAnnotation));
   const platforms = request.platforms?.length ? request.platforms : [hostPlatform()];
   annotations.checkFor(platforms);
-  const targets: ExportTarget[] = request.outputs?.length ? [...request.outputs] : [{ type: 'store', dest: request.storeDir }];
-  const build: PlannedBuild = { platforms, tags, annotations, compression: request.compression ?? 'gzip', stdout: stdoutState(request.outputStream) };
+  const targets: ExportTarget[] = request.targets?.length ? [...request.targets] : [{ type: 'store', dest: request.storeDir }];
+  const build: PlannedBuild = { platforms, tags, annotations, compression: request.compression ?? 'gzip', stdout: stdoutState(request.stream) };
   checkOutputs(targets, build);
   return { targets, annotations };
 }

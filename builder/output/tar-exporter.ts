@@ -8,7 +8,7 @@ import { layerTar } from '../../layers/tar-writer.js';
 import { diffTrees } from '../snapshot/diff.js';
 import { scanTree } from '../snapshot/scan.js';
 import { checkStdout, STDOUT_DEST, type Exporter } from './exporter.js';
-import { writeFileDest } from './file-dest.js';
+import { checkFileDest, writeFileDest } from './file-dest.js';
 import { unpackImages, type UnpackedImage } from './final-rootfs.js';
 
 /** `type=tar`: the final stage's filesystem as one tar archive. */
@@ -26,12 +26,13 @@ export const tarExporter: Exporter<TarOutput> = {
   },
   check(spec, build) {
     checkStdout(spec.dest, 'type=tar', build);
+    checkFileDest(spec.dest, 'type=tar');
   },
   writes(spec) {
     return spec.dest === STDOUT_DEST ? undefined : { path: path.resolve(spec.dest), kind: 'file' };
   },
   async export(artifact, spec, context) {
-    const images = await unpackImages(artifact);
+    const images = await unpackImages(artifact, context.rootfsCache);
     const entries: LayerEntry[] = [];
     for (const image of images) entries.push(...(await treeEntries(image)));
     const where = await writeFileDest(spec.dest, context, (file) => writeTar(entries, file));

@@ -37,7 +37,7 @@ function access(ref: ImageReference, settings: RegistrySettings): RegistryAccess
 
 /** The local cache pulled images are kept in (an OCI layout). */
 export function imageCacheDir(settings: RegistrySettings): string {
-  return settings.imageCacheDir ?? path.join(defaultCacheDir(settings.env), 'images');
+  return settings.imageCacheDir ?? path.join(defaultCacheDir(settings.env ?? {}), 'images');
 }
 
 /** Pulls `reference` for `platform` into the image cache (no download when it is cached) and describes it as a base. */

@@ -37,7 +37,7 @@ const LOCK_TIMEOUT_MS = 30 * 60_000;
 const OVERLAY_XATTR_PREFIXES = ['trusted.overlay.', 'user.overlay.'];
 
 /** tsbuild's cache directory: `$TSBUILD_CACHE_DIR`, else `$XDG_CACHE_HOME/tsbuild`, else `~/.cache/tsbuild`. */
-export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+export function defaultCacheDir(env: NodeJS.ProcessEnv): string {
   if (env.TSBUILD_CACHE_DIR) return path.resolve(env.TSBUILD_CACHE_DIR);
   const cacheHome = env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
   return path.join(cacheHome, 'tsbuild');
@@ -49,8 +49,8 @@ export class RootfsCache {
   /** Stacks being unpacked by this process, so that concurrent callers share the work. */
   private readonly pending = new Map<string, Promise<string>>();
 
-  /** `dir` defaults to the `rootfs` folder of the default cache directory. */
-  constructor(readonly dir: string = path.join(defaultCacheDir(), 'rootfs')) {}
+  /** `dir` is usually the `rootfs` folder of defaultCacheDir(). */
+  constructor(readonly dir: string) {}
 
   /** Where the stack with this ChainID lives (whether or not it is there yet). */
   chainDir(chainId: Digest): string {

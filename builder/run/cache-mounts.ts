@@ -21,7 +21,7 @@ import { defaultCacheDir } from '../rootfs/rootfs-cache.js';
 import type { CacheRunMount } from '../model/mounts.js';
 
 /** Where cache mounts live: `<cache dir>/run-cache`. */
-export function defaultRunCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+export function defaultRunCacheDir(env: NodeJS.ProcessEnv): string {
   return path.join(defaultCacheDir(env), 'run-cache');
 }
 

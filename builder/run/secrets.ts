@@ -30,7 +30,7 @@ export function parseSecretSpec(value: string): SecretSpec {
 }
 
 /** Reads every secret's content now, so a missing file or variable fails the build before any step. */
-export async function loadSecrets(specs: readonly SecretSpec[], env: NodeJS.ProcessEnv = process.env): Promise<Map<string, Buffer>> {
+export async function loadSecrets(specs: readonly SecretSpec[], env: NodeJS.ProcessEnv): Promise<Map<string, Buffer>> {
   const secrets = new Map<string, Buffer>();
   for (const spec of specs) {
     if (secrets.has(spec.id)) throw new TsbuildError('BAD_SECRET', `secret "${spec.id}" given twice`);

@@ -96,7 +96,7 @@ describe('building from and pushing to a registry', { skip: canRun ? false : 'ne
     assert.equal(result.code, 0, result.stderr);
     await validateLayout(dest);
     const base = JSON.parse((await run('skopeo', ['inspect', '--tls-verify=false', `docker://${plain.host}/ggcr/one:1`])).stdout);
-    const built = await skopeoInspect(`oci:${dest}:foreign:1`);
+    const built = await skopeoInspect(`oci:${dest}:1`);
     assert.deepEqual((built.Layers as string[]).slice(0, -1), base.Layers);
     assert.equal((built.Layers as string[]).length, base.Layers.length + 1);
   });

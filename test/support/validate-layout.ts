@@ -13,6 +13,7 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { createGunzip } from 'node:zlib';
+import { normalizedName } from '../../builder/output/image-names.js';
 import { validateImageSpec, type ImageSpecKind } from './image-spec-schema.js';
 
 const execFileAsync = promisify(execFile);
@@ -85,24 +86,40 @@ export async function skopeoInspect(ref: string, platform?: Platform): Promise<R
 }
 
 /**
- * Unpacks the image tagged `tag` in layout `dir` into a fresh temporary rootfs with umoci.
+ * Unpacks the image named `name` in layout `dir` into a fresh temporary rootfs with umoci. `name`
+ * is the ref name (`1`), or the name a build was given (`app:1`), which tsbuild, like BuildKit,
+ * records normalised in `io.containerd.image.name` with only the tag as ref name.
  * umoci 0.4.7 cannot read zstd layers, nor pick one platform from a tag naming several images.
  */
 export async function unpackWithUmoci(
   dir: string,
-  tag: string,
+  name: string,
 ): Promise<{ rootfs: string; cleanup(): Promise<void> }> {
   const parent = await mkdtemp(join(tmpdir(), 'tsbuild-umoci-'));
   const cleanup = (): Promise<void> => rm(parent, { recursive: true, force: true });
   const rootfs = join(parent, 'rootfs');
   const rootless = process.getuid?.() !== 0 ? ['--rootless'] : [];
   try {
-    await run('umoci', ['raw', 'unpack', ...rootless, '--image', `${resolve(dir)}:${tag}`, rootfs]);
+    const entry = await namedEntry(dir, name);
+    await withView(resolve(dir), [{ ...entry, annotations: { [refNameAnnotation]: 'image' } }], async (view) => {
+      await run('umoci', ['raw', 'unpack', ...rootless, '--image', `${view}:image`, rootfs]);
+    });
   } catch (error) {
     await cleanup();
     throw error;
   }
   return { rootfs, cleanup };
+}
+
+/** The one index.json entry with ref name `name`, else the one whose image name is `name` normalised. */
+async function namedEntry(dir: string, name: string): Promise<Descriptor> {
+  const { manifests } = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as { manifests: Descriptor[] };
+  const byRef = manifests.filter((m) => m.annotations?.[refNameAnnotation] === name);
+  if (byRef.length === 1) return byRef[0]!;
+  const image = normalizedName(name);
+  const byImage = manifests.filter((m) => m.annotations?.['io.containerd.image.name'] === image);
+  if (byImage.length === 1) return byImage[0]!;
+  throw new Error(`${dir} has ${byRef.length} entries named ${name} and ${byImage.length} named ${image}: expected exactly one`);
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

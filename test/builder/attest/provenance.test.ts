@@ -28,7 +28,7 @@ describe('SLSA provenance', () => {
     await mkdir(context);
     const dockerfile = 'FROM base AS build\nARG GREETING\nRUN echo "$GREETING" > /hello\n\nFROM scratch\nCOPY --from=build /hello /hello\nLABEL stage=final\n';
     await writeFile(path.join(context, 'Dockerfile'), dockerfile);
-    const built = await planBuild({ context, buildArgs: new Map([['GREETING', 'hi']]), buildContexts: [`base=oci-layout://${base}:v1`] });
+    const built = await planBuild({ source: { context, buildArgs: new Map([['GREETING', 'hi']]), buildContexts: [`base=oci-layout://${base}:v1`] } });
     plan = built.platforms[0]!;
     invocation = {
       dockerfilePath: 'Dockerfile',

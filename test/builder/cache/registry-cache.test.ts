@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { build, type BuildRequest } from '../../../builder/build.js';
+import { buildForTest, type TestBuildOptions } from '../../support/build-for-test.js';
 import { LocalCacheStore } from '../../../builder/cache/local-store.js';
 import type { CacheRecord } from '../../../builder/cache/local-store-record.js';
 import { parseCacheTtl } from '../../../builder/cache/cache-ttl.js';
@@ -219,14 +219,14 @@ describe('builds sharing a cache repository', { skip: !haveRegistry ? `${REGISTR
   });
 
   /** Builds with a fresh local cache directory (another "machine") and reports each step's cache outcome and the notes. */
-  async function buildOnNewMachine(extra: Partial<BuildRequest>): Promise<{ steps: StepReport[]; notes: string[]; digest: string }> {
+  async function buildOnNewMachine(extra: Partial<TestBuildOptions>): Promise<{ steps: StepReport[]; notes: string[]; digest: string }> {
     const steps: StepReport[] = [];
     const notes: string[] = [];
     const progress = (event: BuildEvent): void => {
       if (event.kind === 'step-cache') steps.push({ cached: event.cached, summary: event.summary });
       if (event.kind === 'note') notes.push(event.message);
     };
-    const result = await build({
+    const result = await buildForTest({
       context: contextDir,
       outputs: [{ type: 'oci', dest: path.join(work, `out-${randomBytes(6).toString('hex')}`), tar: false }],
       buildContexts: [`busybox=oci-layout://${base}`],

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
-import { build, type BuildRequest } from '../../../builder/build.js';
+import { buildForTest, type TestBuildOptions } from '../../support/build-for-test.js';
 import type { BuildEvent } from '../../../builder/progress.js';
 import type { IsolationMode } from '../../../builder/isolation/backend.js';
 import { findOciRuntime } from '../../../builder/isolation/find-runtime.js';
@@ -73,10 +73,10 @@ interface Built {
 }
 
 /** Builds `dir` FROM the busybox fixture into a new layout tagged `t:1`. */
-async function buildContext(dir: string, extra: Partial<BuildRequest> = {}): Promise<Built> {
+async function buildContext(dir: string, extra: Partial<TestBuildOptions> = {}): Promise<Built> {
   const layout = path.join(work, `image-${++counter}`);
   const cached: boolean[] = [];
-  await build({
+  await buildForTest({
     context: dir,
     tags: ['t:1'],
     outputs: [{ type: 'oci', dest: layout, tar: false }],
@@ -341,7 +341,7 @@ describe('RUN --mount', { skip }, () => {
     const layout = path.join(work, 'none-image');
     // Without forceInPlace: were the refusal missing, the build would stop outside a container instead of replacing /.
     await assert.rejects(
-      build({ context: dir, outputs: [{ type: 'oci', dest: layout, tar: false }], buildContexts: [`busybox=oci-layout://${baseLayout}`], isolation: 'none' }),
+      buildForTest({ context: dir, outputs: [{ type: 'oci', dest: layout, tar: false }], buildContexts: [`busybox=oci-layout://${baseLayout}`], isolation: 'none' }),
       (err: Error) => {
         assert.match(err.message, /\/Dockerfile:3: RUN --mount is not supported with --isolation=none, which cannot mount anything$/);
         return true;

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { build } from '../../../builder/build.js';
+import { buildForTest } from '../../support/build-for-test.js';
 import type { IsolationMode } from '../../../builder/isolation/backend.js';
 import { chrootAvailable } from '../../../builder/isolation/chroot.js';
 import { findOciRuntime } from '../../../builder/isolation/find-runtime.js';
@@ -38,7 +38,7 @@ async function buildImage(name: string, dockerfile: string, isolation: Isolation
   await mkdir(context, { recursive: true });
   await writeFile(path.join(context, 'Dockerfile'), dockerfile);
   const dest = path.join(work, `${name}-image`);
-  await build({
+  await buildForTest({
     context,
     tags: ['t:1'],
     outputs: [{ type: 'oci', dest, tar: false }],
@@ -168,7 +168,7 @@ describe('RUN conformance, every backend', { skip }, () => {
         const tmpDir = path.join(work, `failing-${mode}-tmp`);
         await mkdir(tmpDir);
         await assert.rejects(
-          build({ context, outputs: [{ type: 'oci', dest, tar: false }], buildContexts: [`busybox=oci-layout://${baseLayout}`], isolation: mode, tmpDir }),
+          buildForTest({ context, outputs: [{ type: 'oci', dest, tar: false }], buildContexts: [`busybox=oci-layout://${baseLayout}`], isolation: mode, tmpDir }),
           (err: Error) => {
             assert.match(err.message, /Dockerfile:3: process "\/bin\/sh -c echo about to fail && exit 3" did not complete successfully: exit code: 3$/);
             return true;
@@ -188,7 +188,7 @@ test('a RUN step past --run-timeout is killed and fails the build', { skip: back
   await writeFile(path.join(context, 'Dockerfile'), 'FROM busybox\nRUN sleep 30\n');
   const started = Date.now();
   await assert.rejects(
-    build({ context, outputs: [{ type: 'oci', dest: path.join(work, 'timeout-image'), tar: false }], buildContexts: [`busybox=oci-layout://${baseLayout}`], isolation: 'chroot', runTimeoutSeconds: 1 }),
+    buildForTest({ context, outputs: [{ type: 'oci', dest: path.join(work, 'timeout-image'), tar: false }], buildContexts: [`busybox=oci-layout://${baseLayout}`], isolation: 'chroot', runTimeoutSeconds: 1 }),
     /Dockerfile:2: RUN did not finish within 1 s and was killed$/,
   );
   assert.ok(Date.now() - started < 20_000, 'killed long before the command would end');
@@ -221,7 +221,7 @@ describe('RUN on a Debian base', { skip }, () => {
       ].join('\n'),
     );
     const dest = path.join(work, 'debian-image');
-    await build({
+    await buildForTest({
       context,
       tags: ['t:1'],
       outputs: [{ type: 'oci', dest, tar: false }],
@@ -247,7 +247,7 @@ describe('RUN on a Debian base', { skip }, () => {
   test('the Debian example in examples/debian-app builds', async () => {
     const debian = await debianBookwormImage();
     const dest = path.join(work, 'debian-example');
-    await build({
+    await buildForTest({
       context: path.join(repoRoot(), 'examples', 'debian-app'),
       tags: ['debian-app:1'],
       outputs: [{ type: 'oci', dest, tar: false }],
