@@ -14,9 +14,10 @@ import type { RegistryCache } from './cache/registry-cache.js';
 import { StepCache } from './cache/step-cache.js';
 import { pullBaseImage, type RegistrySettings } from './registry/registry-access.js';
 import { inPlaceSandbox, inPlaceWorkRoot } from './isolation/in-place-sandbox.js';
-import { defaultCacheDir, RootfsCache } from './rootfs/rootfs-cache.js';
-import type { ImageLayer } from './exec/image-layer.js';
-import { Workspace } from './exec/workspace.js';
+import { defaultCacheDir, defaultStoreDir } from './locations.js';
+import { RootfsCache } from './rootfs/rootfs-cache.js';
+import type { ImageLayer } from './model/image-layer.js';
+import { Workspace } from './workspace/workspace.js';
 import type { ParsedDockerfile } from './frontend/instructions.js';
 import { parseDockerfile } from './frontend/parse.js';
 import { assembleImage, assembleIndex, type AssembledImage } from './output/assemble.js';
@@ -36,7 +37,6 @@ import { silentProgress, type ProgressListener } from './progress.js';
 import { loadSecrets, parseSecretSpec } from './run/secrets.js';
 import { loadSshAgents } from './run/ssh-agents.js';
 import { defaultRunCacheDir } from './run/cache-mounts.js';
-import { defaultStoreDir } from './store-location.js';
 
 // Loaded by the builds that use them: planning never picks an isolation (runc, the launcher's
 // seccomp tables) nor contacts a cache repository (the registry client).

@@ -14,6 +14,6 @@ export { defaultBuildCacheDir, LocalCacheStore } from './cache/local-store.js';
 export { parseByteSize } from './cache/local-store-size.js';
 export { parseCacheTtl } from './cache/cache-ttl.js';
 export { defaultRunCacheDir, pruneCacheMounts } from './run/cache-mounts.js';
-export { defaultStoreDir } from './store-location.js';
+export { defaultStoreDir } from './locations.js';
 export { inspectImage, listImages } from './store.js';
 export { TsbuildError, SourceError } from '../layers/errors.js';

@@ -23,7 +23,7 @@ import { isErrnoCode, lstatOrUndefined, readdirIfExists, removeIfExists } from '
 import { withLockFile } from '../../layers/layout-lock.js';
 import { OciLayout } from '../../layers/oci-layout.js';
 import type { Descriptor, Digest } from '../../layers/types.js';
-import { defaultCacheDir } from '../rootfs/rootfs-cache.js';
+import { defaultCacheDir } from '../locations.js';
 import { planEviction, type EvictionCandidate } from './local-store-eviction.js';
 import { BlobPins, livePins, ownedName, removeDeadTemps, TEMP_PREFIX } from './local-store-owners.js';
 import { asCacheRecord, type CacheRecord } from './local-store-record.js';

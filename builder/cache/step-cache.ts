@@ -1,5 +1,5 @@
 import type { Digest, Platform } from '../../layers/types.js';
-import type { ImageLayer } from '../exec/image-layer.js';
+import type { ImageLayer } from '../model/image-layer.js';
 import type { PlannedStage } from '../model/plan.js';
 import { sha256Digest } from '../../layers/digest.js';
 import { TsbuildError } from '../../layers/errors.js';

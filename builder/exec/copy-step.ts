@@ -17,7 +17,7 @@ import { downloadUrl, isUrl } from './fetch-url.js';
 import { cloneGitSource, isGitSource, parseGitSource } from './git-source.js';
 import type { StageRun } from './stage-run.js';
 import { resolveOwner } from './user-db.js';
-import type { Workspace } from './workspace.js';
+import type { Workspace } from '../workspace/workspace.js';
 import type { LayerEntry } from '../../layers/entry.js';
 import { lstatOrUndefined } from '../../layers/fs-util.js';
 

@@ -16,11 +16,11 @@ import type { SelectedSource } from './copy-entries.js';
 import type { StepParent } from '../cache/cache-key.js';
 import { contentChecksum, type ContentChecksum } from '../cache/content-checksum.js';
 import type { StepCache } from '../cache/step-cache.js';
-import type { ImageLayer } from './image-layer.js';
+import type { ImageLayer } from '../model/image-layer.js';
 import type { PreparedRootfs } from '../rootfs/prepare.js';
 import { StageRun, type RootfsPreparer } from './stage-run.js';
 import { workdirEntries } from './workdir-step.js';
-import type { Workspace } from './workspace.js';
+import type { Workspace } from '../workspace/workspace.js';
 
 export interface ExecuteOptions {
   readonly workspace: Workspace;

@@ -1,5 +1,5 @@
 import { TsbuildError } from '../../layers/errors.js';
-import { LineBuffer } from '../run/line-buffer.js';
+import { LineBuffer } from './line-buffer.js';
 import type { IsolationMode } from './backend.js';
 import { nodeCommand } from './this-node.js';
 import { dieWithParent, planUserNamespace, runInUserNamespace, singleIdPlan, userNamespaceEnv, type UserNamespacePlan } from './userns.js';

@@ -1,7 +1,7 @@
 import type { OciLayout } from '../../layers/oci-layout.js';
 import { MediaType, type Descriptor, type ImageConfig, type IndexManifest, type Manifest, type Platform } from '../../layers/types.js';
 import type { BuiltImage } from '../exec/execute.js';
-import type { ImageLayer } from '../exec/image-layer.js';
+import type { ImageLayer } from '../model/image-layer.js';
 import { ImageAnnotations } from './annotations.js';
 import { ociLayerDescriptor } from './oci-media-types.js';
 

@@ -5,7 +5,7 @@ import type { BlobStore } from '../../layers/blob-store.js';
 import { VerifyingStream } from '../../layers/digest.js';
 import { openWriteStream } from '../../layers/fs-util.js';
 import type { Descriptor } from '../../layers/types.js';
-import type { Workspace } from '../exec/workspace.js';
+import type { Workspace } from '../workspace/workspace.js';
 import type { BuildArtifact } from './exporter.js';
 
 /**

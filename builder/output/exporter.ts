@@ -1,7 +1,7 @@
 import type { Compression } from '../../layers/compression.js';
 import { TsbuildError } from '../../layers/errors.js';
 import type { Descriptor, Digest, Platform } from '../../layers/types.js';
-import type { Workspace } from '../exec/workspace.js';
+import type { Workspace } from '../workspace/workspace.js';
 import type { RegistrySettings } from '../registry/registry-access.js';
 import type { RootfsCache } from '../rootfs/rootfs-cache.js';
 import type { ImageAnnotations } from './annotations.js';

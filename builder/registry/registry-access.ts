@@ -4,7 +4,7 @@ import type { ImageReference, PushResult, RegistryAccess, TransferEvent } from '
 import type { OciLayout } from '../../layers/oci-layout.js';
 import type { Descriptor, Digest } from '../../layers/types.js';
 import type { ResolvedImage } from '../model/sources.js';
-import { defaultCacheDir } from '../rootfs/rootfs-cache.js';
+import { defaultCacheDir } from '../locations.js';
 
 /** How the build talks to registries. */
 export interface RegistrySettings {

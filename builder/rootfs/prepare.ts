@@ -1,5 +1,5 @@
-import type { ImageLayer } from '../exec/image-layer.js';
-import type { Workspace } from '../exec/workspace.js';
+import type { ImageLayer } from '../model/image-layer.js';
+import type { Workspace } from '../workspace/workspace.js';
 import { copyTree } from './copy-tree.js';
 import { mountOverlay, overlaySupported, unmountOverlay } from './overlay.js';
 import type { RootfsCache } from './rootfs-cache.js';

@@ -9,7 +9,7 @@ import { canonicalJson } from '../../layers/canonical-json.js';
 import { contentChecksum, type ContentChecksum } from '../cache/content-checksum.js';
 import { copyEntries } from '../exec/copy-entries.js';
 import { copySourceTree, type CopyContext } from '../exec/copy-step.js';
-import type { Workspace } from '../exec/workspace.js';
+import type { Workspace } from '../workspace/workspace.js';
 import { matchSources, type SourceMatch, type SourceTree } from '../fs/source-tree.js';
 import type { BindRunMount, CacheRunMount, RunMount } from '../model/mounts.js';
 

@@ -1,6 +1,6 @@
 import { readFile, rm } from 'node:fs/promises';
 import { TsbuildError } from '../../layers/errors.js';
-import type { Workspace } from '../exec/workspace.js';
+import type { Workspace } from '../workspace/workspace.js';
 import { mountPrivateTmpfs, unmountPrivateTmpfs } from '../rootfs/tmpfs.js';
 import { mountOptions } from '../frontend/parse-mount.js';
 

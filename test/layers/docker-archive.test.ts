@@ -18,6 +18,7 @@ import { layoutImage, readLayoutImage } from '../../layers/layout-image.js';
 import { OciLayout } from '../../layers/oci-layout.js';
 import { MediaType, type Descriptor, type Digest } from '../../layers/types.js';
 import { repoRoot } from '../support/repo-root.js';
+import { requires } from '../support/requirement.js';
 
 const run = promisify(execFile);
 
@@ -147,7 +148,7 @@ describe('writeDockerArchive', () => {
     await rm(second);
   });
 
-  it('copies with skopeo into an OCI layout with the same config and diff_ids', { skip: !installed('skopeo') && 'skopeo not installed' }, async () => {
+  it('copies with skopeo into an OCI layout with the same config and diff_ids', { skip: requires(!installed('skopeo') && 'skopeo not installed') }, async () => {
     const dest = join(work, 'copied');
     await run('skopeo', ['--insecure-policy', 'copy', `docker-archive:${archive}`, `oci:${dest}:copied`]);
     const copied = await readLayoutImage(await OciLayout.open(dest, { create: false }), { tag: 'copied' }, {

@@ -8,6 +8,7 @@ import { LocalCacheStore } from '../../../builder/cache/local-store.js';
 import { chrootAvailable } from '../../../builder/isolation/chroot.js';
 import type { BuildEvent } from '../../../builder/progress.js';
 import { writeBusyboxImage } from '../../support/busybox-image.js';
+import { requires } from '../../support/requirement.js';
 
 const canRun = process.getuid?.() === 0 && (await chrootAvailable());
 
@@ -17,7 +18,7 @@ interface StepReport {
   readonly summary: string;
 }
 
-describe('the build cache', { skip: canRun ? false : 'needs root for RUN steps' }, () => {
+describe('the build cache', { skip: requires(canRun ? false : 'needs root for RUN steps') }, () => {
   let work: string;
   let cacheDir: string;
   let baseA: string;

@@ -18,6 +18,7 @@ import { TsbuildError } from '../../../layers/errors.js';
 import { MediaType, type Digest } from '../../../layers/types.js';
 import { writeBusyboxImage } from '../../support/busybox-image.js';
 import { REGISTRY_BINARY, startRegistry, type TestRegistry } from '../../support/registry.js';
+import { requires } from '../../support/requirement.js';
 
 const run = promisify(execFile);
 const haveRegistry = existsSync(REGISTRY_BINARY);
@@ -48,7 +49,7 @@ describe('parseCacheTtl', () => {
   });
 });
 
-describe('RegistryCache', { skip: haveRegistry ? false : `${REGISTRY_BINARY} is missing` }, () => {
+describe('RegistryCache', { skip: requires(haveRegistry ? false : `${REGISTRY_BINARY} is missing`) }, () => {
   let registry: TestRegistry;
   let work: string;
 
@@ -195,7 +196,7 @@ interface StepReport {
   readonly summary: string;
 }
 
-describe('builds sharing a cache repository', { skip: !haveRegistry ? `${REGISTRY_BINARY} is missing` : canBuild ? false : 'needs root for RUN steps' }, () => {
+describe('builds sharing a cache repository', { skip: requires(!haveRegistry ? `${REGISTRY_BINARY} is missing` : canBuild ? false : 'needs root for RUN steps') }, () => {
   let registry: TestRegistry;
   let work: string;
   let base: string;

@@ -16,13 +16,14 @@ import { mountsUnder } from '../../../builder/rootfs/mountinfo.js';
 import { tryLockFile } from '../../../layers/layout-lock.js';
 import { ChrootBackend, chrootAvailable } from '../../../builder/isolation/chroot.js';
 import { StageRun } from '../../../builder/exec/stage-run.js';
-import { Workspace } from '../../../builder/exec/workspace.js';
+import { Workspace } from '../../../builder/workspace/workspace.js';
 import type { PlannedStage } from '../../../builder/model/plan.js';
 import { runStepEntries } from '../../../builder/run/run-step.js';
 import { runStep } from '../cache/copy-fixture.js';
 import { writeBusyboxImage } from '../../support/busybox-image.js';
 import { unpackWithUmoci } from '../../support/validate-layout.js';
 import { buildAsUser, ensureUser } from '../../support/unprivileged-user.js';
+import { requires } from '../../support/requirement.js';
 
 const run = promisify(execFile);
 const isRoot = process.getuid?.() === 0;
@@ -51,7 +52,7 @@ async function availableBackends(): Promise<IsolationMode[]> {
 }
 
 const backends = await availableBackends();
-const skip = backends.length === 0 ? 'needs root and an isolation backend' : false;
+const skip = requires(backends.length === 0 ? 'needs root and an isolation backend' : false);
 /** The backend of the tests that check one behaviour rather than every backend. */
 const oneBackend = backends.includes('chroot') ? 'chroot' : backends[0];
 
@@ -357,7 +358,7 @@ describe('RUN --mount', { skip }, () => {
   });
 });
 
-test('on a copied rootfs (no overlay), an existing mount target keeps its content and stays out of the diff', { skip: backends.includes('chroot') ? false : 'needs the chroot backend' }, async () => {
+test('on a copied rootfs (no overlay), an existing mount target keeps its content and stays out of the diff', { skip: requires(backends.includes('chroot') ? false : 'needs the chroot backend') }, async () => {
   const { rootfs, cleanup } = await unpackWithUmoci(baseLayout, 'latest');
   const workspace = await Workspace.create(work);
   try {
@@ -382,7 +383,7 @@ test('on a copied rootfs (no overlay), an existing mount target keeps its conten
   }
 });
 
-test('rootless as an unprivileged user: bind, cache and tmpfs mounts work through the CLI', { skip: isRoot && backends.includes('rootless') ? false : 'needs root to create the test user' }, async () => {
+test('rootless as an unprivileged user: bind, cache and tmpfs mounts work through the CLI', { skip: requires(isRoot && backends.includes('rootless') ? false : 'needs root to create the test user') }, async () => {
   const user = await ensureUser('tsbuild-run', true);
   const dockerfile = [
     'FROM busybox',

@@ -17,6 +17,7 @@ import { buildAsUser, ensureUser } from '../../support/unprivileged-user.js';
 import { treeState, withoutTimes, type TreeState } from '../../support/tree-state.js';
 import { unpackWithUmoci, validateLayout } from '../../support/validate-layout.js';
 import { conformanceCommands, conformanceDockerfile } from '../../support/conformance.js';
+import { requires } from '../../support/requirement.js';
 
 const run = promisify(execFile);
 const isRoot = process.getuid?.() === 0;
@@ -103,7 +104,7 @@ async function availableBackends(): Promise<IsolationMode[]> {
 }
 
 const backends = await availableBackends();
-const skip = backends.length === 0 ? 'needs root and an isolation backend' : false;
+const skip = requires(backends.length === 0 ? 'needs root and an isolation backend' : false);
 
 describe('RUN conformance, every backend', { skip }, () => {
   let expected: TreeState;
@@ -182,7 +183,7 @@ describe('RUN conformance, every backend', { skip }, () => {
   }
 });
 
-test('a RUN step past --run-timeout is killed and fails the build', { skip: backends.includes('chroot') ? false : 'needs the chroot backend' }, async () => {
+test('a RUN step past --run-timeout is killed and fails the build', { skip: requires(backends.includes('chroot') ? false : 'needs the chroot backend') }, async () => {
   const context = path.join(work, 'timeout');
   await mkdir(context, { recursive: true });
   await writeFile(path.join(context, 'Dockerfile'), 'FROM busybox\nRUN sleep 30\n');
@@ -194,7 +195,7 @@ test('a RUN step past --run-timeout is killed and fails the build', { skip: back
   assert.ok(Date.now() - started < 20_000, 'killed long before the command would end');
 });
 
-describe('RUN conformance, rootless as an unprivileged user', { skip: isRoot ? false : 'needs root to create the test user' }, () => {
+describe('RUN conformance, rootless as an unprivileged user', { skip: requires(isRoot ? false : 'needs root to create the test user') }, () => {
   test('the image unpacks to exactly the tree the commands produce', async () => {
     const user = await ensureUser('tsbuild-run', true);
     const { dest, result } = await buildAsUser(user, path.join(work, 'unprivileged'), { Dockerfile: conformanceDockerfile }, [`busybox=oci-layout://${baseLayout}`]);

@@ -13,8 +13,9 @@ import { findOciRuntime } from '../../../builder/isolation/find-runtime.js';
 import { lstatOrUndefined } from '../../../layers/fs-util.js';
 import { debianBookwormImage } from '../../support/debian-image.js';
 import { unpackWithUmoci } from '../../support/validate-layout.js';
+import { requires } from '../../support/requirement.js';
 
-const skip = process.getuid?.() !== 0 ? 'needs root' : (await findOciRuntime()) === undefined ? 'needs an OCI runtime' : false;
+const skip = requires(process.getuid?.() !== 0 ? 'needs root' : (await findOciRuntime()) === undefined ? 'needs an OCI runtime' : false);
 
 describe('RUN --mount=type=ssh', { skip }, () => {
   let work: string;
