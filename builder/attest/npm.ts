@@ -14,6 +14,17 @@ export function isNpmDatabase(path: string): boolean {
   return INSTALLED_MANIFEST.test(path) || LOCKFILE.test(path);
 }
 
+/**
+ * An installed package.json cut down to what the SBOM reads of it, so that a tree of thousands of
+ * packages is held in memory as a few dozen bytes each. Lockfiles and anything unparsable stay whole.
+ */
+export function slimNpmManifest(path: string, content: Buffer): Buffer {
+  if (!INSTALLED_MANIFEST.test(path)) return content;
+  const manifest = parseJsonObject(content.toString('utf8'));
+  if (!manifest) return content;
+  return Buffer.from(JSON.stringify({ name: manifest.name, version: manifest.version, license: manifest.license, licenses: manifest.licenses }));
+}
+
 export function readNpmPackages(rootfs: SparseRootfs): InstalledPackage[] {
   const byPurl = new Map<string, InstalledPackage>();
   for (const file of rootfs.filesMatching((p) => INSTALLED_MANIFEST.test(p))) {

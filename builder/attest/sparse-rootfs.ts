@@ -18,6 +18,9 @@ export type LayerOpener = () => Readable | Promise<Readable>;
 /** Which regular files to keep, by their root-relative path as stored in the layer. */
 export type KeepFile = (path: string) => boolean;
 
+/** What of a kept file to hold in memory: its content, or less (what a reader needs of thousands of small files). */
+export type ReduceFile = (path: string, content: Buffer) => Buffer;
+
 /** A package database larger than this is not a database: refuse it rather than hold it in memory. */
 const MAX_FILE_BYTES = 64 * 1024 * 1024;
 const MAX_SYMLINKS = 255;
@@ -42,10 +45,10 @@ export class SparseRootfs {
   private constructor() {}
 
   /** Reads `layers` (lowest first), keeping the regular files `keep` selects and every symlink. */
-  static async read(layers: readonly LayerOpener[], keep: KeepFile): Promise<SparseRootfs> {
+  static async read(layers: readonly LayerOpener[], keep: KeepFile, reduce: ReduceFile = (_path, content) => content): Promise<SparseRootfs> {
     const tree = new SparseRootfs();
     const lower = (path: string): Buffer | undefined => tree.files.get(path);
-    for (const [index, open] of layers.entries()) tree.apply(await readLayer(await open(), keep, lower, index));
+    for (const [index, open] of layers.entries()) tree.apply(await readLayer(await open(), keep, reduce, lower, index));
     return tree;
   }
 
@@ -110,7 +113,7 @@ export class SparseRootfs {
   }
 }
 
-async function readLayer(blob: Readable, keep: KeepFile, lower: (path: string) => Buffer | undefined, index: number): Promise<LayerChanges> {
+async function readLayer(blob: Readable, keep: KeepFile, reduce: ReduceFile, lower: (path: string) => Buffer | undefined, index: number): Promise<LayerChanges> {
   const changes: LayerChanges = { removed: [], directories: [], opaque: [], files: new Map(), links: new Map() };
   const extract = tarExtract();
   const collect = (async () => {
@@ -136,7 +139,7 @@ async function readLayer(blob: Readable, keep: KeepFile, lower: (path: string) =
           if (content !== undefined) changes.files.set(path, content);
         }
         if (entry.header.type === 'file' && keep(path)) {
-          changes.files.set(path, await readEntry(entry, path, index));
+          changes.files.set(path, reduce(path, await readEntry(entry, path, index)));
           continue;
         }
       }
