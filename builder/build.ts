@@ -214,7 +214,7 @@ function buildInvocation(request: BuildRequest, contextDir: string, dockerfile: 
     sshIds: (request.run?.ssh ?? []).map((value) => value.split('=')[0]!),
     builderPlatform: hostPlatform(),
     time,
-    reproducible: request.image?.sourceDateEpoch !== undefined,
+    fixedTime: request.image?.sourceDateEpoch !== undefined,
   };
 }
 

@@ -40,7 +40,8 @@ export interface BuildInvocation {
   readonly builderPlatform: Platform;
   /** RFC 3339: the build's own time, recorded as both start and finish. */
   readonly time: string;
-  readonly reproducible: boolean;
+  /** Timestamps are clamped to SOURCE_DATE_EPOCH. */
+  readonly fixedTime: boolean;
 }
 
 export interface ProvenanceOptions {
@@ -75,7 +76,7 @@ export function slsaProvenance(invocation: BuildInvocation, plan: PlatformPlan, 
       buildFinishedOn: time,
       // A local context is not tracked: its files are not among the materials.
       completeness: { parameters: !dropped, environment: true, materials: false },
-      reproducible: invocation.reproducible,
+      reproducible: invocation.fixedTime && isHermetic(plan),
     },
     materials: materials(plan),
   };
@@ -119,6 +120,17 @@ function buildConfig(invocation: BuildInvocation, plan: PlatformPlan): Record<st
       })),
     ),
   };
+}
+
+/**
+ * Whether the plan reads nothing but its context and pinned images: no RUN (which may reach the
+ * network) and no ADD of a URL or git repository. Only then, with fixed timestamps, does tsbuild
+ * claim that the same inputs give the same bytes.
+ */
+function isHermetic(plan: PlatformPlan): boolean {
+  return plan.stages.every((stage) =>
+    stage.steps.every((step) => step.kind !== 'run' && !(step.kind === 'copy' && step.sources.some((source) => /^(?:https?|git):\/\/|\.git(?:#|$)|^git@/.test(source)))),
+  );
 }
 
 function byKey(a: [string, string], b: [string, string]): number {

@@ -115,6 +115,7 @@ describe('--provenance and --sbom', { skip: isRoot ? false : 'building the Debia
       { uri: `pkg:docker/${registry.host}/library/debian@bookworm?platform=${encodeURIComponent(formatPlatform(hostPlatform()))}`, digest: { sha256: baseDigest.slice(7) } },
     ]);
     assert.equal(provenance.predicate.metadata.buildStartedOn, '2023-11-14T22:13:20Z');
+    assert.equal(provenance.predicate.metadata.reproducible, true, 'COPY from the context and a pinned base, with SOURCE_DATE_EPOCH');
 
     assertSpdxDocument(sbom.predicate);
     assert.equal(sbom.predicate.creationInfo.created, '2023-11-14T22:13:20Z');
