@@ -172,6 +172,22 @@ describe('--provenance and --sbom', { skip: isRoot ? false : 'building the Debia
     }
   });
 
+  test('--provenance=false --sbom=false leave a plain manifest; type=local gets a note and no attestation', async () => {
+    const scratch = path.join(work, 'plain-context');
+    await cp(ctx, scratch, { recursive: true });
+    await writeFile(path.join(scratch, 'Dockerfile'), 'FROM scratch\nCOPY app /app\n');
+    const dest = path.join(work, 'plain');
+    const off = await tsbuild(['--provenance=false', '--sbom=false', '-o', `type=oci,dest=${dest}`, scratch], env);
+    assert.equal(off.code, 0, off.stderr);
+    const [entry] = (await (await OciLayout.open(dest, { create: false }).then((l) => l.readIndex())).manifests);
+    assert.equal(entry!.mediaType, 'application/vnd.oci.image.manifest.v1+json');
+    const files = path.join(work, 'files');
+    const local = await tsbuild(['--sbom=true', '--progress', 'plain', '-o', `type=local,dest=${files}`, scratch], env);
+    assert.equal(local.code, 0, local.stderr);
+    assert.match(local.stderr, /type=local writes the image's files, not an image: no attestation is attached to it/);
+    await stat(path.join(files, 'app', 'package.json'));
+  });
+
   test('type=docker cannot hold attestations: refused before the build, in one line, nothing written', async () => {
     const dest = path.join(work, 'image.tar');
     const result = await tsbuild(['--sbom=true', '-o', `type=docker,dest=${dest}`, ctx], env);
