@@ -43,6 +43,7 @@ export function parseSbomFlag(text: string): boolean {
 }
 
 function keyValues(flag: string, value: string): Map<string, string> {
+  if (!value.includes('=')) throw bad(flag, value, `expected true, false or key=value (write ${flag}=true: a bare ${flag} takes the next argument as its value)`);
   const fields = new Map<string, string>();
   for (const part of value.split(',')) {
     const eq = part.indexOf('=');

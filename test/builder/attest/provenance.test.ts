@@ -95,6 +95,7 @@ describe('SLSA provenance', () => {
       [() => parseProvenanceFlag('mode=max,colour=red'), /unknown key "colour"/],
       [() => parseSbomFlag('generator=docker/scout-sbom-indexer:1'), /runs no scanner image; use --sbom=true/],
       [() => parseSbomFlag('yes'), /^invalid --sbom "yes"/],
+      [() => parseSbomFlag('.'), /write --sbom=true: a bare --sbom takes the next argument as its value/],
     ];
     for (const [call, message] of refused) {
       assert.throws(call, (err: unknown) => err instanceof TsbuildError && message.test(err.message) && !err.message.includes('\n'));
