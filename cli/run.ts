@@ -55,7 +55,7 @@ function planOptions(y: Argv) {
 const outputHelp =
   'where the image goes (repeatable): type=oci,dest=DIR|FILE.tar|-[,tar=true|false] (an OCI layout: a tar when tar=true, dest ends in .tar or is -, else a directory); ' +
   'type=docker,dest=FILE|- (a docker load archive, one platform); type=registry[,name=NAME] (push); type=local,dest=DIR (the final filesystem); type=tar,dest=FILE|- (the final filesystem as a tar); ' +
-  'oci, docker and registry take name=NAME to replace the -t names (quote the field for several: "name=a:1,b:1")';
+  'oci, docker and registry take name=NAME to replace the -t names (quote the field for several: "name=a:1,b:1"); a bare DIR means type=local,dest=DIR and - means type=tar,dest=-';
 const annotationHelp =
   'OCI annotation KEY=VALUE for the image manifest, or LEVEL:KEY=VALUE with LEVEL manifest, manifest-descriptor, index or index-descriptor ' +
   '(comma-separated for several; a manifest level may name one platform: manifest[linux/amd64]:KEY=VALUE); applies to type=oci, type=registry and the local store';
@@ -104,17 +104,18 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
       async (args) => {
         const { attestOptions, build, commonRequest, defaultBuildCacheDir, defaultStoreDir, enterUserNamespace, explainNoSpace, parseByteSize, parseCacheTtl, parseOutputSpec, parsePairs, positiveSeconds, progressRenderer, sourceDateEpoch } =
           await library();
+        const outputs = args.output.map(parseOutputSpec);
+        const attest = attestOptions(args.provenance, args.sbom);
+        const toStdout = outputs.some((o) => o.type !== 'registry' && o.dest === '-');
+        const stdoutBytes = io.stdoutStream ?? process.stdout;
         // An unprivileged user builds as uid 0 of a user namespace: this same command, re-executed there.
-        const delegated = await enterUserNamespace({ ...io, script: mainScript, argv }, args.isolation);
+        const delegated = await enterUserNamespace({ ...io, script: mainScript, argv, ...(toStdout ? { stdoutBytes } : {}) }, args.isolation);
         if (delegated !== undefined) {
           outcome.exitCode = delegated;
           return;
         }
         const progress: ProgressMode = args.progress;
         const listener = args.quiet ? undefined : progressRenderer(progress, io.stderr, io.stderrTerminal, args.explainCache);
-        const outputs = args.output.map(parseOutputSpec);
-        const attest = attestOptions(args.provenance, args.sbom);
-        const toStdout = outputs.some((o) => o.type !== 'registry' && o.dest === '-');
         const written = [
           ...outputs.flatMap((o) => (o.type === 'registry' || o.dest === '-' ? [] : [{ dir: o.type === 'local' || (o.type === 'oci' && !o.tar) ? o.dest : path.dirname(o.dest), role: 'the output' }])),
           { dir: os.tmpdir(), role: 'the temporary directory' },
@@ -128,7 +129,7 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
             targets: args.push && !outputs.some((o) => o.type === 'registry') ? [...outputs, { type: 'registry' as const }] : outputs,
             tags: args.tag,
             annotations: args.annotation,
-            ...(toStdout ? { stream: io.stdoutStream ?? process.stdout } : {}),
+            ...(toStdout ? { stream: stdoutBytes } : {}),
             storeDir: defaultStoreDir(io.env),
             ...(args.iidfile !== undefined ? { iidfile: args.iidfile } : {}),
             ...(args.digestFile !== undefined ? { digestFile: args.digestFile } : {}),

@@ -11,6 +11,8 @@ export interface ReexecCommand {
   readonly env: NodeJS.ProcessEnv;
   readonly stdout: (text: string) => void;
   readonly stderr: (text: string) => void;
+  /** Set when the command writes bytes to stdout (an archive for `dest=-`): they go here unchanged, not to `stdout`. */
+  readonly stdoutBytes?: NodeJS.WritableStream;
   readonly signal?: AbortSignal;
 }
 
@@ -39,7 +41,7 @@ export async function enterUserNamespace(cmd: ReexecCommand, isolation: Isolatio
     runInUserNamespace(command, [...loaderArgs, ...process.execArgv, cmd.script, ...cmd.argv], plan, {
       env: cmd.env,
       ...(plan.warning !== undefined ? { onEntered: () => cmd.stderr(`warning: ${plan.warning}`) } : {}),
-      stdout: (chunk) => stdout.push(chunk),
+      stdout: (chunk) => (cmd.stdoutBytes ? cmd.stdoutBytes.write(chunk) : stdout.push(chunk)),
       stderr: (chunk) => stderr.push(chunk),
       ...(cmd.signal ? { signal: cmd.signal } : {}),
     });

@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { copyFile, link, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type { BlobStore } from '../../layers/blob-store.js';
 import { VerifyingStream } from '../../layers/digest.js';
@@ -8,19 +8,12 @@ import type { Descriptor } from '../../layers/types.js';
 import type { Workspace } from '../workspace/workspace.js';
 import type { BuildArtifact } from './exporter.js';
 
-/**
- * Brings a blob into `store` from a file, unless it is there already: a hard link when the file
- * system allows, else a copy. A blob from outside the store is verified against its descriptor.
- */
-export async function importBlob(store: BlobStore, descriptor: Descriptor, sourcePath: string, verify: boolean): Promise<void> {
+/** Copies a blob into `store` from a file, unless it is there already, verified against its descriptor. */
+async function importBlob(store: BlobStore, descriptor: Descriptor, sourcePath: string): Promise<void> {
   if (await store.has(descriptor.digest)) return;
   const temp = await store.tempPath();
   try {
-    if (verify) {
-      await pipeline(createReadStream(sourcePath), new VerifyingStream(descriptor.digest, descriptor.size), await openWriteStream(temp));
-    } else {
-      await link(sourcePath, temp).catch(() => copyFile(sourcePath, temp));
-    }
+    await pipeline(createReadStream(sourcePath), new VerifyingStream(descriptor.digest, descriptor.size), await openWriteStream(temp));
     await store.commit(temp, descriptor.digest);
   } catch (err) {
     await rm(temp, { force: true });
@@ -34,6 +27,6 @@ export async function importBlob(store: BlobStore, descriptor: Descriptor, sourc
  */
 export async function gatherBlobs(artifact: BuildArtifact, workspace: Workspace): Promise<void> {
   for (const image of artifact.images) {
-    for (const layer of image.layers) await importBlob(workspace.layout, layer.descriptor, layer.blobPath, true);
+    for (const layer of image.layers) await importBlob(workspace.layout, layer.descriptor, layer.blobPath);
   }
 }

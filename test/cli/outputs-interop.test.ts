@@ -1,7 +1,7 @@
 /**
  * The outputs as other tools read them: podman load, containerd's ctr import, skopeo copy and
- * umoci, and a registry push with annotations. A tool missing here fails the test when run as
- * root (test/run-all.sh installs them), and skips with the reason otherwise.
+ * umoci, and a registry push with annotations. A tool missing here fails the test as root or in
+ * CI (test/run-all.sh installs them), and skips with the reason otherwise.
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { writeBusyboxImage } from '../support/busybox-image.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
 import { repoRoot } from '../support/repo-root.js';
+import { requiresInTest } from '../support/requirement.js';
 import { skopeoInspect, validateLayout } from '../support/validate-layout.js';
 import { tempDir, tsbuild } from './cli-harness.js';
 
@@ -34,19 +35,23 @@ before(async () => {
 });
 after(async () => work.cleanup());
 
-/** Whether `tool` can run here; as root a missing tool fails the test with the package to install. */
+/** Whether `tool` can run here; else the test fails or skips, naming the package to install. */
 function requireTool(t: TestContext, tool: string, debianPackage: string): boolean {
   if (existsSync(`/usr/bin/${tool}`) || existsSync(`/usr/sbin/${tool}`)) return true;
-  const why = `${tool} is missing: install the Debian package ${debianPackage} (test/run-all.sh does as root)`;
-  if (isRoot) assert.fail(why);
-  t.skip(why);
+  requiresInTest(t, `${tool} is missing: install the Debian package ${debianPackage} (test/run-all.sh does as root)`);
+  return false;
+}
+
+/** Whether this process is root; else the test fails or skips, saying why it needs root. */
+function requireRoot(t: TestContext, why: string): boolean {
+  if (isRoot) return true;
+  requiresInTest(t, why);
   return false;
 }
 
 describe('podman load', () => {
   test('loads OCI archives with several names, or with an index, under each normalised name', async (t) => {
-    if (!requireTool(t, 'podman', 'podman')) return;
-    if (!isRoot) return t.skip('podman with a private storage root needs root here');
+    if (!requireTool(t, 'podman', 'podman') || !requireRoot(t, 'podman with a private storage root needs root here')) return;
     const root = await mkdtemp(path.join(work.dir, 'podman-'));
     const podman = (...args: string[]) =>
       run('podman', ['--root', path.join(root, 'storage'), '--runroot', path.join(root, 'run'), '--storage-driver', 'vfs', '--cgroup-manager', 'cgroupfs', '--events-backend', 'none', ...args]);
@@ -96,8 +101,7 @@ async function startContainerd(dir: string): Promise<{ socket: string; stop(): P
 
 describe('ctr images import', () => {
   test('sees the names a buildx OCI export gives: docker.io/library/NAME:TAG', async (t) => {
-    if (!requireTool(t, 'containerd', 'containerd') || !requireTool(t, 'ctr', 'containerd')) return;
-    if (!isRoot) return t.skip('a private containerd needs root');
+    if (!requireTool(t, 'containerd', 'containerd') || !requireTool(t, 'ctr', 'containerd') || !requireRoot(t, 'a private containerd needs root')) return;
     // A short path: the socket's must fit in 108 bytes.
     const dir = await mkdtemp('/tmp/tsbuild-ctd-');
     const containerd = await startContainerd(dir);

@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { access, lstat, mkdir, readdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises';
+import { access, chmod, cp, lstat, mkdir, readdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { writeBusyboxImage } from '../support/busybox-image.js';
+import { ensureUser, unprivilegedSkipReason } from '../support/unprivileged-user.js';
 import { repoRoot } from '../support/repo-root.js';
+import { requires } from '../support/requirement.js';
 import { skopeoInspect, validateLayout } from '../support/validate-layout.js';
 import { tempDir, tsbuild } from './cli-harness.js';
 
@@ -30,10 +32,11 @@ before(async () => {
 });
 after(async () => work.cleanup());
 
-/** Runs the CLI as a program, with stdout kept as bytes. */
-function tsbuildProgram(args: readonly string[]): Promise<{ code: number; stdout: Buffer; stderr: string }> {
+/** Runs the CLI as a program (through `prefix`, e.g. setpriv, when given), with stdout kept as bytes. */
+function tsbuildProgram(args: readonly string[], prefix: readonly string[] = []): Promise<{ code: number; stdout: Buffer; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], { env: { ...process.env, ...epoch }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const [command, ...rest] = [...prefix, process.execPath, cli, ...args] as [string, ...string[]];
+    const child = spawn(command, rest, { env: { ...process.env, ...epoch }, stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
@@ -98,6 +101,27 @@ describe('type=tar', () => {
   });
 });
 
+describe('dest=- for an unprivileged user', { skip: requires(await unprivilegedSkipReason()) }, () => {
+  test('the archive passes unchanged through the user namespace the build re-executes in', async () => {
+    const user = await ensureUser('tsbuild-oci', true);
+    const home = path.join(work.dir, 'unprivileged');
+    await mkdir(home);
+    await cp(example, path.join(home, 'ctx'), { recursive: true });
+    await mkdir(path.join(home, 'out'));
+    await run('chown', ['-R', `${user.uid}:${user.gid}`, home]);
+    await chmod(work.dir, 0o711);
+    const env = ['env', '-i', `HOME=${home}`, `TMPDIR=${home}`, `TSBUILD_CACHE_DIR=${path.join(home, 'cache')}`, `PATH=${process.env.PATH ?? '/usr/bin:/bin'}`, `SOURCE_DATE_EPOCH=${epoch.SOURCE_DATE_EPOCH}`];
+    const asUser = ['setpriv', '--reuid', String(user.uid), '--regid', String(user.gid), '--init-groups', ...env];
+    const file = path.join(home, 'out', 'fs.tar');
+    const toFile = await tsbuildProgram(['-o', `type=tar,dest=${file}`, '--progress', 'plain', path.join(home, 'ctx')], asUser);
+    assert.equal(toFile.code, 0, toFile.stderr);
+    const piped = await tsbuildProgram(['-o', 'type=tar,dest=-', '--progress', 'plain', path.join(home, 'ctx')], asUser);
+    assert.equal(piped.code, 0, piped.stderr);
+    assert.ok(piped.stdout.length > 1024, `an archive arrived (${piped.stdout.length} bytes)`);
+    assert.equal(sha256(piped.stdout), sha256(await readFile(file)));
+  });
+});
+
 describe('type=oci as a tar or a directory', () => {
   test('dest ending in .tar and dest=- write an OCI archive; the digest is not printed over it', async () => {
     const dest = path.join(work.dir, 'image.tar');
@@ -109,6 +133,25 @@ describe('type=oci as a tar or a directory', () => {
     const piped = await tsbuildProgram(['-t', 'site:1', '-o', 'type=oci,dest=-', ...exampleArgs]);
     assert.equal(piped.code, 0, piped.stderr);
     assert.equal(sha256(piped.stdout), sha256(await readFile(dest)));
+  });
+
+  test('name= replaces the -t names in a layout; type=docker writes the same archive to a file and to stdout', async () => {
+    const dest = path.join(work.dir, 'renamed');
+    const result = await tsbuild(['-t', 'site:1', '-o', `type=oci,dest=${dest},"name=other:2,registry.example/team/other"`, ...exampleArgs], epoch);
+    assert.equal(result.code, 0, result.stderr);
+    const entries = JSON.parse(await readFile(path.join(dest, 'index.json'), 'utf8')).manifests as { annotations: Record<string, string> }[];
+    assert.deepEqual(entries.map((e) => e.annotations), [
+      { 'io.containerd.image.name': 'docker.io/library/other:2', 'org.opencontainers.image.ref.name': '2' },
+      { 'io.containerd.image.name': 'registry.example/team/other:latest', 'org.opencontainers.image.ref.name': 'latest' },
+    ]);
+    const archive = path.join(work.dir, 'docker.tar');
+    const toFile = await tsbuildProgram(['-t', 'site:1', '-o', `type=docker,dest=${archive}`, ...exampleArgs]);
+    assert.equal(toFile.code, 0, toFile.stderr);
+    const piped = await tsbuildProgram(['-t', 'site:1', '-o', 'type=docker,dest=-', ...exampleArgs]);
+    assert.equal(piped.code, 0, piped.stderr);
+    assert.equal(sha256(piped.stdout), sha256(await readFile(archive)));
+    const inspected = JSON.parse((await run('skopeo', ['inspect', '--config', `docker-archive:${archive}`])).stdout);
+    assert.deepEqual(inspected.config.Entrypoint, ['/usr/bin/static-site']);
   });
 
   test('tar=false keeps a .tar dest a directory, an empty one becomes a layout; the layout validates', async () => {

@@ -119,7 +119,7 @@ async function namedEntry(dir: string, name: string): Promise<Descriptor> {
   const image = normalizedName(name);
   const byImage = manifests.filter((m) => m.annotations?.['io.containerd.image.name'] === image);
   if (byImage.length === 1) return byImage[0]!;
-  throw new Error(`${dir} has ${byRef.length} entries named ${name} and ${byImage.length} named ${image}: expected exactly one`);
+  throw new Error(`umoci raw unpack --image ${dir}:${name} not attempted: the layout has ${byRef.length} entries named ${name} and ${byImage.length} named ${image}, not exactly one`);
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

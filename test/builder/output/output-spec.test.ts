@@ -37,6 +37,11 @@ describe('--output values', () => {
     assert.deepEqual(parseOutputSpec('type=registry'), { type: 'registry' });
   });
 
+  test('a bare path is a local output and - a tar on stdout, as in buildx', () => {
+    assert.deepEqual(parseOutputSpec('out/rootfs'), { type: 'local', dest: 'out/rootfs' });
+    assert.deepEqual(parseOutputSpec('-'), { type: 'tar', dest: '-' });
+  });
+
   test('bad values name the value and the fix', () => {
     assert.throws(() => parseOutputSpec('type=local,dest=-'), /^TsbuildError: invalid --output "type=local,dest=-": type=local writes a directory; use type=tar,dest=- for stdout$/);
     assert.throws(() => parseOutputSpec('type=docker'), /dest is required: tsbuild loads into no daemon/);
