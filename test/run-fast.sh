@@ -16,6 +16,7 @@ fast=(
   builder/cache/content-checksum.test.js
   builder/cache/explain.test.js
   builder/cache/local-store-size.test.js
+  builder/attest/parsers.test.js
   layers/
   registry-client/reference.test.js
   registry-client/auth-challenge.test.js
