@@ -154,7 +154,7 @@ async function readLayer(blob: Readable, keep: KeepFile, reduce: ReduceFile, low
   try {
     await Promise.all([pipeline(await decompressStream(blob), extract), collected]);
   } catch (err) {
-    if (err instanceof TsbuildError) throw err;
+    if (err instanceof TsbuildError && err.code === 'SBOM') throw err;
     throw new TsbuildError('SBOM', `cannot read layer ${index + 1} of the image for its SBOM: ${(err as Error).message}`, { cause: err });
   }
   return changes;

@@ -5,10 +5,12 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { isDpkgDatabase } from '../../../builder/attest/dpkg.js';
 import { findPackages } from '../../../builder/attest/sbom.js';
 import { SparseRootfs } from '../../../builder/attest/sparse-rootfs.js';
+import { TsbuildError } from '../../../layers/errors.js';
 import { OciLayout } from '../../../layers/oci-layout.js';
 import { RefNameAnnotation, type Manifest } from '../../../layers/types.js';
 import { debianBookwormImage, testCacheDir } from '../../support/debian-image.js';
@@ -120,6 +122,15 @@ describe('SBOM package readers', () => {
     assert.equal(rootfs.resolve('/var/lib/dpkg/status'), 'srv/dpkg/status');
     assert.equal(rootfs.resolve('loop/a/x'), undefined);
     assert.deepEqual((await findPackages(layers)).map((p) => [p.name, p.foundIn]), [['inside', '/var/lib/dpkg/status']]);
+  });
+
+  test('a layer that is not a readable tar fails the SBOM in one line naming the layer', async () => {
+    const [good] = await layersOf(layout, [[dir('etc')]]);
+    const gzipHead = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0, 0x03, 0xff, 0xff, 0xff, 0xff]);
+    await assert.rejects(
+      findPackages([good!, () => Readable.from([gzipHead])]),
+      (err: unknown) => err instanceof TsbuildError && /^cannot read layer 2 of the image for its SBOM: /.test(err.message) && !err.message.includes('\n'),
+    );
   });
 
   test('dpkg: the Debian bookworm image lists exactly the packages dpkg-query reports, with versions and architectures', { timeout: 40 * 60_000 }, async (t) => {
