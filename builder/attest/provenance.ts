@@ -51,12 +51,15 @@ export interface ProvenanceOptions {
 
 export function slsaProvenance(invocation: BuildInvocation, plan: PlatformPlan, options: ProvenanceOptions): Record<string, unknown> {
   const max = options.mode === 'max';
+  // Frontend args under BuildKit's key names; build args and labels only in max mode.
   const args: Record<string, string> = {};
-  for (const [name, value] of [...invocation.buildArgs].sort(byKey)) if (max) args[`build-arg:${name}`] = value;
-  for (const [name, value] of [...invocation.labels].sort(byKey)) if (max) args[`label:${name}`] = value;
+  if (max) {
+    for (const [name, value] of [...invocation.buildArgs].sort(byKey)) args[`build-arg:${name}`] = value;
+    for (const [name, value] of [...invocation.labels].sort(byKey)) args[`label:${name}`] = value;
+  }
   if (invocation.target !== undefined) args.target = invocation.target;
   const dropped = !max && invocation.buildArgs.size + invocation.labels.size > 0;
-  const time = new Date(invocation.time).toISOString().replace(/\.000Z$/, 'Z');
+  const time = `${new Date(invocation.time).toISOString().slice(0, 19)}Z`;
   return {
     builder: { id: options.builderId },
     buildType: TSBUILD_BUILD_TYPE,
