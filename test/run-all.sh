@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-needed=(skopeo umoci oci-image-tool busybox-static zstd xz-utils bzip2 tar runc debootstrap uidmap attr iproute2 util-linux passwd docker-registry apache2-utils openssl git slirp4netns podman containerd)
+needed=(skopeo umoci oci-image-tool busybox-static zstd xz-utils bzip2 tar runc debootstrap uidmap attr iproute2 util-linux passwd docker-registry apache2-utils openssl git slirp4netns podman containerd docker.io)
 if [ "$(id -u)" = 0 ]; then
   missing=()
   for pkg in "${needed[@]}"; do

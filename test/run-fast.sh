@@ -12,6 +12,7 @@ fast=(
   builder/plan/
   builder/context/
   builder/fs/
+  builder/output/
   builder/cache/cache-key.test.js
   builder/cache/content-checksum.test.js
   builder/cache/explain.test.js

@@ -29,6 +29,6 @@ async function unpackOne(cache: RootfsCache, image: AssembledImage): Promise<str
 }
 
 /** `linux_arm64_v8`: the directory BuildKit gives each platform of a multi-platform local or tar output. */
-export function platformDirName(platform: Platform): string {
+function platformDirName(platform: Platform): string {
   return [platform.os, platform.architecture, platform.variant].filter(Boolean).join('_');
 }

@@ -42,7 +42,7 @@ export function buildkitNames(names: readonly string[], untagged: 'latest' | 'un
 }
 
 /** The artifact as the image model sees it: its image, or its index over platforms, read from `layout`. */
-export function artifactItem(artifact: BuildArtifact, layout: OciLayout): ImageOrIndex {
+function artifactItem(artifact: BuildArtifact, layout: OciLayout): ImageOrIndex {
   // One image without attestations is a manifest; anything else is an index.
   return artifact.root.digest === artifact.images[0]?.manifest.digest ? { kind: 'image', image: layoutImage(layout, artifact.root) } : { kind: 'index', index: layoutIndex(layout, artifact.root) };
 }

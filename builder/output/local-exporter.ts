@@ -34,6 +34,8 @@ export const localExporter: Exporter<LocalOutput> = {
     // Built complete beside dest (same file system), then moved in: dest never holds half a tree.
     const staging = await mkdtemp(path.join(path.dirname(dest), `.${path.basename(dest)}.tsbuild-`));
     try {
+      // What dest gets when it holds one directory per platform; one image's tree brings its own root's mode.
+      await chmod(staging, 0o755);
       for (const image of await unpackImages(artifact, context.rootfsCache)) {
         const dir = path.join(staging, image.prefix);
         await mkdir(dir, { recursive: true });

@@ -24,7 +24,7 @@ export interface OciOutput {
  * The rule for tar or directory: a tar when `tar=true`, when dest ends in `.tar`, or when dest is
  * `-`; a directory otherwise (`tar=false` keeps a `.tar` dest a directory).
  */
-export function ociWritesTar(dest: string, tar: boolean | undefined): boolean {
+function ociWritesTar(dest: string, tar: boolean | undefined): boolean {
   return tar ?? (dest === STDOUT_DEST || dest.endsWith('.tar'));
 }
 

@@ -1,6 +1,6 @@
 /**
- * The outputs as other tools read them: podman load, containerd's ctr import, skopeo copy and
- * umoci, and a registry push with annotations. A tool missing here fails the test as root or in
+ * The outputs as other tools read them: podman load, containerd's ctr import, docker load,
+ * skopeo copy and umoci, and a registry push with annotations. A tool missing here fails the test as root or in
  * CI (test/run-all.sh installs them), and skips with the reason otherwise.
  */
 import assert from 'node:assert/strict';
@@ -10,6 +10,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
+import { Dockerd } from '../../bench/compare/dockerd.js';
 import { writeBusyboxImage } from '../support/busybox-image.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
 import { repoRoot } from '../support/repo-root.js';
@@ -117,6 +118,23 @@ describe('ctr images import', () => {
   });
 });
 
+describe('docker load', () => {
+  test('loads an OCI archive with several names and a docker archive, under the names buildx gives', async (t) => {
+    if (!requireTool(t, 'dockerd', 'docker.io') || !requireRoot(t, 'a private dockerd needs root')) return;
+    const archive = path.join(work.dir, 'site.docker.tar');
+    assert.equal((await tsbuild(['-t', 'site:1', '-o', `type=docker,dest=${archive}`, ...exampleArgs], env)).code, 0);
+    // Its own data root, exec root and socket, no bridge or iptables rules; stopped by its PID.
+    const dockerd = await Dockerd.start(await mkdtemp('/tmp/tsbuild-dockerd-'), '127.0.0.1:1');
+    try {
+      for (const file of [twoNames, archive]) await dockerd.docker(['load', '-i', file]);
+      const { stdout } = await dockerd.docker(['images', '--format', '{{.Repository}}:{{.Tag}}']);
+      assert.deepEqual(stdout.split('\n').filter(Boolean).sort(), ['app:1', 'keep:2', 'site:1']);
+    } finally {
+      await dockerd.stop();
+    }
+  });
+});
+
 describe('skopeo', () => {
   test('addresses an image in a layout by its tag and copies archives and layouts both ways', async () => {
     const copied = path.join(work.dir, 'copied');
@@ -124,6 +142,11 @@ describe('skopeo', () => {
     const archived = await skopeoInspect(`oci-archive:${twoNames}:1`);
     assert.equal((await skopeoInspect(`oci:${copied}:copy`)).Digest, archived.Digest);
     await validateLayout(copied);
+    // The archive itself, unpacked, is a layout that oci-image-tool, skopeo and umoci accept.
+    const unpacked = path.join(work.dir, 'two-names');
+    await mkdir(unpacked);
+    await run('tar', ['-xf', twoNames, '-C', unpacked]);
+    await validateLayout(unpacked);
   });
 });
 

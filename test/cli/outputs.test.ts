@@ -81,6 +81,7 @@ describe('type=local', () => {
     const result = await tsbuild(['--platform', 'linux/amd64,linux/arm64', '-o', `type=local,dest=${dest}`, ...exampleArgs], epoch);
     assert.equal(result.code, 0, result.stderr);
     assert.deepEqual((await readdir(dest)).sort(), ['linux_amd64', 'linux_arm64']);
+    assert.equal((await lstat(dest)).mode & 0o777, 0o755);
     assert.match(await readFile(path.join(dest, 'linux_arm64/srv/www/index.html'), 'utf8'), /Built by tsbuild/);
   });
 });
