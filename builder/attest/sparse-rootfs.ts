@@ -139,7 +139,7 @@ async function readLayer(blob: Readable, keep: KeepFile, reduce: ReduceFile, low
           if (content !== undefined) changes.files.set(path, content);
         }
         if (entry.header.type === 'file' && keep(path)) {
-          changes.files.set(path, reduce(path, await readEntry(entry, path, index)));
+          changes.files.set(path, reduce(path, await readEntry(entry, path)));
           continue;
         }
       }
@@ -154,15 +154,15 @@ async function readLayer(blob: Readable, keep: KeepFile, reduce: ReduceFile, low
   try {
     await Promise.all([pipeline(await decompressStream(blob), extract), collected]);
   } catch (err) {
-    if (err instanceof TsbuildError && err.code === 'SBOM') throw err;
-    throw new TsbuildError('SBOM', `cannot read layer ${index + 1} of the image for its SBOM: ${(err as Error).message}`, { cause: err });
+    const code = err instanceof TsbuildError ? err.code : 'INVALID_LAYER';
+    throw new TsbuildError(code, `cannot read layer ${index + 1} of the image for its SBOM: ${(err as Error).message}`, { cause: err });
   }
   return changes;
 }
 
-async function readEntry(entry: AsyncIterable<unknown> & { header: { size?: number } }, path: string, index: number): Promise<Buffer> {
+async function readEntry(entry: AsyncIterable<unknown> & { header: { size?: number } }, path: string): Promise<Buffer> {
   if ((entry.header.size ?? 0) > MAX_FILE_BYTES) {
-    throw new TsbuildError('SBOM', `cannot read /${path} in layer ${index + 1} for the SBOM: ${entry.header.size} bytes is more than a package database may hold`);
+    throw new TsbuildError('BAD_IMAGE', `/${path} is ${entry.header.size} bytes, more than a package database may hold`);
   }
   const chunks: Buffer[] = [];
   for await (const chunk of entry) chunks.push(chunk as Buffer);
