@@ -19,6 +19,7 @@ fast=(
   builder/cache/local-store-size.test.js
   builder/attest/parsers.test.js
   layers/
+  examples/
   registry-client/reference.test.js
   registry-client/auth-challenge.test.js
   registry-client/errors.test.js

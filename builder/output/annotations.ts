@@ -106,5 +106,5 @@ export class ImageAnnotations {
 }
 
 function bad(text: string, why: string): TsbuildError {
-  return new TsbuildError('BAD_ANNOTATION', `invalid --annotation "${text}": ${why}`);
+  return new TsbuildError('BAD_FLAG', `invalid --annotation "${text}": ${why}`);
 }

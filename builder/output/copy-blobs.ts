@@ -27,6 +27,6 @@ async function importBlob(store: BlobStore, descriptor: Descriptor, sourcePath: 
  */
 export async function gatherBlobs(artifact: BuildArtifact, workspace: Workspace): Promise<void> {
   for (const image of artifact.images) {
-    for (const layer of image.layers) await importBlob(workspace.layout, layer.descriptor, layer.blobPath);
+    for (const layer of image.layers) await importBlob(workspace.layout, layer.descriptor, await layer.blobPath());
   }
 }

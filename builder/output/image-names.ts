@@ -14,10 +14,10 @@ export function normalizedName(name: string): string {
   try {
     reference = parseReference(name);
   } catch (err) {
-    throw new TsbuildError('BAD_NAME', `invalid image name "${name}": ${(err as Error).message.replace(/^invalid image reference "[^"]*": /, '')}; use NAME[:TAG], e.g. app:1 or registry.example/team/app:1`);
+    throw new TsbuildError('BAD_REFERENCE', `invalid image name "${name}": ${(err as Error).message.replace(/^invalid image reference "[^"]*": /, '')}; use NAME[:TAG], e.g. app:1 or registry.example/team/app:1`);
   }
   if (reference.digest !== undefined) {
-    throw new TsbuildError('BAD_NAME', `invalid image name "${name}": a name given to the image being built cannot carry a digest; drop the @sha256:… part`);
+    throw new TsbuildError('BAD_REFERENCE', `invalid image name "${name}": a name given to the image being built cannot carry a digest; drop the @sha256:… part`);
   }
   return `${reference.registry}/${reference.repository}:${reference.tag ?? 'latest'}`;
 }

@@ -33,7 +33,8 @@ export const registryExporter: Exporter<RegistryOutput> = {
   },
   async export(artifact, spec, context) {
     const names = spec.names ?? artifact.tags;
-    const pushed = await pushBuiltImage(names, context.workspace.layout, artifact.root, artifact.layerOrigins, context.registry);
+    const layers = artifact.images.flatMap((image) => image.layers);
+    const pushed = await pushBuiltImage(names, context.workspace.layout, artifact.root, layers, artifact.layerOrigins, context.registry);
     return `registry ${pushed.references.join(', ')}`;
   },
 };

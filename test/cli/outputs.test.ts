@@ -169,7 +169,7 @@ describe('outputs are checked before anything is built or written', () => {
     const oci = path.join(work.dir, 'never-oci');
     const docker = path.join(work.dir, 'never.tar');
     const result = await tsbuild(['--platform', 'linux/amd64,linux/arm64', '-o', `type=oci,dest=${oci}`, '-o', `type=docker,dest=${docker}`, ...exampleArgs], epoch);
-    assert.equal(result.code, 1);
+    assert.equal(result.code, 2, 'a usage error');
     assert.equal(result.stderr, 'error: type=docker holds one platform only, and 2 are built; use type=oci for a multi-platform image, or build one --platform');
     await assert.rejects(access(oci));
     await assert.rejects(access(docker));
@@ -177,7 +177,7 @@ describe('outputs are checked before anything is built or written', () => {
 
   test('a bad -t name fails before the build', async () => {
     const result = await tsbuild(['-t', 'Site:1', '-o', `type=local,dest=${path.join(work.dir, 'never-local')}`, ...exampleArgs], epoch);
-    assert.equal(result.code, 1);
+    assert.equal(result.code, 2, 'a usage error');
     assert.match(result.stderr, /^error: invalid image name "Site:1": repository name must be lowercase; use NAME\[:TAG\]/);
     assert.doesNotMatch(result.stderr, /^#/m, 'no step ran');
   });
@@ -214,7 +214,7 @@ describe('--annotation', () => {
 
   test('an index annotation on a single-platform build is refused with the fix', async () => {
     const result = await tsbuild(['--annotation', 'index:k=v', '-o', `type=oci,dest=${path.join(work.dir, 'never-annotated')}`, ...exampleArgs], epoch);
-    assert.equal(result.code, 1);
+    assert.equal(result.code, 2, 'a usage error');
     assert.equal(result.stderr, 'error: invalid --annotation "index:k=v": a single-platform build has no image index; use manifest: or manifest-descriptor:, or build several --platform values');
   });
 });

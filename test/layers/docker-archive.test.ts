@@ -12,12 +12,15 @@ import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import tarStream from 'tar-stream';
 import { writeDockerArchive } from '../../layers/docker-archive.js';
+import { readDockerArchive } from '../../layers/docker-archive-read.js';
+import { writeImage } from '../../layers/layout-write.js';
 import type { Image } from '../../layers/image.js';
 import { TsbuildError } from '../../layers/errors.js';
 import { layoutImage, readLayoutImage } from '../../layers/layout-image.js';
 import { OciLayout } from '../../layers/oci-layout.js';
 import { MediaType, type Descriptor, type Digest } from '../../layers/types.js';
 import { repoRoot } from '../support/repo-root.js';
+import { validateLayout } from '../support/validate-layout.js';
 import { requires } from '../support/requirement.js';
 
 const run = promisify(execFile);
@@ -139,6 +142,27 @@ describe('writeDockerArchive', () => {
       assert.deepEqual([header.uid, header.gid, header.mtime.getTime()], [0, 0, 0], header.name);
     }
     assert.deepEqual((await readdir(work)).sort(), ['app.tar', 'layout']);
+  });
+
+  it('reads back as the same image, which writes out as a valid OCI layout', async () => {
+    const back = await readDockerArchive(archive, 'app:1');
+    assert.deepEqual(await back.rawConfig(), await image.rawConfig());
+    assert.equal((await back.manifest()).config.digest, config.digest);
+    const layers = await back.layers();
+    assert.equal(layers.length, 3);
+    for (const [i, layer] of layers.entries()) {
+      assert.equal(await layer.diffId(), diffIds[i]);
+      // docker save stores layers uncompressed: each one's digest is its diff_id.
+      assert.equal(await layer.digest(), diffIds[i]);
+      assert.equal(sha256(await buffer(await layer.uncompressed())), diffIds[i]);
+    }
+    assert.equal(await (await readDockerArchive(archive, 'registry.example:5000/team/app')).digest(), await back.digest());
+    await assert.rejects(readDockerArchive(archive, 'other:1'), failsWith('ARCHIVE', /no image tagged other:1/));
+
+    const out = await OciLayout.open(join(work, 'from-archive'), { create: true });
+    await out.addImage(await writeImage(out, back), ['back']);
+    await validateLayout(out.dir);
+    await rm(out.dir, { recursive: true });
   });
 
   it('is deterministic', async () => {
