@@ -36,7 +36,7 @@ export async function attestImages(
     const statements: Statement[] = [];
     if (options.provenance) statements.push(statement(subject, SLSA_PREDICATE_TYPE, slsaProvenance(invocation, plans[i]!, options.provenance)));
     if (options.sbom) {
-      const layers = image.layers.map((layer) => () => createReadStream(layer.blobPath));
+      const layers = image.layers.map((layer) => async () => createReadStream(await layer.blobPath()));
       const sbom = await imageSbom({ name: names[0] ?? image.manifest.digest, manifestDigest: image.manifest.digest, created: invocation.time }, layers);
       statements.push(statement(subject, SPDX_PREDICATE_TYPE, sbom));
     }
