@@ -191,7 +191,7 @@ describe('--provenance and --sbom', { skip: isRoot ? false : 'building the Debia
   test('type=docker cannot hold attestations: refused before the build, in one line, nothing written', async () => {
     const dest = path.join(work, 'image.tar');
     const result = await tsbuild(['--sbom=true', '-o', `type=docker,dest=${dest}`, ctx], env);
-    assert.equal(result.code, 1);
+    assert.equal(result.code, 2, 'a usage error');
     assert.match(result.stderr, /^error: --provenance and --sbom attach attestations in an image index, which type=docker .* use --output type=oci or type=registry/);
     assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
     await assert.rejects(stat(dest));
@@ -203,7 +203,7 @@ describe('--provenance and --sbom', { skip: isRoot ? false : 'building the Debia
       ['--sbom=generator=docker/scout-sbom-indexer:1', /runs no scanner image; use --sbom=true/],
     ] as const) {
       const result = await tsbuild([flag, '-o', `type=oci,dest=${path.join(work, 'never')}`, ctx], env);
-      assert.equal(result.code, 1, result.stderr);
+      assert.equal(result.code, 2, result.stderr);
       assert.match(result.stderr, message);
     }
   });
