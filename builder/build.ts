@@ -156,8 +156,8 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
     }
     const invocation = attest && buildInvocation(request, contextDir, dockerfile, dockerfileBytes, created);
     const attestations = attest && invocation ? await attestImages(workspace.layout, images, plan.platforms, outputs.tags ?? [], invocation, attest) : undefined;
-    const root = images.length === 1 && !attestations ? images[0]!.manifest : await assembleIndex(images, workspace.layout, exports.annotations, attestations?.manifests);
-    const artifact: BuildArtifact = { root, images, tags: outputs.tags ?? [], layerOrigins: layerOrigins(plan), ...(attestations ? { attestationBlobs: attestations.blobs } : {}) };
+    const root = images.length === 1 && !attestations ? images[0]!.manifest : await assembleIndex(images, workspace.layout, exports.annotations, attestations);
+    const artifact: BuildArtifact = { root, images, tags: outputs.tags ?? [], layerOrigins: layerOrigins(plan) };
     // A push reads each layer where it is, so a base layer the registry has is never downloaded.
     if (exports.targets.some((target) => target.type !== 'registry')) await gatherBlobs(artifact, workspace);
     const exportContext = { workspace, registry: registryOf(request), rootfsCache, ...(outputs.stream ? { stdout: outputs.stream } : {}) };

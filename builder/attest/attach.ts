@@ -11,15 +11,10 @@ import { imageSbom } from './sbom.js';
 import { SPDX_PREDICATE_TYPE } from './spdx.js';
 import { imageSubjects, statement, type Statement } from './statement.js';
 
-/** The attestation manifests of a build, to list after its images in the root index, and their blobs. */
-export interface Attestations {
-  readonly manifests: readonly Descriptor[];
-  readonly blobs: readonly Descriptor[];
-}
-
 /**
  * Writes one attestation manifest per image into `layout`: provenance and SBOM statements about
- * the image manifest. `plans[i]` is the plan `images[i]` was built from.
+ * the image manifest. `plans[i]` is the plan `images[i]` was built from. Returns their index
+ * entries, to list after the images in the root index.
  */
 export async function attestImages(
   layout: OciLayout,
@@ -28,9 +23,8 @@ export async function attestImages(
   names: readonly string[],
   invocation: BuildInvocation,
   options: AttestOptions,
-): Promise<Attestations> {
+): Promise<Descriptor[]> {
   const manifests: Descriptor[] = [];
-  const blobs: Descriptor[] = [];
   for (const [i, image] of images.entries()) {
     const subject = imageSubjects(names, image.manifest.digest, image.platform);
     const statements: Statement[] = [];
@@ -41,9 +35,7 @@ export async function attestImages(
       statements.push(statement(subject, SPDX_PREDICATE_TYPE, sbom));
     }
     if (statements.length === 0) continue;
-    const written = await writeAttestationManifest(layout, image.manifest, statements);
-    manifests.push(written.descriptor);
-    blobs.push(...written.blobs);
+    manifests.push(await writeAttestationManifest(layout, image.manifest, statements));
   }
-  return { manifests, blobs };
+  return manifests;
 }

@@ -14,14 +14,8 @@ export const REFERENCE_TYPE_ANNOTATION = 'vnd.docker.reference.type';
 export const REFERENCE_DIGEST_ANNOTATION = 'vnd.docker.reference.digest';
 export const ATTESTATION_MANIFEST = 'attestation-manifest';
 
-/** An attestation manifest: its index entry, and every blob it wrote (itself included). */
-export interface AttestationManifest {
-  readonly descriptor: Descriptor;
-  readonly blobs: readonly Descriptor[];
-}
-
-/** Writes the statements, their config and their manifest into `layout`. */
-export async function writeAttestationManifest(layout: OciLayout, image: Descriptor, statements: readonly Statement[]): Promise<AttestationManifest> {
+/** Writes the statements, their config and their manifest into `layout`; returns the manifest's index entry. */
+export async function writeAttestationManifest(layout: OciLayout, image: Descriptor, statements: readonly Statement[]): Promise<Descriptor> {
   const layers: Descriptor[] = [];
   for (const statement of statements) {
     const blob = await layout.writeJson(statement, IN_TOTO_MEDIA_TYPE);
@@ -29,15 +23,11 @@ export async function writeAttestationManifest(layout: OciLayout, image: Descrip
   }
   // Only there because a manifest needs a config; readers ignore it.
   const config: ImageConfig = { architecture: 'unknown', os: 'unknown', config: {}, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) } };
-  const configDescriptor = await layout.writeJson(config, MediaType.ImageConfig);
-  const manifest: Manifest = { schemaVersion: 2, mediaType: MediaType.ImageManifest, config: configDescriptor, layers };
+  const manifest: Manifest = { schemaVersion: 2, mediaType: MediaType.ImageManifest, config: await layout.writeJson(config, MediaType.ImageConfig), layers };
   const written = await layout.writeJson(manifest, MediaType.ImageManifest);
   return {
-    descriptor: {
-      ...written,
-      annotations: { [REFERENCE_DIGEST_ANNOTATION]: image.digest, [REFERENCE_TYPE_ANNOTATION]: ATTESTATION_MANIFEST },
-      platform: { architecture: 'unknown', os: 'unknown' },
-    },
-    blobs: [...layers, configDescriptor, written],
+    ...written,
+    annotations: { [REFERENCE_DIGEST_ANNOTATION]: image.digest, [REFERENCE_TYPE_ANNOTATION]: ATTESTATION_MANIFEST },
+    platform: { architecture: 'unknown', os: 'unknown' },
   };
 }

@@ -16,8 +16,6 @@ export interface BuildArtifact {
   readonly tags: readonly string[];
   /** The registry and repository each pulled base layer came from. */
   readonly layerOrigins: ReadonlyMap<Digest, { readonly registry: string; readonly repository: string }>;
-  /** The blobs of the attestation manifests listed in the root index (statements, configs, manifests). */
-  readonly attestationBlobs?: readonly Descriptor[];
 }
 
 /** What is known of a build before it runs: enough to refuse an output that could not take its result. */
