@@ -1,5 +1,6 @@
 /** What a caller asks of planBuild() and build(), grouped by what each part is about. */
 import type { Compression } from '../layers/compression.js';
+import type { AttestOptions } from './attest/attest-options.js';
 import type { Platform } from '../layers/types.js';
 import type { IsolationMode } from './isolation/backend.js';
 import type { OutputSpec } from './output/output-spec.js';
@@ -59,6 +60,8 @@ export interface ImageSettings {
   readonly compressionLevel?: number;
   /** Clamps timestamps to this time (seconds since 1970) and makes it the image's creation time. */
   readonly sourceDateEpoch?: number;
+  /** `--provenance` and `--sbom`: attestations attached to each image, as BuildKit attaches them. */
+  readonly attest?: AttestOptions;
 }
 
 /** The build cache, on this machine and in a registry. */

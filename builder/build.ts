@@ -27,6 +27,9 @@ import { gatherBlobs } from './output/copy-blobs.js';
 import type { BuildArtifact } from './output/exporter.js';
 import { exportArtifact, writtenPath, type ExportTarget } from './output/exporters.js';
 import { prepareOutputs } from './output/prepare-outputs.js';
+import { attestImages } from './attest/attach.js';
+import { checkAttestationTargets } from './attest/attest-outputs.js';
+import type { BuildInvocation } from './attest/provenance.js';
 import { layoutSelector, parseBuildContexts, type NamedContext } from './plan/build-contexts.js';
 import type { BuildPlan, PlannedStage } from './model/plan.js';
 import type { ResolvedImage } from './model/sources.js';
@@ -81,7 +84,8 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
   const env = request.env ?? {};
   const { cache: cacheSettings = {}, image = {}, outputs = {}, run = {} } = request;
   const exports = prepareOutputs({ ...outputs, platforms: request.source.platforms, compression: image.compression, storeDir: outputs.storeDir ?? defaultStoreDir(env) });
-  const { parsed, dockerfile } = await readDockerfile(request.source);
+  const attest = image.attest && (image.attest.provenance || image.attest.sbom) && checkAttestationTargets(exports.targets, (message) => progress({ kind: 'note', message })) ? image.attest : undefined;
+  const { parsed, dockerfile, bytes: dockerfileBytes } = await readDockerfile(request.source);
   const contextDir = path.resolve(request.source.context);
   const ignore = new PatternMatcher(await loadIgnorePatterns(contextDir, dockerfile));
   const plan = await planParsed(parsed, dockerfile, request);
@@ -156,7 +160,9 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
       );
       images.push(await assembleImage(built, { created, labels: image.labels ?? new Map(), annotations: exports.annotations }, workspace.layout));
     }
-    const root = images.length === 1 ? images[0]!.manifest : await assembleIndex(images, workspace.layout, exports.annotations);
+    const invocation = attest && buildInvocation(request, contextDir, dockerfile, dockerfileBytes, created);
+    const attestations = attest && invocation ? await attestImages(workspace.layout, images, plan.platforms, outputs.tags ?? [], invocation, attest) : undefined;
+    const root = images.length === 1 && !attestations ? images[0]!.manifest : await assembleIndex(images, workspace.layout, exports.annotations, attestations);
     const artifact: BuildArtifact = { root, images, tags: outputs.tags ?? [], layerOrigins: layerOrigins(plan) };
     // A push reads each layer where it is, so a base layer the registry has is never downloaded.
     if (exports.targets.some((target) => target.type !== 'registry')) await gatherBlobs(artifact, workspace);
@@ -205,15 +211,32 @@ function refuseMountsInPlace(plan: BuildPlan): void {
   }
 }
 
-async function readDockerfile(source: BuildSource): Promise<{ parsed: ParsedDockerfile; dockerfile: string }> {
+async function readDockerfile(source: BuildSource): Promise<{ parsed: ParsedDockerfile; dockerfile: string; bytes: Buffer }> {
   const dockerfile = path.resolve(source.dockerfile ?? path.join(source.context, 'Dockerfile'));
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(dockerfile, 'utf8');
+    bytes = await readFile(dockerfile);
   } catch (err) {
     throw dockerfileReadError(dockerfile, source.context, source.dockerfile !== undefined, err);
   }
-  return { parsed: parseDockerfile(text, displayPath(dockerfile)), dockerfile };
+  return { parsed: parseDockerfile(bytes.toString('utf8'), displayPath(dockerfile)), dockerfile, bytes };
+}
+
+/** What the provenance records of the request: the ids of secrets and ssh agents, never their content. */
+function buildInvocation(request: BuildRequest, contextDir: string, dockerfile: string, bytes: Buffer, time: string): BuildInvocation {
+  const relative = path.relative(contextDir, dockerfile);
+  return {
+    dockerfilePath: relative.startsWith('..') || path.isAbsolute(relative) ? path.basename(dockerfile) : relative,
+    dockerfile: bytes,
+    buildArgs: request.source.buildArgs ?? new Map(),
+    labels: request.image?.labels ?? new Map(),
+    ...(request.source.target !== undefined ? { target: request.source.target } : {}),
+    secretIds: (request.run?.secrets ?? []).map((value) => parseSecretSpec(value).id),
+    sshIds: (request.run?.ssh ?? []).map((value) => value.split('=')[0]!),
+    builderPlatform: hostPlatform(),
+    time,
+    fixedTime: request.image?.sourceDateEpoch !== undefined,
+  };
 }
 
 /** Where each layer of a pulled base image came from, for cross-repository mounts on push. */

@@ -1,6 +1,7 @@
 /** The tsbuild library: plan and build OCI images from Dockerfiles. */
 export { build, planBuild, type BuildRequest, type BuildResult, type PlanRequest } from './build.js';
 export { parseOutputSpec, type OutputSpec } from './output/output-spec.js';
+export { attestOptions, type AttestOptions } from './attest/attest-options.js';
 export { hostPlatform, parsePlatform } from './plan/platform.js';
 export { parseAddHosts } from './plan/run-defaults.js';
 export { formatPlatform } from '../layers/platform.js';

@@ -37,6 +37,8 @@ export interface BuildFlags extends CommonArgs {
   explainCache: boolean;
   forceInPlace: boolean;
   sourceDateEpoch?: string | undefined;
+  provenance?: string | undefined;
+  sbom?: string | undefined;
 }
 
 /** What a build printed besides progress: the digest it wrote on stdout. */
@@ -51,6 +53,7 @@ export interface BuildOutcome {
 export async function runBuild(args: BuildFlags, command: Omit<ReexecCommand, keyof CliIo>, io: CliIo, onBuilt?: (outcome: BuildOutcome) => Promise<void>): Promise<number | undefined> {
   const lib = await import('./library.js');
   const outputs = args.output.map(lib.parseOutputSpec);
+  const attest = lib.attestOptions(args.provenance, args.sbom);
   const toStdout = outputs.some((o) => o.type !== 'registry' && o.dest === '-');
   const stdoutBytes = io.stdoutStream ?? process.stdout;
   // An unprivileged user builds as uid 0 of a user namespace: this same command, re-executed there.
@@ -87,6 +90,7 @@ export async function runBuild(args: BuildFlags, command: Omit<ReexecCommand, ke
           compression: args.compression,
           ...(args.compressionLevel !== undefined ? { compressionLevel: args.compressionLevel } : {}),
           ...lib.sourceDateEpoch(args.sourceDateEpoch ?? io.env.SOURCE_DATE_EPOCH),
+          ...(attest ? { attest } : {}),
         },
         cache: {
           disabled: args.noCache,

@@ -3,6 +3,7 @@
  * so `--help`, usage errors and light commands do not pay for the whole builder.
  */
 export {
+  attestOptions,
   build,
   defaultBuildCacheDir,
   defaultRunCacheDir,

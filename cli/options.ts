@@ -73,6 +73,8 @@ export const buildOptions = {
   'explain-cache': { type: 'boolean', default: false, describe: 'print every input that made a step miss the cache' },
   'force-in-place': { type: 'boolean', default: false, describe: 'allow --isolation=none outside a detected container' },
   'source-date-epoch': { type: 'string', describe: 'clamp timestamps to this time (default: $SOURCE_DATE_EPOCH)' },
+  provenance: { type: 'string', describe: 'attach SLSA provenance: true, false, or mode=min|max[,builder-id=URI]' },
+  sbom: { type: 'string', describe: "attach an SPDX SBOM of the image's dpkg, apk and npm packages: true or false" },
 } as const;
 
 export const pullOptions = {

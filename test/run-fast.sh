@@ -17,6 +17,7 @@ fast=(
   builder/cache/content-checksum.test.js
   builder/cache/explain.test.js
   builder/cache/local-store-size.test.js
+  builder/attest/parsers.test.js
   layers/
   examples/
   registry-client/reference.test.js

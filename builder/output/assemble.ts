@@ -60,13 +60,16 @@ export async function assembleImage(built: BuiltImage, options: AssembleOptions,
   };
 }
 
-/** Writes an image index over several platforms' manifests, with the `index` and `index-descriptor` annotations. */
-export async function assembleIndex(images: readonly AssembledImage[], layout: OciLayout, annotations = new ImageAnnotations()): Promise<Descriptor> {
+/**
+ * Writes an image index over several platforms' manifests, with the `index` and `index-descriptor`
+ * annotations; attestation manifests are listed after the images.
+ */
+export async function assembleIndex(images: readonly AssembledImage[], layout: OciLayout, annotations = new ImageAnnotations(), attestations: readonly Descriptor[] = []): Promise<Descriptor> {
   const indexAnnotations = annotations.index();
   const index: IndexManifest = {
     schemaVersion: 2,
     mediaType: MediaType.ImageIndex,
-    manifests: images.map((image) => image.manifest),
+    manifests: [...images.map((image) => image.manifest), ...attestations],
     ...(indexAnnotations ? { annotations: indexAnnotations } : {}),
   };
   const descriptor = await layout.writeJson(index, MediaType.ImageIndex);

@@ -43,7 +43,8 @@ export function buildkitNames(names: readonly string[], untagged: 'latest' | 'un
 
 /** The artifact as the image model sees it: its image, or its index over platforms, read from `layout`. */
 function artifactItem(artifact: BuildArtifact, layout: OciLayout): ImageOrIndex {
-  return artifact.images.length === 1 ? { kind: 'image', image: layoutImage(layout, artifact.root) } : { kind: 'index', index: layoutIndex(layout, artifact.root) };
+  // One image without attestations is a manifest; anything else is an index.
+  return artifact.root.digest === artifact.images[0]?.manifest.digest ? { kind: 'image', image: layoutImage(layout, artifact.root) } : { kind: 'index', index: layoutIndex(layout, artifact.root) };
 }
 
 /** Copies the artifact with every blob it references from `from` into `to` and lists its root there. */
