@@ -5,12 +5,7 @@ import { isErrnoCode } from '../../layers/fs-util.js';
 import type { BindMount } from './backend.js';
 import { OciRuntimeBackend } from './oci-runtime.js';
 import { findExecutable, pathDirs } from '../host/host-tools.js';
-import { probeKey, rememberedRuntime, rememberRuntime } from './runtime-probe-cache.js';
-
-export interface OciRuntime {
-  readonly path: string;
-  readonly name: 'runc' | 'crun';
-}
+import { probeKey, rememberedRuntime, rememberRuntime, type OciRuntime } from './runtime-probe-cache.js';
 
 /** Host directories the probe container borrows (read-only) to run the host's `true`. */
 const hostSystemDirs = ['usr', 'bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32'];

@@ -8,7 +8,12 @@
 import { readFile, rename, stat, writeFile, mkdir } from 'node:fs/promises';
 import { release } from 'node:os';
 import { join } from 'node:path';
-import type { OciRuntime } from './find-runtime.js';
+
+/** An OCI runtime binary that ran a probe container here. */
+export interface OciRuntime {
+  readonly path: string;
+  readonly name: 'runc' | 'crun';
+}
 
 const FILE = 'runtime-probe.json';
 

@@ -9,14 +9,21 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-/** Runs the CLI in-process with captured output and its own local store. */
+/**
+ * Runs the CLI in-process with captured output and its own local store. The build cache is the
+ * test run's private one (TSBUILD_CACHE_DIR), never the user's.
+ */
 export async function tsbuild(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   const stdout: string[] = [];
   const stderr: string[] = [];
   const code = await run(args, {
     stdout: (t) => stdout.push(t),
     stderr: (t) => stderr.push(t),
-    env: { TSBUILD_STORE: path.join(os.tmpdir(), 'tsbuild-test-store-unused'), ...env },
+    env: {
+      TSBUILD_STORE: path.join(os.tmpdir(), 'tsbuild-test-store-unused'),
+      ...(process.env.TSBUILD_CACHE_DIR !== undefined ? { TSBUILD_CACHE_DIR: process.env.TSBUILD_CACHE_DIR } : {}),
+      ...env,
+    },
   });
   return { code, stdout: stdout.join('\n'), stderr: stderr.join('\n') };
 }
