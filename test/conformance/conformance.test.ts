@@ -1,0 +1,46 @@
+/**
+ * The differential corpus: every case built by tsbuild must give the tree and config that BuildKit
+ * gave (the committed goldens), apart from the listed deliberate differences; and a fully cached
+ * rebuild must give the same manifest digest, with and without SOURCE_DATE_EPOCH.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { serveBase, type ServedBase } from './base-image.js';
+import { loadCases } from './cases.js';
+import { loadDifferences } from './differences.js';
+import { describeRun, runCase } from './runner.js';
+
+const isRoot = process.getuid?.() === 0;
+const cases = loadCases();
+const differences = loadDifferences();
+
+describe('conformance corpus: tsbuild builds what BuildKit builds', { skip: isRoot ? false : 'needs root: RUN steps and umoci unpacking keep file owners', concurrency: 2 }, () => {
+  let work: string;
+  let base: ServedBase;
+
+  before(async () => {
+    work = await mkdtemp(join(os.tmpdir(), 'tsbuild-conformance-'));
+    base = await serveBase(work);
+  });
+
+  after(async () => {
+    await base?.registry.stop();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  for (const testCase of cases) {
+    test(testCase.name, async (t) => {
+      const result = await runCase(testCase, base, differences);
+      await t.test('same tree and config as BuildKit', () => {
+        const text = describeRun(testCase, result);
+        assert.equal(text, '', `\n${text}`);
+      });
+      await t.test('a fully cached rebuild gives the same manifest digest', () => {
+        assert.deepEqual(result.unstableDigests, [], `\n${result.unstableDigests.join('\n')}`);
+      });
+    });
+  }
+});
