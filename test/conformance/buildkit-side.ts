@@ -1,8 +1,9 @@
 /**
  * Builds a case with BuildKit (a private dockerd, DOCKER_BUILDKIT=1) and turns the image into an
  * OCI layout: `docker save`, then skopeo from the docker archive. The snapshot is then taken
- * exactly as for tsbuild. `docker save` refuses an image without layers: for those only the config
- * is read, from the daemon's image store.
+ * exactly as for tsbuild. The config is read from the daemon's image store, byte for byte: the
+ * conversion to OCI drops Docker-only fields (Shell, Healthcheck, OnBuild), and `docker save`
+ * refuses an image without layers.
  */
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -40,7 +41,7 @@ export async function buildWithBuildkit(daemon: Dockerd, dataRoot: string, testC
 
 export interface BuildkitImage {
   readonly config: Record<string, unknown>;
-  /** The OCI layout holding the image, named `conformance`; absent for an image without layers. */
+  /** The OCI layout holding the image's layers, named `conformance`; absent for an image without layers. */
   readonly layoutDir?: string;
 }
 

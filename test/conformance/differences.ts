@@ -12,6 +12,8 @@ export interface Difference {
   readonly cases: readonly string[];
   /** Snapshot keys (`config.WorkingDir`, `/path`), `*` matching any run of characters. */
   readonly keys: readonly string[];
+  /** When set, the difference is accepted only where tsbuild's value is this (`(absent)` for none). */
+  readonly tsbuild?: string;
   /** What tsbuild does differently, in a user's words. */
   readonly behaviour: string;
   /** Why a user can accept it. */
@@ -41,8 +43,10 @@ export function wildcard(pattern: string): RegExp {
   return new RegExp(`^${pattern.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
 }
 
-/** The difference that accepts `key` of `caseName`, if any. */
-export function acceptor(differences: readonly Difference[], caseName: string): (key: string) => Difference | undefined {
+export const ABSENT = '(absent)';
+
+/** The difference that accepts tsbuild's value `actual` (undefined: absent) for `key` of `caseName`, if any. */
+export function acceptor(differences: readonly Difference[], caseName: string): (key: string, actual: string | undefined) => Difference | undefined {
   const applicable = differences.filter((d) => d.cases.some((c) => wildcard(c).test(caseName)));
-  return (key) => applicable.find((d) => d.keys.some((k) => wildcard(k).test(key)));
+  return (key, actual) => applicable.find((d) => d.keys.some((k) => wildcard(k).test(key)) && (d.tsbuild === undefined || d.tsbuild === (actual ?? ABSENT)));
 }

@@ -1,7 +1,7 @@
 /** Golden files and the comparison of a snapshot with one, with accepted differences applied. */
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Snapshot } from './snapshot.js';
-import type { Difference } from './differences.js';
+import { ABSENT, type Difference } from './differences.js';
 
 /** The snapshot of a build that failed: BuildKit's failures must be tsbuild's too. */
 export const FAILED: Snapshot = new Map([['build', 'fails']]);
@@ -46,7 +46,7 @@ export interface Comparison {
 }
 
 /** Compares key by key; a key that differs as `differences` allows is accepted, not reported. */
-export function compare(expected: Snapshot, actual: Snapshot, accept: (key: string) => Difference | undefined): Comparison {
+export function compare(expected: Snapshot, actual: Snapshot, accept: (key: string, actual: string | undefined) => Difference | undefined): Comparison {
   const keys = [...new Set([...expected.keys(), ...actual.keys()])];
   const unexplained: string[] = [];
   const accepted: string[] = [];
@@ -54,12 +54,12 @@ export function compare(expected: Snapshot, actual: Snapshot, accept: (key: stri
     const want = expected.get(key);
     const got = actual.get(key);
     if (want === got) continue;
-    const difference = accept(key);
+    const difference = accept(key, got);
     if (difference !== undefined) {
       accepted.push(`${key} (${difference.id})`);
       continue;
     }
-    unexplained.push(`  ${key}\n    - BuildKit: ${want ?? '(absent)'}\n    + tsbuild:  ${got ?? '(absent)'}`);
+    unexplained.push(`  ${key}\n    - BuildKit: ${want ?? ABSENT}\n    + tsbuild:  ${got ?? ABSENT}`);
   }
   return { unexplained, accepted };
 }

@@ -37,7 +37,7 @@ export async function regenerate(cases: readonly ConformanceCase[], log: (line: 
           try {
             const image = await buildWithBuildkit(daemon, join(daemonDir, 'data'), testCase, dockerfile, context, base.reference, layout);
             snapshot = image.layoutDir !== undefined
-              ? await snapshotLayout(image.layoutDir, BUILDKIT_REF_NAME, join(caseDir, 'rootfs'), base.snapshot)
+              ? await snapshotLayout(image.layoutDir, BUILDKIT_REF_NAME, join(caseDir, 'rootfs'), base.snapshot, image.config)
               : configLines(image.config);
             log(`${testCase.name}: built`);
           } catch (error) {

@@ -36,10 +36,11 @@ async function readImage(layoutDir: string, refName: string): Promise<LayoutImag
   return { config: await blob(manifest.config.digest) };
 }
 
-/** Drops null, undefined and empty objects: absent and empty mean the same to a container. */
+/** Drops null, undefined, empty lists and empty objects: absent and empty mean the same to a container. */
 function meaningful(value: unknown): boolean {
   if (value === null || value === undefined) return false;
-  if (typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length === 0) return false;
+  if (Array.isArray(value)) return value.length > 0;
+  if (typeof value === 'object' && Object.keys(value).length === 0) return false;
   return true;
 }
 
@@ -106,9 +107,10 @@ export function relativeToBase(tree: Snapshot, base: Snapshot): Snapshot {
 /**
  * Unpacks `refName` of an OCI layout with `umoci raw unpack` into `rootfs` (which proves umoci can
  * read the layout), and returns the image's snapshot: config lines, then tree lines relative to `base`.
+ * `config` replaces the layout's config where the layout is a conversion that may have lost fields.
  */
-export async function snapshotLayout(layoutDir: string, refName: string, rootfs: string, base: BaseSnapshot): Promise<Snapshot> {
-  const image = await readImage(layoutDir, refName);
+export async function snapshotLayout(layoutDir: string, refName: string, rootfs: string, base: BaseSnapshot, config?: Record<string, unknown>): Promise<Snapshot> {
+  const image = config !== undefined ? { config } : await readImage(layoutDir, refName);
   try {
     await run('umoci', ['raw', 'unpack', '--image', `${layoutDir}:${refName}`, rootfs]);
   } catch (error) {
