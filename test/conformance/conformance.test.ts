@@ -14,10 +14,12 @@ import { loadDifferences } from './differences.js';
 import { describeRun, runCase } from './runner.js';
 
 const isRoot = process.getuid?.() === 0;
+/** Cases built at once: a build mostly waits on processes and disk, so a few overlap well. */
+const CONCURRENCY = 3;
 const cases = loadCases();
 const differences = loadDifferences();
 
-describe('conformance corpus: tsbuild builds what BuildKit builds', { skip: isRoot ? false : 'needs root: RUN steps and umoci unpacking keep file owners', concurrency: 2 }, () => {
+describe('conformance corpus: tsbuild builds what BuildKit builds', { skip: isRoot ? false : 'needs root: RUN steps and umoci unpacking keep file owners', concurrency: CONCURRENCY }, () => {
   let work: string;
   let base: ServedBase;
 
@@ -36,10 +38,10 @@ describe('conformance corpus: tsbuild builds what BuildKit builds', { skip: isRo
       const result = await runCase(testCase, base, differences);
       await t.test('same tree and config as BuildKit', () => {
         const text = describeRun(testCase, result);
-        assert.equal(text, '', `\n${text}`);
+        if (text !== '') assert.fail(`\n${text}`);
       });
       await t.test('a fully cached rebuild gives the same manifest digest', () => {
-        assert.deepEqual(result.unstableDigests, [], `\n${result.unstableDigests.join('\n')}`);
+        if (result.unstableDigests.length > 0) assert.fail(`\n${result.unstableDigests.join('\n')}`);
       });
     });
   }
