@@ -10,11 +10,22 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serveBase } from './base-image.js';
-import { loadCases } from './cases.js';
+import { loadCases, type ConformanceCase } from './cases.js';
 import { loadDifferences } from './differences.js';
 import { compatibilitySection, updateReadme } from './readme.js';
 import { regenerate } from './regenerate.js';
-import { describeRun, runCase } from './runner.js';
+import { CONCURRENCY, describeRun, runCase, type CaseRun } from './runner.js';
+
+/** Runs `job` on every case, CONCURRENCY at a time; the results in the cases' order. */
+async function inParallel(cases: readonly ConformanceCase[], job: (testCase: ConformanceCase) => Promise<CaseRun>): Promise<CaseRun[]> {
+  const results: CaseRun[] = [];
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (let index = next++; index < cases.length; index = next++) results[index] = await job(cases[index]!);
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  return results;
+}
 
 async function compareAll(names: ReadonlySet<string> | undefined): Promise<number> {
   const cases = loadCases(names);
@@ -25,8 +36,9 @@ async function compareAll(names: ReadonlySet<string> | undefined): Promise<numbe
   try {
     const base = await serveBase(work);
     try {
-      for (const testCase of cases) {
-        const result = await runCase(testCase, base, differences);
+      const results = await inParallel(cases, (testCase) => runCase(testCase, base, differences));
+      for (const [index, testCase] of cases.entries()) {
+        const result = results[index]!;
         const text = describeRun(testCase, result);
         if (text !== '') differing += 1;
         if (result.unstableDigests.length > 0) unstable += 1;

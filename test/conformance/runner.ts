@@ -11,6 +11,8 @@ import { buildWithTsbuild, REF_NAME } from './tsbuild-side.js';
 import type { ServedBase } from './base-image.js';
 
 export const SOURCE_DATE_EPOCH = 1700000000;
+/** Cases built at once: a build mostly waits on processes and disk, so a few overlap well. */
+export const CONCURRENCY = 3;
 
 export interface CaseRun {
   readonly snapshot: Snapshot;

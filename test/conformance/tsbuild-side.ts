@@ -1,5 +1,6 @@
 /** Builds a case with tsbuild (the library, in process) into an OCI layout. */
-import { build, parsePlatform } from '../../builder/index.js';
+import { parsePlatform } from '../../builder/index.js';
+import { buildForTest } from '../support/build-for-test.js';
 import { buildArgs, type ConformanceCase } from './cases.js';
 
 export const REF_NAME = 'conformance';
@@ -22,7 +23,7 @@ export interface TsbuildSettings {
 /** Builds `testCase` into `layoutDir`, the image named `conformance`; a failed build throws. */
 export async function buildWithTsbuild(testCase: ConformanceCase, layoutDir: string, settings: TsbuildSettings): Promise<TsbuildOutput> {
   const { platform, target } = testCase.options;
-  const result = await build({
+  const result = await buildForTest({
     context: settings.context,
     dockerfile: testCase.dockerfile,
     buildArgs: buildArgs(testCase, settings.base),
