@@ -49,7 +49,7 @@ async function readDocument(layout: OciLayout, descriptor: Descriptor): Promise<
 function documentSource(layout: OciLayout, descriptor: Descriptor) {
   return {
     label: `${descriptor.digest} in OCI layout ${layout.dir}`,
-    errorCode: 'LAYOUT',
+    errorCode: 'LAYOUT' as const,
     digest: descriptor.digest,
     declaredMediaType: descriptor.mediaType,
     rawManifest: () => readDocument(layout, descriptor),
@@ -84,7 +84,7 @@ export function layoutIndex(layout: OciLayout, descriptor: Descriptor): ImageInd
 export function layoutRootIndex(layout: OciLayout): ImageIndex {
   return lazyIndex({
     label: `OCI layout ${layout.dir}`,
-    errorCode: 'LAYOUT',
+    errorCode: 'LAYOUT' as const,
     rawManifest: async () => Buffer.from(JSON.stringify(await layout.readIndex()), 'utf8'),
     image: async (entry) => layoutImage(layout, entry),
     imageIndex: async (entry) => layoutIndex(layout, entry),
@@ -107,7 +107,7 @@ export async function selectLayoutRoot(layout: OciLayout, selector: ImageSelecto
   const entries = (await top.indexManifest()).manifests;
   if (selector.digest !== undefined) {
     const found = await findDigest(layout, top, selector.digest, 0);
-    if (found === undefined) throw new TsbuildError('NOT_FOUND', `OCI layout ${layout.dir} has no manifest ${selector.digest}`);
+    if (found === undefined) throw new TsbuildError('IMAGE_NOT_FOUND', `OCI layout ${layout.dir} has no manifest ${selector.digest}`);
     return { root: found, label: `${layout.dir}@${selector.digest}` };
   }
   const tag = selector.tag ?? 'latest';
@@ -120,7 +120,7 @@ export async function selectLayoutRoot(layout: OciLayout, selector: ImageSelecto
   if (first === undefined) {
     const tags = entries.flatMap((entry) => entry.annotations?.[RefNameAnnotation] ?? []);
     const known = tags.length > 0 ? `tags: ${tags.join(', ')}` : 'it has no tagged images';
-    throw new TsbuildError('NOT_FOUND', `OCI layout ${layout.dir} has no image tagged "${tag}" (${known})`);
+    throw new TsbuildError('IMAGE_NOT_FOUND', `OCI layout ${layout.dir} has no image tagged "${tag}" (${known})`);
   }
   if (tagged.some((entry) => entry.digest !== first.digest)) {
     throw new TsbuildError('LAYOUT', `OCI layout ${layout.dir} lists different images under the tag "${tag}"`);

@@ -136,7 +136,7 @@ async function isArchiveFile(file: string): Promise<boolean> {
     const { head } = await peek(stream, tarBlockSize);
     return isTarHeader(head);
   } catch (err) {
-    if (err instanceof TsbuildError && err.code.endsWith('_MISSING')) throw err;
+    if (err instanceof TsbuildError && err.code === 'TOOL_MISSING') throw err;
     return false;
   } finally {
     stream?.destroy();

@@ -56,7 +56,7 @@ function planOptions(over: PlanOverrides): PlanOptions & { resolved: string[] } 
       };
     },
     resolveRegistryImage: async (reference) => {
-      throw new TsbuildError('REGISTRY_TEST', `no registry in plan tests (asked for ${reference})`);
+      throw new TsbuildError('UNREACHABLE', `no registry in plan tests (asked for ${reference})`);
     },
   };
 }
