@@ -51,9 +51,11 @@ export function goldenFile(testCase: ConformanceCase): string {
   return join(testCase.dir, 'expected.txt');
 }
 
-/** Every case, sorted by name; a malformed case.json throws naming the file. */
+/** Every case (or those named in `only`), sorted by name; a malformed case.json or an unknown name throws. */
 export function loadCases(only?: ReadonlySet<string>): ConformanceCase[] {
   const root = casesDir();
+  const unknown = [...(only ?? [])].filter((name) => !existsSync(join(root, name, 'Dockerfile')));
+  if (unknown.length > 0) throw new Error(`no such case: ${unknown.join(', ')}`);
   return readdirSync(root).sort()
     .filter((name) => only === undefined || only.has(name))
     .filter((name) => lstatSync(join(root, name)).isDirectory())

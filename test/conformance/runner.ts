@@ -3,12 +3,12 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
+import type { ServedBase } from './base-image.js';
 import { goldenFile, prepareContext, type ConformanceCase } from './cases.js';
 import { acceptor, type Difference } from './differences.js';
 import { compare, FAILED, readGolden, type Comparison } from './golden.js';
 import { snapshotLayout, UnpackError, type Snapshot } from './snapshot.js';
 import { buildWithTsbuild, REF_NAME } from './tsbuild-side.js';
-import type { ServedBase } from './base-image.js';
 
 export const SOURCE_DATE_EPOCH = 1700000000;
 /** Cases built at once: a build mostly waits on processes and disk, so a few overlap well. */
@@ -24,7 +24,7 @@ export interface CaseRun {
   readonly unstableDigests: string[];
 }
 
-/** A scratch area for one case: context, layouts, caches. Removed by `cleanup`. */
+/** A scratch area for one case: context, layouts, caches; the caller removes it. */
 async function caseWork(testCase: ConformanceCase): Promise<string> {
   return mkdtemp(join(os.tmpdir(), `tsbuild-conformance-${testCase.name}-`));
 }
