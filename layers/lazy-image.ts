@@ -56,6 +56,7 @@ function documentOf(source: DocumentSource, kind: ParsedDocument['kind']): Manif
     size,
     mediaType,
     descriptor: async () => ({ mediaType: await mediaType(), digest: await digest(), size: await size() }),
+    toJSON: () => source.label,
   };
 }
 
@@ -69,8 +70,8 @@ export function lazyImage(source: ImageSource): Image {
     const diffIds = (await config()).rootfs.diff_ids;
     return (await manifest()).layers.map((descriptor, i) => source.layer(descriptor, diffIds[i] as Digest));
   });
-  const { rawManifest, digest, size, mediaType, descriptor } = document;
-  return { rawManifest, digest, size, mediaType, descriptor, manifest, rawConfig, config, layers };
+  const { rawManifest, digest, size, mediaType, descriptor, toJSON } = document;
+  return { rawManifest, digest, size, mediaType, descriptor, toJSON, manifest, rawConfig, config, layers };
 }
 
 /** An ImageIndex over an index source; children are resolved through the source when asked for. */
@@ -82,13 +83,14 @@ export function lazyIndex(source: IndexSource): ImageIndex {
     if (found === undefined) throw new TsbuildError('IMAGE_NOT_FOUND', `${source.label} lists no manifest ${digest}`);
     return found;
   };
-  const { rawManifest, digest, size, mediaType, descriptor } = document;
+  const { rawManifest, digest, size, mediaType, descriptor, toJSON } = document;
   return {
     rawManifest,
     digest,
     size,
     mediaType,
     descriptor,
+    toJSON,
     indexManifest,
     image: async (d) => source.image(await entry(d)),
     imageIndex: async (d) => source.imageIndex(await entry(d)),

@@ -4,6 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { DigestStream, parseDigest } from '../../layers/digest.js';
 import { TsbuildError } from '../../layers/errors.js';
 import { openWriteStream } from '../../layers/fs-util.js';
+import { firstHeader } from '../../registry-client/http-body.js';
 
 export function isUrl(source: string): boolean {
   return /^https?:\/\//i.test(source);
@@ -81,7 +82,7 @@ export async function downloadUrl(url: string, dir: string, checksum: string | u
       await response.body.dump();
       throw fail(`HTTP ${response.statusCode}`);
     }
-    lastModified = String(response.headers['last-modified'] ?? '');
+    lastModified = firstHeader(response.headers, 'last-modified');
     await pipeline(response.body, hash, out);
   } catch (err) {
     out.destroy();
@@ -92,7 +93,7 @@ export async function downloadUrl(url: string, dir: string, checksum: string | u
   if (checksum !== undefined && hash.digest !== parseDigest(checksum)) {
     throw new TsbuildError('ADD_CHECKSUM', `checksum mismatch for ${shown}: expected ${checksum}, got ${hash.digest}`);
   }
-  const modified = Date.parse(lastModified);
+  const modified = Date.parse(lastModified ?? '');
   if (!Number.isNaN(modified)) await utimes(file, modified / 1000, modified / 1000);
   return file;
 }

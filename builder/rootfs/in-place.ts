@@ -192,7 +192,7 @@ async function applyOnto(root: string, paths: ProtectedPaths, layers: readonly I
   for (const layer of layers) {
     const staging = await mkdtemp(path.join(root, '.tsbuild-unpack-'));
     try {
-      const stats = await applyLayer(staging, await decompressStream(createReadStream(layer.blobPath)));
+      const stats = await applyLayer(staging, await decompressStream(createReadStream(await layer.blobPath())));
       if (stats.applied.whiteout + stats.applied.opaque > 0) {
         throw new TsbuildError('IN_PLACE', `layer ${layer.descriptor.digest} deletes files; in-place builds can only add its kind of layer`);
       }

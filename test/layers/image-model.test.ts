@@ -77,6 +77,7 @@ describe('lazyImage and blobLayer', () => {
 
     assert.equal(await image.digest(), manifest.digest);
     assert.deepEqual(await image.descriptor(), manifest);
+    assert.equal(JSON.stringify({ image }), `{"image":"memory@${manifest.digest}"}`, 'printed as where it is from');
     assert.equal((await image.config()).os, 'linux');
     const [only] = await image.layers();
     assert.equal(await only!.digest(), layer.digest);
