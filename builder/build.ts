@@ -140,6 +140,7 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
           runCacheDir: defaultRunCacheDir(env),
           secrets,
           sshAgents,
+          env,
         },
         counter,
       );

@@ -44,6 +44,8 @@ export interface ExecuteOptions {
   readonly secrets: ReadonlyMap<string, Buffer>;
   /** SSH agent sockets by id, for `RUN --mount=type=ssh`. */
   readonly sshAgents: ReadonlyMap<string, string>;
+  /** The caller's environment: what `ADD` of a URL or a git repository may read. */
+  readonly env: NodeJS.ProcessEnv;
 }
 
 /** The image a platform's target stage produced. */
@@ -134,6 +136,7 @@ function copyContext(ctx: StepContext): CopyContext {
     now: ctx.now,
     stageRun: (index) => ctx.runs.get(index)!,
     imageRootfs: ctx.imageRootfs,
+    env: ctx.env,
   };
 }
 

@@ -26,7 +26,7 @@ const defaultLimits: DownloadLimits = { headersMs: 30_000, idleMs: 60_000, total
  * The limits, with `TSBUILD_ADD_URL_TIMEOUT` (seconds) replacing the one-hour limit for a whole
  * download; no wait is ever longer than it.
  */
-export function downloadLimits(env: NodeJS.ProcessEnv = process.env): DownloadLimits {
+export function downloadLimits(env: NodeJS.ProcessEnv): DownloadLimits {
   const value = env.TSBUILD_ADD_URL_TIMEOUT;
   if (value === undefined || value === '') return defaultLimits;
   const seconds = Number(value);
@@ -56,7 +56,7 @@ export function redactUrl(url: string): string {
  * Downloads an ADD source URL into `dir`, named after the URL's last path segment, with the
  * server's Last-Modified time; with `checksum`, the content must have that digest.
  */
-export async function downloadUrl(url: string, dir: string, checksum: string | undefined, limits: DownloadLimits = downloadLimits()): Promise<string> {
+export async function downloadUrl(url: string, dir: string, checksum: string | undefined, limits: DownloadLimits): Promise<string> {
   const shown = redactUrl(url);
   const fail = (reason: string, cause?: unknown): TsbuildError => new TsbuildError('ADD_URL', `failed to download ${shown}: ${reason}`, { cause });
   let parsed: URL;

@@ -9,7 +9,7 @@ import type { IsolationBackend, RunResult, RunSpec } from './backend.js';
 import { placeBindFiles } from './in-place-files.js';
 import type { NodeLauncher } from './node-runtime.js';
 import { checkRunSpec } from './run-spec-check.js';
-import { nodeCommand } from './this-node.js';
+import { nodeCommand } from '../host/this-node.js';
 
 export interface InPlaceBackendOptions {
   /** The same extra protected paths the in-place preparer was given; bind files are never written there. */

@@ -8,10 +8,10 @@ import { TsbuildError } from '../../layers/errors.js';
 import { isErrnoCode, lstatOrUndefined } from '../../layers/fs-util.js';
 import type { ImageLayer } from '../model/image-layer.js';
 import { applyLayers } from './apply-layers.js';
-import { mountPoints } from './mountinfo.js';
+import { mountPoints } from '../host/mountinfo.js';
 import type { PreparedRootfs } from './prepare.js';
 import { classifyPath, protectPaths, type ProtectedPaths } from './protected-paths.js';
-import { nodeBinary } from '../isolation/this-node.js';
+import { nodeBinary } from '../host/this-node.js';
 
 
 /**

@@ -131,7 +131,7 @@ describe('lazyImage and blobLayer', () => {
     assert.equal(await index.digest(), indexDescriptor.digest);
     const image = await index.image(manifest.digest);
     assert.equal((await image.config()).architecture, 'amd64');
-    await assert.rejects(index.image(sha256('absent')), (error: unknown) => error instanceof TsbuildError && error.code === 'NOT_FOUND');
+    await assert.rejects(index.image(sha256('absent')), (error: unknown) => error instanceof TsbuildError && error.code === 'IMAGE_NOT_FOUND');
   });
 });
 

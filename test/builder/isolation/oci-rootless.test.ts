@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { findOciRuntime } from '../../../builder/isolation/find-runtime.js';
 import type { OciIdMapping, OciMount, OciRuntimeConfig } from '../../../builder/isolation/oci-config.js';
-import { mountsUnder } from '../../../builder/rootfs/mountinfo.js';
+import { mountsUnder } from '../../../builder/host/mountinfo.js';
 import { writeBusyboxImage } from '../../support/busybox-image.js';
 import { repoRoot } from '../../support/repo-root.js';
 import { treeState } from '../../support/tree-state.js';

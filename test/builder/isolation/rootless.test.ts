@@ -7,7 +7,7 @@ import { writeBusyboxImage } from '../../support/busybox-image.js';
 import { repoRoot } from '../../support/repo-root.js';
 import { ensureUser, processesOf, runAs, runAsOrRoot, unprivilegedSkipReason, type RunResult, type TestUser } from '../../support/unprivileged-user.js';
 import { unpackWithUmoci } from '../../support/validate-layout.js';
-import { mountsUnder } from '../../../builder/rootfs/mountinfo.js';
+import { mountsUnder } from '../../../builder/host/mountinfo.js';
 import { requires } from '../../support/requirement.js';
 
 const cli = join(repoRoot(), 'dist/cli/main.js');
