@@ -177,8 +177,54 @@ describe('COPY sources', () => {
     );
   });
 
-  it('fails when a wildcard matches nothing', async () => {
-    await assertBuildFails({ dockerfile: df('FROM scratch', 'COPY *.nothing /x/'), files: { 'a.txt': 'A' } }, 2, /\*\.nothing/);
+  it('matches names as Go\'s filepath.Match does: dashes, classes, ranges, negation, quoted wildcards', async () => {
+    await withImage(
+      {
+        dockerfile: df(
+          'FROM scratch',
+          'COPY app-* /dash/',
+          'COPY [a-b]?? /range/',
+          'COPY [^a-c]?? /negated/',
+          'COPY n\\?pe /unquoted/',
+          'COPY "n\\?p*" /quoted/',
+        ),
+        files: { 'app-1': '1', 'app-2': '2', 'abc': 'abc', 'bcd': 'bcd', 'cde': 'cde', 'xyz': 'xyz', 'n?pe': 'q', 'nope': 'n' },
+      },
+      async ({ rootfs }) => {
+        assert.deepEqual(await names(rootfs, 'dash'), ['app-1', 'app-2']);
+        assert.deepEqual(await names(rootfs, 'range'), ['abc', 'bcd']);
+        assert.deepEqual(await names(rootfs, 'negated'), ['xyz']);
+        // Unquoted, the Dockerfile's own escape removal leaves `n?pe`, a wildcard; quoted, `\?` reaches
+        // the pattern and matches only a literal `?`.
+        assert.deepEqual(await names(rootfs, 'unquoted'), ['n?pe', 'nope']);
+        assert.deepEqual(await names(rootfs, 'quoted'), ['n?pe']);
+      },
+    );
+  });
+
+  it('copies nothing, without failing, for wildcards and malformed patterns that match nothing', async () => {
+    await withImage(
+      {
+        dockerfile: df('FROM scratch', 'COPY *.nothing a.txt /some/', 'COPY *.nothing /none/', 'COPY [a /bad/', 'COPY l*/f /links/'),
+        files: { 'a.txt': 'A', '[a': 'literal', 'dir/f': 'f' },
+        setup: (ctx) => symlink('dir', join(ctx, 'link')),
+      },
+      async ({ rootfs }) => {
+        assert.deepEqual(await names(rootfs, 'some'), ['a.txt']);
+        await assertAbsent(rootfs, 'none');
+        await assertAbsent(rootfs, 'bad');
+        // Below the first wildcard, symlinks to directories are not followed.
+        await assertAbsent(rootfs, 'links');
+      },
+    );
+  });
+
+  it('fails when the directory before a wildcard does not exist', async () => {
+    await assertBuildFails({ dockerfile: df('FROM scratch', 'COPY nodir/* /x/'), files: { 'a.txt': 'A' } }, 2, /nodir.*not found/);
+  });
+
+  it('fails on a quoted escape without wildcards, which names a file with a backslash', async () => {
+    await assertBuildFails({ dockerfile: df('FROM scratch', 'COPY "n\\?pe" /x/'), files: { 'n?pe': 'q' } }, 2, /not found/);
   });
 
   it('fails when a source does not exist', async () => {
