@@ -42,7 +42,7 @@ export async function copyStepEntries(step: CopyStep, selected: readonly Selecte
     destPath,
     destIsDirectory: step.dest.endsWith('/') || selected.length > 1 || destExistsAsDir,
     parents: step.parents,
-    ...(step.chown !== undefined ? { owner: await resolveOwner(step.chown, rootfs) } : {}),
+    ...(step.chown !== undefined ? { owner: await resolveOwner(step.chown, run.layers.length > 0 ? rootfs : undefined) } : {}),
     ...(step.chmod !== undefined ? { chmod: parseChmod(step.chmod) } : {}),
     isExcluded: (rel) => excludes.matches(rel),
     canSkipExcludedDir: (rel) => excludes.canSkipDir(rel),

@@ -440,18 +440,48 @@ describe('COPY --chown and --chmod', () => {
     );
   });
 
-  it('fails for an unknown user or group', async () => {
-    await assertBuildFails(
-      { dockerfile: df(...usersStage, 'FROM users', 'COPY --chown=mallory a.txt /x'), files: { passwd, group, 'a.txt': 'A' } },
-      4,
-      /mallory/,
+  it('gives names the image does not list id 0 (or the user\'s gid), as BuildKit does', async () => {
+    await withImage(
+      {
+        dockerfile: df(
+          ...usersStage,
+          'FROM users',
+          'COPY --chown=mallory a.txt /unknown-user',
+          'COPY --chown=alice:nogroup a.txt /unknown-group',
+          'COPY --chown=root:staff a.txt /root-name',
+        ),
+        files: { passwd, group, 'a.txt': 'A' },
+      },
+      async ({ rootfs }) => {
+        await assertNode(rootfs, 'unknown-user', { type: 'file', uid: 0, gid: 0 });
+        await assertNode(rootfs, 'unknown-group', { type: 'file', uid: 1001, gid: 1002 });
+        await assertNode(rootfs, 'root-name', { type: 'file', uid: 0, gid: 50 });
+      },
     );
-    await assertBuildFails(
-      { dockerfile: df(...usersStage, 'FROM users', 'COPY --chown=alice:nogroup a.txt /x'), files: { passwd, group, 'a.txt': 'A' } },
-      4,
-      /nogroup/,
+  });
+
+  it('resolves root and numbers without /etc/passwd, and fails for a name in an empty stage', async () => {
+    await withImage(
+      { dockerfile: df('FROM scratch', 'COPY --chown=root a.txt /root', 'COPY --chown=5:root a.txt /numeric', 'COPY --chown=nobody a.txt /later'), files: { 'a.txt': 'A' } },
+      async ({ rootfs }) => {
+        await assertNode(rootfs, 'root', { type: 'file', uid: 0, gid: 0 });
+        await assertNode(rootfs, 'numeric', { type: 'file', uid: 5, gid: 0 });
+        // The stage has files by then, but no /etc/passwd: the name is not listed.
+        await assertNode(rootfs, 'later', { type: 'file', uid: 0, gid: 0 });
+      },
     );
     await assertBuildFails({ dockerfile: df('FROM scratch', 'COPY --chown=alice a.txt /x'), files: { 'a.txt': 'A' } }, 2, /alice/);
+  });
+
+  it('creates WORKDIR directories for USER root, or a numeric user, in a scratch stage without /etc/passwd', async () => {
+    await withImage(
+      { dockerfile: df('FROM scratch', 'USER root', 'WORKDIR /app', 'USER 1234', 'WORKDIR /numeric', 'USER 5:6', 'WORKDIR /pair'), files: {} },
+      async ({ rootfs }) => {
+        await assertNode(rootfs, 'app', { type: 'dir', uid: 0, gid: 0, mode: 0o755 });
+        await assertNode(rootfs, 'numeric', { type: 'dir', uid: 1234, gid: 1234 });
+        await assertNode(rootfs, 'pair', { type: 'dir', uid: 5, gid: 6 });
+      },
+    );
   });
 
   it('applies an octal --chmod to files and to copied directories', async () => {
