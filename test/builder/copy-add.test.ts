@@ -254,6 +254,17 @@ describe('COPY sources', () => {
     );
   });
 
+  it('copies the context\'s contents for a source that expands to nothing, as BuildKit does', async () => {
+    await withImage(
+      { dockerfile: df('FROM scratch', 'ARG EMPTY', 'COPY $EMPTY /ctx/', 'COPY ${EMPTY} a /one/'), files: { 'a': 'a', 'd/b': 'b', '.dockerignore': 'd/b\n' } },
+      async ({ rootfs }) => {
+        assert.deepEqual(await names(rootfs, 'ctx'), ['.dockerignore', 'Dockerfile', 'a', 'd']);
+        assert.deepEqual(await names(rootfs, 'ctx/d'), []);
+        assert.deepEqual(await names(rootfs, 'one'), ['.dockerignore', 'Dockerfile', 'a', 'd']);
+      },
+    );
+  });
+
   it('copies the whole context with "."', async () => {
     await withImage({ dockerfile: df('FROM scratch', 'COPY . /ctx/'), files: { 'a': 'a', 'd/b': 'b' } }, async ({ rootfs }) => {
       assert.deepEqual(await names(rootfs, 'ctx'), ['Dockerfile', 'a', 'd']);
