@@ -116,8 +116,7 @@ async function executeStep(step: Exclude<PlannedStep, { kind: 'metadata' }>, run
       return { layer: await layerFrom(entries, ctx), inRootfs: true };
     }
     case 'workdir': {
-      const entries = await workdirEntries(step, run, ctx.now);
-      return entries.length === 0 ? { inRootfs: false } : { layer: await layerFrom(entries, ctx), inRootfs: false };
+      return { layer: await layerFrom(await workdirEntries(step, run, ctx.now), ctx), inRootfs: false };
     }
     case 'copy': {
       const entries = await copyStepEntries(step, await sources.copy(), run, copyContext(ctx));

@@ -2,7 +2,7 @@ import { atSourceLine, TsbuildError } from '../../layers/errors.js';
 import type { ContainerConfig } from '../../layers/types.js';
 import type { AddInstruction, CommandLine, CopyInstruction, Instruction } from '../frontend/instructions.js';
 import { ShellLex } from '../frontend/shell-lex.js';
-import { exposedPortKeys, resolveCopyDest, resolveWorkdir, validateStopSignal } from './image-config.js';
+import { cleanPath, exposedPortKeys, resolveCopyDest, resolveWorkdir, validateStopSignal } from './image-config.js';
 import type { CopySource, PlannedStep } from './plan-types.js';
 import type { Scope } from './scope.js';
 import { checkMountTargets, parseRunMount, type RunMount } from '../run/run-mounts.js';
@@ -128,9 +128,11 @@ function dispatchInstruction(state: StageState, ins: Instruction, ctx: DispatchC
       if (!state.cmdSet) c.Cmd = null;
       return meta(ins.original);
     case 'WORKDIR': {
-      const path = resolveWorkdir(c.WorkingDir, expand(ins.path));
-      state.steps.push({ kind: 'workdir', location: ins.location, createdBy: `WORKDIR ${path}`, path, ...(c.User ? { user: c.User } : {}) });
-      c.WorkingDir = path;
+      // As in BuildKit, every WORKDIR but `/` makes a layer, empty when the directory exists.
+      c.WorkingDir = resolveWorkdir(c.WorkingDir, expand(ins.path));
+      const path = cleanPath(c.WorkingDir);
+      if (path === '/') return meta(`WORKDIR ${c.WorkingDir}`);
+      state.steps.push({ kind: 'workdir', location: ins.location, createdBy: `WORKDIR ${c.WorkingDir}`, path, ...(c.User ? { user: c.User } : {}) });
       return;
     }
     case 'COPY':
@@ -138,7 +140,7 @@ function dispatchInstruction(state: StageState, ins: Instruction, ctx: DispatchC
       state.steps.push(copyStep(ins, state, ctx, expand));
       return;
     case 'RUN': {
-      const workdir = c.WorkingDir || '/';
+      const workdir = cleanPath(c.WorkingDir || '/');
       const resolveFrom = (name: string): CopySource => ctx.resolveCopyFrom(copyFromName(name, ctx.lex));
       const mounts: RunMount[] = [];
       for (const raw of ins.mounts) mounts.push(parseRunMount(raw, { expand, workdir, resolveFrom, sshIndex: mounts.filter((m) => m.type === 'ssh').length }));

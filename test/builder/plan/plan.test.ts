@@ -420,6 +420,28 @@ describe('image config instructions', () => {
     assert.equal(config.WorkingDir, '/srv/app');
   });
 
+  it('records WorkingDir as BuildKit does: / on scratch, an absolute path as written, a relative one cleaned', async () => {
+    assert.equal((await planConfig('FROM scratch\nENV A=1\n')).WorkingDir, '/');
+    assert.equal((await planConfig('FROM base\n', { images: { base: { config: { Env: ['PATH=/bin'] } } } })).WorkingDir, undefined);
+    const stage = await planTarget('FROM scratch\nWORKDIR /app/\nWORKDIR /x/../y/.\nWORKDIR sub/\nWORKDIR /\nRUN pwd\n');
+    assert.equal(stage.config.WorkingDir, '/');
+    // Every WORKDIR but `/` is a step with a layer; `/` only changes the config.
+    assert.deepEqual(
+      stage.steps.map((s) => [s.kind, s.createdBy]),
+      [['workdir', 'WORKDIR /app/'], ['workdir', 'WORKDIR /x/../y/.'], ['workdir', 'WORKDIR /y/sub'], ['metadata', 'WORKDIR /'], ['run', 'RUN /bin/sh -c pwd']],
+    );
+    assert.deepEqual(stage.steps.flatMap((s) => (s.kind === 'workdir' ? [s.path] : [])), ['/app', '/y', '/y/sub']);
+    assert.equal((await planConfig('FROM scratch\nWORKDIR /app/\n')).WorkingDir, '/app/');
+    assert.equal(runs(await planTarget('FROM scratch\nWORKDIR /a//b/./\nRUN pwd\n'))[0]!.workdir, '/a/b');
+  });
+
+  it('adds the default PATH to a base image whose Env has none', async () => {
+    const config = await planConfig('FROM base\n', { images: { base: { config: { Env: ['A=1'] } } } });
+    assert.deepEqual(config.Env, ['A=1', defaultPath]);
+    const withoutEnv = await planConfig('FROM base\nENV B=2\n', { images: { base: { config: {} } } });
+    assert.deepEqual(withoutEnv.Env, [defaultPath, 'B=2']);
+  });
+
   it('RUN without WORKDIR runs in /', async () => {
     const stage = await planTarget('FROM scratch\nRUN pwd\n');
     assert.equal(runs(stage)[0]!.workdir, '/');
