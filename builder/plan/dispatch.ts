@@ -121,6 +121,8 @@ function dispatchInstruction(state: StageState, ins: Instruction, ctx: DispatchC
     }
     case 'CMD':
       c.Cmd = commandArgs(ins.command, c);
+      // BuildKit marks every CMD's arguments as escaped (a Docker image field, for Windows).
+      c.ArgsEscaped = true;
       state.cmdSet = true;
       return meta(ins.original);
     case 'ENTRYPOINT':

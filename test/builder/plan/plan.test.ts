@@ -435,6 +435,12 @@ describe('image config instructions', () => {
     assert.equal(runs(await planTarget('FROM scratch\nWORKDIR /a//b/./\nRUN pwd\n'))[0]!.workdir, '/a/b');
   });
 
+  it('sets ArgsEscaped for CMD in either form, as BuildKit does, and not for ENTRYPOINT alone', async () => {
+    assert.equal((await planConfig('FROM scratch\nCMD ["a"]\n')).ArgsEscaped, true);
+    assert.equal((await planConfig('FROM scratch\nCMD a\n')).ArgsEscaped, true);
+    assert.equal((await planConfig('FROM scratch\nENTRYPOINT a\n')).ArgsEscaped, undefined);
+  });
+
   it('adds the default PATH to a base image whose Env has none', async () => {
     const config = await planConfig('FROM base\n', { images: { base: { config: { Env: ['A=1'] } } } });
     assert.deepEqual(config.Env, ['A=1', defaultPath]);
