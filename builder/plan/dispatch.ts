@@ -57,10 +57,13 @@ function dispatchInstruction(state: StageState, ins: Instruction, ctx: DispatchC
     case 'ARG': {
       const shown: string[] = [];
       for (const def of ins.args) {
-        ctx.consumedArgs.add(def.key);
-        const value = ctx.buildArgs.get(def.key) ?? (def.value !== undefined ? expand(def.value) : ctx.globalArgs.get(def.key));
-        if (value !== undefined) state.scope.setArg(def.key, value);
-        shown.push(value !== undefined ? `${def.key}=${value}` : def.key);
+        // A name can hold variables (`ARG ${name}=x`), expanded as dockerd's BuildKit does.
+        const key = expand(def.key);
+        if (key === '') throw new TsbuildError('BAD_ARG', 'ARG names can not be blank');
+        ctx.consumedArgs.add(key);
+        const value = ctx.buildArgs.get(key) ?? (def.value !== undefined ? expand(def.value) : ctx.globalArgs.get(key));
+        if (value !== undefined) state.scope.setArg(key, value);
+        shown.push(value !== undefined ? `${key}=${value}` : key);
       }
       return meta(`ARG ${shown.join(' ')}`);
     }

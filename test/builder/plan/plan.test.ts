@@ -441,6 +441,14 @@ describe('image config instructions', () => {
     assert.equal((await planConfig('FROM scratch\nENTRYPOINT a\n')).ArgsEscaped, undefined);
   });
 
+  it('expands variables in ARG and ENV names', async () => {
+    const stage = await planTarget('FROM scratch\nARG name=foo\nARG ${name}=x\nENV k=K\nENV ${k}=v $k$k=w\nENV K2=$foo\nRUN env\n', { buildArgs: { foo: 'from-cli' } });
+    assert.deepEqual(stage.config.Env, [defaultPath, 'k=K', 'K=v', 'KK=w', 'K2=from-cli']);
+    assert.equal(envMap(runs(stage)[0]!.env).get('foo'), 'from-cli');
+    assert.deepEqual(stage.steps.map((s) => s.createdBy).slice(0, 2), ['ARG name=foo', 'ARG foo=from-cli']);
+    await assertFailsAt('FROM scratch\nARG ${nothing}=x\n', 2, /ARG names can not be blank/);
+  });
+
   it('adds the default PATH to a base image whose Env has none', async () => {
     const config = await planConfig('FROM base\n', { images: { base: { config: { Env: ['A=1'] } } } });
     assert.deepEqual(config.Env, ['A=1', defaultPath]);
