@@ -174,7 +174,6 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
         : { ...isolation, prepare: standardPrepare };
     if (sandbox) progress({ kind: 'note', message: `isolation: ${sandbox.backend.name} (${sandbox.reason})` });
     const contextTree = { root: contextDir, scope: 'context' as const, label: 'build context', isIgnored: (p: string) => ignore.matches(p), canSkipDir: (p: string) => ignore.canSkipDir(p) };
-    const created = new Date((request.sourceDateEpoch ?? Math.floor(Date.now() / 1000)) * 1000).toISOString();
     const images: AssembledImage[] = [];
     const counter = { next: 0 };
     for (const platformPlan of plan.platforms) {
@@ -198,7 +197,7 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
         },
         counter,
       );
-      images.push(await assembleImage(built, { created, labels: request.labels ?? new Map() }, workspace.layout));
+      images.push(await assembleImage(built, { ...(built.created !== undefined ? { created: built.created } : {}), labels: request.labels ?? new Map() }, workspace.layout));
     }
     const root = images.length === 1 ? images[0]!.manifest : await assembleIndex(images, workspace.layout);
     const artifact: BuildArtifact = { root, images, tags: request.tags ?? [], layerOrigins: layerOrigins(plan) };
