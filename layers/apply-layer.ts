@@ -49,6 +49,11 @@ export interface ApplyOptions {
    * link (its xattrs, say) reaches the other tree. Every other entry makes new inodes anyway.
    */
   sharedInodes?: boolean;
+  /**
+   * Skip an entry for the root itself (an empty name, `.`) that is not a directory, as Docker
+   * does when ADD extracts an archive, instead of refusing the layer.
+   */
+  skipRootNonDirectories?: boolean;
 }
 
 export interface ApplyStats {
@@ -115,7 +120,7 @@ export async function applyLayer(rootDir: string, tar: Readable, options: ApplyO
     if (sourceError !== undefined) return sourceError;
     return err instanceof TsbuildError ? err : unreadable(err);
   };
-  const applier = new LayerApplier(root, options.sameOwner ?? isRoot(), options.sharedInodes ?? false, readFailure);
+  const applier = new LayerApplier(root, options.sameOwner ?? isRoot(), options.sharedInodes ?? false, readFailure, options.skipRootNonDirectories ?? false);
   const entries = extract[Symbol.asyncIterator]();
   try {
     for (let index = 0; ; index++) {
@@ -196,6 +201,7 @@ class LayerApplier {
     private readonly sharedInodes: boolean,
     /** Turns an error met while reading an entry's contents into the one to throw. */
     private readonly readFailure: (err: unknown) => unknown,
+    private readonly skipRootNonDirectories: boolean,
   ) {}
 
   async apply(entry: TarEntry, xattrs: Xattrs | undefined): Promise<void> {
@@ -218,7 +224,7 @@ class LayerApplier {
     }
     if (rel === '') {
       entry.resume();
-      if (header.type === 'directory') return;
+      if (header.type === 'directory' || this.skipRootNonDirectories) return;
       throw new TsbuildError('UNSAFE_LAYER', `entry ${header.name} of type ${header.type} would replace the root`);
     }
 

@@ -165,7 +165,7 @@ function isTarHeader(block: Buffer): boolean {
 async function unpacked(tree: SourceTree, relPath: string, ctx: CopyContext): Promise<SelectedSource> {
   const dir = await ctx.workspace.newDir('add-unpack');
   try {
-    await applyLayer(dir, await decompressStream(createReadStream(path.join(tree.root, relPath))));
+    await applyLayer(dir, await decompressStream(createReadStream(path.join(tree.root, relPath))), { skipRootNonDirectories: true });
   } catch (err) {
     if (err instanceof TsbuildError) throw new TsbuildError(err.code, `invalid archive ${relPath}: ${err.message}`, { cause: err });
     throw err;

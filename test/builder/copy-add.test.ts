@@ -17,6 +17,7 @@ import { gzipSync } from 'node:zlib';
 import { build, type BuildRequest } from '../../builder/build.js';
 import { SourceError, TsbuildError } from '../../layers/errors.js';
 import { unpackWithUmoci, validateLayout } from '../support/validate-layout.js';
+import { rawTar } from '../security/raw-tar.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -769,6 +770,20 @@ describe('ADD', () => {
         }
         await assertNode(rootfs, 'owned/top', { type: 'file', uid: 9, gid: 9 });
         await validateLayout(dest);
+      },
+    );
+  });
+
+  it('skips an archive entry with an empty name, as BuildKit does', async () => {
+    await withImage(
+      {
+        dockerfile: df('FROM scratch', 'ADD empty-name.tar /x/'),
+        setup: (ctx) => writeFile(join(ctx, 'empty-name.tar'), rawTar([{ name: '', content: Buffer.from('x') }, { name: 'ok.txt', content: Buffer.from('ok\n') }])),
+      },
+      async ({ rootfs }) => {
+        assert.deepEqual(await names(rootfs, 'x'), ['ok.txt']);
+        await assertNode(rootfs, 'x', { type: 'dir', mode: 0o755 });
+        await assertNode(rootfs, 'x/ok.txt', { type: 'file', content: 'ok\n' });
       },
     );
   });
