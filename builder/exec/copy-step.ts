@@ -11,7 +11,7 @@ import { resolveInRoot, splitPath } from '../fs/resolve-path.js';
 import { matchSources, type SourceTree } from '../fs/source-tree.js';
 import type { CopySource, CopyStep, ResolvedImage } from '../plan/plan-types.js';
 import { parseChmod } from './chmod.js';
-import { copyEntries, type SelectedSource } from './copy-entries.js';
+import { copyEntries, type CopyTarget, type SelectedSource } from './copy-entries.js';
 import { downloadUrl, isUrl } from './fetch-url.js';
 import { cloneGitSource, isGitSource, parseGitSource } from './git-source.js';
 import type { StageRun } from './stage-run.js';
@@ -31,14 +31,19 @@ export interface CopyContext {
   readonly now: number;
 }
 
+/** A selected source; `archive` marks the unpacked contents of an archive ADD extracted. */
+export interface CopySelection extends SelectedSource {
+  readonly archive?: boolean;
+}
+
 /** Computes the layer entries of a COPY/ADD step in stage `run`, from the sources `selectCopySources` chose. */
-export async function copyStepEntries(step: CopyStep, selected: readonly SelectedSource[], run: StageRun, ctx: CopyContext): Promise<LayerEntry[]> {
+export async function copyStepEntries(step: CopyStep, selected: readonly CopySelection[], run: StageRun, ctx: CopyContext): Promise<LayerEntry[]> {
   const rootfs = step.link ? undefined : await run.rootfs();
   const destPath = rootfs ? await resolveInRoot(rootfs, step.dest, 'rootfs', true) : splitPath(step.dest).join('/');
   const existing = async (rel: string): Promise<Stats | undefined> => (rootfs ? lstatOrUndefined(path.join(rootfs, rel)) : undefined);
   const destExistsAsDir = (await existing(destPath))?.isDirectory() ?? false;
   const excludes = new PatternMatcher(step.excludes);
-  return copyEntries(selected, {
+  const target: CopyTarget = {
     destPath,
     destIsDirectory: step.dest.endsWith('/') || selected.length > 1 || destExistsAsDir,
     parents: step.parents,
@@ -48,7 +53,39 @@ export async function copyStepEntries(step: CopyStep, selected: readonly Selecte
     canSkipExcludedDir: (rel) => excludes.canSkipDir(rel),
     existing,
     now: ctx.now,
-  });
+  };
+  const entries = await copySelections(selected, target);
+  if (destExistsAsDir || step.parents) return entries;
+  // As in BuildKit, a destination directory the copy creates is owned by --chown (or root) and
+  // has an octal --chmod's mode, else 0755 (an archive's always), whatever the metadata of the
+  // directory whose contents go into it.
+  const first = selected.find((s) => s.match.stats.isDirectory());
+  const mode = step.chmod !== undefined && /^[0-7]{1,4}$/.test(step.chmod) && !first?.archive ? parseInt(step.chmod, 8) : 0o755;
+  return entries.map((entry) =>
+    entry.path === destPath && entry.type === 'directory' ? { ...entry, mode, uid: target.owner?.uid ?? 0, gid: target.owner?.gid ?? 0 } : entry,
+  );
+}
+
+/** copyEntries over the selections; an extracted archive keeps its own modes, as in BuildKit: `--chmod` is only for copied files. */
+async function copySelections(selected: readonly CopySelection[], target: CopyTarget): Promise<LayerEntry[]> {
+  if (!selected.some((s) => s.archive)) return copyEntries(selected, target);
+  const { chmod: _ignored, ...archiveTarget } = target;
+  const merged = new Map<string, LayerEntry>();
+  for (const group of consecutiveGroups(selected)) {
+    for (const entry of await copyEntries(group, group[0]!.archive ? archiveTarget : target)) merged.set(entry.path, entry);
+  }
+  return [...merged.values()];
+}
+
+/** Runs of sources that are all archives, or all not, in order. */
+function consecutiveGroups(selected: readonly CopySelection[]): CopySelection[][] {
+  const groups: CopySelection[][] = [];
+  for (const source of selected) {
+    const last = groups[groups.length - 1];
+    if (last && Boolean(last[0]!.archive) === Boolean(source.archive)) last.push(source);
+    else groups.push([source]);
+  }
+  return groups;
 }
 
 /**
@@ -69,13 +106,13 @@ export async function copySourceEntries(step: CopyStep, selected: readonly Selec
 }
 
 /** The files, directories, archives, downloads and heredocs a COPY/ADD reads. */
-export async function selectCopySources(step: CopyStep, ctx: CopyContext): Promise<SelectedSource[]> {
+export async function selectCopySources(step: CopyStep, ctx: CopyContext): Promise<CopySelection[]> {
   const sourceCount = step.sources.length + step.sourceContents.length;
   if (sourceCount > 1 && !step.dest.endsWith('/')) {
     throw new TsbuildError('COPY_DEST', `When using ${step.instruction} with more than one source file, the destination must be a directory and end with a /`);
   }
   const tree = await copySourceTree(step.from, ctx);
-  const selected: SelectedSource[] = [];
+  const selected: CopySelection[] = [];
   for (const source of step.sources) {
     if (step.instruction === 'ADD' && isGitSource(source)) {
       selected.push(await cloned(source, step, ctx));
@@ -162,7 +199,7 @@ function isTarHeader(block: Buffer): boolean {
 }
 
 /** A local archive ADD extracts: unpacked safely into scratch space, then copied as a directory. */
-async function unpacked(tree: SourceTree, relPath: string, ctx: CopyContext): Promise<SelectedSource> {
+async function unpacked(tree: SourceTree, relPath: string, ctx: CopyContext): Promise<CopySelection> {
   const dir = await ctx.workspace.newDir('add-unpack');
   try {
     await applyLayer(dir, await decompressStream(createReadStream(path.join(tree.root, relPath))), { skipRootNonDirectories: true });
@@ -170,7 +207,7 @@ async function unpacked(tree: SourceTree, relPath: string, ctx: CopyContext): Pr
     if (err instanceof TsbuildError) throw new TsbuildError(err.code, `invalid archive ${relPath}: ${err.message}`, { cause: err });
     throw err;
   }
-  return selectRoot({ root: dir, scope: 'rootfs', label: `archive ${relPath}`, isIgnored: () => false });
+  return { ...(await selectRoot({ root: dir, scope: 'rootfs', label: `archive ${relPath}`, isIgnored: () => false })), archive: true };
 }
 
 async function downloaded(url: string, step: CopyStep, ctx: CopyContext): Promise<SelectedSource> {

@@ -245,8 +245,8 @@ describe('COPY sources', () => {
       async ({ rootfs }) => {
         for (const d of ['plain', 'slashed', 'dotted']) {
           assert.deepEqual(await names(rootfs, d), ['f', 'sub'], d);
-          // The destination directory takes the source directory's metadata.
-          await assertNode(rootfs, d, { type: 'dir', mode: 0o750, uid: 0, gid: 0 });
+          // As in BuildKit, the destination directory the copy creates is 0755, whatever the source's mode.
+          await assertNode(rootfs, d, { type: 'dir', mode: 0o755, uid: 0, gid: 0 });
           await assertNode(rootfs, `${d}/sub`, { type: 'dir', mode: 0o700 });
           await assertNode(rootfs, `${d}/sub/g`, { type: 'file', mode: 0o644, content: 'g' });
         }
@@ -770,6 +770,37 @@ describe('ADD', () => {
         }
         await assertNode(rootfs, 'owned/top', { type: 'file', uid: 9, gid: 9 });
         await validateLayout(dest);
+      },
+    );
+  });
+
+  it('applies --chmod to a copied directory but not to an extracted archive, as BuildKit does', async () => {
+    await withImage(
+      {
+        dockerfile: df('FROM scratch', 'ADD --chmod=600 dir /d/', 'ADD --chmod=u=rwX,go= dir /symbolic/', 'ADD --chmod=600 plain.tar /t/', 'ADD --chown=7:8 --chmod=640 plain.tar /owned/'),
+        files: { 'dir/f': 'f', 'dir/sub/g': 'g', 'payload/top': 'T', 'payload/d/inner': 'I' },
+        setup: async (ctx) => {
+          await chmod(join(ctx, 'dir'), 0o750);
+          await chmod(join(ctx, 'payload/d/inner'), 0o640);
+          await chmod(join(ctx, 'payload/d'), 0o700);
+          await makeTar(ctx, 'plain.tar', '');
+          await rm(join(ctx, 'payload'), { recursive: true });
+        },
+      },
+      async ({ rootfs }) => {
+        // The directory the copy creates takes an octal mode (0755 otherwise); the contents take any mode.
+        await assertNode(rootfs, 'd', { type: 'dir', mode: 0o600 });
+        await assertNode(rootfs, 'd/f', { type: 'file', mode: 0o600 });
+        await assertNode(rootfs, 'symbolic', { type: 'dir', mode: 0o755 });
+        await assertNode(rootfs, 'symbolic/sub', { type: 'dir', mode: 0o700 });
+        await assertNode(rootfs, 'symbolic/f', { type: 'file', mode: 0o600 });
+        await assertNode(rootfs, 'd/sub', { type: 'dir', mode: 0o600 });
+        await assertNode(rootfs, 't', { type: 'dir', mode: 0o755, uid: 0, gid: 0 });
+        await assertNode(rootfs, 't/top', { type: 'file', mode: 0o644, uid: 1234, gid: 5678 });
+        await assertNode(rootfs, 't/d', { type: 'dir', mode: 0o700 });
+        await assertNode(rootfs, 't/d/inner', { type: 'file', mode: 0o640 });
+        await assertNode(rootfs, 'owned', { type: 'dir', mode: 0o755, uid: 7, gid: 8 });
+        await assertNode(rootfs, 'owned/top', { type: 'file', mode: 0o644, uid: 7, gid: 8 });
       },
     );
   });
