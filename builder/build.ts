@@ -1,101 +1,43 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Compression } from '../layers/compression.js';
+import type { BuildRequest, BuildSource, PlanRequest } from './build-request.js';
 import { SourceError, TsbuildError } from '../layers/errors.js';
-import { readLayoutImage } from '../layers/image-reader.js';
+import { readLayoutImage } from '../layers/layout-image.js';
 import { OciLayout } from '../layers/oci-layout.js';
 import type { Descriptor, Digest, Platform } from '../layers/types.js';
 import { isErrnoCode } from '../layers/fs-util.js';
 import { loadIgnorePatterns, PatternMatcher } from './context/ignore.js';
 import { executePlan } from './exec/execute.js';
 import { prepareRootfs } from './rootfs/prepare.js';
-import type { IsolationMode } from './isolation/backend.js';
 import { defaultBuildCacheDir, LocalCacheStore } from './cache/local-store.js';
 import type { RegistryCache } from './cache/registry-cache.js';
 import { StepCache } from './cache/step-cache.js';
 import { pullBaseImage, type RegistrySettings } from './registry/registry-access.js';
 import { inPlaceSandbox, inPlaceWorkRoot } from './isolation/in-place-sandbox.js';
-import { defaultCacheDir } from './rootfs/rootfs-cache.js';
-import type { ImageLayer } from './exec/image-layer.js';
-import { Workspace } from './exec/workspace.js';
+import { defaultCacheDir, defaultStoreDir } from './locations.js';
+import { RootfsCache } from './rootfs/rootfs-cache.js';
+import type { ImageLayer } from './model/image-layer.js';
+import { Workspace } from './workspace/workspace.js';
 import type { ParsedDockerfile } from './frontend/instructions.js';
 import { parseDockerfile } from './frontend/parse.js';
 import { assembleImage, assembleIndex, type AssembledImage } from './output/assemble.js';
 import { exportArtifact, gatherBlobs, type BuildArtifact, type ExportTarget } from './output/export.js';
-import type { OutputSpec } from './output/output-spec.js';
 import { parseBuildContexts, type NamedContext } from './plan/build-contexts.js';
-import type { BuildPlan, ResolvedImage } from './plan/plan-types.js';
+import type { BuildPlan } from './model/plan.js';
+import type { ResolvedImage } from './model/sources.js';
 import { createPlan } from './plan/plan.js';
 import { hostPlatform } from './plan/platform.js';
 import { silentProgress, type ProgressListener } from './progress.js';
 import { loadSecrets, parseSecretSpec } from './run/secrets.js';
 import { loadSshAgents } from './run/ssh-agents.js';
 import { defaultRunCacheDir } from './run/cache-mounts.js';
-import { defaultStoreDir } from './store-location.js';
 
 // Loaded by the builds that use them: planning never picks an isolation (runc, the launcher's
 // seccomp tables) nor contacts a cache repository (the registry client).
 const isolationSelection = () => import('./isolation/select.js');
 const registryCacheModule = () => import('./cache/registry-cache.js');
 
-export interface PlanRequest {
-  /** The build context directory. */
-  readonly context: string;
-  /** The Dockerfile; `CONTEXT/Dockerfile` when absent. */
-  readonly dockerfile?: string;
-  readonly buildArgs?: ReadonlyMap<string, string>;
-  readonly target?: string;
-  /** Target platforms; the host's when empty. */
-  readonly platforms?: readonly Platform[];
-  /** `--build-context` values, `NAME=VALUE`. */
-  readonly buildContexts?: readonly string[];
-  /** How images that are neither stages nor build contexts are pulled. */
-  readonly registry?: RegistrySettings;
-}
-
-export interface BuildRequest extends PlanRequest {
-  readonly tags?: readonly string[];
-  /** Where the image goes; the default local store when empty. */
-  readonly outputs?: readonly OutputSpec[];
-  readonly labels?: ReadonlyMap<string, string>;
-  readonly compression?: Compression;
-  readonly compressionLevel?: number;
-  readonly sourceDateEpoch?: number;
-  /** Writes the image ID (config digest, or index digest for several platforms) here. */
-  readonly iidfile?: string;
-  /** Writes the digest of the manifest (or index) that was exported or pushed here. */
-  readonly digestFile?: string;
-  /** Writes the digest, names and descriptor as JSON here, with BuildKit's key names. */
-  readonly metadataFile?: string;
-  /** Where the build's scratch space (rootfs mounts, temp blobs) goes; the system temp dir when absent. */
-  readonly tmpDir?: string;
-  /** The local store used when no output is given; `defaultStoreDir()` when absent. */
-  readonly storeDir?: string;
-  /** How RUN steps are isolated; `auto` when absent. */
-  readonly isolation?: IsolationMode;
-  /** The build cache directory; `<cache dir>/build-cache` when absent. */
-  readonly cacheDir?: string;
-  /** Runs every step instead of reusing cached results (results are still stored). */
-  readonly noCache?: boolean;
-  /** Stages (by name or index) whose steps always run. */
-  readonly noCacheFilter?: readonly string[];
-  /** `--cache-repo`: a registry repository (`REGISTRY/REPO`) that shares the build cache between machines. */
-  readonly cacheRepo?: string;
-  /** Entries of the cache repository older than this many seconds are ignored. */
-  readonly cacheTtlSeconds?: number;
-  /** Evicts least recently used cache entries after the build until the cache is at most this many bytes. */
-  readonly cacheMaxBytes?: number;
-  /** Kills a RUN step that takes longer than this many seconds, failing the build. */
-  readonly runTimeoutSeconds?: number;
-  /** `--secret` values (`id=ID,src=PATH` or `id=ID,env=VAR`): what `RUN --mount=type=secret` can mount. */
-  readonly secrets?: readonly string[];
-  /** `--ssh` values (`ID` for `$SSH_AUTH_SOCK`, or `ID=SOCKET`): the agents `RUN --mount=type=ssh` can reach. */
-  readonly ssh?: readonly string[];
-  /** Lets `isolation: 'none'` replace the root filesystem outside a detected container. */
-  readonly forceInPlace?: boolean;
-  readonly progress?: ProgressListener;
-  readonly signal?: AbortSignal;
-}
+export type { BuildRequest, PlanRequest };
 
 export interface BuildResult {
   /** The manifest (one platform) or index (several) that was exported. */
@@ -107,7 +49,7 @@ export interface BuildResult {
 
 /** Reads and parses the Dockerfile, then plans the build without running anything. */
 export async function planBuild(request: PlanRequest): Promise<BuildPlan> {
-  const { parsed, dockerfile } = await readDockerfile(request);
+  const { parsed, dockerfile } = await readDockerfile(request.source);
   return planParsed(parsed, dockerfile, request);
 }
 
@@ -130,43 +72,46 @@ async function openCacheStore(dir: string, workspace: Workspace, progress: Progr
 /** Builds an image from a Dockerfile and exports it to every requested output. */
 export async function build(request: BuildRequest): Promise<BuildResult> {
   const progress = request.progress ?? silentProgress;
-  const { parsed, dockerfile } = await readDockerfile(request);
-  const contextDir = path.resolve(request.context);
+  const env = request.env ?? {};
+  const { cache: cacheSettings = {}, image = {}, outputs = {}, run = {} } = request;
+  const { parsed, dockerfile } = await readDockerfile(request.source);
+  const contextDir = path.resolve(request.source.context);
   const ignore = new PatternMatcher(await loadIgnorePatterns(contextDir, dockerfile));
   const plan = await planParsed(parsed, dockerfile, request);
   for (const message of plan.notes) progress({ kind: 'note', message });
   const hasRun = plan.platforms.some((p) => p.stages.some((s) => s.steps.some((step) => step.kind === 'run')));
   // Chosen before any work, so a RUN step this container cannot run fails the build at once.
-  const isolation = hasRun ? await (await isolationSelection()).selectIsolation(request.isolation ?? 'auto', { forceInPlace: request.forceInPlace ?? false }) : undefined;
+  const isolation = hasRun ? await (await isolationSelection()).selectIsolation(run.isolation ?? 'auto', { forceInPlace: run.forceInPlace ?? false }) : undefined;
   const inPlace = isolation?.kind === 'in-place';
   if (inPlace) refuseMountsInPlace(plan);
-  const secrets = await loadSecrets((request.secrets ?? []).map(parseSecretSpec));
-  const sshAgents = await loadSshAgents(request.ssh ?? []);
+  const secrets = await loadSecrets((run.secrets ?? []).map(parseSecretSpec), env);
+  const sshAgents = await loadSshAgents(run.ssh ?? [], env);
   if (inPlace && request.tmpDir === undefined) await mkdir(inPlaceWorkRoot, { recursive: true, mode: 0o700 });
   const workspace = await Workspace.create(request.tmpDir ?? (inPlace ? inPlaceWorkRoot : undefined));
   for (const message of workspace.sweepFailures) progress({ kind: 'note', message });
-  const cacheStore = await openCacheStore(request.cacheDir ?? defaultBuildCacheDir(), workspace, progress).catch(async (err: unknown) => {
+  const cacheStore = await openCacheStore(cacheSettings.dir ?? defaultBuildCacheDir(env), workspace, progress).catch(async (err: unknown) => {
     await workspace.remove();
     throw err;
   });
   let registryCache: RegistryCache | undefined;
   try {
     registryCache =
-      request.cacheRepo === undefined
+      cacheSettings.repository === undefined
         ? undefined
-        : new (await registryCacheModule()).RegistryCache(request.cacheRepo, {
-            registry: request.registry ?? {},
-            ...(request.cacheTtlSeconds !== undefined ? { ttlSeconds: request.cacheTtlSeconds } : {}),
+        : new (await registryCacheModule()).RegistryCache(cacheSettings.repository, {
+            registry: registryOf(request),
+            ...(cacheSettings.ttlSeconds !== undefined ? { ttlSeconds: cacheSettings.ttlSeconds } : {}),
             tmpDir: workspace.dir,
           });
     const cache = new StepCache({
       store: cacheStore,
-      disabled: request.noCache ?? false,
-      disabledStages: new Set((request.noCacheFilter ?? []).map((s) => s.toLowerCase())),
+      disabled: cacheSettings.disabled ?? false,
+      disabledStages: new Set((cacheSettings.disabledStages ?? []).map((s) => s.toLowerCase())),
       buildIdentity: dockerfile,
       ...(registryCache ? { registry: registryCache, onWarning: (message: string) => progress({ kind: 'note', message }) } : {}),
     });
-    const standardPrepare = (layers: readonly ImageLayer[]) => prepareRootfs(layers, workspace, { onNote: (message) => progress({ kind: 'note', message }) });
+    const rootfsCache = new RootfsCache(path.join(defaultCacheDir(env), 'rootfs'));
+    const standardPrepare = (layers: readonly ImageLayer[]) => prepareRootfs(layers, workspace, { cache: rootfsCache, onNote: (message) => progress({ kind: 'note', message }) });
     const sandbox = !isolation
       ? undefined
       : isolation.kind === 'in-place'
@@ -185,39 +130,44 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
           ...(sandbox ? { isolation: sandbox.backend } : {}),
           cache,
           contextTree,
-          compression: request.compression ?? 'gzip',
-          ...(request.compressionLevel !== undefined ? { compressionLevel: request.compressionLevel } : {}),
-          ...(request.sourceDateEpoch !== undefined ? { sourceDateEpoch: request.sourceDateEpoch } : {}),
+          compression: image.compression ?? 'gzip',
+          ...(image.compressionLevel !== undefined ? { compressionLevel: image.compressionLevel } : {}),
+          ...(image.sourceDateEpoch !== undefined ? { sourceDateEpoch: image.sourceDateEpoch } : {}),
           progress,
           ...(request.signal ? { signal: request.signal } : {}),
-          ...(request.runTimeoutSeconds !== undefined ? { runTimeoutSeconds: request.runTimeoutSeconds } : {}),
-          runCacheDir: defaultRunCacheDir(),
+          ...(run.timeoutSeconds !== undefined ? { runTimeoutSeconds: run.timeoutSeconds } : {}),
+          runCacheDir: defaultRunCacheDir(env),
           secrets,
           sshAgents,
         },
         counter,
       );
-      images.push(await assembleImage(built, { ...(built.created !== undefined ? { created: built.created } : {}), labels: request.labels ?? new Map() }, workspace.layout));
+      images.push(await assembleImage(built, { ...(built.created !== undefined ? { created: built.created } : {}), labels: image.labels ?? new Map() }, workspace.layout));
     }
     const root = images.length === 1 ? images[0]!.manifest : await assembleIndex(images, workspace.layout);
-    const artifact: BuildArtifact = { root, images, tags: request.tags ?? [], layerOrigins: layerOrigins(plan) };
+    const artifact: BuildArtifact = { root, images, tags: outputs.tags ?? [], layerOrigins: layerOrigins(plan) };
     await gatherBlobs(artifact, workspace);
-    const targets: ExportTarget[] = request.outputs?.length ? [...request.outputs] : [{ type: 'store', dest: request.storeDir ?? defaultStoreDir() }];
+    const targets: ExportTarget[] = outputs.targets?.length ? [...outputs.targets] : [{ type: 'store', dest: outputs.storeDir ?? defaultStoreDir(env) }];
     for (const target of targets) {
-      const where = await exportArtifact(artifact, target, workspace, request.registry ?? {});
+      const where = await exportArtifact(artifact, target, workspace, registryOf(request));
       progress({ kind: 'exported', what: where, digest: root.digest });
     }
     const imageId = images.length === 1 ? images[0]!.config.digest : root.digest;
-    if (request.iidfile) await writeFile(request.iidfile, imageId);
-    if (request.digestFile) await writeFile(request.digestFile, root.digest);
-    if (request.metadataFile) await writeFile(request.metadataFile, `${JSON.stringify(buildMetadata(artifact, imageId), null, 2)}\n`);
-    if (request.cacheMaxBytes !== undefined) await cacheStore.enforceLimit(request.cacheMaxBytes);
+    if (outputs.iidfile) await writeFile(outputs.iidfile, imageId);
+    if (outputs.digestFile) await writeFile(outputs.digestFile, root.digest);
+    if (outputs.metadataFile) await writeFile(outputs.metadataFile, `${JSON.stringify(buildMetadata(artifact, imageId), null, 2)}\n`);
+    if (cacheSettings.maxBytes !== undefined) await cacheStore.enforceLimit(cacheSettings.maxBytes);
     return { descriptor: root, imageId, plan };
   } finally {
     await registryCache?.close();
     await cacheStore.release();
     await workspace.remove();
   }
+}
+
+/** The registry settings, reading the request's environment unless they name their own. */
+function registryOf(request: PlanRequest): RegistrySettings {
+  return { env: request.env ?? {}, ...request.registry };
 }
 
 /** `--isolation=none` runs processes without mounts: a RUN --mount fails at its line before any work. */
@@ -229,8 +179,8 @@ function refuseMountsInPlace(plan: BuildPlan): void {
   }
 }
 
-async function readDockerfile(request: PlanRequest): Promise<{ parsed: ParsedDockerfile; dockerfile: string }> {
-  const dockerfile = path.resolve(request.dockerfile ?? path.join(request.context, 'Dockerfile'));
+async function readDockerfile(source: BuildSource): Promise<{ parsed: ParsedDockerfile; dockerfile: string }> {
+  const dockerfile = path.resolve(source.dockerfile ?? path.join(source.context, 'Dockerfile'));
   let text: string;
   try {
     text = await readFile(dockerfile, 'utf8');
@@ -262,10 +212,12 @@ function buildMetadata(artifact: BuildArtifact, imageId: Digest): Record<string,
 
 /** Everything of the user's and the build's own that an in-place build must never remove. */
 function buildOwnPaths(request: BuildRequest, contextDir: string, dockerfile: string, workspace: Workspace): string[] {
-  const files = request.outputs?.flatMap((o) => (o.type === 'registry' ? [] : [path.resolve(o.dest)])) ?? [];
-  const outputs = request.outputs?.length ? files : [request.storeDir ?? defaultStoreDir()];
-  const contexts = [...parseBuildContexts(request.buildContexts ?? [], process.cwd()).values()].map((c) => (c.kind === 'local' ? c.dir : c.layoutDir));
-  return [workspace.dir, contextDir, dockerfile, defaultCacheDir(), ...(request.cacheDir ? [path.resolve(request.cacheDir)] : []), ...outputs, ...contexts, ...[request.iidfile, request.digestFile, request.metadataFile].flatMap((f) => (f ? [path.resolve(f)] : []))];
+  const { outputs = {}, env = {} } = request;
+  const files = outputs.targets?.flatMap((o) => (o.type === 'registry' ? [] : [path.resolve(o.dest)])) ?? [];
+  const written = outputs.targets?.length ? files : [outputs.storeDir ?? defaultStoreDir(env)];
+  const contexts = [...parseBuildContexts(request.source.buildContexts ?? [], process.cwd()).values()].map((c) => (c.kind === 'local' ? c.dir : c.layoutDir));
+  const cacheDir = request.cache?.dir;
+  return [workspace.dir, contextDir, dockerfile, defaultCacheDir(env), ...(cacheDir ? [path.resolve(cacheDir)] : []), ...written, ...contexts, ...[outputs.iidfile, outputs.digestFile, outputs.metadataFile].flatMap((f) => (f ? [path.resolve(f)] : []))];
 }
 
 /** A path as errors show it: relative to the working directory when inside it. */
@@ -276,14 +228,15 @@ function displayPath(file: string): string {
 
 async function planParsed(parsed: ParsedDockerfile, dockerfile: string, request: PlanRequest): Promise<BuildPlan> {
   const host = hostPlatform();
+  const { source } = request;
   return createPlan(parsed, dockerfile, {
-    buildArgs: request.buildArgs ?? new Map(),
-    ...(request.target !== undefined ? { target: request.target } : {}),
+    buildArgs: source.buildArgs ?? new Map(),
+    ...(source.target !== undefined ? { target: source.target } : {}),
     buildPlatform: host,
-    platforms: request.platforms?.length ? request.platforms : [host],
-    buildContexts: parseBuildContexts(request.buildContexts ?? [], process.cwd()),
+    platforms: source.platforms?.length ? source.platforms : [host],
+    buildContexts: parseBuildContexts(source.buildContexts ?? [], process.cwd()),
     resolveImage,
-    resolveRegistryImage: (reference, platform) => pullBaseImage(reference, platform, request.registry ?? {}),
+    resolveRegistryImage: (reference, platform) => pullBaseImage(reference, platform, registryOf(request)),
   });
 }
 
@@ -294,8 +247,8 @@ async function resolveImage(context: Extract<NamedContext, { kind: 'oci-layout' 
   return {
     layoutDir: layout.dir,
     reference: context.reference,
-    manifestDigest: image.manifestDescriptor.digest,
-    config: image.config,
-    layers: image.layers,
+    manifestDigest: await image.digest(),
+    config: await image.config(),
+    layers: (await image.manifest()).layers,
   };
 }

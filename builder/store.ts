@@ -1,5 +1,5 @@
 import { TsbuildError } from '../layers/errors.js';
-import { readLayoutImage } from '../layers/image-reader.js';
+import { readLayoutImage } from '../layers/layout-image.js';
 import { OciLayout } from '../layers/oci-layout.js';
 import { RefNameAnnotation, type Descriptor, type ImageConfig, type Manifest, type Platform } from '../layers/types.js';
 import { hostPlatform } from './plan/platform.js';
@@ -26,5 +26,5 @@ export async function inspectImage(storeDir: string, name: string, platform: Pla
     throw new TsbuildError('NOT_FOUND', `no image store at ${storeDir}`);
   });
   const image = await readLayoutImage(layout, { tag: name }, platform);
-  return { manifest: image.manifest, config: image.config };
+  return { manifest: await image.manifest(), config: await image.config() };
 }

@@ -1,6 +1,6 @@
 import { statfs } from 'node:fs/promises';
 import path from 'node:path';
-import { SourceError, TsbuildError } from '../layers/errors.js';
+import { SourceError, TsbuildError } from '../builder/index.js';
 
 /** A directory a build writes to, and what it is for in a message. */
 export interface WrittenDirectory {

@@ -1,4 +1,4 @@
-import { TsbuildError } from '../layers/errors.js';
+import { TsbuildError } from '../builder/index.js';
 
 /**
  * Parses repeated `KEY=VALUE` flags into a map. A bare `KEY` takes its value from the

@@ -1,4 +1,4 @@
-import type { BuildEvent, ProgressListener } from '../builder/progress.js';
+import type { BuildEvent, ProgressListener } from '../builder/index.js';
 import { formatBytes, TransferStatus, type StatusTerminal } from './transfer-status.js';
 
 export type ProgressMode = 'auto' | 'plain' | 'json';

@@ -1,36 +1,19 @@
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import yargs, { type Argv } from 'yargs';
-import { hostPlatform, parsePlatform } from '../builder/plan/platform.js';
-import type { ProgressListener } from '../builder/progress.js';
-import type { RegistrySettings } from '../builder/registry/registry-access.js';
-import { defaultStoreDir } from '../builder/store-location.js';
-import type { Compression } from '../layers/compression.js';
-import { TsbuildError } from '../layers/errors.js';
-import { noSpaceCause } from './disk-full.js';
-import { parsePairs } from './parse-pairs.js';
+import type { Compression } from '../builder/index.js';
+import { processIo, type CliIo } from './io.js';
+import { printable } from './printable.js';
 import type { ProgressMode } from './progress-renderer.js';
-import type { StatusTerminal } from './transfer-status.js';
+
+/** The command-line entry point, which a build re-executes inside a user namespace. */
+const mainScript = fileURLToPath(new URL('./main.js', import.meta.url));
 
 /** What the commands run, loaded when one runs: `--help` and usage errors load only the parser. */
 function library(): Promise<typeof import('./library.js')> {
   return import('./library.js');
 }
-
-export interface CliIo {
-  readonly stdout: (text: string) => void;
-  readonly stderr: (text: string) => void;
-  readonly env: NodeJS.ProcessEnv;
-  readonly signal?: AbortSignal;
-  /** Set when stderr is a terminal: progress then keeps a live status line there. */
-  readonly stderrTerminal?: StatusTerminal;
-}
-
-const processIo: CliIo = {
-  stdout: (text) => process.stdout.write(`${text}\n`),
-  stderr: (text) => process.stderr.write(`${text}\n`),
-  env: process.env,
-};
 
 /** Runs the tsbuild command line; returns the exit code. Only this layer maps errors to codes. */
 export async function run(argv: readonly string[], io: CliIo = processIo): Promise<number> {
@@ -39,59 +22,22 @@ export async function run(argv: readonly string[], io: CliIo = processIo): Promi
     await parser(argv, io, outcome).parseAsync();
     return outcome.exitCode ?? 0;
   } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr(`error: ${printable(err.message)}`);
+      return 2;
+    }
+    const { errorLine, wasInterrupted } = await library();
     io.stderr(`error: ${errorLine(err)}`);
     if (io.env.TSBUILD_DEBUG && err instanceof Error && err.stack) io.stderr(err.stack);
-    return err instanceof UsageError ? 2 : wasInterrupted(err) ? 130 : 1;
+    return wasInterrupted(err) ? 130 : 1;
   }
 }
 
 class UsageError extends Error {}
 
-/** Ctrl-C exits with 128 + SIGINT, as shells report it. */
-function wasInterrupted(err: unknown): boolean {
-  for (let e: unknown = err; e instanceof Error; e = e.cause) if (e instanceof TsbuildError && e.code === 'INTERRUPTED') return true;
-  return false;
-}
-
 /** Set by a command that ran the build in a re-executed tsbuild: that process's exit code. */
 interface Outcome {
   exitCode?: number;
-}
-
-function errorLine(err: unknown): string {
-  if (err instanceof TsbuildError || err instanceof UsageError) return printable(err.message);
-  const noSpace = noSpaceCause(err);
-  if (noSpace) return printable(`no space left on device${noSpace.path ? `: cannot write ${noSpace.path}` : ''}`);
-  const denied = accessDenied(err);
-  if (denied) return printable(denied);
-  const message = err instanceof Error ? err.message : String(err);
-  return `internal error: ${printable(message.split('\n')[0]!)}`;
-}
-
-/** What the file system refused: a path tsbuild may not read or write is the user's to fix, not a bug. */
-const accessFailures: Readonly<Record<string, string>> = {
-  EACCES: 'permission denied',
-  EPERM: 'operation not permitted',
-  EROFS: 'read-only file system',
-};
-
-function accessDenied(err: unknown): string | undefined {
-  const { code, path, syscall } = err as NodeJS.ErrnoException;
-  const reason = code === undefined ? undefined : accessFailures[code];
-  if (reason === undefined || path === undefined) return undefined;
-  return `${reason}: cannot ${syscall ?? 'access'} ${path}`;
-}
-
-const MAX_ERROR_LINE = 1000;
-
-/**
- * A message as one readable line of bounded length: it may quote a Dockerfile's own text, which
- * can hold control characters or be a word of megabytes. The middle of a long one is left out.
- */
-function printable(message: string): string {
-  const line = message.replace(/[\x00-\x08\x0a-\x1f\x7f]/g, (ch) => (ch === '\n' ? '\\n' : ch === '\r' ? '\\r' : `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`));
-  if (line.length <= MAX_ERROR_LINE) return line;
-  return `${line.slice(0, 700)} ...(${line.length - 900} characters left out)... ${line.slice(-200)}`;
 }
 
 function planOptions(y: Argv) {
@@ -145,9 +91,10 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
           .option('force-in-place', { type: 'boolean', default: false, describe: 'allow --isolation=none outside a detected container' })
           .option('source-date-epoch', { type: 'string', describe: 'clamp timestamps to this time (default: $SOURCE_DATE_EPOCH)' }),
       async (args) => {
-        const { build, defaultBuildCacheDir, enterUserNamespace, explainNoSpace, parseByteSize, parseCacheTtl, parseOutputSpec, progressRenderer } = await library();
+        const { build, commonRequest, defaultBuildCacheDir, defaultStoreDir, enterUserNamespace, explainNoSpace, parseByteSize, parseCacheTtl, parseOutputSpec, parsePairs, positiveSeconds, progressRenderer, sourceDateEpoch } =
+          await library();
         // An unprivileged user builds as uid 0 of a user namespace: this same command, re-executed there.
-        const delegated = await enterUserNamespace(argv, args.isolation, io);
+        const delegated = await enterUserNamespace({ ...io, script: mainScript, argv }, args.isolation);
         if (delegated !== undefined) {
           outcome.exitCode = delegated;
           return;
@@ -159,32 +106,40 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
           ...outputs.flatMap((o) => (o.type === 'oci' ? [{ dir: o.dest, role: 'the output' }] : o.type === 'docker' ? [{ dir: path.dirname(o.dest), role: 'the output' }] : [])),
           { dir: os.tmpdir(), role: 'the temporary directory' },
           // The library's defaults, as build() applies them.
-          { dir: args.cacheDir ?? defaultBuildCacheDir(), role: 'the build cache' },
+          { dir: args.cacheDir ?? defaultBuildCacheDir(io.env), role: 'the build cache' },
           { dir: defaultStoreDir(io.env), role: 'the local image store' },
         ];
         const result = await build({
           ...commonRequest(args, io, listener),
-          tags: args.tag,
-          outputs: args.push && !outputs.some((o) => o.type === 'registry') ? [...outputs, { type: 'registry' as const }] : outputs,
-          ...(args.digestFile !== undefined ? { digestFile: args.digestFile } : {}),
-          ...(args.metadataFile !== undefined ? { metadataFile: args.metadataFile } : {}),
-          labels: parsePairs('label', args.label),
-          compression: args.compression as Compression,
-          ...(args.compressionLevel !== undefined ? { compressionLevel: args.compressionLevel } : {}),
-          ...sourceDateEpoch(args.sourceDateEpoch ?? io.env.SOURCE_DATE_EPOCH),
-          ...(args.iidfile !== undefined ? { iidfile: args.iidfile } : {}),
-          storeDir: defaultStoreDir(io.env),
-          isolation: args.isolation,
-          forceInPlace: args.forceInPlace,
-          noCache: args.noCache,
-          noCacheFilter: args.noCacheFilter,
-          ...(args.cacheDir !== undefined ? { cacheDir: args.cacheDir } : {}),
-          ...(args.cacheMaxSize !== undefined ? { cacheMaxBytes: parseByteSize(args.cacheMaxSize) } : {}),
-          ...(args.cacheRepo !== undefined ? { cacheRepo: args.cacheRepo } : {}),
-          ...(args.cacheTtl !== undefined ? { cacheTtlSeconds: await parseCacheTtl(args.cacheTtl) } : {}),
-          ...(args.runTimeout !== undefined ? { runTimeoutSeconds: positiveSeconds(args.runTimeout) } : {}),
-          secrets: args.secret,
-          ssh: args.ssh.map((value) => (value.includes('=') ? value : `${value}=${io.env.SSH_AUTH_SOCK ?? ''}`)),
+          outputs: {
+            targets: args.push && !outputs.some((o) => o.type === 'registry') ? [...outputs, { type: 'registry' as const }] : outputs,
+            tags: args.tag,
+            storeDir: defaultStoreDir(io.env),
+            ...(args.iidfile !== undefined ? { iidfile: args.iidfile } : {}),
+            ...(args.digestFile !== undefined ? { digestFile: args.digestFile } : {}),
+            ...(args.metadataFile !== undefined ? { metadataFile: args.metadataFile } : {}),
+          },
+          image: {
+            labels: parsePairs('label', args.label),
+            compression: args.compression as Compression,
+            ...(args.compressionLevel !== undefined ? { compressionLevel: args.compressionLevel } : {}),
+            ...sourceDateEpoch(args.sourceDateEpoch ?? io.env.SOURCE_DATE_EPOCH),
+          },
+          cache: {
+            disabled: args.noCache,
+            disabledStages: args.noCacheFilter,
+            ...(args.cacheDir !== undefined ? { dir: args.cacheDir } : {}),
+            ...(args.cacheMaxSize !== undefined ? { maxBytes: parseByteSize(args.cacheMaxSize) } : {}),
+            ...(args.cacheRepo !== undefined ? { repository: args.cacheRepo } : {}),
+            ...(args.cacheTtl !== undefined ? { ttlSeconds: parseCacheTtl(args.cacheTtl) } : {}),
+          },
+          run: {
+            isolation: args.isolation,
+            forceInPlace: args.forceInPlace,
+            ...(args.runTimeout !== undefined ? { timeoutSeconds: positiveSeconds(args.runTimeout) } : {}),
+            secrets: args.secret,
+            ssh: args.ssh,
+          },
           ...(listener ? { progress: listener } : {}),
           ...(io.signal ? { signal: io.signal } : {}),
         }).catch(async (err: unknown) => {
@@ -198,7 +153,7 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
       'print the build plan as JSON without building',
       (y) => planOptions(y),
       async (args) => {
-        const { planBuild } = await library();
+        const { commonRequest, planBuild } = await library();
         io.stdout(JSON.stringify(await planBuild(commonRequest(args, io)), null, 2));
       },
     )
@@ -213,7 +168,7 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
           .option('registry-ca', registryOptions.ca)
           .option('progress', { choices: ['auto', 'plain', 'json'] as const, default: 'auto' as const }),
       async (args) => {
-        const { progressRenderer, pullBaseImage } = await library();
+        const { hostPlatform, parsePlatform, progressRenderer, pullBaseImage, registrySettings } = await library();
         const listener = progressRenderer(args.progress, io.stderr, io.stderrTerminal);
         const platform = args.platform !== undefined ? parsePlatform(args.platform) : hostPlatform();
         const image = await pullBaseImage(args.reference, platform, registrySettings(args, io.env, listener));
@@ -236,8 +191,8 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
         }
       },
     )
-    .command('images', `list the images in the local store (${defaultStoreDir(io.env)})`, {}, async () => {
-      const { listImages } = await library();
+    .command('images', 'list the images in the local store ($TSBUILD_STORE, by default $XDG_DATA_HOME/tsbuild/store)', {}, async () => {
+      const { defaultStoreDir, listImages } = await library();
       for (const image of await listImages(defaultStoreDir(io.env))) io.stdout(`${image.name}\t${image.descriptor.digest}`);
     })
     .command(
@@ -245,7 +200,7 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
       'print the manifest and config of an image in the local store',
       (y) => y.positional('name', { type: 'string', demandOption: true }),
       async (args) => {
-        const { inspectImage } = await library();
+        const { defaultStoreDir, inspectImage } = await library();
         io.stdout(JSON.stringify(await inspectImage(defaultStoreDir(io.env), args.name), null, 2));
       },
     )
@@ -256,48 +211,4 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
     .fail((message, err) => {
       throw err ?? new UsageError(message);
     });
-}
-
-interface CommonArgs {
-  insecureRegistry: string[];
-  registryCa?: string | undefined;
-  context: string;
-  file?: string | undefined;
-  buildArg: string[];
-  target?: string | undefined;
-  platform: string[];
-  buildContext: string[];
-}
-
-/** Registry flags as the library's settings, with transfers reported to `listener`. */
-function registrySettings(args: { insecureRegistry: string[]; registryCa?: string | undefined }, env: NodeJS.ProcessEnv, listener?: ProgressListener): RegistrySettings {
-  return {
-    env,
-    insecureRegistries: args.insecureRegistry,
-    ...(args.registryCa !== undefined ? { caFile: args.registryCa } : {}),
-    ...(listener ? { onTransfer: (event) => listener({ kind: 'transfer', ...event }) } : {}),
-  };
-}
-
-function commonRequest(args: CommonArgs, io: CliIo, listener?: ProgressListener) {
-  return {
-    registry: registrySettings(args, io.env, listener),
-    context: args.context,
-    ...(args.file !== undefined ? { dockerfile: args.file } : {}),
-    buildArgs: parsePairs('build-arg', args.buildArg, io.env),
-    ...(args.target !== undefined ? { target: args.target } : {}),
-    platforms: args.platform.flatMap((p) => p.split(',')).filter((p) => p !== '').map(parsePlatform),
-    buildContexts: args.buildContext,
-  };
-}
-
-function positiveSeconds(value: number): number {
-  if (!Number.isFinite(value) || value <= 0) throw new TsbuildError('BAD_FLAG', `invalid --run-timeout ${value}: expected a positive number of seconds`);
-  return value;
-}
-
-function sourceDateEpoch(value: string | undefined): { sourceDateEpoch?: number } {
-  if (value === undefined || value === '') return {};
-  if (!/^\d+$/.test(value)) throw new TsbuildError('BAD_FLAG', `invalid SOURCE_DATE_EPOCH "${value}": expected whole seconds since 1970`);
-  return { sourceDateEpoch: Number(value) };
 }

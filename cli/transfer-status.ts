@@ -1,4 +1,4 @@
-import type { BuildEvent } from '../builder/progress.js';
+import type { BuildEvent } from '../builder/index.js';
 
 type TransferEvent = Extract<BuildEvent, { kind: 'transfer' }>;
 

@@ -8,7 +8,7 @@ import type { BlobStore } from './blob-store.js';
 import { sha256Digest } from './digest.js';
 import { TsbuildError } from './errors.js';
 import { withLockFile } from './layout-lock.js';
-import { MediaType, RefNameAnnotation, type Descriptor, type Digest, type ImageIndex } from './types.js';
+import { MediaType, RefNameAnnotation, type Descriptor, type Digest, type IndexManifest } from './types.js';
 import { isErrnoCode, removeIfExists, syncFile } from './fs-util.js';
 
 export interface OpenLayoutOptions {
@@ -131,7 +131,7 @@ export class OciLayout implements BlobStore {
     return source.pipe(verifier);
   }
 
-  async readIndex(): Promise<ImageIndex> {
+  async readIndex(): Promise<IndexManifest> {
     const path = join(this.dir, INDEX_FILE);
     let text: string;
     try {
@@ -154,7 +154,7 @@ export class OciLayout implements BlobStore {
    * Replaces `index.json` by `mutate(current index)` under an exclusive lock, so that concurrent
    * writers never lose each other's entries; the new file is renamed into place atomically.
    */
-  async updateIndex(mutate: (index: ImageIndex) => ImageIndex): Promise<ImageIndex> {
+  async updateIndex(mutate: (index: IndexManifest) => IndexManifest): Promise<IndexManifest> {
     return withLockFile(
       join(this.dir, LOCK_FILE),
       async () => {
@@ -177,7 +177,7 @@ export class OciLayout implements BlobStore {
    * names are replaced (a re-tag moves the name); all other entries are kept. Without names the
    * descriptor is listed untagged, unless that exact entry is already there.
    */
-  async addImage(descriptor: Descriptor, refNames: string[]): Promise<ImageIndex> {
+  async addImage(descriptor: Descriptor, refNames: string[]): Promise<IndexManifest> {
     for (const name of refNames) {
       if (!REF_NAME.test(name)) throw new TsbuildError('LAYOUT', `invalid image reference name "${name}"`);
     }
@@ -230,7 +230,7 @@ async function initialize(root: string): Promise<void> {
     await writeExclusive(root, LAYOUT_FILE, JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   }
   await mkdir(join(root, 'blobs', 'sha256'), { recursive: true });
-  const empty: ImageIndex = { schemaVersion: 2, mediaType: MediaType.ImageIndex, manifests: [] };
+  const empty: IndexManifest = { schemaVersion: 2, mediaType: MediaType.ImageIndex, manifests: [] };
   await writeExclusive(root, INDEX_FILE, JSON.stringify(empty));
 }
 
@@ -257,7 +257,7 @@ async function checkLayoutFile(root: string): Promise<void> {
   }
 }
 
-function isImageIndex(value: unknown): value is ImageIndex {
+function isImageIndex(value: unknown): value is IndexManifest {
   if (typeof value !== 'object' || value === null) return false;
   const { schemaVersion, manifests } = value as Record<string, unknown>;
   return (

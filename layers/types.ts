@@ -41,7 +41,8 @@ export interface Manifest {
   annotations?: Record<string, string>;
 }
 
-export interface ImageIndex {
+/** An image index document (`index.json`, a manifest list). */
+export interface IndexManifest {
   schemaVersion: 2;
   mediaType: string;
   manifests: Descriptor[];

@@ -3,11 +3,11 @@
  * target, device numbers, xattrs and the SHA-256 of its contents. Never the mtime, and never where
  * the files came from, so the same files from another checkout or another stage give the same sum.
  */
+import { canonicalJson } from '../../layers/canonical-json.js';
 import { digestOfStream, sha256Digest } from '../../layers/digest.js';
 import type { LayerEntry } from '../../layers/entry.js';
 import { TsbuildError } from '../../layers/errors.js';
 import type { Digest } from '../../layers/types.js';
-import { canonicalJson } from './cache-key.js';
 
 export interface ContentChecksum {
   /** Over every entry's own digest, in path order. */

@@ -23,7 +23,7 @@ import { isErrnoCode, lstatOrUndefined, readdirIfExists, removeIfExists } from '
 import { withLockFile } from '../../layers/layout-lock.js';
 import { OciLayout } from '../../layers/oci-layout.js';
 import type { Descriptor, Digest } from '../../layers/types.js';
-import { defaultCacheDir } from '../rootfs/rootfs-cache.js';
+import { defaultCacheDir } from '../locations.js';
 import { planEviction, type EvictionCandidate } from './local-store-eviction.js';
 import { BlobPins, livePins, ownedName, removeDeadTemps, TEMP_PREFIX } from './local-store-owners.js';
 import { asCacheRecord, type CacheRecord } from './local-store-record.js';
@@ -57,7 +57,7 @@ export interface CacheUsage {
 }
 
 /** `<cache dir>/build-cache`, the default local build cache. */
-export function defaultBuildCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+export function defaultBuildCacheDir(env: NodeJS.ProcessEnv): string {
   return join(defaultCacheDir(env), 'build-cache');
 }
 
@@ -98,7 +98,7 @@ export class LocalCacheStore {
   }
 
   /** Opens the store at `dir`, creating it if needed; a non-empty directory that is not one is refused. */
-  static async open(dir: string = defaultBuildCacheDir(), options: LocalCacheStoreOptions = {}): Promise<LocalCacheStore> {
+  static async open(dir: string, options: LocalCacheStoreOptions = {}): Promise<LocalCacheStore> {
     let layout: OciLayout;
     try {
       layout = await OciLayout.open(dir, { create: (await lstatOrUndefined(join(dir, 'index.json'))) === undefined });

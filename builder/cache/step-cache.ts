@@ -1,9 +1,10 @@
 import type { Digest, Platform } from '../../layers/types.js';
-import type { ImageLayer } from '../exec/image-layer.js';
-import type { PlannedStage } from '../plan/plan-types.js';
+import type { ImageLayer } from '../model/image-layer.js';
+import type { PlannedStage } from '../model/plan.js';
 import { sha256Digest } from '../../layers/digest.js';
 import { TsbuildError } from '../../layers/errors.js';
-import { cacheKey, canonicalJson, describeStepInputs, type CacheableStep, type StepParent } from './cache-key.js';
+import { canonicalJson } from '../../layers/canonical-json.js';
+import { cacheKey, describeStepInputs, type CacheableStep, type StepParent } from './cache-key.js';
 import type { ContentChecksum } from './content-checksum.js';
 import { explainMiss, type MissExplanation } from './explain.js';
 import type { LocalCacheStore } from './local-store.js';

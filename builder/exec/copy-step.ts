@@ -9,14 +9,15 @@ import { createReadStream } from 'node:fs';
 import { PatternMatcher } from '../context/ignore.js';
 import { resolveInRoot, splitPath } from '../fs/resolve-path.js';
 import { matchSources, type SourceTree } from '../fs/source-tree.js';
-import type { CopySource, CopyStep, ResolvedImage } from '../plan/plan-types.js';
+import type { CopySource, ResolvedImage } from '../model/sources.js';
+import type { CopyStep } from '../model/plan.js';
 import { parseChmod } from './chmod.js';
 import { copyEntries, type CopyTarget, type SelectedSource } from './copy-entries.js';
 import { downloadUrl, isUrl } from './fetch-url.js';
 import { cloneGitSource, isGitSource, parseGitSource } from './git-source.js';
 import type { StageRun } from './stage-run.js';
 import { resolveOwner } from './user-db.js';
-import type { Workspace } from './workspace.js';
+import type { Workspace } from '../workspace/workspace.js';
 import type { LayerEntry } from '../../layers/entry.js';
 import { lstatOrUndefined } from '../../layers/fs-util.js';
 

@@ -5,7 +5,8 @@ import { atSourceLine, TsbuildError } from '../../layers/errors.js';
 import type { HistoryEntry } from '../../layers/types.js';
 import { writeLayer } from '../../layers/write-layer.js';
 import type { SourceTree } from '../fs/source-tree.js';
-import type { CopyStep, PlannedStage, PlannedStep, PlatformPlan, ResolvedImage, RunStep, StageBase } from '../plan/plan-types.js';
+import type { CopyStep, PlannedStage, PlannedStep, PlatformPlan, RunStep, StageBase } from '../model/plan.js';
+import type { ResolvedImage } from '../model/sources.js';
 import { bindSourcesChecksum, selectBindSources, type BindSource } from '../run/bind-sources.js';
 import type { ProgressListener } from '../progress.js';
 import type { IsolationBackend } from '../isolation/backend.js';
@@ -15,12 +16,12 @@ import type { SelectedSource } from './copy-entries.js';
 import type { StepParent } from '../cache/cache-key.js';
 import { contentChecksum, type ContentChecksum } from '../cache/content-checksum.js';
 import type { StepCache } from '../cache/step-cache.js';
-import type { ImageLayer } from './image-layer.js';
+import type { ImageLayer } from '../model/image-layer.js';
 import type { PreparedRootfs } from '../rootfs/prepare.js';
 import { StageRun, type RootfsPreparer } from './stage-run.js';
 import { workdirEntries } from './workdir-step.js';
 import { fillHistoryTimes, imageCreated, stepCreated } from './history-times.js';
-import type { Workspace } from './workspace.js';
+import type { Workspace } from '../workspace/workspace.js';
 
 export interface ExecuteOptions {
   readonly workspace: Workspace;

@@ -1,10 +1,10 @@
 import type { HistoryEntry } from '../../layers/types.js';
-import type { PlannedStage } from '../plan/plan-types.js';
+import type { PlannedStage } from '../model/plan.js';
 import type { PreparedRootfs } from '../rootfs/prepare.js';
 import type { TreeSnapshot } from '../snapshot/scan.js';
 import type { StepParent } from '../cache/cache-key.js';
-import type { ImageLayer } from './image-layer.js';
-import { applyLayers } from './rootfs.js';
+import type { ImageLayer } from '../model/image-layer.js';
+import { applyLayers } from '../rootfs/apply-layers.js';
 
 /** What a step needs a rootfs for: its files only, or running processes in it too. */
 export type RootfsPurpose = 'files' | 'run';

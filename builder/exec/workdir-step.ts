@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { LayerEntry } from '../../layers/entry.js';
 import { TsbuildError } from '../../layers/errors.js';
 import { resolveInRoot, splitPath } from '../fs/resolve-path.js';
-import type { WorkdirStep } from '../plan/plan-types.js';
+import type { WorkdirStep } from '../model/plan.js';
 import type { StageRun } from './stage-run.js';
 import { resolveOwner } from './user-db.js';
 

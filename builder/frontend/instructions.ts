@@ -4,29 +4,9 @@
  * builder expands them with the shell lexer once it knows the build arguments and environment.
  */
 import type { EscapeToken } from './shell-lex.js';
+import type { Heredoc, NetworkMode, SecurityMode, SourceContent, SourceLocation } from '../model/dockerfile.js';
 
 export type { EscapeToken };
-
-/** Where an instruction sits in its Dockerfile; lines are 1-based and inclusive. */
-export interface SourceLocation {
-  readonly file: string;
-  readonly startLine: number;
-  readonly endLine: number;
-}
-
-/** A here-document attached to a RUN, COPY or ADD instruction. */
-export interface Heredoc {
-  /** The delimiter word with quotes removed (`EOF` for `<<"EOF"`). */
-  readonly name: string;
-  /** The body, each line with its line ending. `<<-` bodies keep their leading tabs here. */
-  readonly content: string;
-  /** False when any part of the delimiter was quoted: the body is then used literally. */
-  readonly expand: boolean;
-  /** True for `<<-`: leading tabs are stripped from the body when it is used. */
-  readonly chomp: boolean;
-  /** The file descriptor written before `<<` (`3<<EOF`); 0 when none. */
-  readonly fileDescriptor: number;
-}
 
 /**
  * One instruction as BuildKit's syntax tree holds it, before any typing: what the golden
@@ -92,25 +72,12 @@ export interface CommandLine {
   readonly prependShell: boolean;
 }
 
-/** A COPY or ADD source given inline as a heredoc. */
-export interface SourceContent {
-  /** The heredoc name, used as the file name. */
-  readonly path: string;
-  /** The body; for `<<-` with leading tabs already stripped. */
-  readonly data: string;
-  /** Variables in the body are expanded. */
-  readonly expand: boolean;
-}
-
 export interface FromInstruction extends InstructionBase<'FROM'> {
   readonly image: string;
   /** `AS name`, lowercased. */
   readonly stageName?: string;
   readonly platform?: string;
 }
-
-export type NetworkMode = 'default' | 'none' | 'host';
-export type SecurityMode = 'sandbox' | 'insecure';
 
 export interface RunInstruction extends InstructionBase<'RUN'> {
   readonly command: CommandLine;

@@ -4,7 +4,7 @@
  * are read by the line scanner.
  */
 import { TsbuildError } from '../../layers/errors.js';
-import type { Heredoc } from './instructions.js';
+import type { Heredoc } from '../model/dockerfile.js';
 import { ParseFailure } from './parse-failure.js';
 import { ShellLex } from './shell-lex.js';
 

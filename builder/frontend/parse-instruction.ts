@@ -14,10 +14,9 @@ import type {
   OnbuildInstruction,
   OnbuildTrigger,
   RunInstruction,
-  SourceContent,
-  SourceLocation,
   SyntaxNode,
 } from './instructions.js';
+import type { SourceContent, SourceLocation } from '../model/dockerfile.js';
 import { trimSpace } from './parse-chars.js';
 import { parseGoDuration } from './parse-duration.js';
 import { ParseFailure } from './parse-failure.js';

@@ -3,7 +3,7 @@
  * instruction's line parser in the reference splits them. Unknown keywords still make a node
  * (with one empty argument); the instruction layer rejects them.
  */
-import type { Heredoc } from './instructions.js';
+import type { Heredoc } from '../model/dockerfile.js';
 import { ARGUMENT_SEPARATOR, isSpace, splitOnce, trimLeftSpace } from './parse-chars.js';
 import { ParseFailure } from './parse-failure.js';
 import { goQuote } from './parse-quote.js';

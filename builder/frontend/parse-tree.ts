@@ -4,7 +4,8 @@
  * and blank lines inside a continuation dropped), heredoc bodies read after their line.
  */
 import { SourceError } from '../../layers/errors.js';
-import type { Heredoc, SyntaxNode, SyntaxTree } from './instructions.js';
+import type { Heredoc } from '../model/dockerfile.js';
+import type { SyntaxNode, SyntaxTree } from './instructions.js';
 import { trimLeftSpace, trimSpace } from './parse-chars.js';
 import { DirectiveState } from './parse-directives.js';
 import { ParseFailure } from './parse-failure.js';

@@ -1,9 +1,9 @@
-import { applyLayers } from '../exec/rootfs.js';
-import type { ImageLayer } from '../exec/image-layer.js';
+import { applyLayers } from '../rootfs/apply-layers.js';
+import type { ImageLayer } from '../model/image-layer.js';
 import type { RootfsPreparer } from '../exec/stage-run.js';
-import type { Workspace } from '../exec/workspace.js';
+import type { Workspace } from '../workspace/workspace.js';
 import type { PreparedRootfs } from '../rootfs/prepare.js';
-import type { PlannedStage } from '../plan/plan-types.js';
+import type { PlannedStage } from '../model/plan.js';
 import { InPlaceRoot } from '../rootfs/in-place.js';
 import { InPlaceBackend } from './in-place.js';
 import { stashNodeRuntime } from './node-runtime.js';

@@ -1,7 +1,7 @@
 import type { OciLayout } from '../../layers/oci-layout.js';
-import { MediaType, type Descriptor, type ImageConfig, type ImageIndex, type Manifest, type Platform } from '../../layers/types.js';
+import { MediaType, type Descriptor, type ImageConfig, type IndexManifest, type Manifest, type Platform } from '../../layers/types.js';
 import type { BuiltImage } from '../exec/execute.js';
-import type { ImageLayer } from '../exec/image-layer.js';
+import type { ImageLayer } from '../model/image-layer.js';
 
 /** One platform's finished image, its config and manifest stored in the work layout. */
 export interface AssembledImage {
@@ -47,7 +47,7 @@ export async function assembleImage(built: BuiltImage, options: AssembleOptions,
 
 /** Writes an image index over several platforms' manifests. */
 export async function assembleIndex(images: readonly AssembledImage[], layout: OciLayout): Promise<Descriptor> {
-  const index: ImageIndex = {
+  const index: IndexManifest = {
     schemaVersion: 2,
     mediaType: MediaType.ImageIndex,
     manifests: images.map((image) => image.manifest),

@@ -5,7 +5,7 @@ import { TsbuildError } from '../../layers/errors.js';
 import { writeLayoutTar } from '../../layers/layout-tar.js';
 import { OciLayout } from '../../layers/oci-layout.js';
 import type { Descriptor, Digest } from '../../layers/types.js';
-import type { Workspace } from '../exec/workspace.js';
+import type { Workspace } from '../workspace/workspace.js';
 import type { AssembledImage } from './assemble.js';
 import { importBlob } from './copy-blobs.js';
 import type { OutputSpec } from './output-spec.js';

@@ -3,9 +3,11 @@ import type { ContainerConfig } from '../../layers/types.js';
 import type { AddInstruction, CommandLine, CopyInstruction, Instruction } from '../frontend/instructions.js';
 import { ShellLex } from '../frontend/shell-lex.js';
 import { cleanPath, exposedPortKeys, resolveCopyDest, resolveWorkdir, validateStopSignal } from './image-config.js';
-import type { CopySource, PlannedStep } from './plan-types.js';
+import type { CopySource } from '../model/sources.js';
+import type { PlannedStep } from '../model/plan.js';
 import type { Scope } from './scope.js';
-import { checkMountTargets, parseRunMount, type RunMount } from '../run/run-mounts.js';
+import { checkMountTargets, parseRunMount } from '../frontend/parse-mount.js';
+import type { RunMount } from '../model/mounts.js';
 import { isUrl } from '../exec/fetch-url.js';
 import { isGitSource } from '../exec/git-source.js';
 

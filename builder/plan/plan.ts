@@ -5,10 +5,11 @@ import { parseDockerfile } from '../frontend/parse.js';
 import { ExpansionBudget, ShellLex } from '../frontend/shell-lex.js';
 import type { NamedContext } from './build-contexts.js';
 import { copyFromName, dispatch, type DispatchContext, type StageState } from './dispatch.js';
-import type { BuildPlan, CopySource, PlannedStage, PlatformPlan, ResolvedImage, StageBase } from './plan-types.js';
+import type { BuildPlan, PlannedStage, PlatformPlan, StageBase } from '../model/plan.js';
+import type { CopySource, ResolvedImage } from '../model/sources.js';
 import { parsePlatform, platformArgs } from './platform.js';
 import { Scope } from './scope.js';
-import { mountFrom } from '../run/run-mounts.js';
+import { mountFrom } from '../frontend/parse-mount.js';
 import { findStage, splitStages, targetIndex, type StageLayout, type StageSource } from './stages.js';
 
 export interface PlanOptions {

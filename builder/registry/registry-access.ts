@@ -3,8 +3,8 @@ import type { Platform } from '../../layers/types.js';
 import type { ImageReference, PushResult, RegistryAccess, TransferEvent } from '../../registry-client/index.js';
 import type { OciLayout } from '../../layers/oci-layout.js';
 import type { Descriptor, Digest } from '../../layers/types.js';
-import type { ResolvedImage } from '../plan/plan-types.js';
-import { defaultCacheDir } from '../rootfs/rootfs-cache.js';
+import type { ResolvedImage } from '../model/sources.js';
+import { defaultCacheDir } from '../locations.js';
 
 /** How the build talks to registries. */
 export interface RegistrySettings {
@@ -37,7 +37,7 @@ function access(ref: ImageReference, settings: RegistrySettings): RegistryAccess
 
 /** The local cache pulled images are kept in (an OCI layout). */
 export function imageCacheDir(settings: RegistrySettings): string {
-  return settings.imageCacheDir ?? path.join(defaultCacheDir(settings.env), 'images');
+  return settings.imageCacheDir ?? path.join(defaultCacheDir(settings.env ?? {}), 'images');
 }
 
 /** Pulls `reference` for `platform` into the image cache (no download when it is cached) and describes it as a base. */

@@ -1,8 +1,8 @@
-import type { ImageLayer } from '../exec/image-layer.js';
-import type { Workspace } from '../exec/workspace.js';
+import type { ImageLayer } from '../model/image-layer.js';
+import type { Workspace } from '../workspace/workspace.js';
 import { copyTree } from './copy-tree.js';
 import { mountOverlay, overlaySupported, unmountOverlay } from './overlay.js';
-import { RootfsCache } from './rootfs-cache.js';
+import type { RootfsCache } from './rootfs-cache.js';
 
 /** A stage's root filesystem, ready for steps to read and write. */
 export interface PreparedRootfs {
@@ -32,13 +32,11 @@ export interface PrepareOptions {
    * mounts an overlay where that works and copies otherwise.
    */
   mode?: 'auto' | 'overlay' | 'copy';
-  /** The cache of unpacked layer stacks; by default one per process at the default cache location. */
-  cache?: RootfsCache;
+  /** The cache of unpacked layer stacks. */
+  cache: RootfsCache;
   /** Told what unpacking the layers left out (device nodes a user namespace may not create). */
   onNote?: (message: string) => void;
 }
-
-let defaultCache: RootfsCache | undefined;
 
 /**
  * Gives a build a private, writable root filesystem holding `layers`, from the shared rootfs cache:
@@ -47,7 +45,7 @@ let defaultCache: RootfsCache | undefined;
  *
  * The caller must release it even when the build fails, and before removing the workspace:
  *
- *     const rootfs = await prepareRootfs(layers, workspace);
+ *     const rootfs = await prepareRootfs(layers, workspace, { cache });
  *     try {
  *       // ... steps read and write rootfs.dir ...
  *     } finally {
@@ -57,13 +55,13 @@ let defaultCache: RootfsCache | undefined;
  * An overlay left mounted by a process that died holds nothing but the workspace's own upper
  * directory; it can be removed with `umount`.
  */
-export async function prepareRootfs(layers: readonly ImageLayer[], workspace: Workspace, options: PrepareOptions = {}): Promise<PreparedRootfs> {
+export async function prepareRootfs(layers: readonly ImageLayer[], workspace: Workspace, options: PrepareOptions): Promise<PreparedRootfs> {
   const mode = options.mode ?? 'auto';
   const dir = await workspace.newDir('rootfs');
   // No layers: an empty directory is the whole filesystem.
   if (layers.length === 0) return { dir, release: async () => undefined };
 
-  const cache = options.cache ?? (defaultCache ??= new RootfsCache());
+  const { cache } = options;
   const lower = await cache.unpackedChain(layers, options.onNote);
   if (mode === 'overlay' || (mode === 'auto' && (await overlaySupported(workspace.dir)))) {
     const upperDir = await workspace.newDir('upper');

@@ -11,7 +11,6 @@
 import { execFile } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream';
 import { promisify } from 'node:util';
@@ -23,11 +22,11 @@ import { lstatOrUndefined } from '../../layers/fs-util.js';
 import { withLockFile } from '../../layers/layout-lock.js';
 import type { Digest } from '../../layers/types.js';
 import { writeXattrsOfPaths, type XattrMap } from '../../layers/xattrs.js';
-import type { ImageLayer } from '../exec/image-layer.js';
+import type { ImageLayer } from '../model/image-layer.js';
 import { chainIds } from '../../layers/chain-id.js';
 import { isOwnedName, ownedName, ownerIsGone } from '../cache/local-store-owners.js';
 import { linkedCopyTree } from './copy-tree.js';
-import { namingLayer } from '../exec/rootfs.js';
+import { namingLayer } from './apply-layers.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -36,21 +35,14 @@ const LOCK_TIMEOUT_MS = 30 * 60_000;
 /** Overlayfs keeps its own bookkeeping in these; taken from a layer they would change what a mount shows. */
 const OVERLAY_XATTR_PREFIXES = ['trusted.overlay.', 'user.overlay.'];
 
-/** tsbuild's cache directory: `$TSBUILD_CACHE_DIR`, else `$XDG_CACHE_HOME/tsbuild`, else `~/.cache/tsbuild`. */
-export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.TSBUILD_CACHE_DIR) return path.resolve(env.TSBUILD_CACHE_DIR);
-  const cacheHome = env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
-  return path.join(cacheHome, 'tsbuild');
-}
-
 export class RootfsCache {
   /** Layers this instance has applied, i.e. the work its cache misses cost. */
   unpackedLayers = 0;
   /** Stacks being unpacked by this process, so that concurrent callers share the work. */
   private readonly pending = new Map<string, Promise<string>>();
 
-  /** `dir` defaults to the `rootfs` folder of the default cache directory. */
-  constructor(readonly dir: string = path.join(defaultCacheDir(), 'rootfs')) {}
+  /** `dir` is usually the `rootfs` folder of defaultCacheDir(). */
+  constructor(readonly dir: string) {}
 
   /** Where the stack with this ChainID lives (whether or not it is there yet). */
   chainDir(chainId: Digest): string {

@@ -5,13 +5,13 @@ import type { LayerEntry } from '../../layers/entry.js';
 import { TsbuildError } from '../../layers/errors.js';
 import { applyLayer } from '../../layers/apply-layer.js';
 import { layerTar } from '../../layers/tar-writer.js';
-import { canonicalJson } from '../cache/cache-key.js';
+import { canonicalJson } from '../../layers/canonical-json.js';
 import { contentChecksum, type ContentChecksum } from '../cache/content-checksum.js';
 import { copyEntries } from '../exec/copy-entries.js';
 import { copySourceTree, type CopyContext } from '../exec/copy-step.js';
-import type { Workspace } from '../exec/workspace.js';
+import type { Workspace } from '../workspace/workspace.js';
 import { matchSources, type SourceMatch, type SourceTree } from '../fs/source-tree.js';
-import type { BindRunMount, CacheRunMount, RunMount } from './run-mounts.js';
+import type { BindRunMount, CacheRunMount, RunMount } from '../model/mounts.js';
 
 /** What a bind mount shows, or a new cache mount starts with: its source in its tree, and the entries below it. */
 export interface BindSource {

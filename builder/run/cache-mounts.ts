@@ -16,12 +16,12 @@ import type { LayerEntry } from '../../layers/entry.js';
 import { layerTar } from '../../layers/tar-writer.js';
 import { isErrnoCode, readdirIfExists } from '../../layers/fs-util.js';
 import { acquireLockFile, processExists, tryLockFile, withLockFile } from '../../layers/layout-lock.js';
-import type { Workspace } from '../exec/workspace.js';
-import { defaultCacheDir } from '../rootfs/rootfs-cache.js';
-import type { CacheRunMount } from './run-mounts.js';
+import type { Workspace } from '../workspace/workspace.js';
+import { defaultCacheDir } from '../locations.js';
+import type { CacheRunMount } from '../model/mounts.js';
 
 /** Where cache mounts live: `<cache dir>/run-cache`. */
-export function defaultRunCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+export function defaultRunCacheDir(env: NodeJS.ProcessEnv): string {
   return path.join(defaultCacheDir(env), 'run-cache');
 }
 

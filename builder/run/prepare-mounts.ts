@@ -1,11 +1,11 @@
 import { chmod, chown, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { TsbuildError } from '../../layers/errors.js';
-import type { Workspace } from '../exec/workspace.js';
+import type { Workspace } from '../workspace/workspace.js';
 import type { BindMount } from '../isolation/backend.js';
 import { bindSourcePath, type BindSource } from './bind-sources.js';
 import { openCacheMount } from './cache-mounts.js';
-import type { RunMount, SecretRunMount, SshRunMount } from './run-mounts.js';
+import type { RunMount, SecretRunMount, SshRunMount } from '../model/mounts.js';
 import { secretDir } from './secrets.js';
 import { relayAgent } from './ssh-agents.js';
 

@@ -2,7 +2,7 @@ import { chmod, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { TsbuildError } from '../../layers/errors.js';
-import type { Heredoc } from '../frontend/instructions.js';
+import type { Heredoc } from '../model/dockerfile.js';
 import { chompHeredocContent, parseHeredocMarker } from '../frontend/parse-heredoc.js';
 
 /** The process a RUN step starts, and any script file it needs placed in the rootfs. */

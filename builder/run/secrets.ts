@@ -1,8 +1,8 @@
 import { readFile, rm } from 'node:fs/promises';
 import { TsbuildError } from '../../layers/errors.js';
-import type { Workspace } from '../exec/workspace.js';
+import type { Workspace } from '../workspace/workspace.js';
 import { mountPrivateTmpfs, unmountPrivateTmpfs } from '../rootfs/tmpfs.js';
-import { mountOptions } from './run-mounts.js';
+import { mountOptions } from '../frontend/parse-mount.js';
 
 /** A `--secret` value: the id RUN mounts name, and where its content comes from. */
 export type SecretSpec =
@@ -30,7 +30,7 @@ export function parseSecretSpec(value: string): SecretSpec {
 }
 
 /** Reads every secret's content now, so a missing file or variable fails the build before any step. */
-export async function loadSecrets(specs: readonly SecretSpec[], env: NodeJS.ProcessEnv = process.env): Promise<Map<string, Buffer>> {
+export async function loadSecrets(specs: readonly SecretSpec[], env: NodeJS.ProcessEnv): Promise<Map<string, Buffer>> {
   const secrets = new Map<string, Buffer>();
   for (const spec of specs) {
     if (secrets.has(spec.id)) throw new TsbuildError('BAD_SECRET', `secret "${spec.id}" given twice`);

@@ -12,7 +12,7 @@ import { TsbuildError } from '../../layers/errors.js';
  * Reads `--ssh` values (`ID` for the agent at `$SSH_AUTH_SOCK`, or `ID=SOCKET`) into agent socket
  * paths by id, checking now that each is a socket. Private key files are not supported.
  */
-export async function loadSshAgents(values: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<Map<string, string>> {
+export async function loadSshAgents(values: readonly string[], env: NodeJS.ProcessEnv): Promise<Map<string, string>> {
   const agents = new Map<string, string>();
   for (const value of values) {
     const eq = value.indexOf('=');

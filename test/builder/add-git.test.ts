@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { build } from '../../builder/build.js';
+import { buildForTest } from '../support/build-for-test.js';
 import { SourceError } from '../../layers/errors.js';
 import { unpackWithUmoci } from '../support/validate-layout.js';
 
@@ -84,7 +84,7 @@ describe('ADD from a git repository', () => {
     await mkdir(context);
     await writeFile(path.join(context, 'Dockerfile'), dockerfile);
     const dest = path.join(work, `${name}-image`);
-    await build({ context, outputs: [{ type: 'oci', dest, tar: false }], tags: ['t:1'], cacheDir: path.join(work, `${name}-cache`) });
+    await buildForTest({ context, outputs: [{ type: 'oci', dest, tar: false }], tags: ['t:1'], cacheDir: path.join(work, `${name}-cache`) });
     return unpackWithUmoci(dest, 't:1');
   }
 
@@ -136,7 +136,7 @@ describe('ADD from a git repository', () => {
       const context = path.join(work, `failing-${i}`);
       await mkdir(context);
       await writeFile(path.join(context, 'Dockerfile'), `FROM scratch\n\n${instruction}\n`);
-      await assert.rejects(build({ context, outputs: [{ type: 'oci', dest: path.join(work, `failing-${i}-image`), tar: false }], cacheDir: path.join(work, `failing-${i}-cache`) }), (err: unknown) => {
+      await assert.rejects(buildForTest({ context, outputs: [{ type: 'oci', dest: path.join(work, `failing-${i}-image`), tar: false }], cacheDir: path.join(work, `failing-${i}-cache`) }), (err: unknown) => {
         assert.ok(err instanceof SourceError, String(err));
         assert.match(err.message, /\/Dockerfile:3: /);
         assert.match(err.message, message);

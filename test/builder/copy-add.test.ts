@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
-import { build, type BuildRequest } from '../../builder/build.js';
+import { buildForTest, type TestBuildOptions } from '../support/build-for-test.js';
 import { SourceError, TsbuildError } from '../../layers/errors.js';
 import { unpackWithUmoci, validateLayout } from '../support/validate-layout.js';
 import { rawTar } from '../security/raw-tar.js';
@@ -38,7 +38,7 @@ interface Case {
   readonly files?: Record<string, FileSpec>;
   /** Extra context set-up: symlinks, hardlinks, archives. */
   readonly setup?: (context: string) => Promise<void>;
-  readonly request?: Partial<BuildRequest>;
+  readonly request?: Partial<TestBuildOptions>;
 }
 
 /** Writes `files` (and parent directories) under `dir`. */
@@ -59,7 +59,7 @@ async function withImage(c: Case, check: (built: Built) => Promise<void>): Promi
     const context = join(work, 'context');
     const dest = join(work, 'layout');
     await prepareContext(context, c);
-    await build({ context, outputs: [{ type: 'oci', dest, tar: false }], tags: ['t:1'], ...c.request });
+    await buildForTest({ context, outputs: [{ type: 'oci', dest, tar: false }], tags: ['t:1'], ...c.request });
     const { rootfs, cleanup } = await unpackWithUmoci(dest, 't:1');
     try {
       await check({ rootfs, dest, context });
@@ -78,7 +78,7 @@ async function assertBuildFails(c: Case, line: number, message: RegExp): Promise
     const context = join(work, 'context');
     await prepareContext(context, c);
     await assert.rejects(
-      build({ context, outputs: [{ type: 'oci', dest: join(work, 'layout'), tar: false }], tags: ['t:1'], ...c.request }),
+      buildForTest({ context, outputs: [{ type: 'oci', dest: join(work, 'layout'), tar: false }], tags: ['t:1'], ...c.request }),
       (err: unknown) => {
         assert.ok(err instanceof TsbuildError, `expected a TsbuildError, got ${String(err)}`);
         assert.ok(err instanceof SourceError, `expected a SourceError, got ${err.name}: ${err.message}`);

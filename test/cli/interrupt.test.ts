@@ -8,6 +8,7 @@ import { findOciRuntime } from '../../builder/isolation/find-runtime.js';
 import { mountsUnder } from '../../builder/rootfs/mountinfo.js';
 import { writeBusyboxImage } from '../support/busybox-image.js';
 import { repoRoot } from '../support/repo-root.js';
+import { requires } from '../support/requirement.js';
 
 const canRun = process.getuid?.() === 0 && (await findOciRuntime()) !== undefined;
 
@@ -19,7 +20,7 @@ after(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-test('Ctrl-C during a RUN stops the build and leaves no process, mount, workspace or output behind', { skip: canRun ? false : 'needs root and runc' }, async () => {
+test('Ctrl-C during a RUN stops the build and leaves no process, mount, workspace or output behind', { skip: requires(canRun ? false : 'needs root and runc') }, async () => {
   const base = path.join(work, 'busybox');
   await writeBusyboxImage(base);
   const context = path.join(work, 'context');

@@ -11,11 +11,12 @@ import { startRegistry, type TestRegistry } from '../support/registry.js';
 import { repoRoot } from '../support/repo-root.js';
 import { skopeoInspect, validateLayout } from '../support/validate-layout.js';
 import { tsbuild } from './cli-harness.js';
+import { requires } from '../support/requirement.js';
 
 const run = promisify(execFile);
 const canRun = process.getuid?.() === 0 && (await findOciRuntime()) !== undefined;
 
-describe('building from and pushing to a registry', { skip: canRun ? false : 'needs root and runc' }, () => {
+describe('building from and pushing to a registry', { skip: requires(canRun ? false : 'needs root and runc') }, () => {
   let work: string;
   let plain: TestRegistry;
   let secured: TestRegistry;

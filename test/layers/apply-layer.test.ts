@@ -12,6 +12,7 @@ import { extract as tarExtract, pack, type Header } from 'tar-stream';
 import { applyLayer, type ApplyOptions, type ApplyStats } from '../../layers/apply-layer.js';
 import { TsbuildError } from '../../layers/errors.js';
 import { repoRoot } from '../support/repo-root.js';
+import { requires } from '../support/requirement.js';
 
 const MTIME = new Date('2020-01-02T03:04:05Z');
 const isRoot = process.getuid?.() === 0;
@@ -517,7 +518,7 @@ describe('applyLayer: layer semantics', () => {
     assert.equal(stats.applied.fifo, 1);
   });
 
-  test('device nodes are created when running as root', { skip: !isRoot && 'needs root' }, async () => {
+  test('device nodes are created when running as root', { skip: requires(!isRoot && 'needs root') }, async () => {
     const box = await makeSandbox();
     const stats = await apply(box.root, [
       { name: 'dev/null', type: 'character-device', devmajor: 1, devminor: 3, mode: 0o666 },
@@ -536,7 +537,7 @@ describe('applyLayer: layer semantics', () => {
     assert.deepEqual(stats.skippedDevices, []);
   });
 
-  test('ownership follows the tar as root, and the process without sameOwner', { skip: !isRoot && 'needs root' }, async () => {
+  test('ownership follows the tar as root, and the process without sameOwner', { skip: requires(!isRoot && 'needs root') }, async () => {
     const box = await makeSandbox();
     const items: Item[] = [
       { name: 'owned/', type: 'directory', uid: 100, gid: 101 },
@@ -648,7 +649,7 @@ describe('applyLayer: layer semantics', () => {
     await assert.rejects(applyLayer(box.root, failing), (err) => err === boom);
   });
 
-  test('without root, device nodes are skipped and counted', { skip: !isRoot && 'needs root to switch user' }, async () => {
+  test('without root, device nodes are skipped and counted', { skip: requires(!isRoot && 'needs root to switch user') }, async () => {
     const box = await makeSandbox();
     const nobody = 65534;
     await chmod(box.dir, 0o755);

@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { makeDevice, makeFifo } from '../../layers/apply-nodes.js';
 import { TsbuildError } from '../../layers/errors.js';
+import { requires } from '../support/requirement.js';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -41,7 +42,7 @@ describe('makeFifo and makeDevice', () => {
     assert.equal(await lstat(path.join(dir, 'link-target')).catch(() => null), null);
   });
 
-  test('makeDevice creates character and block devices', { skip: !isRoot && 'needs root' }, async () => {
+  test('makeDevice creates character and block devices', { skip: requires(!isRoot && 'needs root') }, async () => {
     const chr = path.join(dir, 'null');
     const blk = path.join(dir, 'loop9');
     await makeDevice(chr, 'char', 1, 3);

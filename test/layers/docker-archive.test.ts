@@ -13,10 +13,11 @@ import { gunzipSync } from 'node:zlib';
 import tarStream from 'tar-stream';
 import { writeDockerArchive, type DockerArchiveImage } from '../../layers/docker-archive.js';
 import { TsbuildError } from '../../layers/errors.js';
-import { readLayoutImage } from '../../layers/image-reader.js';
+import { readLayoutImage } from '../../layers/layout-image.js';
 import { OciLayout } from '../../layers/oci-layout.js';
 import { MediaType, type Descriptor, type Digest } from '../../layers/types.js';
 import { repoRoot } from '../support/repo-root.js';
+import { requires } from '../support/requirement.js';
 
 const run = promisify(execFile);
 
@@ -136,28 +137,25 @@ describe('writeDockerArchive', () => {
     await rm(second);
   });
 
-  it('copies with skopeo into an OCI layout with the same config and diff_ids', { skip: !installed('skopeo') && 'skopeo not installed' }, async () => {
+  it('copies with skopeo into an OCI layout with the same config and diff_ids', { skip: requires(!installed('skopeo') && 'skopeo not installed') }, async () => {
     const dest = join(work, 'copied');
     await run('skopeo', ['--insecure-policy', 'copy', `docker-archive:${archive}`, `oci:${dest}:copied`]);
     const copied = await readLayoutImage(await OciLayout.open(dest, { create: false }), { tag: 'copied' }, {
       os: 'linux',
       architecture: 'amd64',
     });
-    assert.equal(copied.configDescriptor.digest, image.config.digest);
-    assert.deepEqual(copied.config.rootfs.diff_ids, diffIds);
+    assert.equal((await copied.manifest()).config.digest, image.config.digest);
+    assert.deepEqual((await copied.config()).rootfs.diff_ids, diffIds);
     // skopeo recompresses layers for an OCI destination: their uncompressed content must be the same.
     const uncompressed: Digest[] = [];
-    for (const layer of copied.layers) {
-      const stored = await buffer(copied.openLayer(layer));
-      uncompressed.push(sha256(layer.mediaType === MediaType.LayerGzip ? gunzipSync(stored) : stored));
-    }
+    for (const layer of await copied.layers()) uncompressed.push(sha256(await buffer(await layer.uncompressed())));
     assert.deepEqual(uncompressed, diffIds);
 
     // The second tag selects the same image.
     const byTag = join(work, 'by-tag');
     await run('skopeo', ['--insecure-policy', 'copy', `docker-archive:${archive}:registry.example:5000/team/app:latest`, `oci:${byTag}:t`]);
     const tagged = await readLayoutImage(await OciLayout.open(byTag, { create: false }), { tag: 't' }, { os: 'linux', architecture: 'amd64' });
-    assert.equal(tagged.configDescriptor.digest, image.config.digest);
+    assert.equal((await tagged.manifest()).config.digest, image.config.digest);
   });
 
   it('refuses layers it cannot decompress and diff_ids that do not match', async () => {

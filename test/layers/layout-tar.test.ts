@@ -14,6 +14,7 @@ import { writeLayoutTar } from '../../layers/layout-tar.js';
 import { OciLayout } from '../../layers/oci-layout.js';
 import { MediaType, type Descriptor, type Manifest } from '../../layers/types.js';
 import { repoRoot } from '../support/repo-root.js';
+import { requires } from '../support/requirement.js';
 
 const run = promisify(execFile);
 
@@ -125,7 +126,7 @@ describe('writeLayoutTar', () => {
     assert.deepEqual((await readdir(join(work, 'out'))).sort(), ['image.tar']);
   });
 
-  it('is an oci-archive skopeo reads by tag', { skip: !installed('skopeo') && 'skopeo not installed' }, async () => {
+  it('is an oci-archive skopeo reads by tag', { skip: requires(!installed('skopeo') && 'skopeo not installed') }, async () => {
     const { stdout } = await run('skopeo', ['inspect', `oci-archive:${archive}:v1`]);
     const info = JSON.parse(stdout) as { Digest: string; Layers: string[] };
     assert.equal(info.Digest, manifest.digest);

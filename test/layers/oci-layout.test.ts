@@ -13,6 +13,7 @@ import { TsbuildError } from '../../layers/errors.js';
 import { OciLayout } from '../../layers/oci-layout.js';
 import { MediaType, RefNameAnnotation, type Descriptor, type Digest, type Manifest } from '../../layers/types.js';
 import { repoRoot } from '../support/repo-root.js';
+import { requires } from '../support/requirement.js';
 
 const run = promisify(execFile);
 
@@ -317,14 +318,14 @@ for (let i = 0; i < Number(count); i++) {
       await layout.addImage(await copySampleImage(layout), ['v1']);
     });
 
-    it('passes oci-image-tool validation', { skip: !installed('oci-image-tool') && 'oci-image-tool not installed' }, async () => {
+    it('passes oci-image-tool validation', { skip: requires(!installed('oci-image-tool') && 'oci-image-tool not installed') }, async () => {
       // `--type imageLayout` is not implemented by this oci-image-tool; `--type image` detects a
       // layout and, without `--ref`, validates every entry of index.json.
       const { stdout } = await run('oci-image-tool', ['validate', '--type', 'image', dir]);
       assert.match(stdout, /Validation succeeded/);
     });
 
-    it('is readable by skopeo by tag', { skip: !installed('skopeo') && 'skopeo not installed' }, async () => {
+    it('is readable by skopeo by tag', { skip: requires(!installed('skopeo') && 'skopeo not installed') }, async () => {
       const { stdout } = await run('skopeo', ['inspect', `oci:${dir}:v1`]);
       const info = JSON.parse(stdout) as { Digest: string; Layers: string[]; Architecture: string };
       assert.equal(info.Digest, manifest.digest);
@@ -332,7 +333,7 @@ for (let i = 0; i < Number(count); i++) {
       assert.equal(info.Architecture, 'amd64');
     });
 
-    it('is readable by umoci', { skip: !installed('umoci') && 'umoci not installed' }, async () => {
+    it('is readable by umoci', { skip: requires(!installed('umoci') && 'umoci not installed') }, async () => {
       const { stdout } = await run('umoci', ['ls', '--layout', dir]);
       assert.deepEqual(stdout.trim().split('\n').sort(), ['latest', 'v1']);
       await run('umoci', ['gc', '--layout', dir]);

@@ -2,9 +2,11 @@ import assert from 'node:assert/strict';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { buffer } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
 import { TsbuildError } from '../../layers/errors.js';
-import { readLayoutImage } from '../../layers/image-reader.js';
+import type { Image } from '../../layers/image.js';
+import { readLayoutImage } from '../../layers/layout-image.js';
 import { MediaType, type Digest } from '../../layers/types.js';
 import { BlobCache } from '../../registry-client/blob-cache.js';
 import { RegistryError } from '../../registry-client/errors.js';
@@ -27,13 +29,9 @@ function credentialsFor(registry: TestRegistry): PullOptions['transportOptions']
 }
 
 /** Reads every layer of a pulled image back out of the cache. */
-async function readLayers(image: Awaited<ReturnType<typeof readLayoutImage>>): Promise<Buffer[]> {
+async function readLayers(image: Image): Promise<Buffer[]> {
   const out: Buffer[] = [];
-  for (const layer of image.layers) {
-    const chunks: Buffer[] = [];
-    for await (const chunk of image.openLayer(layer)) chunks.push(chunk as Buffer);
-    out.push(Buffer.concat(chunks));
-  }
+  for (const layer of await image.layers()) out.push(await buffer(await layer.compressed()));
   return out;
 }
 
@@ -71,8 +69,8 @@ for (const auth of ['plain', 'htpasswd', 'token'] as RegistryAuth[]) {
       assert.equal(pulled.manifestDescriptor.digest, pulled.root.digest);
       assert.equal(pulled.refName, `${registry.host}/ggcr/one:1`);
       const image = await readLayoutImage(pulled.layout, { tag: pulled.refName }, AMD64);
-      assert.equal(image.manifestDescriptor.digest, pulled.root.digest);
-      assert.deepEqual(image.config.rootfs.diff_ids, pulled.config.rootfs.diff_ids);
+      assert.equal(await image.digest(), pulled.root.digest);
+      assert.deepEqual((await image.config()).rootfs.diff_ids, pulled.config.rootfs.diff_ids);
       const [layer] = await readLayers(image);
       const sourceLayer = readFileSync(join(GGCR, 'test_index_one_image/blobs/sha256', pulled.layers[0]!.digest.slice(7)));
       assert.deepEqual(layer, sourceLayer);
@@ -108,7 +106,7 @@ for (const auth of ['plain', 'htpasswd', 'token'] as RegistryAuth[]) {
       assert.equal(pulled.manifestDescriptor.digest, built.manifests[1]!.digest);
       assert.equal(pulled.config.architecture, 'arm64');
       const image = await readLayoutImage(pulled.layout, { tag: pulled.refName }, arm64);
-      assert.equal(image.manifestDescriptor.digest, built.manifests[1]!.digest);
+      assert.equal(await image.digest(), built.manifests[1]!.digest);
       // Only the selected platform's blobs were downloaded.
       const other = JSON.parse((await built.layout.readBlob(built.manifests[0]!.digest)).toString('utf8')) as { layers: { digest: Digest }[] };
       assert.equal(await cache.has(other.layers[1]!.digest), false);

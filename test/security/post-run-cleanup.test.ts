@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
-import { build } from '../../builder/build.js';
+import { buildForTest } from '../support/build-for-test.js';
 import type { IsolationMode } from '../../builder/isolation/backend.js';
 import { chrootAvailable } from '../../builder/isolation/chroot.js';
 import { placeBindFiles } from '../../builder/isolation/in-place-files.js';
@@ -58,7 +58,7 @@ async function buildDockerfile(mode: IsolationMode, dockerfile: string, secrets:
   await mkdir(context);
   await writeFile(path.join(context, 'Dockerfile'), dockerfile);
   const layout = path.join(work, `image-${counter}`);
-  await build({
+  await buildForTest({
     context,
     tags: ['t:1'],
     outputs: [{ type: 'oci', dest: layout, tar: false }],

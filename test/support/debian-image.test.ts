@@ -6,10 +6,11 @@ import { OciLayout } from '../../layers/oci-layout.js';
 import { MediaType, RefNameAnnotation, type ImageConfig, type Manifest } from '../../layers/types.js';
 import { debianBookwormImage } from './debian-image.js';
 import { validateLayout } from './validate-layout.js';
+import { requires } from './requirement.js';
 
 const execFileAsync = promisify(execFile);
 
-test('the Debian bookworm fixture is a valid one-layer OCI image with /etc/debian_version', { skip: process.getuid?.() !== 0 ? 'debootstrap needs root' : false, timeout: 40 * 60_000 }, async () => {
+test('the Debian bookworm fixture is a valid one-layer OCI image with /etc/debian_version', { skip: requires(process.getuid?.() !== 0 ? 'debootstrap needs root' : false), timeout: 40 * 60_000 }, async () => {
   const firstStarted = Date.now();
   const { layoutDir, tag } = await debianBookwormImage();
   console.log(`first call: ${Date.now() - firstStarted} ms`);

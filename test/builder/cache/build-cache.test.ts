@@ -3,12 +3,13 @@ import { chmod, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, utimes, wri
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { build, type BuildRequest } from '../../../builder/build.js';
+import { buildForTest, type TestBuildOptions } from '../../support/build-for-test.js';
 import { LocalCacheStore } from '../../../builder/cache/local-store.js';
 import { chrootAvailable } from '../../../builder/isolation/chroot.js';
 import type { BuildEvent } from '../../../builder/progress.js';
 import type { HistoryEntry, ImageConfig } from '../../../layers/types.js';
 import { writeBusyboxImage } from '../../support/busybox-image.js';
+import { requires } from '../../support/requirement.js';
 
 const canRun = process.getuid?.() === 0 && (await chrootAvailable());
 
@@ -18,7 +19,7 @@ interface StepReport {
   readonly summary: string;
 }
 
-describe('the build cache', { skip: canRun ? false : 'needs root for RUN steps' }, () => {
+describe('the build cache', { skip: requires(canRun ? false : 'needs root for RUN steps') }, () => {
   let work: string;
   let cacheDir: string;
   let baseA: string;
@@ -35,7 +36,7 @@ describe('the build cache', { skip: canRun ? false : 'needs root for RUN steps' 
     const other = path.join(work, 'base-b-context');
     await mkdir(other);
     await writeFile(path.join(other, 'Dockerfile'), 'FROM busybox\nLABEL variant=b\nRUN echo b > /variant\n');
-    await build({ context: other, outputs: [{ type: 'oci', dest: baseB, tar: false }], tags: ['latest'], buildContexts: [`busybox=oci-layout://${baseA}`], isolation: 'chroot', cacheDir: path.join(work, 'unrelated-cache') });
+    await buildForTest({ context: other, outputs: [{ type: 'oci', dest: baseB, tar: false }], tags: ['latest'], buildContexts: [`busybox=oci-layout://${baseA}`], isolation: 'chroot', cacheDir: path.join(work, 'unrelated-cache') });
   });
 
   after(async () => {
@@ -53,7 +54,7 @@ describe('the build cache', { skip: canRun ? false : 'needs root for RUN steps' 
   }
 
   /** Builds and returns each non-metadata step's cache outcome, plus the image digest. */
-  async function buildReporting(dir: string, extra: Partial<BuildRequest> = {}, base = baseA): Promise<{ steps: StepReport[]; digest: string; dest: string }> {
+  async function buildReporting(dir: string, extra: Partial<TestBuildOptions> = {}, base = baseA): Promise<{ steps: StepReport[]; digest: string; dest: string }> {
     const names = new Map<number, string>();
     const steps: StepReport[] = [];
     const progress = (event: BuildEvent): void => {
@@ -61,7 +62,7 @@ describe('the build cache', { skip: canRun ? false : 'needs root for RUN steps' 
       if (event.kind === 'step-cache') steps.push({ name: names.get(event.step)!, cached: event.cached, summary: event.summary });
     };
     const dest = path.join(work, `out-${Math.random().toString(36).slice(2)}`);
-    const result = await build({
+    const result = await buildForTest({
       context: dir,
       outputs: [{ type: 'oci', dest, tar: false }],
       buildContexts: [`busybox=oci-layout://${base}`],
@@ -160,7 +161,7 @@ describe('the build cache', { skip: canRun ? false : 'needs root for RUN steps' 
       'src/a.txt': 'aaaa\n',
       'src/b.txt': 'b\n',
     });
-    const hits = async (extra: Partial<BuildRequest> = {}): Promise<boolean[]> => (await buildReporting(dir, extra)).steps.map((s) => s.cached);
+    const hits = async (extra: Partial<TestBuildOptions> = {}): Promise<boolean[]> => (await buildReporting(dir, extra)).steps.map((s) => s.cached);
     const all = [true, true, true, true];
     const none = [false, false, false, false];
     await hits();

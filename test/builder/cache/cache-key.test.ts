@@ -4,12 +4,13 @@ import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { CACHE_KEY_VERSION, cacheKey, canonicalJson, describeStepInputs, type StepKeyInput } from '../../../builder/cache/cache-key.js';
+import { canonicalJson } from '../../../layers/canonical-json.js';
+import { CACHE_KEY_VERSION, cacheKey, describeStepInputs, type StepKeyInput } from '../../../builder/cache/cache-key.js';
 import { contentChecksum } from '../../../builder/cache/content-checksum.js';
 import { sha256Digest } from '../../../layers/digest.js';
 import { TsbuildError } from '../../../layers/errors.js';
 import type { Digest } from '../../../layers/types.js';
-import type { RunMount } from '../../../builder/run/run-mounts.js';
+import type { RunMount } from '../../../builder/model/mounts.js';
 import { sh } from '../../support/tree-state.js';
 import { amd64, copiedEntries, copyStep, runStep } from './copy-fixture.js';
 

@@ -4,7 +4,7 @@ import type { Platform } from '../../../layers/types.js';
 import { loadIgnorePatterns, PatternMatcher } from '../../../builder/context/ignore.js';
 import { copyEntries } from '../../../builder/exec/copy-entries.js';
 import { matchSources, type SourceTree } from '../../../builder/fs/source-tree.js';
-import type { CopyStep, RunStep } from '../../../builder/plan/plan-types.js';
+import type { CopyStep, RunStep } from '../../../builder/model/plan.js';
 import { join } from 'node:path';
 
 export interface CopyOptions {

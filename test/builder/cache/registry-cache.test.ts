@@ -7,16 +7,18 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { build, type BuildRequest } from '../../../builder/build.js';
+import { buildForTest, type TestBuildOptions } from '../../support/build-for-test.js';
 import { LocalCacheStore } from '../../../builder/cache/local-store.js';
 import type { CacheRecord } from '../../../builder/cache/local-store-record.js';
-import { CACHE_RECORD_LABEL, parseCacheTtl, RegistryCache } from '../../../builder/cache/registry-cache.js';
+import { parseCacheTtl } from '../../../builder/cache/cache-ttl.js';
+import { CACHE_RECORD_LABEL, RegistryCache } from '../../../builder/cache/registry-cache.js';
 import { chrootAvailable } from '../../../builder/isolation/chroot.js';
 import type { BuildEvent } from '../../../builder/progress.js';
 import { TsbuildError } from '../../../layers/errors.js';
 import { MediaType, type Digest } from '../../../layers/types.js';
 import { writeBusyboxImage } from '../../support/busybox-image.js';
 import { REGISTRY_BINARY, startRegistry, type TestRegistry } from '../../support/registry.js';
+import { requires } from '../../support/requirement.js';
 
 const run = promisify(execFile);
 const haveRegistry = existsSync(REGISTRY_BINARY);
@@ -47,7 +49,7 @@ describe('parseCacheTtl', () => {
   });
 });
 
-describe('RegistryCache', { skip: haveRegistry ? false : `${REGISTRY_BINARY} is missing` }, () => {
+describe('RegistryCache', { skip: requires(haveRegistry ? false : `${REGISTRY_BINARY} is missing`) }, () => {
   let registry: TestRegistry;
   let work: string;
 
@@ -194,7 +196,7 @@ interface StepReport {
   readonly summary: string;
 }
 
-describe('builds sharing a cache repository', { skip: !haveRegistry ? `${REGISTRY_BINARY} is missing` : canBuild ? false : 'needs root for RUN steps' }, () => {
+describe('builds sharing a cache repository', { skip: requires(!haveRegistry ? `${REGISTRY_BINARY} is missing` : canBuild ? false : 'needs root for RUN steps') }, () => {
   let registry: TestRegistry;
   let work: string;
   let base: string;
@@ -218,14 +220,14 @@ describe('builds sharing a cache repository', { skip: !haveRegistry ? `${REGISTR
   });
 
   /** Builds with a fresh local cache directory (another "machine") and reports each step's cache outcome and the notes. */
-  async function buildOnNewMachine(extra: Partial<BuildRequest>): Promise<{ steps: StepReport[]; notes: string[]; digest: string }> {
+  async function buildOnNewMachine(extra: Partial<TestBuildOptions>): Promise<{ steps: StepReport[]; notes: string[]; digest: string }> {
     const steps: StepReport[] = [];
     const notes: string[] = [];
     const progress = (event: BuildEvent): void => {
       if (event.kind === 'step-cache') steps.push({ cached: event.cached, summary: event.summary });
       if (event.kind === 'note') notes.push(event.message);
     };
-    const result = await build({
+    const result = await buildForTest({
       context: contextDir,
       outputs: [{ type: 'oci', dest: path.join(work, `out-${randomBytes(6).toString('hex')}`), tar: false }],
       buildContexts: [`busybox=oci-layout://${base}`],

@@ -7,6 +7,7 @@ import type { RunSpec } from '../../../builder/isolation/backend.js';
 import { ChrootBackend, chrootAvailable } from '../../../builder/isolation/chroot.js';
 import { TsbuildError } from '../../../layers/errors.js';
 import { createBusyboxRootfs, createMountPoints } from '../../support/busybox-rootfs.js';
+import { requires } from '../../support/requirement.js';
 
 const available = await chrootAvailable();
 const backend = new ChrootBackend();
@@ -64,7 +65,7 @@ async function processesIn(rootfs: string): Promise<number[]> {
 }
 
 // As root (as CI runs) a missing tool is a failure; only an unprivileged run skips, saying why.
-describe('ChrootBackend', { skip: process.getuid?.() === 0 ? false : 'needs root' }, () => {
+describe('ChrootBackend', { skip: requires(process.getuid?.() === 0 ? false : 'needs root') }, () => {
   let dir: string;
   let rootfs: string;
   let hostsFile: string;

@@ -7,6 +7,7 @@ import type { RunSpec } from '../../../builder/isolation/backend.js';
 import { InPlaceBackend, runProcess } from '../../../builder/isolation/in-place.js';
 import { placeBindFiles } from '../../../builder/isolation/in-place-files.js';
 import { TsbuildError } from '../../../layers/errors.js';
+import { requires } from '../../support/requirement.js';
 
 const work = await mkdtemp(path.join(tmpdir(), 'tsbuild-in-place-backend-'));
 after(() => rm(work, { recursive: true, force: true }));
@@ -113,7 +114,7 @@ describe('runProcess', () => {
     assert.match(missing.err(), /no\/such\/command/);
   });
 
-  it('runs as the user, with and without supplementary groups', { skip: !isRoot && 'changing ids needs root' }, async () => {
+  it('runs as the user, with and without supplementary groups', { skip: requires(!isRoot && 'changing ids needs root') }, async () => {
     const plain = spec(['/bin/sh', '-c', 'id -u; id -g; id -G'], { user: { uid: 65534, gid: 65533, additionalGids: [] } });
     assert.equal((await runProcess(plain)).exitCode, 0);
     assert.equal(plain.out(), '65534\n65533\n65533\n');

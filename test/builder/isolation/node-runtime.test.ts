@@ -6,6 +6,7 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { promisify } from 'node:util';
 import { mappedLibraries, stashNodeRuntime } from '../../../builder/isolation/node-runtime.js';
+import { requires } from '../../support/requirement.js';
 
 const run = promisify(execFile);
 const work = await mkdtemp(path.join(tmpdir(), 'tsbuild-node-runtime-'));
@@ -29,7 +30,7 @@ test('mappedLibraries lists each mapped shared object and native addon once', ()
   ]);
 });
 
-test('the stashed node runs with the system library directory hidden', { skip: process.getuid?.() !== 0 && 'hiding a system directory needs root' }, async () => {
+test('the stashed node runs with the system library directory hidden', { skip: requires(process.getuid?.() !== 0 && 'hiding a system directory needs root') }, async () => {
   const launcher = await stashNodeRuntime(path.join(work, 'runtime'));
   const libc = mappedLibraries(await readFile('/proc/self/maps', 'utf8')).find((file) => /^libc[.-]/.test(path.basename(file)));
   assert.ok(libc, 'node has the C library mapped');

@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { defaultCapabilities, identityMappings, mapsId, ociConfig, type OciConfigInput, type OciRuntimeConfig, type OciUserNamespace } from '../../../builder/isolation/oci-config.js';
 import { findOciRuntime } from '../../../builder/isolation/find-runtime.js';
+import { requiresInTest } from '../../support/requirement.js';
 
 const input: OciConfigInput = {
   rootfs: '/work/rootfs',
@@ -95,7 +96,7 @@ describe('ociConfig', () => {
 
   it('masks and write-protects at least what the runtime’s own default spec does, with the same system mounts', async (t) => {
     const defaults = await runcDefaults();
-    if (defaults === undefined) return t.skip('runc is not usable here');
+    if (defaults === undefined) return requiresInTest(t, 'runc is not usable here');
     const config = ociConfig(input, 1024);
     for (const path of defaults.maskedPaths) assert.ok(config.linux.maskedPaths.includes(path), `masks ${path}`);
     for (const path of defaults.readonlyPaths) assert.ok(config.linux.readonlyPaths.includes(path), `makes ${path} read-only`);
@@ -167,7 +168,7 @@ describe('ociConfig in a user namespace', () => {
 
   it('mounts /sys with the options of the runtime’s own rootless spec', async (t) => {
     const runtime = await findOciRuntime();
-    if (runtime?.name !== 'runc') return t.skip('runc is not usable here');
+    if (runtime?.name !== 'runc') return requiresInTest(t, 'runc is not usable here');
     const dir = await mkdtemp(join(tmpdir(), 'oci-config-test-'));
     try {
       await promisify(execFile)(runtime.path, ['spec', '--rootless', '--bundle', dir]);

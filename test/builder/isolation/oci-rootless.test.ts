@@ -14,6 +14,7 @@ import { treeState } from '../../support/tree-state.js';
 import { ensureUser, processesOf, runAs, runAsOrRoot, unprivilegedSkipReason, type RunResult, type TestUser } from '../../support/unprivileged-user.js';
 import { unpackWithUmoci } from '../../support/validate-layout.js';
 import { conformanceDockerfile } from '../../support/conformance.js';
+import { requires } from '../../support/requirement.js';
 
 const execFileAsync = promisify(execFile);
 const cli = join(repoRoot(), 'dist/cli/main.js');
@@ -21,7 +22,7 @@ const hostPath = '/usr/sbin:/usr/bin:/sbin:/bin';
 const epoch = '1700000000';
 
 const runtime = process.getuid?.() === 0 ? await findOciRuntime() : undefined;
-const skip = (await unprivilegedSkipReason()) || (runtime?.name !== 'runc' ? 'needs runc working as root' : false);
+const skip = requires((await unprivilegedSkipReason()) || (runtime?.name !== 'runc' ? 'needs runc working as root' : false));
 
 /** USER steps by name (app: 1000, groups 1000 and 50) and by uid:gid, with the ids the process sees. */
 const userDockerfile = `FROM busybox

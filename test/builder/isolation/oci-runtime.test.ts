@@ -8,6 +8,7 @@ import { findOciRuntime } from '../../../builder/isolation/find-runtime.js';
 import { deleteLeftoverContainers, OciRuntimeBackend } from '../../../builder/isolation/oci-runtime.js';
 import { TsbuildError } from '../../../layers/errors.js';
 import { createBusyboxRootfs, createMountPoints } from '../../support/busybox-rootfs.js';
+import { requires } from '../../support/requirement.js';
 
 const runtime = await findOciRuntime();
 
@@ -86,7 +87,7 @@ async function filesNamed(dir: string, wanted: string): Promise<string[]> {
 }
 
 // As root (as CI runs) a missing runtime is a failure; only an unprivileged run skips, saying why.
-describe('OciRuntimeBackend', { skip: process.getuid?.() === 0 ? false : 'needs root' }, () => {
+describe('OciRuntimeBackend', { skip: requires(process.getuid?.() === 0 ? false : 'needs root') }, () => {
   let dir: string;
   let rootfs: string;
   let hostRo: string;

@@ -8,12 +8,13 @@ import { repoRoot } from '../../support/repo-root.js';
 import { ensureUser, processesOf, runAs, runAsOrRoot, unprivilegedSkipReason, type RunResult, type TestUser } from '../../support/unprivileged-user.js';
 import { unpackWithUmoci } from '../../support/validate-layout.js';
 import { mountsUnder } from '../../../builder/rootfs/mountinfo.js';
+import { requires } from '../../support/requirement.js';
 
 const cli = join(repoRoot(), 'dist/cli/main.js');
 const hostPath = '/usr/sbin:/usr/bin:/sbin:/bin';
 const epoch = '1700000000';
 
-const skip = await unprivilegedSkipReason();
+const skip = requires(await unprivilegedSkipReason());
 
 /** RUN steps whose results depend on true ownership: a file given to nobody, a USER's files and groups, a root file. */
 const ownershipDockerfile = `FROM base

@@ -7,7 +7,8 @@ import { after, before, describe, it } from 'node:test';
 import { planBuild } from '../../../builder/build.js';
 import { parseDockerfile } from '../../../builder/frontend/parse.js';
 import type { NamedContext } from '../../../builder/plan/build-contexts.js';
-import type { CopyStep, PlannedStage, PlatformPlan, ResolvedImage, RunStep } from '../../../builder/plan/plan-types.js';
+import type { CopyStep, PlannedStage, PlatformPlan, RunStep } from '../../../builder/model/plan.js';
+import type { ResolvedImage } from '../../../builder/model/sources.js';
 import { createPlan, type PlanOptions } from '../../../builder/plan/plan.js';
 import { hostPlatform } from '../../../builder/plan/platform.js';
 import { SourceError, TsbuildError } from '../../../layers/errors.js';
@@ -784,7 +785,7 @@ describe('base image from an OCI layout build context (planBuild)', () => {
   });
 
   it('inherits the Env, runs the ONBUILD triggers first and clears them', async () => {
-    const result = await planBuild({ context: dir, dockerfile, buildContexts: [`base=oci-layout://${layoutDir}:v1`] });
+    const result = await planBuild({ source: { context: dir, dockerfile, buildContexts: [`base=oci-layout://${layoutDir}:v1`] }, env: process.env });
     assert.equal(result.platforms.length, 1);
     const stage = targetOf(result.platforms[0]!);
     assert.equal(stage.base.kind, 'image');
@@ -806,7 +807,7 @@ describe('base image from an OCI layout build context (planBuild)', () => {
   });
 
   it('reports a missing tag at the FROM line', async () => {
-    await assert.rejects(planBuild({ context: dir, dockerfile, buildContexts: [`base=oci-layout://${layoutDir}:v2`] }), (err: unknown) => {
+    await assert.rejects(planBuild({ source: { context: dir, dockerfile, buildContexts: [`base=oci-layout://${layoutDir}:v2`] }, env: process.env }), (err: unknown) => {
       assert.ok(err instanceof SourceError, String(err));
       assert.equal(err.line, 1);
       assert.match(err.message, /:1: .*no image tagged "v2"/);

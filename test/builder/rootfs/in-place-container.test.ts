@@ -21,10 +21,11 @@ import { unpackWithUmoci } from '../../support/validate-layout.js';
 import { listTree } from './layer-fixtures.js';
 import { conformanceCommandsFor, conformanceDockerfileFor } from '../../support/conformance.js';
 import { treeState, withoutTimes } from '../../support/tree-state.js';
+import { requires } from '../../support/requirement.js';
 
 const run = promisify(execFile);
 const runtime = await findOciRuntime();
-const skip = process.getuid?.() !== 0 ? 'needs root to run runc' : runtime?.name !== 'runc' ? 'needs a working runc' : false;
+const skip = requires(process.getuid?.() !== 0 ? 'needs root to run runc' : runtime?.name !== 'runc' ? 'needs a working runc' : false);
 
 const work = await mkdtemp(path.join(tmpdir(), 'tsbuild-in-place-e2e-'));
 after(() => rm(work, { recursive: true, force: true }));

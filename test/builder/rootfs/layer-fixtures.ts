@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import type { ImageLayer } from '../../../builder/exec/image-layer.js';
+import type { ImageLayer } from '../../../builder/model/image-layer.js';
 import type { LayerEntry } from '../../../layers/entry.js';
 import { OciLayout } from '../../../layers/oci-layout.js';
 import type { Digest } from '../../../layers/types.js';

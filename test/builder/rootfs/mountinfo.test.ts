@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { isMountPoint, mountPoints, mountsUnder } from '../../../builder/rootfs/mountinfo.js';
+import { requires } from '../../support/requirement.js';
 
 const work = mkdtempSync(path.join(tmpdir(), 'tsbuild-mountinfo-'));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -16,7 +17,7 @@ test('the root is a mount point and an ordinary directory is not', async () => {
   assert.deepEqual(await mountsUnder(work), []);
 });
 
-test('mount points with escaped characters are found, deepest first', { skip: process.getuid?.() !== 0 && 'mounting needs root here' }, async () => {
+test('mount points with escaped characters are found, deepest first', { skip: requires(process.getuid?.() !== 0 && 'mounting needs root here') }, async () => {
   const outer = path.join(work, 'with space\tand tab');
   const inner = path.join(outer, 'inner\\dir');
   await mkdir(outer);

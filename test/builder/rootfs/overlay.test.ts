@@ -7,6 +7,7 @@ import { after, test } from 'node:test';
 import { isMountPoint, mountsUnder } from '../../../builder/rootfs/mountinfo.js';
 import { mountOverlay, overlaySupported, unmountOverlay } from '../../../builder/rootfs/overlay.js';
 import { TsbuildError } from '../../../layers/errors.js';
+import { requires } from '../../support/requirement.js';
 
 const isRoot = process.getuid?.() === 0;
 const work = mkdtempSync(path.join(tmpdir(), 'tsbuild-overlay-'));
@@ -23,7 +24,7 @@ async function dirs(name: string): Promise<[string, string, string, string]> {
   return all;
 }
 
-test('overlay support is detected by a real mount, once, leaving nothing behind', { skip: !isRoot && 'overlay mounts need root here' }, async () => {
+test('overlay support is detected by a real mount, once, leaving nothing behind', { skip: requires(!isRoot && 'overlay mounts need root here') }, async () => {
   const scratch = path.join(work, 'probe');
   await mkdir(scratch);
   assert.equal(await overlaySupported(scratch), true);
@@ -32,7 +33,7 @@ test('overlay support is detected by a real mount, once, leaving nothing behind'
   assert.equal(await overlaySupported(path.join(work, 'does-not-exist')), true);
 });
 
-test('a mounted overlay shows the lower directory, writes go to the upper one, and unmount ends it', { skip: !isRoot && 'overlay mounts need root here' }, async () => {
+test('a mounted overlay shows the lower directory, writes go to the upper one, and unmount ends it', { skip: requires(!isRoot && 'overlay mounts need root here') }, async () => {
   const [lower, upper, workDir, merged] = await dirs('mount');
   await writeFile(path.join(lower, 'a'), 'lower\n');
   await mountOverlay(lower, upper, workDir, merged);

@@ -4,12 +4,13 @@ import { chmod, lstat, mkdir, open, readdir, readFile, readlink, rm, writeFile }
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import type { ImageLayer } from '../../../builder/exec/image-layer.js';
-import { Workspace } from '../../../builder/exec/workspace.js';
+import type { ImageLayer } from '../../../builder/model/image-layer.js';
+import { Workspace } from '../../../builder/workspace/workspace.js';
 import { isMountPoint } from '../../../builder/rootfs/mountinfo.js';
 import { prepareRootfs } from '../../../builder/rootfs/prepare.js';
 import { RootfsCache } from '../../../builder/rootfs/rootfs-cache.js';
 import { baseEntries, listTree, secondEntries, writeLayers } from './layer-fixtures.js';
+import { requires } from '../../support/requirement.js';
 
 const isRoot = process.getuid?.() === 0;
 const work = mkdtempSync(path.join(tmpdir(), 'tsbuild-prepare-'));
@@ -29,7 +30,7 @@ async function newWorkspace(): Promise<Workspace> {
   return workspace;
 }
 
-test('an overlay rootfs writes only to its upper directory and unmounts on release', { skip: !isRoot && 'overlay mounts need root here' }, async () => {
+test('an overlay rootfs writes only to its upper directory and unmounts on release', { skip: requires(!isRoot && 'overlay mounts need root here') }, async () => {
   const workspace = await newWorkspace();
   const lower = await cache.unpackedChain(await layers());
   const lowerListing = await listTree(lower);
@@ -63,7 +64,7 @@ test('an overlay rootfs writes only to its upper directory and unmounts on relea
   assert.deepEqual(await listTree(lower), lowerListing);
 });
 
-test('release unmounts an overlay that is still in use', { skip: !isRoot && 'overlay mounts need root here' }, async () => {
+test('release unmounts an overlay that is still in use', { skip: requires(!isRoot && 'overlay mounts need root here') }, async () => {
   const workspace = await newWorkspace();
   const rootfs = await prepareRootfs(await layers(), workspace, { mode: 'overlay', cache });
   const busy = await open(path.join(rootfs.dir, 'etc/second'), 'r');
@@ -75,7 +76,7 @@ test('release unmounts an overlay that is still in use', { skip: !isRoot && 'ove
   }
 });
 
-test('auto mode mounts an overlay where overlays work', { skip: !isRoot && 'overlay mounts need root here' }, async () => {
+test('auto mode mounts an overlay where overlays work', { skip: requires(!isRoot && 'overlay mounts need root here') }, async () => {
   const rootfs = await prepareRootfs(await layers(), await newWorkspace(), { cache });
   try {
     assert.ok(rootfs.upperDir);

@@ -4,9 +4,9 @@ import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { Workspace } from '../../../builder/exec/workspace.js';
+import { Workspace } from '../../../builder/workspace/workspace.js';
 import { openCacheMount, pruneCacheMounts } from '../../../builder/run/cache-mounts.js';
-import type { CacheRunMount } from '../../../builder/run/run-mounts.js';
+import type { CacheRunMount } from '../../../builder/model/mounts.js';
 
 let work: string;
 let workspace: Workspace;

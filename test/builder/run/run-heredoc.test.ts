@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { build } from '../../../builder/build.js';
+import { buildForTest } from '../../support/build-for-test.js';
 import { writeBusyboxImage } from '../../support/busybox-image.js';
 import { unpackWithUmoci } from '../../support/validate-layout.js';
 
@@ -56,7 +56,7 @@ test('RUN heredocs: the shell reads them, or the body is the script when the lin
   await mkdir(context, { recursive: true });
   await writeFile(path.join(context, 'Dockerfile'), dockerfile);
   const dest = path.join(work, 'image');
-  await build({ context, tags: ['t:1'], outputs: [{ type: 'oci', dest, tar: false }], buildContexts: [`busybox=oci-layout://${baseLayout}`], noCache: true });
+  await buildForTest({ context, tags: ['t:1'], outputs: [{ type: 'oci', dest, tar: false }], buildContexts: [`busybox=oci-layout://${baseLayout}`], noCache: true });
   const { rootfs, cleanup } = await unpackWithUmoci(dest, 't:1');
   try {
     const read = (name: string): Promise<string> => readFile(path.join(rootfs, name), 'utf8');

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
-import { build, type BuildRequest } from '../../../builder/build.js';
+import { buildForTest, type TestBuildOptions } from '../../support/build-for-test.js';
 import type { BuildEvent } from '../../../builder/progress.js';
 import type { IsolationMode } from '../../../builder/isolation/backend.js';
 import { findOciRuntime } from '../../../builder/isolation/find-runtime.js';
@@ -16,13 +16,14 @@ import { mountsUnder } from '../../../builder/rootfs/mountinfo.js';
 import { tryLockFile } from '../../../layers/layout-lock.js';
 import { ChrootBackend, chrootAvailable } from '../../../builder/isolation/chroot.js';
 import { StageRun } from '../../../builder/exec/stage-run.js';
-import { Workspace } from '../../../builder/exec/workspace.js';
-import type { PlannedStage } from '../../../builder/plan/plan-types.js';
+import { Workspace } from '../../../builder/workspace/workspace.js';
+import type { PlannedStage } from '../../../builder/model/plan.js';
 import { runStepEntries } from '../../../builder/run/run-step.js';
 import { runStep } from '../cache/copy-fixture.js';
 import { writeBusyboxImage } from '../../support/busybox-image.js';
 import { unpackWithUmoci } from '../../support/validate-layout.js';
 import { buildAsUser, ensureUser } from '../../support/unprivileged-user.js';
+import { requires } from '../../support/requirement.js';
 
 const run = promisify(execFile);
 const isRoot = process.getuid?.() === 0;
@@ -51,7 +52,7 @@ async function availableBackends(): Promise<IsolationMode[]> {
 }
 
 const backends = await availableBackends();
-const skip = backends.length === 0 ? 'needs root and an isolation backend' : false;
+const skip = requires(backends.length === 0 ? 'needs root and an isolation backend' : false);
 /** The backend of the tests that check one behaviour rather than every backend. */
 const oneBackend = backends.includes('chroot') ? 'chroot' : backends[0];
 
@@ -73,10 +74,10 @@ interface Built {
 }
 
 /** Builds `dir` FROM the busybox fixture into a new layout tagged `t:1`. */
-async function buildContext(dir: string, extra: Partial<BuildRequest> = {}): Promise<Built> {
+async function buildContext(dir: string, extra: Partial<TestBuildOptions> = {}): Promise<Built> {
   const layout = path.join(work, `image-${++counter}`);
   const cached: boolean[] = [];
-  await build({
+  await buildForTest({
     context: dir,
     tags: ['t:1'],
     outputs: [{ type: 'oci', dest: layout, tar: false }],
@@ -341,7 +342,7 @@ describe('RUN --mount', { skip }, () => {
     const layout = path.join(work, 'none-image');
     // Without forceInPlace: were the refusal missing, the build would stop outside a container instead of replacing /.
     await assert.rejects(
-      build({ context: dir, outputs: [{ type: 'oci', dest: layout, tar: false }], buildContexts: [`busybox=oci-layout://${baseLayout}`], isolation: 'none' }),
+      buildForTest({ context: dir, outputs: [{ type: 'oci', dest: layout, tar: false }], buildContexts: [`busybox=oci-layout://${baseLayout}`], isolation: 'none' }),
       (err: Error) => {
         assert.match(err.message, /\/Dockerfile:3: RUN --mount is not supported with --isolation=none, which cannot mount anything$/);
         return true;
@@ -357,7 +358,7 @@ describe('RUN --mount', { skip }, () => {
   });
 });
 
-test('on a copied rootfs (no overlay), an existing mount target keeps its content and stays out of the diff', { skip: backends.includes('chroot') ? false : 'needs the chroot backend' }, async () => {
+test('on a copied rootfs (no overlay), an existing mount target keeps its content and stays out of the diff', { skip: requires(backends.includes('chroot') ? false : 'needs the chroot backend') }, async () => {
   const { rootfs, cleanup } = await unpackWithUmoci(baseLayout, 'latest');
   const workspace = await Workspace.create(work);
   try {
@@ -382,7 +383,7 @@ test('on a copied rootfs (no overlay), an existing mount target keeps its conten
   }
 });
 
-test('rootless as an unprivileged user: bind, cache and tmpfs mounts work through the CLI', { skip: isRoot && backends.includes('rootless') ? false : 'needs root to create the test user' }, async () => {
+test('rootless as an unprivileged user: bind, cache and tmpfs mounts work through the CLI', { skip: requires(isRoot && backends.includes('rootless') ? false : 'needs root to create the test user') }, async () => {
   const user = await ensureUser('tsbuild-run', true);
   const dockerfile = [
     'FROM busybox',

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { build } from '../../../builder/build.js';
+import { buildForTest } from '../../support/build-for-test.js';
 import type { IsolationMode } from '../../../builder/isolation/backend.js';
 import { chrootAvailable } from '../../../builder/isolation/chroot.js';
 import { findOciRuntime } from '../../../builder/isolation/find-runtime.js';
@@ -17,6 +17,7 @@ import { buildAsUser, ensureUser } from '../../support/unprivileged-user.js';
 import { treeState, withoutTimes, type TreeState } from '../../support/tree-state.js';
 import { unpackWithUmoci, validateLayout } from '../../support/validate-layout.js';
 import { conformanceCommands, conformanceDockerfile } from '../../support/conformance.js';
+import { requires } from '../../support/requirement.js';
 
 const run = promisify(execFile);
 const isRoot = process.getuid?.() === 0;
@@ -38,7 +39,7 @@ async function buildImage(name: string, dockerfile: string, isolation: Isolation
   await mkdir(context, { recursive: true });
   await writeFile(path.join(context, 'Dockerfile'), dockerfile);
   const dest = path.join(work, `${name}-image`);
-  await build({
+  await buildForTest({
     context,
     tags: ['t:1'],
     outputs: [{ type: 'oci', dest, tar: false }],
@@ -103,7 +104,7 @@ async function availableBackends(): Promise<IsolationMode[]> {
 }
 
 const backends = await availableBackends();
-const skip = backends.length === 0 ? 'needs root and an isolation backend' : false;
+const skip = requires(backends.length === 0 ? 'needs root and an isolation backend' : false);
 
 describe('RUN conformance, every backend', { skip }, () => {
   let expected: TreeState;
@@ -168,7 +169,7 @@ describe('RUN conformance, every backend', { skip }, () => {
         const tmpDir = path.join(work, `failing-${mode}-tmp`);
         await mkdir(tmpDir);
         await assert.rejects(
-          build({ context, outputs: [{ type: 'oci', dest, tar: false }], buildContexts: [`busybox=oci-layout://${baseLayout}`], isolation: mode, tmpDir }),
+          buildForTest({ context, outputs: [{ type: 'oci', dest, tar: false }], buildContexts: [`busybox=oci-layout://${baseLayout}`], isolation: mode, tmpDir }),
           (err: Error) => {
             assert.match(err.message, /Dockerfile:3: process "\/bin\/sh -c echo about to fail && exit 3" did not complete successfully: exit code: 3$/);
             return true;
@@ -182,19 +183,19 @@ describe('RUN conformance, every backend', { skip }, () => {
   }
 });
 
-test('a RUN step past --run-timeout is killed and fails the build', { skip: backends.includes('chroot') ? false : 'needs the chroot backend' }, async () => {
+test('a RUN step past --run-timeout is killed and fails the build', { skip: requires(backends.includes('chroot') ? false : 'needs the chroot backend') }, async () => {
   const context = path.join(work, 'timeout');
   await mkdir(context, { recursive: true });
   await writeFile(path.join(context, 'Dockerfile'), 'FROM busybox\nRUN sleep 30\n');
   const started = Date.now();
   await assert.rejects(
-    build({ context, outputs: [{ type: 'oci', dest: path.join(work, 'timeout-image'), tar: false }], buildContexts: [`busybox=oci-layout://${baseLayout}`], isolation: 'chroot', runTimeoutSeconds: 1 }),
+    buildForTest({ context, outputs: [{ type: 'oci', dest: path.join(work, 'timeout-image'), tar: false }], buildContexts: [`busybox=oci-layout://${baseLayout}`], isolation: 'chroot', runTimeoutSeconds: 1 }),
     /Dockerfile:2: RUN did not finish within 1 s and was killed$/,
   );
   assert.ok(Date.now() - started < 20_000, 'killed long before the command would end');
 });
 
-describe('RUN conformance, rootless as an unprivileged user', { skip: isRoot ? false : 'needs root to create the test user' }, () => {
+describe('RUN conformance, rootless as an unprivileged user', { skip: requires(isRoot ? false : 'needs root to create the test user') }, () => {
   test('the image unpacks to exactly the tree the commands produce', async () => {
     const user = await ensureUser('tsbuild-run', true);
     const { dest, result } = await buildAsUser(user, path.join(work, 'unprivileged'), { Dockerfile: conformanceDockerfile }, [`busybox=oci-layout://${baseLayout}`]);
@@ -221,7 +222,7 @@ describe('RUN on a Debian base', { skip }, () => {
       ].join('\n'),
     );
     const dest = path.join(work, 'debian-image');
-    await build({
+    await buildForTest({
       context,
       tags: ['t:1'],
       outputs: [{ type: 'oci', dest, tar: false }],
@@ -247,7 +248,7 @@ describe('RUN on a Debian base', { skip }, () => {
   test('the Debian example in examples/debian-app builds', async () => {
     const debian = await debianBookwormImage();
     const dest = path.join(work, 'debian-example');
-    await build({
+    await buildForTest({
       context: path.join(repoRoot(), 'examples', 'debian-app'),
       tags: ['debian-app:1'],
       outputs: [{ type: 'oci', dest, tar: false }],

@@ -8,13 +8,14 @@ import { createServer, type Server } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { build } from '../../../builder/build.js';
+import { buildForTest } from '../../support/build-for-test.js';
 import { findOciRuntime } from '../../../builder/isolation/find-runtime.js';
 import { lstatOrUndefined } from '../../../layers/fs-util.js';
 import { debianBookwormImage } from '../../support/debian-image.js';
 import { unpackWithUmoci } from '../../support/validate-layout.js';
+import { requires } from '../../support/requirement.js';
 
-const skip = process.getuid?.() !== 0 ? 'needs root' : (await findOciRuntime()) === undefined ? 'needs an OCI runtime' : false;
+const skip = requires(process.getuid?.() !== 0 ? 'needs root' : (await findOciRuntime()) === undefined ? 'needs an OCI runtime' : false);
 
 describe('RUN --mount=type=ssh', { skip }, () => {
   let work: string;
@@ -49,7 +50,7 @@ describe('RUN --mount=type=ssh', { skip }, () => {
     const talk = `perl -MIO::Socket::UNIX -e '$s = IO::Socket::UNIX->new(Peer => $ENV{SSH_AUTH_SOCK}) or die "connect: $!"; print $s "ping\\n"; print scalar <$s>'`;
     const context = await contextWith('relay', `RUN --mount=type=ssh,uid=1000,mode=0660 stat -c '%a %u' "$SSH_AUTH_SOCK" > /socket && echo "$SSH_AUTH_SOCK" >> /socket && ${talk} > /reply`);
     const dest = path.join(work, 'relay-image');
-    await build({ context, buildContexts: [base], ssh: [`default=${agentSocket}`], outputs: [{ type: 'oci', dest, tar: false }], tags: ['t:1'], compressionLevel: 1, noCache: true });
+    await buildForTest({ context, buildContexts: [base], ssh: [`default=${agentSocket}`], outputs: [{ type: 'oci', dest, tar: false }], tags: ['t:1'], compressionLevel: 1, noCache: true });
     const { rootfs, cleanup } = await unpackWithUmoci(dest, 't:1');
     try {
       assert.equal(await readFile(path.join(rootfs, 'reply'), 'utf8'), 'agent got ping\n');
@@ -63,7 +64,7 @@ describe('RUN --mount=type=ssh', { skip }, () => {
   test('--ssh refuses a path that is not a socket, before any step', async () => {
     const context = await contextWith('not-socket', 'RUN --mount=type=ssh true');
     await assert.rejects(
-      build({ context, buildContexts: [base], ssh: [`default=${path.join(context, 'Dockerfile')}`], outputs: [{ type: 'oci', dest: path.join(work, 'none'), tar: false }] }),
+      buildForTest({ context, buildContexts: [base], ssh: [`default=${path.join(context, 'Dockerfile')}`], outputs: [{ type: 'oci', dest: path.join(work, 'none'), tar: false }] }),
       /--ssh default=.*Dockerfile: .*Dockerfile is not an SSH agent socket$/,
     );
   });

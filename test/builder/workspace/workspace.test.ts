@@ -6,7 +6,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import { ownedName } from '../../../builder/cache/local-store-owners.js';
-import { Workspace } from '../../../builder/exec/workspace.js';
+import { Workspace } from '../../../builder/workspace/workspace.js';
 import { mountsUnder } from '../../../builder/rootfs/mountinfo.js';
 import { mountOverlay } from '../../../builder/rootfs/overlay.js';
 import { mountPrivateTmpfs } from '../../../builder/rootfs/tmpfs.js';
@@ -15,7 +15,7 @@ import { OciRuntimeBackend } from '../../../builder/isolation/oci-runtime.js';
 import type { RunResult } from '../../../builder/isolation/backend.js';
 import { createBusyboxRootfs, createMountPoints } from '../../support/busybox-rootfs.js';
 
-const workspaceModule = new URL('../../../builder/exec/workspace.js', import.meta.url).href;
+const workspaceModule = new URL('../../../builder/workspace/workspace.js', import.meta.url).href;
 
 const runtime = await findOciRuntime();
 

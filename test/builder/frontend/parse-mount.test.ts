@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { TsbuildError } from '../../../layers/errors.js';
-import { checkMountTargets, mountFrom, parseRunMount, type MountParseContext } from '../../../builder/run/run-mounts.js';
+import { checkMountTargets, mountFrom, parseRunMount, type MountParseContext } from '../../../builder/frontend/parse-mount.js';
 import { parseSecretSpec } from '../../../builder/run/secrets.js';
 
 const ctx: MountParseContext = {

@@ -7,7 +7,7 @@ import { buffer } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { TsbuildError } from '../../layers/errors.js';
-import { parseOciLayoutSource, readLayoutImage } from '../../layers/image-reader.js';
+import { parseOciLayoutSource, readLayoutImage } from '../../layers/layout-image.js';
 import { OciLayout } from '../../layers/oci-layout.js';
 import { MediaType, type Descriptor, type Digest, type Platform } from '../../layers/types.js';
 import { repoRoot } from '../support/repo-root.js';
@@ -44,18 +44,20 @@ describe('readLayoutImage on the go-containerregistry layouts', () => {
   it('reads the only image of an untagged layout when no tag is asked for', async () => {
     const layout = await open('test_index_one_image');
     const image = await readLayoutImage(layout, {}, amd64);
-    assert.equal(image.manifestDescriptor.digest, 'sha256:98ceaf93e482fe91b9bfd6bba07137c098e49ee2d55e69f09fb6c951e75e0e46');
-    assert.equal(image.manifest.mediaType, undefined);
-    assert.equal(image.configDescriptor.digest, 'sha256:381d958b555884ba59574ab5c066e9f6116b5aec3567675aa13bec63331f0810');
-    assert.equal(image.configDescriptor.mediaType, MediaType.ImageConfig);
-    assert.equal(image.config.os, 'linux');
-    assert.deepEqual(image.config.config?.Env, ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin']);
-    assert.deepEqual(image.layers.map((layer) => layer.digest), ['sha256:492b89b9dd3cda4596f94916d17f6901455fb8bd7f4c5a2a90df8d39c90f48a0']);
+    assert.equal(await image.digest(), 'sha256:98ceaf93e482fe91b9bfd6bba07137c098e49ee2d55e69f09fb6c951e75e0e46');
+    assert.equal((await image.manifest()).mediaType, undefined);
+    assert.equal((await image.manifest()).config.digest, 'sha256:381d958b555884ba59574ab5c066e9f6116b5aec3567675aa13bec63331f0810');
+    assert.equal((await image.manifest()).config.mediaType, MediaType.ImageConfig);
+    assert.equal((await image.config()).os, 'linux');
+    assert.deepEqual((await image.config()).config?.Env, ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin']);
+    assert.deepEqual((await image.manifest()).layers.map((layer) => layer.digest), ['sha256:492b89b9dd3cda4596f94916d17f6901455fb8bd7f4c5a2a90df8d39c90f48a0']);
 
     // The layer stream is the stored blob; uncompressed it is the diff_id the config lists.
-    const layer = await buffer(image.openLayer(image.layers[0] as Descriptor));
-    assert.equal(sha256(layer), image.layers[0]?.digest);
-    assert.equal(sha256(gunzipSync(layer)), image.config.rootfs.diff_ids[0]);
+    const [first] = await image.layers();
+    const layer = await buffer(await first!.compressed());
+    assert.equal(sha256(layer), await first!.digest());
+    assert.equal(sha256(gunzipSync(layer)), (await image.config()).rootfs.diff_ids[0]);
+    assert.equal(sha256(await buffer(await first!.uncompressed())), await first!.diffId());
   });
 
   it('names the layout and the tag when the tag is unknown', async () => {
@@ -75,34 +77,34 @@ describe('readLayoutImage on the go-containerregistry layouts', () => {
 
   it('resolves tag 1: a Docker schema2 manifest listed as an OCI manifest', async () => {
     const image = await readLayoutImage(await open('test_index'), { tag: '1' }, amd64);
-    assert.equal(image.manifestDescriptor.digest, IMAGE_A);
-    assert.equal(image.manifest.mediaType, MediaType.DockerManifest);
-    assert.equal(image.configDescriptor.digest, IMAGE_A_CONFIG);
-    assert.equal(image.configDescriptor.mediaType, MediaType.DockerConfig);
-    assert.deepEqual(image.layers, [{ mediaType: MediaType.DockerLayerGzip, size: 167, digest: IMAGE_A_LAYER }]);
-    assert.equal(image.config.author, 'Bazel');
+    assert.equal(await image.digest(), IMAGE_A);
+    assert.equal((await image.manifest()).mediaType, MediaType.DockerManifest);
+    assert.equal((await image.manifest()).config.digest, IMAGE_A_CONFIG);
+    assert.equal((await image.manifest()).config.mediaType, MediaType.DockerConfig);
+    assert.deepEqual((await image.manifest()).layers, [{ mediaType: MediaType.DockerLayerGzip, size: 167, digest: IMAGE_A_LAYER }]);
+    assert.equal((await image.config()).author, 'Bazel');
   });
 
   it('resolves tag 2: an entry with a generic media type, by the manifest’s own media type', async () => {
     const image = await readLayoutImage(await open('test_index'), { tag: '2' }, amd64);
-    assert.equal(image.manifestDescriptor.digest, IMAGE_B);
-    assert.equal(image.configDescriptor.digest, IMAGE_B_CONFIG);
-    assert.deepEqual(image.config.rootfs.diff_ids, ['sha256:3610aa5267a210147ba6ca02cdd87610dfc08522de9c5f5015edd8ee14853fd8']);
+    assert.equal(await image.digest(), IMAGE_B);
+    assert.equal((await image.manifest()).config.digest, IMAGE_B_CONFIG);
+    assert.deepEqual((await image.config()).rootfs.diff_ids, ['sha256:3610aa5267a210147ba6ca02cdd87610dfc08522de9c5f5015edd8ee14853fd8']);
   });
 
   it('resolves tag 3 (nested OCI index) and tag 4 (Docker manifest list) to their manifest', async () => {
     const layout = await open('test_index');
     for (const tag of ['3', '4']) {
       const image = await readLayoutImage(layout, { tag }, amd64);
-      assert.equal(image.manifestDescriptor.digest, IMAGE_A, `tag ${tag}`);
-      assert.equal(image.configDescriptor.digest, IMAGE_A_CONFIG, `tag ${tag}`);
+      assert.equal(await image.digest(), IMAGE_A, `tag ${tag}`);
+      assert.equal((await image.manifest()).config.digest, IMAGE_A_CONFIG, `tag ${tag}`);
     }
   });
 
   it('resolves a digest, which wins over a tag', async () => {
     const layout = await open('test_index');
     const image = await readLayoutImage(layout, { tag: '1', digest: IMAGE_B }, amd64);
-    assert.equal(image.manifestDescriptor.digest, IMAGE_B);
+    assert.equal(await image.digest(), IMAGE_B);
     const absent = `sha256:${'0'.repeat(64)}` as Digest;
     await assert.rejects(readLayoutImage(layout, { digest: absent }, amd64), failsWith('NOT_FOUND', /test_index/, new RegExp(absent)));
   });
@@ -177,8 +179,8 @@ describe('readLayoutImage platform selection', () => {
   for (const [name, platform, expected] of cases) {
     it(`selects ${name}`, async () => {
       const image = await readLayoutImage(layout, { tag: 'multi' }, platform);
-      assert.equal(image.manifestDescriptor.digest, manifests.get(expected)?.digest);
-      assert.equal(image.config.architecture, expected);
+      assert.equal(await image.digest(), manifests.get(expected)?.digest);
+      assert.equal((await image.config()).architecture, expected);
     });
   }
 
@@ -192,7 +194,7 @@ describe('readLayoutImage platform selection', () => {
   it('finds a digest listed only inside a nested index', async () => {
     const arm = manifests.get('arm') as Descriptor;
     const image = await readLayoutImage(layout, { digest: arm.digest }, { os: 'linux', architecture: 'arm', variant: 'v7' });
-    assert.equal(image.manifestDescriptor.digest, arm.digest);
+    assert.equal(await image.digest(), arm.digest);
     await assert.rejects(readLayoutImage(layout, { digest: arm.digest }, amd64), failsWith('PLATFORM', /available: linux\/arm\/v7/));
   });
 });

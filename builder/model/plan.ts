@@ -1,29 +1,13 @@
-import type { Heredoc, NetworkMode, SecurityMode, SourceContent, SourceLocation } from '../frontend/instructions.js';
-import type { ContainerConfig, Descriptor, Digest, ImageConfig, Platform } from '../../layers/types.js';
-import type { RunMount } from '../run/run-mounts.js';
-
-/** A base image read from an OCI layout named by `--build-context`. */
-export interface ResolvedImage {
-  readonly layoutDir: string;
-  /** For a pulled image: where it came from, so a push to the same registry can mount its blobs. */
-  readonly source?: { readonly registry: string; readonly repository: string };
-  readonly reference: string;
-  readonly manifestDigest: Digest;
-  readonly config: ImageConfig;
-  readonly layers: readonly Descriptor[];
-}
+/** The build plan: for each target platform, the stages a build runs and their expanded steps. */
+import type { ContainerConfig, Platform } from '../../layers/types.js';
+import type { Heredoc, NetworkMode, SecurityMode, SourceContent, SourceLocation } from './dockerfile.js';
+import type { RunMount } from './mounts.js';
+import type { CopySource, ResolvedImage } from './sources.js';
 
 /** What a stage starts from. */
 export type StageBase =
   | { readonly kind: 'scratch' }
   | { readonly kind: 'stage'; readonly index: number }
-  | { readonly kind: 'image'; readonly contextName: string; readonly image: ResolvedImage };
-
-/** Where `COPY --from` and `RUN --mount=type=bind,from=` read. */
-export type CopySource =
-  | { readonly kind: 'context' }
-  | { readonly kind: 'stage'; readonly index: number }
-  | { readonly kind: 'local-context'; readonly name: string; readonly dir: string }
   | { readonly kind: 'image'; readonly contextName: string; readonly image: ResolvedImage };
 
 interface StepBase {

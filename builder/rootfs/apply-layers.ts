@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { applyLayer } from '../../layers/apply-layer.js';
 import { decompressStream } from '../../layers/compression.js';
 import { TsbuildError } from '../../layers/errors.js';
-import type { ImageLayer } from './image-layer.js';
+import type { ImageLayer } from '../model/image-layer.js';
 
 /** Applies layers in order to an existing (empty or partly built) root filesystem directory. */
 export async function applyLayers(rootfs: string, layers: readonly ImageLayer[]): Promise<void> {

@@ -1,0 +1,17 @@
+import type { StatusTerminal } from './transfer-status.js';
+
+/** Where a command writes, what environment it reads and what can stop it: the process's own, or a test's. */
+export interface CliIo {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  readonly env: NodeJS.ProcessEnv;
+  readonly signal?: AbortSignal;
+  /** Set when stderr is a terminal: progress then keeps a live status line there. */
+  readonly stderrTerminal?: StatusTerminal;
+}
+
+export const processIo: CliIo = {
+  stdout: (text) => process.stdout.write(`${text}\n`),
+  stderr: (text) => process.stderr.write(`${text}\n`),
+  env: process.env,
+};
