@@ -46,7 +46,9 @@ export async function copyStepEntries(step: CopyStep, selected: readonly CopySel
   const excludes = new PatternMatcher(step.excludes);
   const target: CopyTarget = {
     destPath,
-    destIsDirectory: step.dest.endsWith('/') || selected.length > 1 || destExistsAsDir,
+    // As in BuildKit, files a wildcard matches go one after the other onto a destination that is
+    // not a directory (the last one wins); a matched directory makes it one.
+    destIsDirectory: step.dest.endsWith('/') || destExistsAsDir || (selected.length > 1 && selected.some((s) => s.match.stats.isDirectory())),
     parents: step.parents,
     ...(step.chown !== undefined ? { owner: await resolveOwner(step.chown, run.layers.length > 0 ? rootfs : undefined) } : {}),
     ...(step.chmod !== undefined ? { chmod: parseChmod(step.chmod) } : {}),

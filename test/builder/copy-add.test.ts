@@ -293,6 +293,12 @@ describe('COPY destinations', () => {
     });
   });
 
+  it('copies the files a wildcard matches onto a destination without /, the last one winning, as BuildKit does', async () => {
+    await withImage({ dockerfile: df('FROM scratch', 'COPY *.txt /one'), files: { 'a.txt': 'A', 'b.txt': 'B' } }, async ({ rootfs }) => {
+      await assertNode(rootfs, 'one', { type: 'file', content: 'B' });
+    });
+  });
+
   it('refuses several sources with a destination not ending in /', async () => {
     await assertBuildFails(
       { dockerfile: df('FROM scratch', 'COPY a.txt b.txt /multi'), files: { 'a.txt': 'A', 'b.txt': 'B' } },
