@@ -1,0 +1,40 @@
+/** Builds a case with tsbuild (the library, in process) into an OCI layout. */
+import { parsePlatform } from '../../builder/index.js';
+import { buildForTest } from '../support/build-for-test.js';
+import { buildArgs, type ConformanceCase } from './cases.js';
+
+export const REF_NAME = 'conformance';
+
+export interface TsbuildOutput {
+  readonly layoutDir: string;
+  /** The digest of the exported manifest. */
+  readonly digest: string;
+}
+
+export interface TsbuildSettings {
+  readonly context: string;
+  readonly base: string;
+  readonly cacheDir: string;
+  readonly imageCacheDir: string;
+  readonly tmpDir: string;
+  readonly sourceDateEpoch?: number;
+}
+
+/** Builds `testCase` into `layoutDir`, the image named `conformance`; a failed build throws. */
+export async function buildWithTsbuild(testCase: ConformanceCase, layoutDir: string, settings: TsbuildSettings): Promise<TsbuildOutput> {
+  const { platform, target } = testCase.options;
+  const result = await buildForTest({
+    context: settings.context,
+    dockerfile: testCase.dockerfile,
+    buildArgs: buildArgs(testCase, settings.base),
+    ...(target !== undefined ? { target } : {}),
+    ...(platform !== undefined ? { platforms: [parsePlatform(platform)] } : {}),
+    tags: [REF_NAME],
+    outputs: [{ type: 'oci', dest: layoutDir, tar: false }],
+    cacheDir: settings.cacheDir,
+    tmpDir: settings.tmpDir,
+    registry: { imageCacheDir: settings.imageCacheDir },
+    ...(settings.sourceDateEpoch !== undefined ? { sourceDateEpoch: settings.sourceDateEpoch } : {}),
+  });
+  return { layoutDir, digest: result.descriptor.digest };
+}
