@@ -42,7 +42,8 @@ export async function copyStepEntries(step: CopyStep, selected: readonly CopySel
   const rootfs = step.link ? undefined : await run.rootfs();
   const destPath = rootfs ? await resolveInRoot(rootfs, step.dest, 'rootfs', true) : splitPath(step.dest).join('/');
   const existing = async (rel: string): Promise<Stats | undefined> => (rootfs ? lstatOrUndefined(path.join(rootfs, rel)) : undefined);
-  const destExistsAsDir = (await existing(destPath))?.isDirectory() ?? false;
+  const destStats = await existing(destPath);
+  const destExistsAsDir = destStats?.isDirectory() ?? false;
   const excludes = new PatternMatcher(step.excludes);
   const target: CopyTarget = {
     destPath,
@@ -57,27 +58,59 @@ export async function copyStepEntries(step: CopyStep, selected: readonly CopySel
     existing,
     now: ctx.now,
   };
+  if (!step.parents) await checkDestination(step, selected, target, destStats);
   const entries = await copySelections(selected, target);
   if (destExistsAsDir || step.parents) return entries;
-  // As in BuildKit, a destination directory the copy creates is owned by --chown (or root) and
-  // has an octal --chmod's mode, else 0755 (an archive's always), whatever the metadata of the
-  // directory whose contents go into it.
-  const first = selected.find((s) => s.match.stats.isDirectory());
-  const mode = step.chmod !== undefined && /^[0-7]{1,4}$/.test(step.chmod) && !first?.archive ? parseInt(step.chmod, 8) : 0o755;
+  // As in BuildKit, the directory a copy creates for a directory's (or an archive's) contents is
+  // 0755 and owned by --chown or root, whatever the metadata of the source directory.
   return entries.map((entry) =>
-    entry.path === destPath && entry.type === 'directory' ? { ...entry, mode, uid: target.owner?.uid ?? 0, gid: target.owner?.gid ?? 0 } : entry,
+    entry.path === destPath && entry.type === 'directory' ? { ...entry, mode: 0o755, uid: target.owner?.uid ?? 0, gid: target.owner?.gid ?? 0 } : entry,
   );
 }
 
-/** copyEntries over the selections; an extracted archive keeps its own modes, as in BuildKit: `--chmod` is only for copied files. */
+/**
+ * Fails as BuildKit does when the copy would need a directory where the image has something
+ * else, or would put a file where the image has a directory.
+ */
+async function checkDestination(step: CopyStep, selected: readonly CopySelection[], target: CopyTarget, destStats: Stats | undefined): Promise<void> {
+  const shown = `/${target.destPath}`;
+  if (destStats && !destStats.isDirectory() && (step.dest.endsWith('/') || selected.some((s) => s.match.stats.isDirectory()))) {
+    throw new TsbuildError('COPY_DEST', `cannot copy into ${shown}: not a directory`);
+  }
+  for (const { match } of selected) {
+    if (match.stats.isDirectory()) continue;
+    const file = target.destIsDirectory ? joinPath(target.destPath, path.posix.basename(match.matchedPath)) : target.destPath;
+    if ((await target.existing(file))?.isDirectory()) throw new TsbuildError('COPY_DEST', `cannot replace directory /${file} with a file`);
+  }
+}
+
+function joinPath(dir: string, name: string): string {
+  return dir === '' ? name : `${dir}/${name}`;
+}
+
+/**
+ * copyEntries over the selections. As in BuildKit, an extracted archive keeps its entries' modes
+ * and owners: --chmod and --chown are for copied files, and for the directories the copy creates.
+ */
 async function copySelections(selected: readonly CopySelection[], target: CopyTarget): Promise<LayerEntry[]> {
   if (!selected.some((s) => s.archive)) return copyEntries(selected, target);
-  const { chmod: _ignored, ...archiveTarget } = target;
+  const { chmod: _chmod, owner, ...archiveTarget } = target;
   const merged = new Map<string, LayerEntry>();
   for (const group of consecutiveGroups(selected)) {
-    for (const entry of await copyEntries(group, group[0]!.archive ? archiveTarget : target)) merged.set(entry.path, entry);
+    if (!group[0]!.archive) {
+      for (const entry of await copyEntries(group, target)) merged.set(entry.path, entry);
+      continue;
+    }
+    for (const entry of await copyEntries(group, archiveTarget)) {
+      const created = owner !== undefined && isSelfOrAncestor(entry.path, target.destPath) && !(await target.existing(entry.path));
+      merged.set(entry.path, created ? { ...entry, uid: owner.uid, gid: owner.gid } : entry);
+    }
   }
   return [...merged.values()];
+}
+
+function isSelfOrAncestor(candidate: string, of: string): boolean {
+  return candidate === of || of.startsWith(`${candidate}/`);
 }
 
 /** Runs of sources that are all archives, or all not, in order. */
@@ -110,10 +143,6 @@ export async function copySourceEntries(step: CopyStep, selected: readonly Selec
 
 /** The files, directories, archives, downloads and heredocs a COPY/ADD reads. */
 export async function selectCopySources(step: CopyStep, ctx: CopyContext): Promise<CopySelection[]> {
-  const sourceCount = step.sources.length + step.sourceContents.length;
-  if (sourceCount > 1 && !step.dest.endsWith('/')) {
-    throw new TsbuildError('COPY_DEST', `When using ${step.instruction} with more than one source file, the destination must be a directory and end with a /`);
-  }
   const tree = await copySourceTree(step.from, ctx);
   const selected: CopySelection[] = [];
   for (const source of step.sources) {

@@ -109,8 +109,9 @@ function dispatchInstruction(state: StageState, ins: Instruction, ctx: DispatchC
       c.Shell = [...ins.shell];
       return meta(ins.original);
     case 'ONBUILD':
+      // BuildKit records a trigger in the config only: no history entry.
       (c.OnBuild ??= []).push(ins.expression);
-      return meta(ins.original);
+      return;
     case 'HEALTHCHECK': {
       const h = ins.health;
       const health = {

@@ -299,12 +299,13 @@ describe('COPY destinations', () => {
     });
   });
 
-  it('refuses several sources with a destination not ending in /', async () => {
-    await assertBuildFails(
-      { dockerfile: df('FROM scratch', 'COPY a.txt b.txt /multi'), files: { 'a.txt': 'A', 'b.txt': 'B' } },
-      2,
-      /more than one source.*end with a \//,
-    );
+  it('copies several sources onto a destination without /, the last one winning, and fails where a directory or file is in the way', async () => {
+    await withImage({ dockerfile: df('FROM scratch', 'COPY a.txt b.txt /multi'), files: { 'a.txt': 'A', 'b.txt': 'B' } }, async ({ rootfs }) => {
+      await assertNode(rootfs, 'multi', { type: 'file', content: 'B' });
+    });
+    await assertBuildFails({ dockerfile: df('FROM scratch', 'COPY a.txt /p', 'COPY dir /p/'), files: { 'a.txt': 'A', 'dir/x': 'x' } }, 3, /cannot copy into \/p: not a directory/);
+    await assertBuildFails({ dockerfile: df('FROM scratch', 'COPY a.txt /p', 'COPY a.txt /p/'), files: { 'a.txt': 'A' } }, 3, /not a directory/);
+    await assertBuildFails({ dockerfile: df('FROM scratch', 'COPY dir /d/', 'COPY a.txt /d/'), files: { 'a.txt': 'A', 'dir/a.txt/x': 'x' } }, 3, /cannot replace directory \/d\/a\.txt with a file/);
   });
 
   it('puts a file copied onto an existing directory inside it', async () => {
@@ -511,12 +512,13 @@ describe('COPY --chown and --chmod', () => {
       },
       async ({ rootfs }) => {
         await assertNode(rootfs, 'a', { type: 'file', mode: 0o640 });
-        await assertNode(rootfs, 'd', { type: 'dir', mode: 0o750 });
+        // The directory the copy creates is 0755 whatever --chmod says, as in BuildKit.
+        await assertNode(rootfs, 'd', { type: 'dir', mode: 0o755 });
         await assertNode(rootfs, 'd/f', { type: 'file', mode: 0o750 });
         await assertNode(rootfs, 'd/s', { type: 'dir', mode: 0o750 });
         await assertNode(rootfs, 'd/s/g', { type: 'file', mode: 0o750 });
         await assertNode(rootfs, 'suid', { type: 'file', mode: 0o4755 });
-        await assertNode(rootfs, 'tmp', { type: 'dir', mode: 0o1777 });
+        await assertNode(rootfs, 'tmp', { type: 'dir', mode: 0o755 });
       },
     );
   });
@@ -774,13 +776,15 @@ describe('ADD', () => {
           await assertNode(rootfs, `${d}/d`, { type: 'dir', uid: 1234, gid: 5678 });
           await assertNode(rootfs, `${d}/ln`, { type: 'symlink', target: 'd/inner' });
         }
-        await assertNode(rootfs, 'owned/top', { type: 'file', uid: 9, gid: 9 });
+        // --chown is for the directories the copy creates, not for the archive's entries.
+        await assertNode(rootfs, 'owned', { type: 'dir', mode: 0o755, uid: 9, gid: 9 });
+        await assertNode(rootfs, 'owned/top', { type: 'file', uid: 1234, gid: 5678 });
         await validateLayout(dest);
       },
     );
   });
 
-  it('applies --chmod to a copied directory but not to an extracted archive, as BuildKit does', async () => {
+  it('applies --chmod and --chown to a copied directory\'s contents, not to an extracted archive\'s, as BuildKit does', async () => {
     await withImage(
       {
         dockerfile: df('FROM scratch', 'ADD --chmod=600 dir /d/', 'ADD --chmod=u=rwX,go= dir /symbolic/', 'ADD --chmod=600 plain.tar /t/', 'ADD --chown=7:8 --chmod=640 plain.tar /owned/'),
@@ -794,8 +798,8 @@ describe('ADD', () => {
         },
       },
       async ({ rootfs }) => {
-        // The directory the copy creates takes an octal mode (0755 otherwise); the contents take any mode.
-        await assertNode(rootfs, 'd', { type: 'dir', mode: 0o600 });
+        // The directory the copy creates is 0755; its contents take the mode.
+        await assertNode(rootfs, 'd', { type: 'dir', mode: 0o755 });
         await assertNode(rootfs, 'd/f', { type: 'file', mode: 0o600 });
         await assertNode(rootfs, 'symbolic', { type: 'dir', mode: 0o755 });
         await assertNode(rootfs, 'symbolic/sub', { type: 'dir', mode: 0o700 });
@@ -806,7 +810,7 @@ describe('ADD', () => {
         await assertNode(rootfs, 't/d', { type: 'dir', mode: 0o700 });
         await assertNode(rootfs, 't/d/inner', { type: 'file', mode: 0o640 });
         await assertNode(rootfs, 'owned', { type: 'dir', mode: 0o755, uid: 7, gid: 8 });
-        await assertNode(rootfs, 'owned/top', { type: 'file', mode: 0o644, uid: 7, gid: 8 });
+        await assertNode(rootfs, 'owned/top', { type: 'file', mode: 0o644, uid: 1234, gid: 5678 });
       },
     );
   });
