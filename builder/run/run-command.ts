@@ -29,7 +29,8 @@ export async function runCommand(args: readonly string[], heredocs: readonly Her
     const scriptPath = `.tsbuild-heredoc-${randomBytes(6).toString('hex')}`;
     await writeFile(path.join(rootfs, scriptPath), script);
     await chmod(path.join(rootfs, scriptPath), 0o755);
-    return { args: [`/${scriptPath}`], scriptPath };
+    // As BuildKit runs it: through the stage's shell, which executes the script by its path.
+    return { args: [...shell, `/${scriptPath}`], scriptPath };
   }
   // The shell reads the bodies as written: it expands them and strips `<<-` tabs itself.
   return { args: [...shell, commandLine + heredocs.map((h) => `\n${h.content}${h.name}`).join('')] };

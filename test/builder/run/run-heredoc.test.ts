@@ -48,6 +48,12 @@ const dockerfile = [
   '#!/bin/sh -e',
   'echo "shebang $HOME" > /shebang.txt',
   'EOT',
+  // As in BuildKit, the stage's shell starts the script, by its path.
+  'SHELL ["/bin/sh", "-c", "echo via-shell > /shell.txt; exec $0"]',
+  'RUN <<EOT',
+  '#!/bin/sh',
+  'echo script > /script.txt',
+  'EOT',
   '',
 ].join('\n');
 
@@ -68,6 +74,8 @@ test('RUN heredocs: the shell reads them, or the body is the script when the lin
     assert.equal(await read('plain.txt'), 'plain\n');
     assert.equal(await read('chomped.txt'), 'chomped\n');
     assert.equal(await read('shebang.txt'), 'shebang /root\n');
+    assert.equal(await read('shell.txt'), 'via-shell\n');
+    assert.equal(await read('script.txt'), 'script\n');
   } finally {
     await cleanup();
   }
