@@ -24,7 +24,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
-import { mountsUnder } from '../builder/rootfs/mountinfo.js';
+import { mountsUnder } from '../builder/host/mountinfo.js';
 import { repoRoot } from '../test/support/repo-root.js';
 import { BuildahBuilder } from './compare/builders/buildah.js';
 import { BuildKitBuilder } from './compare/builders/buildkit.js';

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { hostPlatform } from '../builder/plan/platform.js';
+import { layoutItem } from '../layers/layout-image.js';
 import { OciLayout } from '../layers/oci-layout.js';
 import { MediaType, type Descriptor } from '../layers/types.js';
 import { writeLayer } from '../layers/write-layer.js';
@@ -60,7 +61,7 @@ try {
     // A new image each round, so the registry has none of its blobs.
     const root = await writeImage(layout);
     const ref = parseReference(`${registry.host}/bench/app:${round}`);
-    times.push.push(await timed(() => pushImage([ref], { layout, root })));
+    times.push.push(await timed(() => pushImage([ref], layoutItem(layout, root))));
     const cache = join(work, `cache-${round}`);
     const pull = (): Promise<unknown> => pullImage(ref, { platform: hostPlatform(), cache });
     times.pull.push(await timed(pull));

@@ -12,7 +12,7 @@ import { prepareRootfs } from './rootfs/prepare.js';
 import { defaultBuildCacheDir, LocalCacheStore } from './cache/local-store.js';
 import type { RegistryCache } from './cache/registry-cache.js';
 import { StepCache } from './cache/step-cache.js';
-import { pullBaseImage, type RegistrySettings } from './registry/registry-access.js';
+import { resolveBaseImage, type RegistrySettings } from './registry/registry-access.js';
 import { inPlaceSandbox, inPlaceWorkRoot } from './isolation/in-place-sandbox.js';
 import { defaultCacheDir, defaultStoreDir } from './locations.js';
 import { RootfsCache } from './rootfs/rootfs-cache.js';
@@ -139,6 +139,7 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
           runCacheDir: defaultRunCacheDir(env),
           secrets,
           sshAgents,
+          env,
         },
         counter,
       );
@@ -146,8 +147,9 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
     }
     const root = images.length === 1 ? images[0]!.manifest : await assembleIndex(images, workspace.layout);
     const artifact: BuildArtifact = { root, images, tags: outputs.tags ?? [], layerOrigins: layerOrigins(plan) };
-    await gatherBlobs(artifact, workspace);
     const targets: ExportTarget[] = outputs.targets?.length ? [...outputs.targets] : [{ type: 'store', dest: outputs.storeDir ?? defaultStoreDir(env) }];
+    // A push reads each layer where it is, so a base layer the registry has is never downloaded.
+    if (targets.some((target) => target.type !== 'registry')) await gatherBlobs(artifact, workspace);
     for (const target of targets) {
       const where = await exportArtifact(artifact, target, workspace, registryOf(request));
       progress({ kind: 'exported', what: where, digest: root.digest });
@@ -159,7 +161,7 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
     if (cacheSettings.maxBytes !== undefined) await cacheStore.enforceLimit(cacheSettings.maxBytes);
     return { descriptor: root, imageId, plan };
   } finally {
-    await registryCache?.close();
+    await registryCache?.release();
     await cacheStore.release();
     await workspace.remove();
   }
@@ -236,7 +238,7 @@ async function planParsed(parsed: ParsedDockerfile, dockerfile: string, request:
     platforms: source.platforms?.length ? source.platforms : [host],
     buildContexts: parseBuildContexts(source.buildContexts ?? [], process.cwd()),
     resolveImage,
-    resolveRegistryImage: (reference, platform) => pullBaseImage(reference, platform, registryOf(request)),
+    resolveRegistryImage: (reference, platform) => resolveBaseImage(reference, platform, registryOf(request)),
   });
 }
 
@@ -245,7 +247,7 @@ async function resolveImage(context: Extract<NamedContext, { kind: 'oci-layout' 
   const selector = context.reference.startsWith('sha256:') ? { digest: context.reference as Digest } : { tag: context.reference };
   const image = await readLayoutImage(layout, selector, platform);
   return {
-    layoutDir: layout.dir,
+    image,
     reference: context.reference,
     manifestDigest: await image.digest(),
     config: await image.config(),

@@ -15,4 +15,4 @@ export { parseCacheTtl } from './cache/cache-ttl.js';
 export { defaultRunCacheDir, pruneCacheMounts } from './run/cache-mounts.js';
 export { defaultStoreDir } from './locations.js';
 export { inspectImage, listImages } from './store.js';
-export { TsbuildError, SourceError } from '../layers/errors.js';
+export { TsbuildError, SourceError, type ErrorCode, type ErrorGroup } from '../layers/errors.js';

@@ -1,3 +1,5 @@
+import type { TransferPhase } from '../registry-client/index.js';
+
 /** What a build reports as it goes; the CLI renders these as plain lines or JSON. */
 export type BuildEvent =
   | { readonly kind: 'note'; readonly message: string }
@@ -13,7 +15,7 @@ export type BuildEvent =
       readonly repository: string;
       readonly digest: string;
       /** `start`, `progress`, `resume`, `done`, or `cached`/`exists`/`mounted` when no bytes had to move. */
-      readonly phase: string;
+      readonly phase: TransferPhase;
       readonly bytes: number;
       readonly total: number;
     };

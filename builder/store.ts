@@ -23,7 +23,7 @@ export async function listImages(storeDir: string): Promise<StoredImage[]> {
 /** The manifest and config of a stored image, for the host platform when the name is an index. */
 export async function inspectImage(storeDir: string, name: string, platform: Platform = hostPlatform()): Promise<{ manifest: Manifest; config: ImageConfig }> {
   const layout = await OciLayout.open(storeDir, { create: false }).catch(() => {
-    throw new TsbuildError('NOT_FOUND', `no image store at ${storeDir}`);
+    throw new TsbuildError('IMAGE_NOT_FOUND', `no image store at ${storeDir}`);
   });
   const image = await readLayoutImage(layout, { tag: name }, platform);
   return { manifest: await image.manifest(), config: await image.config() };

@@ -1,4 +1,4 @@
-import { TsbuildError } from '../builder/index.js';
+import { TsbuildError, type ErrorGroup } from '../builder/index.js';
 import { noSpaceCause } from './disk-full.js';
 import { printable } from './printable.js';
 
@@ -13,8 +13,16 @@ export function errorLine(err: unknown): string {
   return `internal error: ${printable(message.split('\n')[0]!)}`;
 }
 
-/** Ctrl-C exits with 128 + SIGINT, as shells report it. */
-export function wasInterrupted(err: unknown): boolean {
+/** The exit code of each group of failures (README, Exit codes); a usage error of the parser is 2 as well. */
+const exitCodes: Readonly<Record<ErrorGroup, number>> = { system: 1, usage: 2, frontend: 3, context: 4, image: 5, registry: 6, run: 7, output: 8, cache: 9 };
+
+/** The exit code for a failure: by its group; 130 (128 + SIGINT, as shells report it) for Ctrl-C; 1 for anything else. */
+export function exitCodeOf(err: unknown): number {
+  if (wasInterrupted(err)) return 130;
+  return err instanceof TsbuildError ? exitCodes[err.group] : 1;
+}
+
+function wasInterrupted(err: unknown): boolean {
   for (let e: unknown = err; e instanceof Error; e = e.cause) if (e instanceof TsbuildError && e.code === 'INTERRUPTED') return true;
   return false;
 }

@@ -22,6 +22,6 @@ export {
 } from '../builder/index.js';
 export { commonRequest, positiveSeconds, registrySettings, sourceDateEpoch } from './build-request.js';
 export { explainNoSpace } from './disk-full.js';
-export { errorLine, wasInterrupted } from './error-line.js';
+export { errorLine, exitCodeOf } from './error-line.js';
 export { parsePairs } from './parse-pairs.js';
 export { progressRenderer } from './progress-renderer.js';

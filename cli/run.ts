@@ -26,10 +26,10 @@ export async function run(argv: readonly string[], io: CliIo = processIo): Promi
       io.stderr(`error: ${printable(err.message)}`);
       return 2;
     }
-    const { errorLine, wasInterrupted } = await library();
+    const { errorLine, exitCodeOf } = await library();
     io.stderr(`error: ${errorLine(err)}`);
     if (io.env.TSBUILD_DEBUG && err instanceof Error && err.stack) io.stderr(err.stack);
-    return wasInterrupted(err) ? 130 : 1;
+    return exitCodeOf(err);
   }
 }
 

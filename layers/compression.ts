@@ -181,7 +181,7 @@ class CommandStream extends Duplex {
     });
     child.on('error', (error: NodeJS.ErrnoException) => {
       const reported = error.code === 'ENOENT'
-        ? new TsbuildError(`${this.#command.toUpperCase()}_MISSING`, `${this.#purpose} needs the ${this.#command} command, which is not installed`)
+        ? new TsbuildError('TOOL_MISSING', `${this.#purpose} needs the ${this.#command} command, which is not installed`)
         : error;
       if (started) this.destroy(reported);
       else callback(reported);

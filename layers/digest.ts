@@ -69,7 +69,7 @@ export class VerifyingStream extends DigestStream {
     super();
     this.#expected = parseDigest(expected);
     if (!Number.isSafeInteger(expectedSize) || expectedSize < 0) {
-      throw new TsbuildError('SIZE', `invalid expected size ${expectedSize} for ${expected}`);
+      throw new TsbuildError('DIGEST', `invalid expected size ${expectedSize} for ${expected}`);
     }
     this.#expectedSize = expectedSize;
   }

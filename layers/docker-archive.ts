@@ -4,19 +4,13 @@ import { chainIds } from './chain-id.js';
 import { digestOfStream } from './digest.js';
 import { TsbuildError } from './errors.js';
 import { writeTarFile } from './layout-tar.js';
-import type { OciLayout } from './oci-layout.js';
-import { MediaType, type Descriptor, type Digest, type ImageConfig } from './types.js';
-
-/** An image whose config and layer blobs are stored in an OCI layout. */
-export interface DockerArchiveImage {
-  config: Descriptor;
-  layers: Descriptor[];
-  /** References such as `app:1` or `registry.example:5000/team/app`; a missing tag means `latest`. */
-  repoTags: string[];
-}
+import type { Image, Layer } from './image.js';
+import { CONFIG_MEDIA_TYPES } from './manifest-document.js';
+import type { Descriptor, Digest, ImageConfig } from './types.js';
 
 /** How a layer is stored in the archive, and what must be known before its tar header is written. */
 interface ArchiveLayer {
+  layer: Layer;
   descriptor: Descriptor;
   gzipped: boolean;
   /** Size of the uncompressed tar. */
@@ -25,7 +19,6 @@ interface ArchiveLayer {
   id: string;
 }
 
-const CONFIG_TYPES = new Set<string>([MediaType.ImageConfig, MediaType.DockerConfig]);
 const NAME_COMPONENT = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/;
 const DOMAIN = /^(?:localhost|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)(?::[0-9]+)?$/;
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
@@ -40,26 +33,24 @@ const TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
  * `docker load` and the docker-archive readers of other tools also accept gzip layers, but gain
  * nothing from them here. While decompressing, each layer is checked against its diff_id.
  */
-export async function writeDockerArchive(layout: OciLayout, image: DockerArchiveImage, dest: string): Promise<void> {
-  const repoTags = image.repoTags.map(normalizeRepoTag);
-  if (!CONFIG_TYPES.has(image.config.mediaType)) {
-    throw new TsbuildError('OUTPUT', `docker-archive: ${image.config.mediaType} is not an image config media type`);
+export async function writeDockerArchive(image: Image, repoTags: readonly string[], dest: string): Promise<void> {
+  const normalized = repoTags.map(normalizeRepoTag);
+  const { config, layers: descriptors } = await image.manifest();
+  if (!CONFIG_MEDIA_TYPES.has(config.mediaType)) {
+    throw new TsbuildError('OUTPUT', `docker-archive: ${config.mediaType} is not an image config media type`);
   }
-  const configBytes = await layout.readBlob(image.config.digest);
-  const diffIds = parseDiffIds(configBytes, image.config.digest);
-  if (diffIds.length !== image.layers.length) {
-    throw new TsbuildError(
-      'OUTPUT',
-      `docker-archive: the image has ${image.layers.length} layers but its config lists ${diffIds.length} diff_ids`,
-    );
+  const configBytes = await image.rawConfig();
+  const diffIds = parseDiffIds(configBytes, config.digest);
+  if (diffIds.length !== descriptors.length) {
+    throw new TsbuildError('OUTPUT', `docker-archive: the image has ${descriptors.length} layers but its config lists ${diffIds.length} diff_ids`);
   }
-  const layers = await prepareLayers(layout, image.layers, diffIds);
-  const configName = `${hexOf(image.config.digest)}.json`;
-  const manifest = [{ Config: configName, RepoTags: repoTags, Layers: layers.map((layer) => `${layer.id}/layer.tar`) }];
+  const layers = await prepareLayers(await image.layers(), diffIds);
+  const configName = `${hexOf(config.digest)}.json`;
+  const manifest = [{ Config: configName, RepoTags: normalized, Layers: layers.map((layer) => `${layer.id}/layer.tar`) }];
   const top = layers[layers.length - 1];
   const repositories: Record<string, Record<string, string>> = {};
   if (top !== undefined) {
-    for (const repoTag of repoTags) {
+    for (const repoTag of normalized) {
       const colon = repoTag.lastIndexOf(':');
       (repositories[repoTag.slice(0, colon)] ??= {})[repoTag.slice(colon + 1)] = top.id;
     }
@@ -71,29 +62,27 @@ export async function writeDockerArchive(layout: OciLayout, image: DockerArchive
     await tar.file(configName, configBytes);
     for (const layer of layers) {
       await tar.directory(`${layer.id}/`);
-      const source = layout.openBlob(layer.descriptor.digest);
-      await tar.stream(`${layer.id}/layer.tar`, layer.size, source, layer.gzipped ? createGunzip() : undefined);
+      await tar.stream(`${layer.id}/layer.tar`, layer.size, await layer.layer.compressed(), layer.gzipped ? createGunzip() : undefined);
     }
   });
 }
 
 /** Learns each layer's uncompressed size and checks it against its diff_id before anything is written. */
-async function prepareLayers(layout: OciLayout, descriptors: Descriptor[], diffIds: Digest[]): Promise<ArchiveLayer[]> {
+async function prepareLayers(imageLayers: readonly Layer[], diffIds: Digest[]): Promise<ArchiveLayer[]> {
   const layers: ArchiveLayer[] = [];
   const chains = chainIds(diffIds);
-  for (const [index, descriptor] of descriptors.entries()) {
+  for (const [index, layer] of imageLayers.entries()) {
+    const descriptor = await layer.descriptor();
     const diffId = diffIds[index] as Digest;
     const gzipped = isGzipLayer(descriptor.mediaType);
-    const { digest, size } = gzipped
-      ? await measureGunzipped(layout, descriptor)
-      : { digest: descriptor.digest, size: descriptor.size };
+    const { digest, size } = gzipped ? await measureGunzipped(layer, descriptor) : { digest: descriptor.digest, size: descriptor.size };
     if (digest !== diffId) {
       throw new TsbuildError(
         'OUTPUT',
         `docker-archive: layer ${descriptor.digest} uncompresses to ${digest}, but the config lists diff_id ${diffId}`,
       );
     }
-    layers.push({ descriptor, gzipped, size, id: hexOf(chains[index]!) });
+    layers.push({ layer, descriptor, gzipped, size, id: hexOf(chains[index]!) });
   }
   return layers;
 }
@@ -108,10 +97,10 @@ function isGzipLayer(mediaType: string): boolean {
   );
 }
 
-async function measureGunzipped(layout: OciLayout, descriptor: Descriptor): Promise<{ digest: Digest; size: number }> {
+async function measureGunzipped(layer: Layer, descriptor: Descriptor): Promise<{ digest: Digest; size: number }> {
   let measured: { digest: Digest; size: number } | undefined;
   try {
-    await pipeline(layout.openBlob(descriptor.digest), createGunzip(), async (gunzipped: AsyncIterable<Buffer>) => {
+    await pipeline(await layer.compressed(), createGunzip(), async (gunzipped: AsyncIterable<Buffer>) => {
       measured = await digestOfStream(gunzipped);
     });
   } catch (error) {

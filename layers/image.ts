@@ -53,6 +53,8 @@ export interface Manifested {
   size(): Promise<number>;
   /** `{ mediaType, digest, size }` of the document, for an index entry or a push. */
   descriptor(): Promise<Descriptor>;
+  /** What JSON.stringify shows: where the document is from (a printed plan names its base images so). */
+  toJSON?(): string;
 }
 
 /** One platform's image: a manifest, its config, and its layers in order (base first). */

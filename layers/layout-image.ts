@@ -1,6 +1,7 @@
 import { TsbuildError } from './errors.js';
-import type { Image, ImageIndex, ImageOrIndex } from './image.js';
+import type { Image, ImageIndex, ImageOrIndex, Layer } from './image.js';
 import { blobLayer, lazyImage, lazyIndex } from './lazy-image.js';
+import { INDEX_MEDIA_TYPES } from './manifest-document.js';
 import type { OciLayout } from './oci-layout.js';
 import { indexEntry, selectPlatform } from './select-platform.js';
 import { RefNameAnnotation, type Descriptor, type Digest, type Platform } from './types.js';
@@ -49,19 +50,29 @@ async function readDocument(layout: OciLayout, descriptor: Descriptor): Promise<
 function documentSource(layout: OciLayout, descriptor: Descriptor) {
   return {
     label: `${descriptor.digest} in OCI layout ${layout.dir}`,
-    errorCode: 'LAYOUT',
+    errorCode: 'LAYOUT' as const,
     digest: descriptor.digest,
     declaredMediaType: descriptor.mediaType,
     rawManifest: () => readDocument(layout, descriptor),
   };
 }
 
-/** The image whose manifest the layout holds under `descriptor`; its layers are the layout's blob files. */
-export function layoutImage(layout: OciLayout, descriptor: Descriptor): Image {
+/**
+ * Gives the layer an image lists with this descriptor and diff_id when the caller already has it
+ * (one just built, a base image's remote layer), in place of the layout's blob file.
+ */
+export type LayerLookup = (descriptor: Descriptor, diffId: Digest) => Layer | undefined;
+
+/**
+ * The image whose manifest the layout holds under `descriptor`; its layers are the layout's blob
+ * files, or those `known` gives.
+ */
+export function layoutImage(layout: OciLayout, descriptor: Descriptor, known?: LayerLookup): Image {
   return lazyImage({
     ...documentSource(layout, descriptor),
     rawConfig: (config) => readDocument(layout, config),
     layer: (layer, diffId) =>
+      known?.(layer, diffId) ??
       blobLayer({
         descriptor: layer,
         diffId,
@@ -72,19 +83,26 @@ export function layoutImage(layout: OciLayout, descriptor: Descriptor): Image {
 }
 
 /** The index the layout holds under `descriptor`; its entries are read from the same layout. */
-export function layoutIndex(layout: OciLayout, descriptor: Descriptor): ImageIndex {
+export function layoutIndex(layout: OciLayout, descriptor: Descriptor, known?: LayerLookup): ImageIndex {
   return lazyIndex({
     ...documentSource(layout, descriptor),
-    image: async (entry) => layoutImage(layout, entry),
-    imageIndex: async (entry) => layoutIndex(layout, entry),
+    image: async (entry) => layoutImage(layout, entry, known),
+    imageIndex: async (entry) => layoutIndex(layout, entry, known),
   });
+}
+
+/** The image or index the layout holds under `descriptor`, as its media type says. */
+export function layoutItem(layout: OciLayout, descriptor: Descriptor, known?: LayerLookup): ImageOrIndex {
+  return INDEX_MEDIA_TYPES.has(descriptor.mediaType)
+    ? { kind: 'index', index: layoutIndex(layout, descriptor, known) }
+    : { kind: 'image', image: layoutImage(layout, descriptor, known) };
 }
 
 /** The whole layout as an index: its `index.json`, whose entries are the layout's images and indexes. */
 export function layoutRootIndex(layout: OciLayout): ImageIndex {
   return lazyIndex({
     label: `OCI layout ${layout.dir}`,
-    errorCode: 'LAYOUT',
+    errorCode: 'LAYOUT' as const,
     rawManifest: async () => Buffer.from(JSON.stringify(await layout.readIndex()), 'utf8'),
     image: async (entry) => layoutImage(layout, entry),
     imageIndex: async (entry) => layoutIndex(layout, entry),
@@ -107,7 +125,7 @@ export async function selectLayoutRoot(layout: OciLayout, selector: ImageSelecto
   const entries = (await top.indexManifest()).manifests;
   if (selector.digest !== undefined) {
     const found = await findDigest(layout, top, selector.digest, 0);
-    if (found === undefined) throw new TsbuildError('NOT_FOUND', `OCI layout ${layout.dir} has no manifest ${selector.digest}`);
+    if (found === undefined) throw new TsbuildError('IMAGE_NOT_FOUND', `OCI layout ${layout.dir} has no manifest ${selector.digest}`);
     return { root: found, label: `${layout.dir}@${selector.digest}` };
   }
   const tag = selector.tag ?? 'latest';
@@ -120,7 +138,7 @@ export async function selectLayoutRoot(layout: OciLayout, selector: ImageSelecto
   if (first === undefined) {
     const tags = entries.flatMap((entry) => entry.annotations?.[RefNameAnnotation] ?? []);
     const known = tags.length > 0 ? `tags: ${tags.join(', ')}` : 'it has no tagged images';
-    throw new TsbuildError('NOT_FOUND', `OCI layout ${layout.dir} has no image tagged "${tag}" (${known})`);
+    throw new TsbuildError('IMAGE_NOT_FOUND', `OCI layout ${layout.dir} has no image tagged "${tag}" (${known})`);
   }
   if (tagged.some((entry) => entry.digest !== first.digest)) {
     throw new TsbuildError('LAYOUT', `OCI layout ${layout.dir} lists different images under the tag "${tag}"`);

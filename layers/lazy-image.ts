@@ -4,7 +4,7 @@
  */
 import { decompressStream } from './compression.js';
 import { digestOfStream, sha256Digest } from './digest.js';
-import { TsbuildError } from './errors.js';
+import { TsbuildError, type ErrorCode } from './errors.js';
 import type { Image, ImageIndex, Layer, LayerOrigin, Manifested, Opener } from './image.js';
 import { parseImageConfig, parseManifestDocument, type ParsedDocument } from './manifest-document.js';
 import { memo } from './memo.js';
@@ -15,7 +15,7 @@ export interface DocumentSource {
   /** Names the document in errors, e.g. `registry.example/app@sha256:…` or `layout:tag`. */
   readonly label: string;
   /** The error code for a malformed document (`MANIFEST_INVALID`, `LAYOUT`…). */
-  readonly errorCode: string;
+  readonly errorCode: ErrorCode;
   /** The document's bytes; the source checks them against `digest` when it has one. */
   rawManifest(): Promise<Buffer>;
   /** The digest the document was asked for by, when known. */
@@ -56,6 +56,7 @@ function documentOf(source: DocumentSource, kind: ParsedDocument['kind']): Manif
     size,
     mediaType,
     descriptor: async () => ({ mediaType: await mediaType(), digest: await digest(), size: await size() }),
+    toJSON: () => source.label,
   };
 }
 
@@ -69,8 +70,8 @@ export function lazyImage(source: ImageSource): Image {
     const diffIds = (await config()).rootfs.diff_ids;
     return (await manifest()).layers.map((descriptor, i) => source.layer(descriptor, diffIds[i] as Digest));
   });
-  const { rawManifest, digest, size, mediaType, descriptor } = document;
-  return { rawManifest, digest, size, mediaType, descriptor, manifest, rawConfig, config, layers };
+  const { rawManifest, digest, size, mediaType, descriptor, toJSON } = document;
+  return { rawManifest, digest, size, mediaType, descriptor, toJSON, manifest, rawConfig, config, layers };
 }
 
 /** An ImageIndex over an index source; children are resolved through the source when asked for. */
@@ -79,16 +80,17 @@ export function lazyIndex(source: IndexSource): ImageIndex {
   const indexManifest = async (): Promise<IndexManifest> => ((await document.parsed()) as { index: IndexManifest }).index;
   const entry = async (digest: Digest): Promise<Descriptor> => {
     const found = (await indexManifest()).manifests.find((d) => d.digest === digest);
-    if (found === undefined) throw new TsbuildError('NOT_FOUND', `${source.label} lists no manifest ${digest}`);
+    if (found === undefined) throw new TsbuildError('IMAGE_NOT_FOUND', `${source.label} lists no manifest ${digest}`);
     return found;
   };
-  const { rawManifest, digest, size, mediaType, descriptor } = document;
+  const { rawManifest, digest, size, mediaType, descriptor, toJSON } = document;
   return {
     rawManifest,
     digest,
     size,
     mediaType,
     descriptor,
+    toJSON,
     indexManifest,
     image: async (d) => source.image(await entry(d)),
     imageIndex: async (d) => source.imageIndex(await entry(d)),

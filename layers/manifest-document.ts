@@ -3,7 +3,7 @@
  * Errors carry the caller's code (`MANIFEST_INVALID` for a registry, `LAYOUT` for a layout…) and
  * name the document by the caller's label.
  */
-import { TsbuildError } from './errors.js';
+import { TsbuildError, type ErrorCode } from './errors.js';
 import { MediaType, type Descriptor, type ImageConfig, type IndexManifest, type Manifest } from './types.js';
 
 export const INDEX_MEDIA_TYPES: ReadonlySet<string> = new Set([MediaType.ImageIndex, MediaType.DockerManifestList]);
@@ -16,12 +16,12 @@ export type ParsedDocument =
 
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 
-function invalid(code: string, message: string): TsbuildError {
+function invalid(code: ErrorCode, message: string): TsbuildError {
   return new TsbuildError(code, code === 'MANIFEST_INVALID' ? `manifest invalid: ${message}` : message);
 }
 
 /** A JSON object, or an error naming `label`. */
-export function parseJsonObject(bytes: Buffer, label: string, code: string): Record<string, unknown> {
+export function parseJsonObject(bytes: Buffer, label: string, code: ErrorCode): Record<string, unknown> {
   let json: unknown;
   try {
     json = JSON.parse(bytes.toString('utf8'));
@@ -37,7 +37,7 @@ export function parseJsonObject(bytes: Buffer, label: string, code: string): Rec
  * one it was served or listed with, else its shape (`manifests` → OCI index, `config` → OCI
  * manifest). Every descriptor it lists is checked.
  */
-export function parseManifestDocument(bytes: Buffer, declared: string | undefined, label: string, code = 'MANIFEST_INVALID'): ParsedDocument {
+export function parseManifestDocument(bytes: Buffer, declared: string | undefined, label: string, code: ErrorCode = 'MANIFEST_INVALID'): ParsedDocument {
   const doc = parseJsonObject(bytes, label, code);
   const own = typeof doc.mediaType === 'string' && doc.mediaType !== '' ? doc.mediaType : undefined;
   const known = (type: string | undefined): type is string => type !== undefined && (INDEX_MEDIA_TYPES.has(type) || MANIFEST_MEDIA_TYPES.has(type));
@@ -58,7 +58,7 @@ export function parseManifestDocument(bytes: Buffer, declared: string | undefine
 }
 
 /** Checks a descriptor read from a document before its digest goes into a URL or a path. */
-export function checkDescriptor(value: unknown, label: string, code = 'MANIFEST_INVALID'): Descriptor {
+export function checkDescriptor(value: unknown, label: string, code: ErrorCode = 'MANIFEST_INVALID'): Descriptor {
   const d = value as Partial<Descriptor> | null;
   if (
     typeof d !== 'object' ||
@@ -79,7 +79,7 @@ export function checkDescriptor(value: unknown, label: string, code = 'MANIFEST_
  * Parses an image config and checks it against its manifest: a container image config media type,
  * `os` and `architecture`, and one diff_id per layer.
  */
-export function parseImageConfig(bytes: Buffer, manifest: Manifest, label: string, code = 'MANIFEST_INVALID'): ImageConfig {
+export function parseImageConfig(bytes: Buffer, manifest: Manifest, label: string, code: ErrorCode = 'MANIFEST_INVALID'): ImageConfig {
   if (!CONFIG_MEDIA_TYPES.has(manifest.config.mediaType)) {
     throw invalid(code, `${label} is not a container image (config media type ${manifest.config.mediaType})`);
   }

@@ -76,7 +76,7 @@ export function editConfig(base: Image, edit: (config: ImageConfig) => ImageConf
     const before = previous.rootfs.diff_ids;
     const after = next.rootfs?.diff_ids ?? [];
     if (after.length !== before.length || after.some((id, i) => id !== before[i])) {
-      throw new TsbuildError('IMAGE', 'editing an image config must not change rootfs.diff_ids; append layers instead');
+      throw new TsbuildError('INTERNAL', 'editing an image config must not change rootfs.diff_ids; append layers instead');
     }
     return next;
   });
@@ -103,7 +103,7 @@ export function emptyImage(): Image {
 export function emptyIndex(): ImageIndex {
   const indexManifest = async (): Promise<IndexManifest> => ({ schemaVersion: 2, mediaType: MediaType.ImageIndex, manifests: [] });
   const none = async (digest: Digest): Promise<never> => {
-    throw new TsbuildError('NOT_FOUND', `the index lists no manifest ${digest}`);
+    throw new TsbuildError('IMAGE_NOT_FOUND', `the index lists no manifest ${digest}`);
   };
   return { ...serialized(indexManifest, async () => MediaType.ImageIndex), indexManifest, image: none, imageIndex: none };
 }

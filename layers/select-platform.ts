@@ -1,4 +1,4 @@
-import { TsbuildError } from './errors.js';
+import { TsbuildError, type ErrorCode } from './errors.js';
 import type { Image, ImageIndex, ImageOrIndex } from './image.js';
 import { INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, parseManifestDocument } from './manifest-document.js';
 import { noMatchingPlatform, platformMatches } from './platform.js';
@@ -12,7 +12,7 @@ const MAX_DEPTH = 8;
  * an entry stating another platform is skipped unread, nested indexes are searched, and a manifest
  * without a stated platform is matched by its config. The error names the platforms there are.
  */
-export async function selectPlatform(root: ImageOrIndex, wanted: Platform, label: string, errorCode: string): Promise<Image> {
+export async function selectPlatform(root: ImageOrIndex, wanted: Platform, label: string, errorCode: ErrorCode): Promise<Image> {
   const seen: Platform[] = [];
   const matches = async (image: Image, stated: Platform | undefined): Promise<boolean> => {
     // A platform stated by the index entry wins: some configs leave out the variant.
@@ -43,7 +43,7 @@ export async function selectPlatform(root: ImageOrIndex, wanted: Platform, label
  * The image or nested index behind an index entry. The entry's media type says which; when it is
  * not a known one, the document itself decides.
  */
-export async function indexEntry(index: ImageIndex, entry: Descriptor, errorCode: string): Promise<ImageOrIndex> {
+export async function indexEntry(index: ImageIndex, entry: Descriptor, errorCode: ErrorCode): Promise<ImageOrIndex> {
   if (INDEX_MEDIA_TYPES.has(entry.mediaType)) return { kind: 'index', index: await index.imageIndex(entry.digest) };
   const image = await index.image(entry.digest);
   if (MANIFEST_MEDIA_TYPES.has(entry.mediaType)) return { kind: 'image', image };

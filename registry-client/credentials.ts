@@ -31,7 +31,7 @@ interface AuthConfigFile {
 }
 
 export interface CredentialLookupOptions {
-  /** Environment to read DOCKER_CONFIG, REGISTRY_AUTH_FILE, HOME and PATH (for helpers) from; default process.env. */
+  /** Environment to read DOCKER_CONFIG, REGISTRY_AUTH_FILE, HOME and PATH (for helpers) from; none when absent. */
   env?: NodeJS.ProcessEnv;
   /** How long a credential helper may run; default 30 s. */
   helperTimeoutMs?: number;
@@ -100,7 +100,7 @@ export async function runCredentialHelper(
 ): Promise<RegistryCredentials | undefined> {
   if (!/^[A-Za-z0-9._-]+$/.test(name)) throw new TsbuildError('CREDENTIALS', `invalid credential helper name ${JSON.stringify(name)}`);
   const program = `docker-credential-${name}`;
-  const env = options.env ?? process.env;
+  const env = options.env ?? {};
   const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
     const child = spawn(program, ['get'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
     // Our own timer: spawn's `timeout` option keeps the process alive when the program is missing.
@@ -159,7 +159,7 @@ async function fromConfigFile(file: string, registry: string, options: Credentia
 }
 
 /** The config files consulted, in order: `$REGISTRY_AUTH_FILE`, then `$DOCKER_CONFIG/config.json` (default `~/.docker/config.json`). */
-export function credentialFiles(env: NodeJS.ProcessEnv = process.env): string[] {
+export function credentialFiles(env: NodeJS.ProcessEnv): string[] {
   const files: string[] = [];
   if (env.REGISTRY_AUTH_FILE) files.push(env.REGISTRY_AUTH_FILE);
   const dockerDir = env.DOCKER_CONFIG || join(env.HOME || homedir(), '.docker');
@@ -172,7 +172,7 @@ export function credentialFiles(env: NodeJS.ProcessEnv = process.env): string[] 
  * undefined for anonymous access. The first file that has any wins.
  */
 export async function resolveCredentials(registry: string, options: CredentialLookupOptions = {}): Promise<RegistryCredentials | undefined> {
-  for (const file of credentialFiles(options.env)) {
+  for (const file of credentialFiles(options.env ?? {})) {
     const found = await fromConfigFile(file, registry, options);
     if (found !== undefined) return found;
   }

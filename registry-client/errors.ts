@@ -1,4 +1,4 @@
-import { TsbuildError } from '../layers/errors.js';
+import { isErrorCode, TsbuildError } from '../layers/errors.js';
 
 /**
  * A failure talking to a registry. `code` is the registry's first error code (UNAUTHORIZED,
@@ -16,7 +16,8 @@ export class RegistryError extends TsbuildError {
     options?: { cause?: unknown },
   ) {
     const codes = init.codes.length > 0 ? init.codes : ['UNKNOWN'];
-    super(codes[0]!, init.message, options);
+    // A registry may send codes of its own: `errorCodes` keeps them, `code` stays in the closed union.
+    super(isErrorCode(codes[0]!) ? codes[0]! : 'UNKNOWN', init.message, options);
     this.name = 'RegistryError';
     this.status = init.status;
     this.errorCodes = codes;

@@ -34,6 +34,7 @@ export { BlobCache, type DownloadOptions, type RangedBody } from './blob-cache.j
 export { MANIFEST_ACCEPT } from './manifest-types.js';
 export { formatPlatform, noMatchingPlatform, normalizePlatform, platformMatches } from '../layers/platform.js';
 export type { ProgressListener, TransferEvent, TransferPhase } from './progress.js';
-export { pullImage, type PulledImage, type PullOptions } from './pull.js';
-export { pushImage, type PushOptions, type PushResult, type PushSource } from './push.js';
+export { pullImage, remoteImage, type PullOptions, type RemoteImage, type RemoteImageOptions } from './pull.js';
+export { pushImage, type PushOptions, type PushResult } from './push.js';
+export { openRepository, resolveRemote, type RemoteOptions, type RemoteRepository, type RemoteRoot } from './remote-image.js';
 export type { RegistryAccess } from './session.js';

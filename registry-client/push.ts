@@ -1,12 +1,13 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { Transform, type Readable } from 'node:stream';
+import { PassThrough, Readable, Transform } from 'node:stream';
 import { TsbuildError } from '../layers/errors.js';
-import type { OciLayout } from '../layers/oci-layout.js';
+import type { ImageOrIndex, Opener } from '../layers/image.js';
+import { indexEntry } from '../layers/select-platform.js';
 import type { Descriptor, Digest } from '../layers/types.js';
 import { forEachLimited } from './concurrency.js';
 import { RegistryError } from './errors.js';
-import { checkDescriptor, parseManifestDocument } from './manifest-types.js';
+import { firstHeader } from './http-body.js';
 import type { ProgressListener, TransferEvent } from './progress.js';
 import { formatReference, type ImageReference } from './reference.js';
 import { withRegistry, type RegistryAccess } from './session.js';
@@ -29,12 +30,6 @@ export interface PushOptions extends RegistryAccess {
   onProgress?: ProgressListener;
 }
 
-export interface PushSource {
-  layout: OciLayout;
-  /** The image manifest or index to push, with everything it references. */
-  root: Descriptor;
-}
-
 export interface PushResult {
   /** The root as pushed: its digest is the image's (or index's) digest on every target. */
   descriptor: Descriptor;
@@ -53,13 +48,21 @@ interface ManifestNode {
   mediaType: string;
 }
 
-/** What a root references, read from the layout and checked complete before anything is sent. */
+/** A config or layer to send: where its bytes come from. */
+interface BlobSource {
+  descriptor: Descriptor;
+  open: Opener;
+  /** A local file with the blob, for ranged reads of chunked uploads; asked for only when the blob is uploaded. */
+  file?: () => Promise<string | undefined>;
+}
+
+/** What a root references, read and checked complete (as far as local files go) before anything is sent. */
 interface PushPlan {
   root: ManifestNode;
   /** Manifests below the root, each after the manifests it lists. */
   children: ManifestNode[];
   /** Configs and layers, each once. */
-  blobs: Descriptor[];
+  blobs: BlobSource[];
 }
 
 /**
@@ -68,7 +71,7 @@ interface PushPlan {
  * manifests below the root, then the root under each target's tag. A manifest is only sent after
  * everything it references is in the repository. Returns the root's descriptor.
  */
-export async function pushImage(targets: readonly ImageReference[], source: PushSource, options: PushOptions = {}): Promise<PushResult> {
+export async function pushImage(targets: readonly ImageReference[], source: ImageOrIndex, options: PushOptions = {}): Promise<PushResult> {
   if (targets.length === 0) throw new TsbuildError('PUSH', 'push: no target references');
   const plan = await planPush(source);
   for (const target of targets) {
@@ -89,53 +92,50 @@ export async function pushImage(targets: readonly ImageReference[], source: Push
     const earlier = pushedRepos.get(group.registry);
     const mountFrom = (digest: Digest): string | undefined => options.mountFrom?.(digest) ?? earlier;
     await withRegistry(group.registry, options, (transport) =>
-      new RepositoryPush(transport, group.registry, group.repository, source.layout, options, mountFrom).push(plan, group.refs),
+      new RepositoryPush(transport, group.registry, group.repository, options, mountFrom).push(plan, group.refs),
     );
     if (!pushedRepos.has(group.registry)) pushedRepos.set(group.registry, group.repository);
   }
   return { descriptor: plan.root.descriptor, references: targets.map(formatReference) };
 }
 
-/** Reads the graph under the root from the layout; fails before any upload if something is missing. */
-async function planPush(source: PushSource): Promise<PushPlan> {
-  const { layout } = source;
+/** Reads the graph under the root; fails before any upload if a layer's local file is missing or has another size. */
+async function planPush(source: ImageOrIndex): Promise<PushPlan> {
   const children: ManifestNode[] = [];
-  const blobs = new Map<Digest, Descriptor>();
+  const blobs = new Map<Digest, BlobSource>();
   const visiting = new Set<Digest>();
-  const load = async (descriptor: Descriptor, depth: number): Promise<ManifestNode> => {
-    const label = `${descriptor.digest} in ${layout.dir}`;
+  const load = async (item: ImageOrIndex, depth: number): Promise<ManifestNode> => {
+    const node = item.kind === 'image' ? item.image : item.index;
+    const descriptor = await node.descriptor();
+    const label = descriptor.digest;
     if (depth > 4 || visiting.has(descriptor.digest)) throw new TsbuildError('PUSH', `push: ${label}: indexes nested too deep or in a cycle`);
     visiting.add(descriptor.digest);
-    if (!(await layout.has(descriptor.digest))) throw new TsbuildError('PUSH', `push: manifest ${descriptor.digest} is missing from ${layout.dir}`);
-    const bytes = await layout.readBlob(descriptor.digest);
-    if (bytes.length !== descriptor.size) throw new TsbuildError('PUSH', `push: ${label} has ${bytes.length} bytes, its descriptor says ${descriptor.size}`);
-    const doc = parseManifestDocument(bytes, descriptor.mediaType, label);
-    if (doc.kind === 'index') {
-      for (const entry of (doc.json.manifests as unknown[]).map((e) => checkDescriptor(e, label))) {
+    if (item.kind === 'index') {
+      for (const entry of (await item.index.indexManifest()).manifests) {
         if (children.some((c) => c.descriptor.digest === entry.digest)) continue;
-        children.push(await load(entry, depth + 1));
+        children.push(await load(await indexEntry(item.index, entry, 'PUSH'), depth + 1));
       }
     } else {
-      for (const blob of [doc.json.config, ...(doc.json.layers as unknown[])].map((e) => checkDescriptor(e, label))) {
-        const size = await blobSize(layout, blob.digest);
-        if (size === undefined) throw new TsbuildError('PUSH', `push: blob ${blob.digest} of ${label} is missing from the layout`);
-        if (size !== blob.size) throw new TsbuildError('PUSH', `push: blob ${blob.digest} in ${layout.dir} has ${size} bytes, its descriptor says ${blob.size}`);
-        blobs.set(blob.digest, blob);
+      const { config } = await item.image.manifest();
+      const configBytes = await item.image.rawConfig();
+      blobs.set(config.digest, { descriptor: config, open: async () => Readable.from([configBytes]) });
+      for (const layer of await item.image.layers()) {
+        const blob = await layer.descriptor();
+        // A layer stored in a registry is fetched only if it has to be uploaded; a local one is checked now.
+        const path = layer.origin === undefined ? await layer.localPath?.() : undefined;
+        if (path !== undefined) {
+          const size = await stat(path).then((info) => info.size, () => undefined);
+          if (size === undefined) throw new TsbuildError('PUSH', `push: blob ${blob.digest} of ${label} is missing (no file ${path})`);
+          if (size !== blob.size) throw new TsbuildError('PUSH', `push: blob ${blob.digest} (${path}) has ${size} bytes, its descriptor says ${blob.size}`);
+        }
+        blobs.set(blob.digest, { descriptor: blob, open: () => layer.compressed(), ...(layer.localPath !== undefined && { file: () => layer.localPath!() }) });
       }
     }
     visiting.delete(descriptor.digest);
-    return { descriptor: { ...descriptor, mediaType: doc.mediaType }, bytes, mediaType: doc.mediaType };
+    return { descriptor, bytes: await node.rawManifest(), mediaType: descriptor.mediaType };
   };
-  const root = await load(source.root, 0);
+  const root = await load(source, 0);
   return { root, children, blobs: [...blobs.values()] };
-}
-
-async function blobSize(layout: OciLayout, digest: Digest): Promise<number | undefined> {
-  try {
-    return (await stat(layout.path(digest))).size;
-  } catch {
-    return undefined;
-  }
 }
 
 /** Pushes one plan to one repository. */
@@ -149,7 +149,6 @@ class RepositoryPush {
     private readonly transport: RegistryTransport,
     registry: string,
     private readonly repo: string,
-    private readonly layout: OciLayout,
     private readonly options: PushOptions,
     private readonly mountFrom: (digest: Digest) => string | undefined,
   ) {
@@ -164,7 +163,8 @@ class RepositoryPush {
     for (const tag of tags) await this.#putManifest(plan.root, tag);
   }
 
-  async #pushBlob(blob: Descriptor): Promise<void> {
+  async #pushBlob(source: BlobSource): Promise<void> {
+    const blob = source.descriptor;
     const event = (phase: TransferEvent['phase'], bytes: number, from?: string): void =>
       this.options.onProgress?.({ direction: 'push', repository: this.#name, digest: blob.digest, mediaType: blob.mediaType, phase, bytes, total: blob.size, ...(from !== undefined && { from }) });
     if (await this.#blobExists(blob)) {
@@ -191,7 +191,7 @@ class RepositoryPush {
     const restarts = this.options.uploadRestarts ?? 3;
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.#upload(blob, session ?? (await this.#startUpload()), event);
+        await this.#upload(source, session ?? (await this.#startUpload()), event);
         event('done', blob.size);
         return;
       } catch (error) {
@@ -207,9 +207,9 @@ class RepositoryPush {
     }
   }
 
-  async #upload(blob: Descriptor, location: URL, event: (phase: TransferEvent['phase'], bytes: number) => void): Promise<void> {
+  async #upload(source: BlobSource, location: URL, event: (phase: TransferEvent['phase'], bytes: number) => void): Promise<void> {
+    const blob = source.descriptor;
     event('start', 0);
-    const path = this.layout.path(blob.digest);
     const threshold = this.options.chunkThreshold ?? DEFAULT_CHUNK;
     if (blob.size <= threshold) {
       // Monolithic: the whole blob in the closing PUT; the transport re-sends it after a dropped connection.
@@ -217,13 +217,14 @@ class RepositoryPush {
         method: 'PUT',
         path: withDigest(location, blob.digest),
         headers: { 'content-type': 'application/octet-stream', 'content-length': String(blob.size) },
-        body: () => counted(this.layout.openBlob(blob.digest), (bytes) => event('progress', bytes)),
+        body: () => counted(opened(source.open), (bytes) => event('progress', bytes)),
         expectStatus: [201],
       });
       await done.body.dump();
       this.#checkDigest(done, blob.digest);
       return;
     }
+    const path = await source.file?.();
     const chunk = Math.max(this.options.chunkSize ?? DEFAULT_CHUNK, this.#minChunk);
     let offset = 0;
     let resumes = 0;
@@ -235,7 +236,7 @@ class RepositoryPush {
           method: 'PATCH',
           path: location.toString(),
           headers: { 'content-type': 'application/octet-stream', 'content-length': String(end - from), 'content-range': `${from}-${end - 1}` },
-          body: () => counted(createReadStream(path, { start: from, end: end - 1 }), (bytes) => event('progress', from + bytes)),
+          body: () => counted(byteRange(path, source.open, from, end), (bytes) => event('progress', from + bytes)),
           resendable: true,
           expectStatus: [202],
         });
@@ -316,8 +317,39 @@ function isLostUpload(error: RegistryError): boolean {
 }
 
 function header(response: RegistryResponse, name: string): string | undefined {
-  const value = response.headers[name];
-  return Array.isArray(value) ? value[0] : value;
+  return firstHeader(response.headers, name);
+}
+
+/** A stream that can be handed over at once, over the one `open` resolves to. */
+function opened(open: Opener): Readable {
+  const out = new PassThrough();
+  open().then(
+    (source) => {
+      source.on('error', (error) => out.destroy(error));
+      out.on('close', () => source.destroy());
+      source.pipe(out);
+    },
+    (error: unknown) => out.destroy(error instanceof Error ? error : new Error(String(error))),
+  );
+  return out;
+}
+
+/** Bytes `start` to `end` (exclusive) of a blob: read from its file when it has one, else skipped to in its stream. */
+function byteRange(path: string | undefined, open: Opener, start: number, end: number): Readable {
+  if (path !== undefined) return createReadStream(path, { start, end: end - 1 });
+  let offset = 0;
+  const slice = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      const from = Math.max(start - offset, 0);
+      const to = Math.min(end - offset, chunk.length);
+      offset += chunk.length;
+      callback(null, from < to ? chunk.subarray(from, to) : undefined);
+    },
+  });
+  const stream = opened(open);
+  stream.on('error', (error) => slice.destroy(error));
+  slice.on('close', () => stream.destroy());
+  return stream.pipe(slice);
 }
 
 /** The upload URL with `digest=` added, keeping the registry's own query parameters. */

@@ -1,6 +1,7 @@
 import type { Dispatcher } from 'undici';
 import type { RegistryCredentials } from './credentials.js';
 import { errorFromNetwork, errorFromResponse, RegistryError } from './errors.js';
+import { readText } from './http-body.js';
 
 /** A bearer token and the time (ms since the epoch) after which it is no longer used. */
 export interface BearerToken {
@@ -32,16 +33,6 @@ interface TokenReply {
   access_token?: unknown;
   expires_in?: unknown;
   issued_at?: unknown;
-}
-
-async function readLimited(body: Dispatcher.ResponseData['body'], limit: number): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    if (size < limit) chunks.push(chunk.subarray(0, limit - size));
-    size += chunk.length;
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 /**
@@ -78,7 +69,7 @@ export async function fetchToken(request: TokenRequest): Promise<BearerToken> {
   } catch (error) {
     throw errorFromNetwork(method, url.toString(), error);
   }
-  const text = await readLimited(response.body, 64 * 1024);
+  const text = await readText(response.body, 64 * 1024);
   if (response.statusCode !== 200) {
     const note = `token request for ${request.scopes.length > 0 ? request.scopes.join(' ') : 'no scope'}${credentials !== undefined ? '' : ', anonymous'}`;
     const error = errorFromResponse({ method, url: url.toString(), status: response.statusCode, bodyText: text, secrets, note });

@@ -5,6 +5,7 @@ import { Agent, type Dispatcher } from 'undici';
 import { parseWwwAuthenticate } from './auth-challenge.js';
 import type { RegistryCredentials } from './credentials.js';
 import { errorFromNetwork, errorFromResponse, RegistryError } from './errors.js';
+import { firstHeader, readText } from './http-body.js';
 import { registryBaseUrl } from './reference.js';
 import { backoffDelay, DEFAULT_RETRY, parseRetryAfter, type RetryPolicy } from './retry.js';
 import { trustedCertificates } from './tls-trust.js';
@@ -67,25 +68,6 @@ const ERROR_BODY_LIMIT = 64 * 1024;
 function scopeList(scope: string | readonly string[] | undefined): string[] {
   const list = scope === undefined ? [] : typeof scope === 'string' ? [scope] : [...scope];
   return [...new Set(list.flatMap((s) => s.split(' ')).filter((s) => s !== ''))].sort();
-}
-
-function firstHeader(headers: Dispatcher.ResponseData['headers'], name: string): string | undefined {
-  const value = headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
-
-async function readLimited(body: Dispatcher.ResponseData['body']): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of body as AsyncIterable<Buffer>) {
-      if (size < ERROR_BODY_LIMIT) chunks.push(chunk.subarray(0, ERROR_BODY_LIMIT - size));
-      size += chunk.length;
-    }
-  } catch {
-    // An error body cut short still says what it managed to.
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 /**
@@ -179,7 +161,7 @@ export class RegistryTransport {
 
   /** The error for an unexpected response (its body read for the registry's message), and any Retry-After. */
   async #failure(req: RegistryRequest, sent: RegistryResponse): Promise<{ error: RegistryError; retryAfterMs: number | undefined }> {
-    const bodyText = req.method === 'HEAD' ? '' : await readLimited(sent.body);
+    const bodyText = req.method === 'HEAD' ? '' : await readText(sent.body, ERROR_BODY_LIMIT).catch(() => '');
     if (req.method === 'HEAD') await sent.body.dump();
     const note = sent.status === 401 || sent.status === 403 ? this.#whoNote(sent.status) : undefined;
     const error = errorFromResponse({ method: req.method, url: sent.url, status: sent.status, bodyText, secrets: this.#secrets(), ...(note !== undefined && { note }) });

@@ -17,6 +17,7 @@ fast=(
   builder/cache/explain.test.js
   builder/cache/local-store-size.test.js
   layers/
+  examples/
   registry-client/reference.test.js
   registry-client/auth-challenge.test.js
   registry-client/errors.test.js

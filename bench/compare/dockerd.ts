@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { mountsUnder } from '../../builder/rootfs/mountinfo.js';
+import { mountsUnder } from '../../builder/host/mountinfo.js';
 import { lastLines, runCommand } from './command.js';
 
 export const DOCKERD = '/usr/sbin/dockerd';

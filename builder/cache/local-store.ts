@@ -15,16 +15,19 @@
  * pinned them; `get` pins a blob before checking that its record still refers to it.
  */
 import { createReadStream } from 'node:fs';
-import { copyFile, link, mkdir, open, readFile, rename, utimes } from 'node:fs/promises';
+import { mkdir, readFile, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
-import { digestOfStream, parseDigest, sha256Digest } from '../../layers/digest.js';
+import { parseDigest, sha256Digest } from '../../layers/digest.js';
 import { TsbuildError } from '../../layers/errors.js';
-import { isErrnoCode, lstatOrUndefined, readdirIfExists, removeIfExists } from '../../layers/fs-util.js';
+import { isErrnoCode, lstatOrUndefined, removeIfExists } from '../../layers/fs-util.js';
+import { blobLayer } from '../../layers/lazy-image.js';
 import { withLockFile } from '../../layers/layout-lock.js';
 import { OciLayout } from '../../layers/oci-layout.js';
 import type { Descriptor, Digest } from '../../layers/types.js';
 import { defaultCacheDir } from '../locations.js';
+import { checkEntry, type CacheEntry, type CacheStore } from './cache-store.js';
 import { planEviction, type EvictionCandidate } from './local-store-eviction.js';
+import { importLayerBlob, readRecord, scanStore, writeAtomic } from './local-store-files.js';
 import { BlobPins, livePins, ownedName, removeDeadTemps, TEMP_PREFIX } from './local-store-owners.js';
 import { asCacheRecord, type CacheRecord } from './local-store-record.js';
 
@@ -61,24 +64,7 @@ export function defaultBuildCacheDir(env: NodeJS.ProcessEnv): string {
   return join(defaultCacheDir(env), 'build-cache');
 }
 
-const RECORD_NAME = /^([0-9a-f]{64})\.json$/;
-const BLOB_NAME = /^[0-9a-f]{64}$/;
-
-/** A record file as found on disk; `record` is undefined when the file does not parse. */
-interface RecordFile {
-  path: string;
-  size: number;
-  lastUsedMs: number;
-  record: CacheRecord | undefined;
-}
-
-interface StoreFiles {
-  records: RecordFile[];
-  inputs: EvictionCandidate[];
-  blobs: Map<Digest, number>;
-}
-
-export class LocalCacheStore {
+export class LocalCacheStore implements CacheStore {
   private readonly pins: BlobPins;
   private readonly lockTimeoutMs: number;
   private readonly maxInputEntries: number;
@@ -111,6 +97,10 @@ export class LocalCacheStore {
     return new LocalCacheStore(layout.dir, layout, options);
   }
 
+  get name(): string {
+    return this.dir;
+  }
+
   /** Where a cached blob is read from (valid for a blob of a record `get` returned). */
   blobPath(digest: Digest): string {
     return this.layout.path(digest);
@@ -121,7 +111,7 @@ export class LocalCacheStore {
    * the wrong size is a miss and is removed. A hit counts as a use, and its blob stays in place for
    * as long as this store instance is open (until `release`), whatever other builds evict.
    */
-  async get(key: Digest): Promise<CacheRecord | undefined> {
+  async get(key: Digest): Promise<CacheEntry | undefined> {
     const path = this.recordPath(key);
     const record = this.full ? undefined : await readRecord(path);
     if (record === undefined) return undefined;
@@ -137,31 +127,38 @@ export class LocalCacheStore {
       }
     }
     await this.markUsed(key);
-    return record;
+    return { record, ...(record.layer !== undefined && { layer: this.layerOf(record.layer) }) };
+  }
+
+  /** A cached layer: its blob is this store's file. */
+  private layerOf({ descriptor, diffId }: NonNullable<CacheRecord['layer']>) {
+    const path = this.blobPath(descriptor.digest);
+    return blobLayer({ descriptor, diffId, open: async () => createReadStream(path), localPath: async () => path });
   }
 
   /**
-   * Caches `record` under `key`. A record with a layer needs `layerBlob`, the path of its blob,
-   * which is hard-linked into the store (copied when linking fails) and checked against the
+   * Caches `entry` under `key`. A record with a layer needs the layer, whose blob is brought into
+   * the store (its local file hard-linked, or copied when linking fails) and checked against the
    * descriptor's digest and size; the caller must not modify that file in place afterwards. An
    * intact record already under `key` is kept (first writer wins) and only marked used.
    */
-  async put(key: Digest, record: CacheRecord, layerBlob?: string): Promise<void> {
-    await this.unlessFull(() => this.putRecord(key, record, layerBlob));
+  async put(key: Digest, entry: CacheEntry): Promise<void> {
+    await this.unlessFull(() => this.putRecord(key, entry));
   }
 
-  private async putRecord(key: Digest, record: CacheRecord, layerBlob?: string): Promise<void> {
+  private async putRecord(key: Digest, { record, layer }: CacheEntry): Promise<void> {
     const path = this.recordPath(key);
     if (asCacheRecord(record) === undefined) throw new TsbuildError('CACHE_RECORD', `malformed cache record for ${key}`);
+    checkEntry(key, { record, ...(layer !== undefined && { layer }) });
     const descriptor = record.layer?.descriptor;
-    if ((descriptor === undefined) !== (layerBlob === undefined)) {
-      throw new TsbuildError('CACHE_RECORD', `cache record for ${key}: a layer blob must be given exactly when the record has a layer`);
-    }
+    const importBlob = async (): Promise<string> => {
+      const temp = this.tempPath();
+      await importLayerBlob(layer!, descriptor!, temp);
+      return temp;
+    };
     let temp: string | undefined;
     try {
-      if (descriptor !== undefined && !(await this.blobIntact(descriptor))) {
-        temp = await this.importBlob(layerBlob as string, descriptor);
-      }
+      if (descriptor !== undefined && !(await this.blobIntact(descriptor))) temp = await importBlob();
       await this.locked(async () => {
         const existing = await readRecord(path);
         if (existing !== undefined && (existing.layer === undefined || (await this.blobIntact(existing.layer.descriptor)))) {
@@ -170,12 +167,12 @@ export class LocalCacheStore {
         }
         if (descriptor !== undefined && !(await this.blobIntact(descriptor))) {
           // Evicted since the check above, or damaged: bring it in now, under the lock.
-          temp ??= await this.importBlob(layerBlob as string, descriptor);
+          temp ??= await importBlob();
           await removeIfExists(this.blobPath(descriptor.digest));
         }
         if (temp !== undefined) await this.layout.commit(temp, (descriptor as Descriptor).digest);
         temp = undefined;
-        await this.writeAtomic(path, JSON.stringify(record));
+        await writeAtomic(path, JSON.stringify(record), this.tempPath());
       });
     } finally {
       if (temp !== undefined) await removeIfExists(temp);
@@ -207,7 +204,7 @@ export class LocalCacheStore {
 
   /** Remembers `inputs` as those of the last build of the step `stepIdentity`, replacing earlier ones. */
   async recordInputs(stepIdentity: string, inputs: Record<string, string>): Promise<void> {
-    await this.unlessFull(() => this.writeAtomic(this.inputsPath(stepIdentity), JSON.stringify({ step: stepIdentity, inputs })));
+    await this.unlessFull(() => writeAtomic(this.inputsPath(stepIdentity), JSON.stringify({ step: stepIdentity, inputs }), this.tempPath()));
   }
 
   /**
@@ -238,7 +235,7 @@ export class LocalCacheStore {
     }
     return this.locked(async () => {
       await removeDeadTemps(this.dir);
-      const files = await this.scan();
+      const files = await scanStore(this.dir);
       const broken: EvictionCandidate[] = [];
       const records: EvictionCandidate[] = [];
       for (const file of files.records) {
@@ -278,7 +275,7 @@ export class LocalCacheStore {
   async prune(): Promise<{ records: number; bytes: number }> {
     return this.locked(async () => {
       await removeDeadTemps(this.dir);
-      const files = await this.scan();
+      const files = await scanStore(this.dir);
       let bytes = 0;
       for (const entry of [...files.records, ...files.inputs]) {
         await removeIfExists(entry.path);
@@ -296,7 +293,7 @@ export class LocalCacheStore {
 
   /** What the store holds now: record and blob counts and the bytes of records, inputs and blobs. */
   async usage(): Promise<CacheUsage> {
-    const files = await this.scan();
+    const files = await scanStore(this.dir);
     let bytes = 0;
     for (const entry of [...files.records, ...files.inputs]) bytes += entry.size;
     for (const size of files.blobs.values()) bytes += size;
@@ -340,89 +337,4 @@ export class LocalCacheStore {
       await removeIfExists(this.blobPath(descriptor.digest));
     });
   }
-
-  /** A temp file in the store with the blob's content, verified against `descriptor`. */
-  private async importBlob(source: string, descriptor: Descriptor): Promise<string> {
-    const temp = this.tempPath();
-    try {
-      try {
-        await link(source, temp);
-      } catch {
-        // Another filesystem, or a file this user may not link: copy instead.
-        await copyFile(source, temp);
-      }
-      const { digest, size } = await hashFile(temp);
-      if (digest !== descriptor.digest || size !== descriptor.size) {
-        throw new TsbuildError(
-          'DIGEST_MISMATCH',
-          `layer blob ${source} has digest ${digest} and ${size} bytes, not ${descriptor.digest} and ${descriptor.size} bytes`,
-        );
-      }
-      return temp;
-    } catch (error) {
-      await removeIfExists(temp);
-      throw error;
-    }
-  }
-
-  /** Writes `text` to `path` all at once: synced to a temp file, then renamed into place. */
-  private async writeAtomic(path: string, text: string): Promise<void> {
-    const temp = this.tempPath();
-    try {
-      const handle = await open(temp, 'wx');
-      try {
-        await handle.writeFile(text, 'utf8');
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await rename(temp, path);
-    } finally {
-      await removeIfExists(temp);
-    }
-  }
-
-  private async scan(): Promise<StoreFiles> {
-    const records: RecordFile[] = [];
-    for (const name of await readdirIfExists(join(this.dir, 'records'))) {
-      if (!RECORD_NAME.test(name)) continue;
-      const path = join(this.dir, 'records', name);
-      const info = await lstatOrUndefined(path);
-      if (info === undefined) continue;
-      records.push({ path, size: info.size, lastUsedMs: info.mtimeMs, record: await readRecord(path) });
-    }
-    const inputs: EvictionCandidate[] = [];
-    for (const name of await readdirIfExists(join(this.dir, 'inputs'))) {
-      const path = join(this.dir, 'inputs', name);
-      const info = await lstatOrUndefined(path);
-      if (info?.isFile()) inputs.push({ path, size: info.size, lastUsedMs: info.mtimeMs });
-    }
-    const blobs = new Map<Digest, number>();
-    for (const name of await readdirIfExists(join(this.dir, 'blobs', 'sha256'))) {
-      if (!BLOB_NAME.test(name)) continue;
-      const info = await lstatOrUndefined(join(this.dir, 'blobs', 'sha256', name));
-      if (info?.isFile()) blobs.set(`sha256:${name}`, info.size);
-    }
-    return { records, inputs, blobs };
-  }
-}
-
-/** The record at `path`, or undefined when it is missing or malformed. */
-async function readRecord(path: string): Promise<CacheRecord | undefined> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    if (isErrnoCode(error, 'ENOENT')) return undefined;
-    throw error;
-  }
-  try {
-    return asCacheRecord(JSON.parse(text));
-  } catch {
-    return undefined;
-  }
-}
-
-function hashFile(path: string): Promise<{ digest: Digest; size: number }> {
-  return digestOfStream(createReadStream(path));
 }

@@ -10,16 +10,16 @@
  *
  * `--cache-ttl` ages entries out by the record's `createdAt`: an older entry is a miss.
  */
-import { copyFile, link, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { sha256Digest } from '../../layers/digest.js';
 import { TsbuildError } from '../../layers/errors.js';
-import { OciLayout } from '../../layers/oci-layout.js';
-import { MediaType, type Descriptor, type Digest, type ImageConfig, type Manifest, type Platform } from '../../layers/types.js';
-import { BlobCache, formatReference, parseReference, pullImage, pushImage, RegistryTransport, resolveCredentials, type ImageReference, type RegistryResponse } from '../../registry-client/index.js';
+import type { Image } from '../../layers/image.js';
+import { appendLayers, editConfig, emptyImage } from '../../layers/mutate.js';
+import { MediaType, type Digest, type ImageConfig, type Manifest, type Platform } from '../../layers/types.js';
+import { BlobCache, formatReference, openRepository, parseReference, pushImage, RegistryTransport, resolveCredentials, type ImageReference, type RemoteRepository } from '../../registry-client/index.js';
 import type { RegistrySettings } from '../registry/registry-access.js';
-import type { LocalCacheStore } from './local-store.js';
+import { checkEntry, type CacheEntry, type CacheStore } from './cache-store.js';
 import { asCacheRecord, type CacheRecord } from './local-store-record.js';
 
 /** The config label that carries an entry's CacheRecord. */
@@ -33,13 +33,11 @@ export interface RegistryCacheOptions {
   readonly tmpDir?: string;
 }
 
-/** Manifests of cache entries are a few hundred bytes; anything this large is not one. */
-const MANIFEST_LIMIT = 64 * 1024;
 /** A record lists every file a COPY read, so configs can be large, but not larger than this. */
 const CONFIG_LIMIT = 16 * 1024 * 1024;
 
 /** One cache repository, e.g. `registry.example.com/team/cache`. */
-export class RegistryCache {
+export class RegistryCache implements CacheStore {
   /** The repository as `registry/path`. */
   readonly repository: string;
   private readonly ref: ImageReference;
@@ -47,6 +45,8 @@ export class RegistryCache {
   private readonly ttlSeconds: number | undefined;
   private readonly tmpDir: string;
   private transport: Promise<RegistryTransport> | undefined;
+  /** Where fetched entries are staged until the local store has taken them; made on first use. */
+  private repositoryPromise: Promise<{ repository: RemoteRepository; staging: string }> | undefined;
 
   constructor(repository: string, options: RegistryCacheOptions = {}) {
     const lastSegment = repository.slice(repository.lastIndexOf('/') + 1);
@@ -64,92 +64,59 @@ export class RegistryCache {
     this.tmpDir = options.tmpDir ?? os.tmpdir();
   }
 
-  /** Pushes the result of the step `key`: `record`, and the layer blob at `layerBlobPath` when the record has a layer. */
-  async publish(key: Digest, record: CacheRecord, layerBlobPath: string | undefined): Promise<void> {
-    if ((record.layer === undefined) !== (layerBlobPath === undefined)) {
-      throw new TsbuildError('CACHE_RECORD', `cache record for ${key}: a layer blob must be given exactly when the record has a layer`);
-    }
+  get name(): string {
+    return this.repository;
+  }
+
+  /** Pushes the result of the step `key`: its record, and its layer when the record has one. */
+  async put(key: Digest, entry: CacheEntry): Promise<void> {
+    checkEntry(key, entry);
     await this.guarded(`publishing ${tagOf(key)}`, async (transport) => {
-      const staging = await mkdtemp(path.join(this.tmpDir, 'cache-repo-'));
-      try {
-        const layout = await OciLayout.open(staging, { create: true });
-        const layers: Descriptor[] = [];
-        if (record.layer !== undefined) {
-          const { mediaType, digest, size } = record.layer.descriptor;
-          await linkOrCopy(layerBlobPath as string, layout.path(digest));
-          layers.push({ mediaType, digest, size });
-        }
-        const config = await layout.writeJson(entryConfig(record), MediaType.ImageConfig);
-        const manifest: Manifest = { schemaVersion: 2, mediaType: MediaType.ImageManifest, config, layers };
-        const root = await layout.writeJson(manifest, MediaType.ImageManifest);
-        await pushImage([{ ...this.ref, tag: tagOf(key) }], { layout, root }, { transport: () => transport, ...this.progress() });
-      } finally {
-        await rm(staging, { recursive: true, force: true });
-      }
+      const { record, layer } = entry;
+      const layers = layer !== undefined ? appendLayers(emptyImage(), [{ layer }]) : emptyImage();
+      const image = editConfig(layers, () => entryConfig(record));
+      await pushImage([{ ...this.ref, tag: tagOf(key) }], { kind: 'image', image }, { transport: () => transport, ...this.progress() });
     });
   }
 
   /**
-   * Looks the step `key` up and, when the repository has a live entry for it, pulls it (verified)
-   * into `into`. False for a missing tag or an entry older than the TTL; other failures throw a
-   * TsbuildError.
+   * The live entry for the step `key`, verified; its layer blob is fetched when it is read. A
+   * missing tag or an entry older than the TTL is a miss; other failures throw a TsbuildError.
    */
-  async fetch(key: Digest, into: LocalCacheStore): Promise<boolean> {
+  async get(key: Digest): Promise<CacheEntry | undefined> {
     const tag = tagOf(key);
-    return this.guarded(`looking up ${tag}`, async (transport) => {
-      const staging = await mkdtemp(path.join(this.tmpDir, 'cache-repo-'));
-      try {
-        const cache = await BlobCache.open(staging);
-        const entry = await this.readEntry(transport, tag, cache);
-        if (entry === undefined || this.expired(entry.record)) return false;
-        // Manifest and config are in the staging cache already: this downloads only the layer.
-        await pullImage({ ...this.ref, digest: entry.manifest.digest }, { transport: () => transport, platform: entry.platform, cache, ...this.progress() });
-        const layer = entry.record.layer;
-        await into.put(key, entry.record, layer === undefined ? undefined : cache.layout.path(layer.descriptor.digest));
-        return true;
-      } finally {
-        await rm(staging, { recursive: true, force: true });
-      }
+    return this.guarded(`looking up ${tag}`, async () => {
+      const { repository } = await this.openRepository();
+      const manifest = await repository.findTag(tag);
+      if (manifest === undefined) return undefined;
+      const image = repository.image(manifest);
+      const record = await readEntry(image, `${this.repository}:${tag}`);
+      if (this.expired(record)) return undefined;
+      const [layer] = await image.layers();
+      return { record, ...(layer !== undefined && { layer }) };
     });
   }
 
-  /** Closes the connections to the registry. */
-  async close(): Promise<void> {
+  /** Closes the connections to the registry and removes what was staged. */
+  async release(): Promise<void> {
     const transport = this.transport;
+    const repository = this.repositoryPromise;
     this.transport = undefined;
+    this.repositoryPromise = undefined;
     await transport?.then((t) => t.close(), () => undefined);
+    const staging = await repository?.then((r) => r.staging, () => undefined);
+    if (staging !== undefined) await rm(staging, { recursive: true, force: true });
   }
 
-  /** The entry tagged `tag` with its manifest and config stored in `cache`, or undefined when there is no such tag. */
-  private async readEntry(transport: RegistryTransport, tag: string, cache: BlobCache): Promise<{ manifest: Descriptor; record: CacheRecord; platform: Platform } | undefined> {
-    const label = `${this.repository}:${tag}`;
-    const scope = `repository:${this.ref.repository}:pull`;
-    const response = await transport.request({
-      method: 'GET',
-      path: `/v2/${this.ref.repository}/manifests/${tag}`,
-      headers: { accept: MediaType.ImageManifest },
-      scope,
-      expectStatus: [200, 404],
-    });
-    if (response.status === 404) {
-      await response.body.dump();
-      return undefined;
-    }
-    const manifestBytes = await readBody(response, MANIFEST_LIMIT, label);
-    const manifestDigest = sha256Digest(manifestBytes);
-    const served = headerValue(response, 'docker-content-digest');
-    if (served !== undefined && served !== manifestDigest) {
-      throw new TsbuildError('DIGEST_MISMATCH', `cache entry ${label}: the registry says its manifest is ${served}, but its content is ${manifestDigest}`);
-    }
-    const manifest = parseEntryManifest(manifestBytes, label);
-    const manifestDescriptor: Descriptor = { mediaType: MediaType.ImageManifest, digest: manifestDigest, size: manifestBytes.length };
-    await cache.store(manifestBytes, manifestDescriptor, `manifest ${label}`);
-
-    const configResponse = await transport.request({ method: 'GET', path: `/v2/${this.ref.repository}/blobs/${manifest.config.digest}`, scope, expectStatus: [200] });
-    const configBytes = await readBody(configResponse, manifest.config.size, `config of ${label}`);
-    await cache.store(configBytes, manifest.config, `config of ${label}`);
-    const { record, platform } = parseEntryConfig(configBytes, manifest, label);
-    return { manifest: manifestDescriptor, record, platform };
+  /** The repository as a source of images, its blobs staged in a temp directory. */
+  private openRepository(): Promise<{ repository: RemoteRepository; staging: string }> {
+    this.repositoryPromise ??= (async () => {
+      const staging = await mkdtemp(path.join(this.tmpDir, 'cache-repo-'));
+      const transport = await this.openTransport();
+      const repository = await openRepository(this.ref, { transport: () => transport, cache: await BlobCache.open(staging), ...this.progress() });
+      return { repository, staging };
+    })();
+    return this.repositoryPromise;
   }
 
   private expired(record: CacheRecord): boolean {
@@ -211,24 +178,17 @@ function recordPlatform(record: CacheRecord): Platform {
   return { os, architecture, ...(variant ? { variant } : {}) };
 }
 
-function parseEntryManifest(bytes: Buffer, label: string): Manifest {
-  const manifest = parseJson(bytes, label) as Partial<Manifest> | undefined;
-  const layers = manifest?.layers;
-  if (
-    manifest?.mediaType !== MediaType.ImageManifest ||
-    !isDescriptor(manifest.config) ||
-    manifest.config.size > CONFIG_LIMIT ||
-    !Array.isArray(layers) ||
-    layers.length > 1 ||
-    !layers.every(isDescriptor)
-  ) {
+/** The record of a cache entry image, checked against its manifest and config. */
+async function readEntry(image: Image, label: string): Promise<CacheRecord> {
+  const manifest = await image.manifest();
+  if (manifest.mediaType !== MediaType.ImageManifest || manifest.config.size > CONFIG_LIMIT || manifest.layers.length > 1) {
     throw notAnEntry(label, 'its manifest is not an OCI image manifest with at most one layer');
   }
-  return manifest as Manifest;
+  return parseEntryConfig(await image.rawConfig(), manifest, label);
 }
 
-/** The record in an entry's config, checked against the manifest, and the config's platform. */
-function parseEntryConfig(bytes: Buffer, manifest: Manifest, label: string): { record: CacheRecord; platform: Platform } {
+/** The record in an entry's config, checked against the manifest. */
+function parseEntryConfig(bytes: Buffer, manifest: Manifest, label: string): CacheRecord {
   const config = parseJson(bytes, label) as Partial<ImageConfig> | undefined;
   const text = config?.config?.Labels?.[CACHE_RECORD_LABEL];
   if (config === undefined || typeof config.os !== 'string' || typeof config.architecture !== 'string' || typeof text !== 'string') {
@@ -246,12 +206,7 @@ function parseEntryConfig(bytes: Buffer, manifest: Manifest, label: string): { r
         config.rootfs?.diff_ids?.length === 1 &&
         config.rootfs.diff_ids[0] === record.layer.diffId;
   if (!matches) throw notAnEntry(label, 'its cache record does not describe its layer');
-  return { record, platform: { os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) } };
-}
-
-function isDescriptor(value: unknown): value is Descriptor {
-  const d = value as Partial<Descriptor> | null;
-  return typeof d === 'object' && d !== null && typeof d.mediaType === 'string' && typeof d.digest === 'string' && /^sha256:[0-9a-f]{64}$/.test(d.digest) && Number.isSafeInteger(d.size) && (d.size as number) >= 0;
+  return record;
 }
 
 function parseJson(bytes: Buffer, label: string): unknown {
@@ -264,33 +219,4 @@ function parseJson(bytes: Buffer, label: string): unknown {
 
 function notAnEntry(label: string, why: string): TsbuildError {
   return new TsbuildError('CACHE_REPO', `${label} is not a build cache entry: ${why}`);
-}
-
-/** A whole response body, refused beyond `limit` bytes. */
-async function readBody(response: RegistryResponse, limit: number, label: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of response.body as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) {
-      response.body.destroy();
-      throw new TsbuildError('SIZE_MISMATCH', `${label}: the registry sent more than the expected ${limit} bytes`);
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
-}
-
-function headerValue(response: RegistryResponse, name: string): string | undefined {
-  const value = response.headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
-
-/** Puts `source` at `target`: a hard link, or a copy across filesystems. */
-async function linkOrCopy(source: string, target: string): Promise<void> {
-  try {
-    await link(source, target);
-  } catch {
-    await copyFile(source, target);
-  }
 }

@@ -1,5 +1,5 @@
 import type { Digest, Platform } from '../../layers/types.js';
-import type { ImageLayer } from '../model/image-layer.js';
+import { fileLayer, modelLayer, type ImageLayer } from '../model/image-layer.js';
 import type { PlannedStage } from '../model/plan.js';
 import { sha256Digest } from '../../layers/digest.js';
 import { TsbuildError } from '../../layers/errors.js';
@@ -7,9 +7,9 @@ import { canonicalJson } from '../../layers/canonical-json.js';
 import { cacheKey, describeStepInputs, type CacheableStep, type StepParent } from './cache-key.js';
 import type { ContentChecksum } from './content-checksum.js';
 import { explainMiss, type MissExplanation } from './explain.js';
+import type { CacheEntry, CacheStore } from './cache-store.js';
 import type { LocalCacheStore } from './local-store.js';
 import type { CacheRecord } from './local-store-record.js';
-import type { RegistryCache } from './registry-cache.js';
 
 /** What the executor needs to know about a step before running it. */
 export interface CacheProbe {
@@ -31,7 +31,7 @@ export interface StepCacheOptions {
   /** Identifies the build's steps from run to run, e.g. the Dockerfile path. */
   readonly buildIdentity: string;
   /** `--cache-repo`: looked up on a local miss, and given every result computed after a miss. */
-  readonly registry?: RegistryCache;
+  readonly registry?: CacheStore;
   /** Told about problems that do not fail the build, such as an unreachable cache repository. */
   readonly onWarning?: (message: string) => void;
 }
@@ -79,16 +79,17 @@ export class StepCache {
         inputs,
         createdAt,
       };
-      await store.put(key, record, layer?.blobPath);
+      const entry: CacheEntry = { record, ...(layer && { layer: modelLayer(layer) }) };
+      await store.put(key, entry);
       await store.recordInputs(identity, inputs);
-      await this.publish(key, record, layer?.blobPath);
+      await this.publish(key, entry);
     };
     const bypass = this.options.disabled || this.options.disabledStages.has(input.stage.name ?? '') || this.options.disabledStages.has(String(input.stage.index));
-    let record = bypass ? undefined : await store.get(key);
-    if (record === undefined && !bypass && (await this.fetch(key))) record = await store.get(key);
+    let record = bypass ? undefined : (await store.get(key))?.record;
+    if (record === undefined && !bypass && (await this.fetch(key))) record = (await store.get(key))?.record;
     if (record) {
       await store.recordInputs(identity, inputs);
-      const layer = record.layer ? { descriptor: record.layer.descriptor, diffId: record.layer.diffId, blobPath: store.blobPath(record.layer.descriptor.digest) } : null;
+      const layer = record.layer ? fileLayer(record.layer.descriptor, record.layer.diffId, store.blobPath(record.layer.descriptor.digest)) : null;
       return { key, hit: { layer, created: record.createdAt }, remember };
     }
     const miss = bypass ? { summary: '--no-cache', differences: ['--no-cache'] } : explainMiss(await store.lastInputs(identity), inputs);
@@ -100,24 +101,27 @@ export class StepCache {
     const registry = this.options.registry;
     if (registry === undefined || !this.registryLookups) return false;
     try {
-      return await registry.fetch(key, this.options.store);
+      const entry = await registry.get(key);
+      if (entry === undefined) return false;
+      await this.options.store.put(key, entry);
+      return true;
     } catch (error) {
       if (!(error instanceof TsbuildError)) throw error;
       this.registryLookups = false;
-      this.options.onWarning?.(`cache repo ${registry.repository}: ${error.message} (no more lookups in this build)`);
+      this.options.onWarning?.(`cache repo ${registry.name}: ${error.message} (no more lookups in this build)`);
       return false;
     }
   }
 
-  private async publish(key: Digest, record: CacheRecord, layerBlob: string | undefined): Promise<void> {
+  private async publish(key: Digest, entry: CacheEntry): Promise<void> {
     const registry = this.options.registry;
     if (registry === undefined || !this.registryPublishes) return;
     try {
-      await registry.publish(key, record, layerBlob);
+      await registry.put(key, entry);
     } catch (error) {
       if (!(error instanceof TsbuildError)) throw error;
       this.registryPublishes = false;
-      this.options.onWarning?.(`cache repo ${registry.repository}: ${error.message} (nothing more is published in this build)`);
+      this.options.onWarning?.(`cache repo ${registry.name}: ${error.message} (nothing more is published in this build)`);
     }
   }
 }

@@ -13,7 +13,7 @@ import type { CopySource, ResolvedImage } from '../model/sources.js';
 import type { CopyStep } from '../model/plan.js';
 import { parseChmod } from './chmod.js';
 import { copyEntries, type CopyTarget, type SelectedSource } from './copy-entries.js';
-import { downloadUrl, isUrl } from './fetch-url.js';
+import { downloadLimits, downloadUrl, isUrl } from './fetch-url.js';
 import { cloneGitSource, isGitSource, parseGitSource } from './git-source.js';
 import type { StageRun } from './stage-run.js';
 import { resolveOwner } from './user-db.js';
@@ -30,6 +30,8 @@ export interface CopyContext {
   /** The unpacked root filesystem of an image `COPY --from` names. */
   readonly imageRootfs: (contextName: string, image: ResolvedImage) => Promise<string>;
   readonly now: number;
+  /** The caller's environment: the download limits, and git's HOME, PATH and SSH settings. */
+  readonly env: NodeJS.ProcessEnv;
 }
 
 /** A selected source; `archive` marks the unpacked contents of an archive ADD extracted. */
@@ -204,7 +206,7 @@ async function isArchiveFile(file: string): Promise<boolean> {
     const { head } = await peek(stream, tarBlockSize);
     return isTarHeader(head);
   } catch (err) {
-    if (err instanceof TsbuildError && err.code.endsWith('_MISSING')) throw err;
+    if (err instanceof TsbuildError && err.code === 'TOOL_MISSING') throw err;
     return false;
   } finally {
     stream?.destroy();
@@ -244,7 +246,7 @@ async function unpacked(tree: SourceTree, relPath: string, ctx: CopyContext): Pr
 
 async function downloaded(url: string, step: CopyStep, ctx: CopyContext): Promise<SelectedSource> {
   const dir = await ctx.workspace.newDir('add-url');
-  const file = await downloadUrl(url, dir, step.checksum);
+  const file = await downloadUrl(url, dir, step.checksum, downloadLimits(ctx.env));
   const tree: SourceTree = { root: dir, scope: 'context', label: url, isIgnored: () => false };
   const name = path.basename(file);
   return { tree, match: { relPath: name, matchedPath: name, stats: await lstat(file) } };
@@ -253,7 +255,7 @@ async function downloaded(url: string, step: CopyStep, ctx: CopyContext): Promis
 /** A git repository's tree at the ref the source names, added like a directory: its contents. */
 async function cloned(source: string, step: CopyStep, ctx: CopyContext): Promise<SelectedSource> {
   const dir = path.join(await ctx.workspace.newDir('add-git'), 'repo');
-  const root = await cloneGitSource(parseGitSource(source), dir, { keepGitDir: step.keepGitDir ?? false, ...(step.checksum !== undefined ? { checksum: step.checksum } : {}) });
+  const root = await cloneGitSource(parseGitSource(source), dir, { keepGitDir: step.keepGitDir ?? false, env: ctx.env, ...(step.checksum !== undefined ? { checksum: step.checksum } : {}) });
   return selectRoot({ root, scope: 'context', label: source, isIgnored: () => false });
 }
 

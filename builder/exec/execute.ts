@@ -1,4 +1,3 @@
-import path from 'node:path';
 import type { Compression } from '../../layers/compression.js';
 import type { LayerEntry } from '../../layers/entry.js';
 import { atSourceLine, TsbuildError } from '../../layers/errors.js';
@@ -16,7 +15,8 @@ import type { SelectedSource } from './copy-entries.js';
 import type { StepParent } from '../cache/cache-key.js';
 import { contentChecksum, type ContentChecksum } from '../cache/content-checksum.js';
 import type { StepCache } from '../cache/step-cache.js';
-import type { ImageLayer } from '../model/image-layer.js';
+import { fileLayer, type ImageLayer } from '../model/image-layer.js';
+import { baseImageLayers } from '../rootfs/base-image-layers.js';
 import type { PreparedRootfs } from '../rootfs/prepare.js';
 import { StageRun, type RootfsPreparer } from './stage-run.js';
 import { workdirEntries } from './workdir-step.js';
@@ -45,6 +45,8 @@ export interface ExecuteOptions {
   readonly secrets: ReadonlyMap<string, Buffer>;
   /** SSH agent sockets by id, for `RUN --mount=type=ssh`. */
   readonly sshAgents: ReadonlyMap<string, string>;
+  /** The caller's environment: what `ADD` of a URL or a git repository may read. */
+  readonly env: NodeJS.ProcessEnv;
 }
 
 /** The image a platform's target stage produced. */
@@ -136,6 +138,7 @@ function copyContext(ctx: StepContext): CopyContext {
     now: ctx.now,
     stageRun: (index) => ctx.runs.get(index)!,
     imageRootfs: ctx.imageRootfs,
+    env: ctx.env,
   };
 }
 
@@ -209,7 +212,7 @@ async function layerFrom(entries: LayerEntry[], ctx: StepContext): Promise<Image
     ...(ctx.compressionLevel !== undefined ? { level: ctx.compressionLevel } : {}),
     ...(ctx.sourceDateEpoch !== undefined ? { sourceDateEpoch: ctx.sourceDateEpoch } : {}),
   });
-  return { descriptor: result.descriptor, diffId: result.diffId, blobPath: layout.path(result.descriptor.digest) };
+  return fileLayer(result.descriptor, result.diffId, layout.path(result.descriptor.digest));
 }
 
 function baseLayers(base: StageBase, runs: ReadonlyMap<number, StageRun>): readonly ImageLayer[] {
@@ -244,11 +247,7 @@ function imageLayers(contextName: string, image: ResolvedImage): ImageLayer[] {
   if (diffIds.length !== image.layers.length) {
     throw new TsbuildError('BAD_IMAGE', `image ${contextName}: ${image.layers.length} layers but ${diffIds.length} diff_ids`);
   }
-  return image.layers.map((descriptor, i) => ({
-    descriptor,
-    diffId: diffIds[i]!,
-    blobPath: path.join(image.layoutDir, 'blobs', 'sha256', descriptor.digest.slice('sha256:'.length)),
-  }));
+  return baseImageLayers(image.image, image.layers, diffIds);
 }
 
 

@@ -4,6 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { DigestStream, parseDigest } from '../../layers/digest.js';
 import { TsbuildError } from '../../layers/errors.js';
 import { openWriteStream } from '../../layers/fs-util.js';
+import { firstHeader } from '../../registry-client/http-body.js';
 
 export function isUrl(source: string): boolean {
   return /^https?:\/\//i.test(source);
@@ -25,7 +26,7 @@ const defaultLimits: DownloadLimits = { headersMs: 30_000, idleMs: 60_000, total
  * The limits, with `TSBUILD_ADD_URL_TIMEOUT` (seconds) replacing the one-hour limit for a whole
  * download; no wait is ever longer than it.
  */
-export function downloadLimits(env: NodeJS.ProcessEnv = process.env): DownloadLimits {
+export function downloadLimits(env: NodeJS.ProcessEnv): DownloadLimits {
   const value = env.TSBUILD_ADD_URL_TIMEOUT;
   if (value === undefined || value === '') return defaultLimits;
   const seconds = Number(value);
@@ -55,7 +56,7 @@ export function redactUrl(url: string): string {
  * Downloads an ADD source URL into `dir`, named after the URL's last path segment, with the
  * server's Last-Modified time; with `checksum`, the content must have that digest.
  */
-export async function downloadUrl(url: string, dir: string, checksum: string | undefined, limits: DownloadLimits = downloadLimits()): Promise<string> {
+export async function downloadUrl(url: string, dir: string, checksum: string | undefined, limits: DownloadLimits): Promise<string> {
   const shown = redactUrl(url);
   const fail = (reason: string, cause?: unknown): TsbuildError => new TsbuildError('ADD_URL', `failed to download ${shown}: ${reason}`, { cause });
   let parsed: URL;
@@ -81,7 +82,7 @@ export async function downloadUrl(url: string, dir: string, checksum: string | u
       await response.body.dump();
       throw fail(`HTTP ${response.statusCode}`);
     }
-    lastModified = String(response.headers['last-modified'] ?? '');
+    lastModified = firstHeader(response.headers, 'last-modified');
     await pipeline(response.body, hash, out);
   } catch (err) {
     out.destroy();
@@ -92,7 +93,7 @@ export async function downloadUrl(url: string, dir: string, checksum: string | u
   if (checksum !== undefined && hash.digest !== parseDigest(checksum)) {
     throw new TsbuildError('ADD_CHECKSUM', `checksum mismatch for ${shown}: expected ${checksum}, got ${hash.digest}`);
   }
-  const modified = Date.parse(lastModified);
+  const modified = Date.parse(lastModified ?? '');
   if (!Number.isNaN(modified)) await utimes(file, modified / 1000, modified / 1000);
   return file;
 }

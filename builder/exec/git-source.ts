@@ -48,8 +48,8 @@ export function parseGitSource(source: string): GitSource {
  * Clones `git` into the empty directory `dir` and returns the directory to add: `dir` itself or
  * its subdir. `.git` is removed unless `keepGitDir`. With `checksum`, the commit must be that one.
  */
-export async function cloneGitSource(git: GitSource, dir: string, options: { keepGitDir: boolean; checksum?: string }): Promise<string> {
-  const run = (args: readonly string[], cwd = dir): Promise<string> => runGit(git, args, cwd);
+export async function cloneGitSource(git: GitSource, dir: string, options: { keepGitDir: boolean; checksum?: string; env: NodeJS.ProcessEnv }): Promise<string> {
+  const run = (args: readonly string[], cwd = dir): Promise<string> => runGit(git, args, cwd, options.env);
   await run(['clone', '--quiet', '--no-checkout', '--', git.url, dir], path.dirname(dir));
   const commit = await resolveCommit(git, run);
   if (options.checksum !== undefined && options.checksum !== commit) {
@@ -97,9 +97,9 @@ async function normaliseTree(dir: string, time: Date): Promise<void> {
 }
 
 /** Runs git without prompts (a missing credential fails instead of waiting), returning its trimmed output. */
-async function runGit(git: GitSource, args: readonly string[], cwd: string): Promise<string> {
+async function runGit(git: GitSource, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv): Promise<string> {
   try {
-    const { stdout } = await execFileAsync('git', args, { cwd, env: { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: 'true' }, maxBuffer: 16 * 1024 * 1024 });
+    const { stdout } = await execFileAsync('git', args, { cwd, env: { ...env, GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: 'true' }, maxBuffer: 16 * 1024 * 1024 });
     return stdout.trim();
   } catch (error) {
     if (isErrnoCode(error, 'ENOENT')) throw new TsbuildError('ADD_GIT', `ADD ${git.source}: git is not installed`, { cause: error });

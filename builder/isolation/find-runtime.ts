@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { isErrnoCode } from '../../layers/fs-util.js';
 import type { BindMount } from './backend.js';
 import { OciRuntimeBackend } from './oci-runtime.js';
-import { findExecutable, pathDirs } from './host-tools.js';
+import { findExecutable, pathDirs } from '../host/host-tools.js';
 
 export interface OciRuntime {
   readonly path: string;

@@ -9,7 +9,7 @@ import type { IsolationBackend, RunResult, RunSpec } from './backend.js';
 import { placeBindFiles } from './in-place-files.js';
 import type { NodeLauncher } from './node-runtime.js';
 import { checkRunSpec } from './run-spec-check.js';
-import { nodeCommand } from './this-node.js';
+import { nodeCommand } from '../host/this-node.js';
 
 export interface InPlaceBackendOptions {
   /** The same extra protected paths the in-place preparer was given; bind files are never written there. */
@@ -61,7 +61,7 @@ export class InPlaceBackend implements IsolationBackend {
     if (path.resolve(spec.rootfs) !== '/') {
       throw new TsbuildError('ISOLATION', `--isolation=none runs RUN steps only in the stage that owns /, not in ${spec.rootfs}`);
     }
-    if (spec.network === 'none') throw new TsbuildError('UNSUPPORTED', 'RUN --network=none cannot be enforced with --isolation=none');
+    if (spec.network === 'none') throw new TsbuildError('RUN_UNSUPPORTED', 'RUN --network=none cannot be enforced with --isolation=none');
     this.paths ??= inPlaceProtectedPaths(this.options.protectedPaths).then(protectPaths);
     const paths = await this.paths;
     const files = await placeBindFiles('/', spec.binds, (destination) => classifyPath(paths, destination.slice(1)) === 'protected');

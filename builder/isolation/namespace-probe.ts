@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { commandFailure } from '../../layers/errors.js';
-import { findExecutable, systemBinDirs } from './host-tools.js';
+import { findExecutable, systemBinDirs } from '../host/host-tools.js';
 
 const execFileAsync = promisify(execFile);
 

@@ -7,13 +7,13 @@ import type { Duplex, Readable } from 'node:stream';
 import { TsbuildError } from '../../layers/errors.js';
 import { secureJoin } from '../../layers/secure-join.js';
 import type { RunResult, RunSpec } from './backend.js';
-import { findExecutable, systemBinDirs } from './host-tools.js';
+import { findExecutable, systemBinDirs } from '../host/host-tools.js';
 import {
   controlFd, errorMessage, networkReady, networkRequest, startedMessage, stepStderrFd, type LauncherConfig, type LauncherNetwork,
 } from './launcher/config.js';
 import { startSlirp4netns, type NetworkHelper } from './launcher/slirp4netns.js';
 import { checkRunSpec } from './run-spec-check.js';
-import { nodeCommand } from './this-node.js';
+import { nodeCommand } from '../host/this-node.js';
 
 /** What the current user namespace lets a RUN process be. */
 export interface NamespaceIds {

@@ -1,6 +1,6 @@
 import { copyFile, mkdir, readFile, symlink } from 'node:fs/promises';
 import path from 'node:path';
-import { isDynamicLoader, nodeBinary } from './this-node.js';
+import { isDynamicLoader, nodeBinary } from '../host/this-node.js';
 
 /** How to start a copy of this node binary that needs nothing outside its own directory. */
 export interface NodeLauncher {

@@ -5,7 +5,7 @@ import { join, resolve as resolvePath } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TsbuildError } from '../../layers/errors.js';
 import { isErrnoCode, lstatOrUndefined, readdirIfExists, removeIfExists } from '../../layers/fs-util.js';
-import { mountPrivateTmpfs, unmountPrivateTmpfs } from '../rootfs/tmpfs.js';
+import { mountPrivateTmpfs, unmountPrivateTmpfs } from '../host/tmpfs.js';
 import type { IsolationBackend, RunResult, RunSpec } from './backend.js';
 import { identityMappings, mapsId, ociConfig, type OciBindMount, type OciUserNamespace } from './oci-config.js';
 import { currentIdMapping } from './userns.js';

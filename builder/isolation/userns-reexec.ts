@@ -1,7 +1,7 @@
 import { TsbuildError } from '../../layers/errors.js';
 import { LineBuffer } from './line-buffer.js';
 import type { IsolationMode } from './backend.js';
-import { nodeCommand } from './this-node.js';
+import { nodeCommand } from '../host/this-node.js';
 import { dieWithParent, planUserNamespace, runInUserNamespace, singleIdPlan, userNamespaceEnv, type UserNamespacePlan } from './userns.js';
 
 /** The node script to run again inside the namespace, and what the re-executed process reads and writes. */

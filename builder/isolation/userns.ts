@@ -13,7 +13,7 @@ import type { Duplex } from 'node:stream';
 import { promisify } from 'node:util';
 import { TsbuildError } from '../../layers/errors.js';
 import { isErrnoCode } from '../../layers/fs-util.js';
-import { findExecutable, systemBinDirs } from './host-tools.js';
+import { findExecutable, systemBinDirs } from '../host/host-tools.js';
 
 const execFileAsync = promisify(execFile);
 

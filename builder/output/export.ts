@@ -2,6 +2,7 @@ import { mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { writeDockerArchive } from '../../layers/docker-archive.js';
 import { TsbuildError } from '../../layers/errors.js';
+import { layoutImage } from '../../layers/layout-image.js';
 import { writeLayoutTar } from '../../layers/layout-tar.js';
 import { OciLayout } from '../../layers/oci-layout.js';
 import type { Descriptor, Digest } from '../../layers/types.js';
@@ -29,7 +30,7 @@ export type ExportTarget = OutputSpec | { readonly type: 'store'; readonly dest:
  */
 export async function gatherBlobs(artifact: BuildArtifact, workspace: Workspace): Promise<void> {
   for (const image of artifact.images) {
-    for (const layer of image.layers) await importBlob(workspace.layout, layer.descriptor, layer.blobPath, true);
+    for (const layer of image.layers) await importBlob(workspace.layout, layer.descriptor, await layer.blobPath(), true);
   }
 }
 
@@ -56,7 +57,8 @@ async function exportToFiles(artifact: BuildArtifact, target: Exclude<ExportTarg
 async function exportToRegistry(artifact: BuildArtifact, name: string | undefined, workspace: Workspace, registry: RegistrySettings): Promise<string> {
   const names = name !== undefined ? [name] : artifact.tags;
   if (names.length === 0) throw new TsbuildError('OUTPUT', 'pushing needs a name: give -t NAME:TAG or --output type=registry,name=NAME:TAG');
-  const pushed = await pushBuiltImage(names, workspace.layout, artifact.root, artifact.layerOrigins, registry);
+  const layers = artifact.images.flatMap((image) => image.layers);
+  const pushed = await pushBuiltImage(names, workspace.layout, artifact.root, layers, artifact.layerOrigins, registry);
   return `registry ${pushed.references.join(', ')}`;
 }
 
@@ -101,7 +103,7 @@ async function exportToDockerArchive(artifact: BuildArtifact, dest: string, work
     throw new TsbuildError('OUTPUT', 'type=docker holds one platform only; use type=oci for a multi-platform build');
   }
   const image = artifact.images[0]!;
-  await writeDockerArchive(workspace.layout, { config: image.config, layers: image.layers.map((l) => l.descriptor), repoTags: [...artifact.tags] }, dest);
+  await writeDockerArchive(layoutImage(workspace.layout, image.manifest), artifact.tags, dest);
 }
 
 async function exists(p: string): Promise<boolean> {

@@ -61,7 +61,7 @@ function dispatchInstruction(state: StageState, ins: Instruction, ctx: DispatchC
       for (const def of ins.args) {
         // A name can hold variables (`ARG ${name}=x`), expanded as dockerd's BuildKit does.
         const key = expand(def.key);
-        if (key === '') throw new TsbuildError('BAD_ARG', 'ARG names can not be blank');
+        if (key === '') throw new TsbuildError('EXPANSION', 'ARG names can not be blank');
         ctx.consumedArgs.add(key);
         const value = ctx.buildArgs.get(key) ?? (def.value !== undefined ? expand(def.value) : ctx.globalArgs.get(key));
         if (value !== undefined) state.scope.setArg(key, value);

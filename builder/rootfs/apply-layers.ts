@@ -7,7 +7,7 @@ import type { ImageLayer } from '../model/image-layer.js';
 /** Applies layers in order to an existing (empty or partly built) root filesystem directory. */
 export async function applyLayers(rootfs: string, layers: readonly ImageLayer[]): Promise<void> {
   for (const layer of layers) {
-    const tar = await decompressStream(createReadStream(layer.blobPath));
+    const tar = await decompressStream(createReadStream(await layer.blobPath()));
     await namingLayer(layer, () => applyLayer(rootfs, tar));
   }
 }

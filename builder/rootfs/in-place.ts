@@ -8,10 +8,10 @@ import { TsbuildError } from '../../layers/errors.js';
 import { isErrnoCode, lstatOrUndefined } from '../../layers/fs-util.js';
 import type { ImageLayer } from '../model/image-layer.js';
 import { applyLayers } from './apply-layers.js';
-import { mountPoints } from './mountinfo.js';
+import { mountPoints } from '../host/mountinfo.js';
 import type { PreparedRootfs } from './prepare.js';
 import { classifyPath, protectPaths, type ProtectedPaths } from './protected-paths.js';
-import { nodeBinary } from '../isolation/this-node.js';
+import { nodeBinary } from '../host/this-node.js';
 
 
 /**
@@ -192,7 +192,7 @@ async function applyOnto(root: string, paths: ProtectedPaths, layers: readonly I
   for (const layer of layers) {
     const staging = await mkdtemp(path.join(root, '.tsbuild-unpack-'));
     try {
-      const stats = await applyLayer(staging, await decompressStream(createReadStream(layer.blobPath)));
+      const stats = await applyLayer(staging, await decompressStream(createReadStream(await layer.blobPath())));
       if (stats.applied.whiteout + stats.applied.opaque > 0) {
         throw new TsbuildError('IN_PLACE', `layer ${layer.descriptor.digest} deletes files; in-place builds can only add its kind of layer`);
       }

@@ -9,8 +9,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { commandFailure, TsbuildError } from '../../layers/errors.js';
-import { isMountPoint } from './mountinfo.js';
-import { unmount } from './unmount.js';
+import { isMountPoint } from '../host/mountinfo.js';
+import { unmount } from '../host/unmount.js';
 import { currentIdMapping } from '../isolation/userns.js';
 
 const execFileAsync = promisify(execFile);

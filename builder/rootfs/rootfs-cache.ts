@@ -120,7 +120,7 @@ export class RootfsCache {
 
 /** Applies one layer blob to `root`, checking the uncompressed content against the layer's diff_id, and sets its xattrs. */
 async function applyVerified(root: string, layer: ImageLayer, sharedInodes: boolean): Promise<string[]> {
-  const tar = await decompressStream(createReadStream(layer.blobPath));
+  const tar = await decompressStream(createReadStream(await layer.blobPath()));
   const hashed = pipeline(tar, new DigestStream(), () => undefined) as DigestStream;
   const stats = await namingLayer(layer, () => applyLayer(root, hashed, { sharedInodes }));
   if (hashed.digest !== layer.diffId) {

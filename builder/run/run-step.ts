@@ -36,7 +36,7 @@ export interface RunStepContext {
  * them, are kept out of the snapshot; the stubs made for them are removed afterwards.
  */
 export async function runStepEntries(step: RunStep, run: StageRun, ctx: RunStepContext): Promise<LayerEntry[]> {
-  if (step.security === 'insecure') throw new TsbuildError('UNSUPPORTED', 'RUN --security=insecure is not allowed: it needs a privileged entitlement tsbuild does not grant');
+  if (step.security === 'insecure') throw new TsbuildError('RUN_UNSUPPORTED', 'RUN --security=insecure is not allowed: it needs a privileged entitlement tsbuild does not grant');
   const prepared = await run.prepared('run');
   const rootfs = prepared.dir;
   const user = await resolveProcessUser(step.user, rootfs);

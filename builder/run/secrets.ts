@@ -1,7 +1,7 @@
 import { readFile, rm } from 'node:fs/promises';
 import { TsbuildError } from '../../layers/errors.js';
 import type { Workspace } from '../workspace/workspace.js';
-import { mountPrivateTmpfs, unmountPrivateTmpfs } from '../rootfs/tmpfs.js';
+import { mountPrivateTmpfs, unmountPrivateTmpfs } from '../host/tmpfs.js';
 import { mountOptions } from '../frontend/parse-mount.js';
 
 /** A `--secret` value: the id RUN mounts name, and where its content comes from. */

@@ -9,7 +9,7 @@ import { lstatOrUndefined, readdirIfExists } from '../../layers/fs-util.js';
 import { tryLockFile } from '../../layers/layout-lock.js';
 import { isOwnedName, ownerIsGone } from '../cache/local-store-owners.js';
 import { deleteLeftoverContainers } from '../isolation/oci-runtime.js';
-import { unmountAllUnder } from '../rootfs/unmount.js';
+import { unmountAllUnder } from '../host/unmount.js';
 
 /** A workspace is named `tsbuild-` and the owner name of the process it belongs to (see local-store-owners.ts). */
 export const workspacePrefix = 'tsbuild-';

@@ -10,8 +10,8 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { TsbuildError } from '../../layers/errors.js';
-import { findExecutable, systemBinDirs } from '../isolation/host-tools.js';
-import { nodeCommand } from '../isolation/this-node.js';
+import { findExecutable, systemBinDirs } from '../host/host-tools.js';
+import { nodeCommand } from '../host/this-node.js';
 
 const watchdogMain = fileURLToPath(new URL('./workspace-watchdog-main.js', import.meta.url));
 

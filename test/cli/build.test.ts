@@ -224,25 +224,25 @@ describe('errors', () => {
 
   test('an unknown instruction names the file and line', async () => {
     const result = await failing('FROM scratch\nFOO bar\n');
-    assert.equal(result.code, 1);
+    assert.equal(result.code, 3, 'a Dockerfile error exits 3');
     assert.match(oneLine(result.stderr), /^error: \S*Dockerfile:2: unknown instruction: FOO/);
   });
 
   test('a missing COPY source names the line', async () => {
     const result = await failing('FROM scratch\n\nCOPY missing.txt /\n');
-    assert.equal(result.code, 1);
+    assert.equal(result.code, 4, 'a build context error exits 4');
     assert.match(oneLine(result.stderr), /^error: \S*Dockerfile:3: .*missing\.txt.* not found in build context/);
   });
 
   test('a malformed Dockerfile (invalid flag) names the line', async () => {
     const result = await failing('FROM scratch\nCOPY --bogus=1 a /\n', { a: 'a' });
-    assert.equal(result.code, 1);
+    assert.equal(result.code, 3);
     assert.match(oneLine(result.stderr), /^error: \S*Dockerfile:2: /);
   });
 
   test('ADD --checksum on a local source is refused', async () => {
     const result = await failing('FROM scratch\nADD --checksum=sha256:0000000000000000000000000000000000000000000000000000000000000000 a /\n', { a: 'a' });
-    assert.equal(result.code, 1);
+    assert.equal(result.code, 3);
     assert.match(oneLine(result.stderr), /^error: \S*Dockerfile:2: checksum can't be specified for non-HTTP\(S\) sources/);
   });
 
@@ -254,13 +254,13 @@ describe('errors', () => {
 
   test('a bad --output value is refused', async () => {
     const result = await tsbuild(['-o', 'type=local,dest=x', example]);
-    assert.equal(result.code, 1);
+    assert.equal(result.code, 2, 'a bad flag value is a usage error');
     assert.match(oneLine(result.stderr), /^error: invalid --output "type=local,dest=x": unsupported output type/);
   });
 
   test('a missing Dockerfile is named', async () => {
     const result = await tsbuild(['-f', '/nonexistent/Dockerfile', example]);
-    assert.equal(result.code, 1);
+    assert.equal(result.code, 3);
     assert.match(oneLine(result.stderr), /^error: cannot read Dockerfile \/nonexistent\/Dockerfile/);
   });
 });

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { findOciRuntime } from '../../builder/isolation/find-runtime.js';
-import { mountsUnder } from '../../builder/rootfs/mountinfo.js';
+import { mountsUnder } from '../../builder/host/mountinfo.js';
 import { writeBusyboxImage } from '../support/busybox-image.js';
 import { repoRoot } from '../support/repo-root.js';
 import { requires } from '../support/requirement.js';

@@ -105,12 +105,12 @@ describe('building from and pushing to a registry', { skip: requires(canRun ? fa
   test('registry failures are one clear line at the FROM or on push', async () => {
     const missingTag = await context('missing-tag', `FROM ${plain.host}/library/busybox:nope\n`);
     const unknown = await tsbuild(['-o', `type=oci,dest=${path.join(work, 'x')}`, missingTag], env);
-    assert.equal(unknown.code, 1);
+    assert.equal(unknown.code, 6, 'a registry error exits 6');
     assert.match(unknown.stderr, /^error: \S*Dockerfile:1: manifest unknown: /m);
 
     const ctx = await context('denied', `FROM ${plain.host}/library/busybox:1\n`);
     const denied = await tsbuild(['-t', `${secured.host}/team/app:2`, '--push', ctx], { ...env, DOCKER_CONFIG: path.join(work, 'no-credentials') });
-    assert.equal(denied.code, 1);
+    assert.equal(denied.code, 6);
     assert.match(denied.stderr, /^error: unauthorized: /m);
     assert.equal(denied.stderr.split('\n').filter((l) => l.startsWith('error:')).length, 1);
   });

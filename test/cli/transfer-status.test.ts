@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { TransferStatus } from '../../cli/transfer-status.js';
+import type { TransferPhase } from '../../registry-client/index.js';
 
 const digest = `sha256:${'ab'.repeat(32)}`;
-const event = (phase: string, bytes: number) =>
+const event = (phase: TransferPhase, bytes: number) =>
   ({ kind: 'transfer', direction: 'pull', repository: 'example.test/app', digest, phase, bytes, total: 4 * 1024 * 1024 }) as const;
 
 test('a terminal shows each moving blob with bytes and rate, redrawn in place, then a finished line', () => {

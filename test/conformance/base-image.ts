@@ -5,14 +5,15 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { writeBusyboxImage } from '../support/busybox-image.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
+import type { BaseReferences } from './cases.js';
 import { baseSnapshot, type BaseSnapshot } from './snapshot.js';
 
 const run = promisify(execFile);
 
 export interface ServedBase {
   readonly registry: TestRegistry;
-  /** `127.0.0.1:PORT/conformance/busybox:latest`, the value of the cases' `BASE` argument. */
-  readonly reference: string;
+  /** `127.0.0.1:PORT/conformance/busybox:latest` and the same image with Docker media types. */
+  readonly references: BaseReferences;
   /** The base's own tree and layers, subtracted from the tree of every image built on it. */
   readonly snapshot: BaseSnapshot;
   /** tsbuild's cache of pulled images, shared by the cases so the base is pulled once. */
@@ -32,9 +33,13 @@ export async function serveBase(work: string): Promise<ServedBase> {
   await run('umoci', ['insert', '--image', `${layout}:latest`, '--history.created_by', 'mount points', mountPoints, '/']);
   const registry = await startRegistry();
   try {
-    const reference = `${registry.host}/conformance/busybox:latest`;
-    await run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${layout}:latest`, `docker://${reference}`]);
-    return { registry, reference, snapshot: await baseSnapshot(layout, 'latest', join(work, 'busybox-rootfs')), imageCacheDir: join(work, 'images') };
+    const references: BaseReferences = {
+      BASE: `${registry.host}/conformance/busybox:latest`,
+      BASE_DOCKER: `${registry.host}/conformance/busybox-docker:latest`,
+    };
+    await run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${layout}:latest`, `docker://${references.BASE}`]);
+    await run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', '--format', 'v2s2', `oci:${layout}:latest`, `docker://${references.BASE_DOCKER}`]);
+    return { registry, references, snapshot: await baseSnapshot(layout, 'latest', join(work, 'busybox-rootfs')), imageCacheDir: join(work, 'images') };
   } catch (error) {
     await registry.stop();
     throw error;

@@ -9,7 +9,7 @@ import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Dockerd } from '../../bench/compare/dockerd.js';
 import { runCommand } from '../../bench/compare/command.js';
-import { buildArgs, type ConformanceCase } from './cases.js';
+import { buildArgs, type BaseReferences, type ConformanceCase } from './cases.js';
 
 export const BUILDKIT_REF_NAME = 'conformance';
 
@@ -17,11 +17,11 @@ export const BUILDKIT_REF_NAME = 'conformance';
  * Builds `dockerfile` (the case's, or its hand-written reference) in `context` and writes the image
  * into `layoutDir`; a failed build throws with BuildKit's last lines.
  */
-export async function buildWithBuildkit(daemon: Dockerd, dataRoot: string, testCase: ConformanceCase, dockerfile: string, context: string, base: string, layoutDir: string): Promise<BuildkitImage> {
+export async function buildWithBuildkit(daemon: Dockerd, dataRoot: string, testCase: ConformanceCase, dockerfile: string, context: string, bases: BaseReferences, layoutDir: string): Promise<BuildkitImage> {
   const tag = `conformance/${testCase.name.toLowerCase()}:latest`;
   // Host networking: the private daemon has no bridge. It changes nothing in the image.
   const args = ['build', '--quiet', '--no-cache', '--network=host', '-f', dockerfile, '-t', tag];
-  for (const [name, value] of buildArgs(testCase, base)) args.push('--build-arg', `${name}=${value}`);
+  for (const [name, value] of buildArgs(testCase, bases)) args.push('--build-arg', `${name}=${value}`);
   if (testCase.options.target !== undefined) args.push('--target', testCase.options.target);
   if (testCase.options.platform !== undefined) args.push('--platform', testCase.options.platform);
   await daemon.docker([...args, context]);

@@ -31,8 +31,14 @@ export interface ConformanceCase {
   readonly dir: string;
   readonly dockerfile: string;
   readonly options: CaseOptions;
-  /** The Dockerfile declares `ARG BASE`: the harness passes the busybox base reference. */
-  readonly usesBase: boolean;
+  /** The Dockerfile's text, to find which base arguments it declares. */
+  readonly text: string;
+}
+
+/** The busybox base, as the value of `ARG BASE` (OCI media types) and of `ARG BASE_DOCKER` (Docker media types). */
+export interface BaseReferences {
+  readonly BASE: string;
+  readonly BASE_DOCKER: string;
 }
 
 const KNOWN_OPTIONS = new Set(['description', 'args', 'target', 'platform', 'setup', 'handWritten']);
@@ -45,9 +51,11 @@ export function goldenFile(testCase: ConformanceCase): string {
   return join(testCase.dir, 'expected.txt');
 }
 
-/** Every case, sorted by name; a malformed case.json throws naming the file. */
+/** Every case (or those named in `only`), sorted by name; a malformed case.json or an unknown name throws. */
 export function loadCases(only?: ReadonlySet<string>): ConformanceCase[] {
   const root = casesDir();
+  const unknown = [...(only ?? [])].filter((name) => !existsSync(join(root, name, 'Dockerfile')));
+  if (unknown.length > 0) throw new Error(`no such case: ${unknown.join(', ')}`);
   return readdirSync(root).sort()
     .filter((name) => only === undefined || only.has(name))
     .filter((name) => lstatSync(join(root, name)).isDirectory())
@@ -64,13 +72,15 @@ function loadCase(name: string, dir: string): ConformanceCase {
   }
   const dockerfile = join(dir, 'Dockerfile');
   const text = readFileSync(dockerfile, 'utf8');
-  return { name, dir, dockerfile, options, usesBase: /^\s*ARG\s+BASE\b/im.test(text) };
+  return { name, dir, dockerfile, options, text };
 }
 
-/** Build arguments for one build: the case's, plus `BASE` when the case uses the base image. */
-export function buildArgs(testCase: ConformanceCase, base: string): Map<string, string> {
+/** Build arguments for one build: the case's, plus each base argument its Dockerfile declares. */
+export function buildArgs(testCase: ConformanceCase, bases: BaseReferences): Map<string, string> {
   const args = new Map(Object.entries(testCase.options.args ?? {}));
-  if (testCase.usesBase) args.set('BASE', base);
+  for (const [name, reference] of Object.entries(bases)) {
+    if (new RegExp(`^\\s*ARG\\s+${name}\\s*$`, 'm').test(testCase.text)) args.set(name, reference);
+  }
   return args;
 }
 

@@ -20,7 +20,7 @@ export async function regenerate(cases: readonly ConformanceCase[], log: (line: 
       const daemon = await Dockerd.start(daemonDir, base.registry.host);
       try {
         const version = await buildkitVersion(daemon);
-        log(`BuildKit: ${version}; base ${base.reference}`);
+        log(`BuildKit: ${version}; base ${base.references.BASE}`);
         for (const testCase of cases) {
           const { handWritten } = testCase.options;
           if (handWritten !== undefined && handWritten.reference === undefined) {
@@ -35,7 +35,7 @@ export async function regenerate(cases: readonly ConformanceCase[], log: (line: 
           const layout = join(caseDir, 'layout');
           let snapshot: Snapshot;
           try {
-            const image = await buildWithBuildkit(daemon, join(daemonDir, 'data'), testCase, dockerfile, context, base.reference, layout);
+            const image = await buildWithBuildkit(daemon, join(daemonDir, 'data'), testCase, dockerfile, context, base.references, layout);
             snapshot = image.layoutDir !== undefined
               ? await snapshotLayout(image.layoutDir, BUILDKIT_REF_NAME, join(caseDir, 'rootfs'), base.snapshot, image.config)
               : configLines(image.config);

@@ -1,7 +1,7 @@
 /** Builds a case with tsbuild (the library, in process) into an OCI layout. */
 import { parsePlatform } from '../../builder/index.js';
 import { buildForTest } from '../support/build-for-test.js';
-import { buildArgs, type ConformanceCase } from './cases.js';
+import { buildArgs, type BaseReferences, type ConformanceCase } from './cases.js';
 
 export const REF_NAME = 'conformance';
 
@@ -13,7 +13,7 @@ export interface TsbuildOutput {
 
 export interface TsbuildSettings {
   readonly context: string;
-  readonly base: string;
+  readonly bases: BaseReferences;
   readonly cacheDir: string;
   readonly imageCacheDir: string;
   readonly tmpDir: string;
@@ -26,7 +26,7 @@ export async function buildWithTsbuild(testCase: ConformanceCase, layoutDir: str
   const result = await buildForTest({
     context: settings.context,
     dockerfile: testCase.dockerfile,
-    buildArgs: buildArgs(testCase, settings.base),
+    buildArgs: buildArgs(testCase, settings.bases),
     ...(target !== undefined ? { target } : {}),
     ...(platform !== undefined ? { platforms: [parsePlatform(platform)] } : {}),
     tags: [REF_NAME],

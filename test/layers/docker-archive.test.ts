@@ -11,12 +11,16 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import tarStream from 'tar-stream';
-import { writeDockerArchive, type DockerArchiveImage } from '../../layers/docker-archive.js';
+import { writeDockerArchive } from '../../layers/docker-archive.js';
+import { readDockerArchive } from '../../layers/docker-archive-read.js';
+import { writeImage } from '../../layers/layout-write.js';
+import type { Image } from '../../layers/image.js';
 import { TsbuildError } from '../../layers/errors.js';
-import { readLayoutImage } from '../../layers/layout-image.js';
+import { layoutImage, readLayoutImage } from '../../layers/layout-image.js';
 import { OciLayout } from '../../layers/oci-layout.js';
 import { MediaType, type Descriptor, type Digest } from '../../layers/types.js';
 import { repoRoot } from '../support/repo-root.js';
+import { validateLayout } from '../support/validate-layout.js';
 import { requires } from '../support/requirement.js';
 
 const run = promisify(execFile);
@@ -63,7 +67,16 @@ function failsWith(code: string, pattern: RegExp) {
 describe('writeDockerArchive', () => {
   let work: string;
   let layout: OciLayout;
-  let image: DockerArchiveImage;
+  let config: Descriptor;
+  let layers: Descriptor[];
+  let image: Image;
+  const repoTags = ['app:1', 'registry.example:5000/team/app'];
+
+  /** An image of the layout with `config` and these layers. */
+  async function imageOf(imageLayers: Descriptor[]): Promise<Image> {
+    const manifest = await layout.writeJson({ schemaVersion: 2, mediaType: MediaType.ImageManifest, config, layers: imageLayers }, MediaType.ImageManifest);
+    return layoutImage(layout, manifest);
+  }
   let diffIds: Digest[];
   let archive: string;
 
@@ -79,7 +92,7 @@ describe('writeDockerArchive', () => {
     const layerA = await layout.writeBlob(gzA, MediaType.LayerGzip);
     const layerB = await layout.writeBlob(tarB, MediaType.Layer);
     diffIds = [sha256(gunzipSync(gzA)), sha256(tarB), sha256(gunzipSync(gzA))];
-    const config = await layout.writeJson(
+    config = await layout.writeJson(
       {
         architecture: 'amd64',
         os: 'linux',
@@ -89,9 +102,10 @@ describe('writeDockerArchive', () => {
       },
       MediaType.ImageConfig,
     );
-    image = { config, layers: [layerA, layerB, layerA], repoTags: ['app:1', 'registry.example:5000/team/app'] };
+    layers = [layerA, layerB, layerA];
+    image = await imageOf(layers);
     archive = join(work, 'app.tar');
-    await writeDockerArchive(layout, image, archive);
+    await writeDockerArchive(image, repoTags, archive);
   });
   after(async () => {
     await rm(work, { recursive: true, force: true });
@@ -103,9 +117,9 @@ describe('writeDockerArchive', () => {
     const [manifest, ...others] = JSON.parse(manifestJson) as ArchiveManifest[];
     assert.ok(manifest);
     assert.equal(others.length, 0);
-    assert.equal(manifest.Config, `${image.config.digest.slice(7)}.json`);
+    assert.equal(manifest.Config, `${config.digest.slice(7)}.json`);
     assert.deepEqual(manifest.RepoTags, ['app:1', 'registry.example:5000/team/app:latest']);
-    assert.deepEqual(entries.get(manifest.Config)?.content, await layout.readBlob(image.config.digest));
+    assert.deepEqual(entries.get(manifest.Config)?.content, await layout.readBlob(config.digest));
 
     // Every layer file is the uncompressed tar, so its SHA-256 is the config's diff_id.
     assert.equal(manifest.Layers.length, 3);
@@ -130,9 +144,30 @@ describe('writeDockerArchive', () => {
     assert.deepEqual((await readdir(work)).sort(), ['app.tar', 'layout']);
   });
 
+  it('reads back as the same image, which writes out as a valid OCI layout', async () => {
+    const back = await readDockerArchive(archive, 'app:1');
+    assert.deepEqual(await back.rawConfig(), await image.rawConfig());
+    assert.equal((await back.manifest()).config.digest, config.digest);
+    const layers = await back.layers();
+    assert.equal(layers.length, 3);
+    for (const [i, layer] of layers.entries()) {
+      assert.equal(await layer.diffId(), diffIds[i]);
+      // docker save stores layers uncompressed: each one's digest is its diff_id.
+      assert.equal(await layer.digest(), diffIds[i]);
+      assert.equal(sha256(await buffer(await layer.uncompressed())), diffIds[i]);
+    }
+    assert.equal(await (await readDockerArchive(archive, 'registry.example:5000/team/app')).digest(), await back.digest());
+    await assert.rejects(readDockerArchive(archive, 'other:1'), failsWith('ARCHIVE', /no image tagged other:1/));
+
+    const out = await OciLayout.open(join(work, 'from-archive'), { create: true });
+    await out.addImage(await writeImage(out, back), ['back']);
+    await validateLayout(out.dir);
+    await rm(out.dir, { recursive: true });
+  });
+
   it('is deterministic', async () => {
     const second = join(work, 'again.tar');
-    await writeDockerArchive(layout, image, second);
+    await writeDockerArchive(image, repoTags, second);
     assert.deepEqual(await readFile(second), await readFile(archive));
     await rm(second);
   });
@@ -144,7 +179,7 @@ describe('writeDockerArchive', () => {
       os: 'linux',
       architecture: 'amd64',
     });
-    assert.equal((await copied.manifest()).config.digest, image.config.digest);
+    assert.equal((await copied.manifest()).config.digest, config.digest);
     assert.deepEqual((await copied.config()).rootfs.diff_ids, diffIds);
     // skopeo recompresses layers for an OCI destination: their uncompressed content must be the same.
     const uncompressed: Digest[] = [];
@@ -155,20 +190,20 @@ describe('writeDockerArchive', () => {
     const byTag = join(work, 'by-tag');
     await run('skopeo', ['--insecure-policy', 'copy', `docker-archive:${archive}:registry.example:5000/team/app:latest`, `oci:${byTag}:t`]);
     const tagged = await readLayoutImage(await OciLayout.open(byTag, { create: false }), { tag: 't' }, { os: 'linux', architecture: 'amd64' });
-    assert.equal((await tagged.manifest()).config.digest, image.config.digest);
+    assert.equal((await tagged.manifest()).config.digest, config.digest);
   });
 
   it('refuses layers it cannot decompress and diff_ids that do not match', async () => {
     const dest = join(work, 'refused.tar');
     const zstd: Descriptor = await layout.writeBlob(Buffer.from('not really zstd'), MediaType.LayerZstd);
     await assert.rejects(
-      writeDockerArchive(layout, { ...image, layers: [zstd, image.layers[1] as Descriptor, zstd] }, dest),
+      writeDockerArchive(await imageOf([zstd, layers[1]!, zstd]), repoTags, dest),
       failsWith('OUTPUT', /cannot decompress layers of media type application\/vnd\.oci\.image\.layer\.v1\.tar\+zstd/),
     );
-    const swapped = [image.layers[1], image.layers[0], image.layers[2]] as Descriptor[];
-    await assert.rejects(writeDockerArchive(layout, { ...image, layers: swapped }, dest), failsWith('OUTPUT', /but the config lists diff_id/));
+    const swapped = [layers[1]!, layers[0]!, layers[2]!];
+    await assert.rejects(writeDockerArchive(await imageOf(swapped), repoTags, dest), failsWith('OUTPUT', /but the config lists diff_id/));
     await assert.rejects(
-      writeDockerArchive(layout, { ...image, layers: image.layers.slice(1) }, dest),
+      writeDockerArchive(await imageOf(layers.slice(1)), repoTags, dest),
       failsWith('OUTPUT', /2 layers but its config lists 3 diff_ids/),
     );
     assert.equal(existsSync(dest), false);
@@ -177,7 +212,7 @@ describe('writeDockerArchive', () => {
   it('refuses references docker load would not accept', async () => {
     const dest = join(work, 'badtag.tar');
     for (const tag of ['App:1', `app@sha256:${'a'.repeat(64)}`, 'app:-x', 'bad host!/app:1']) {
-      await assert.rejects(writeDockerArchive(layout, { ...image, repoTags: [tag] }, dest), failsWith('OUTPUT', /invalid image reference/));
+      await assert.rejects(writeDockerArchive(image, [tag], dest), failsWith('OUTPUT', /invalid image reference/));
     }
     assert.equal(existsSync(dest), false);
   });

@@ -77,6 +77,7 @@ describe('lazyImage and blobLayer', () => {
 
     assert.equal(await image.digest(), manifest.digest);
     assert.deepEqual(await image.descriptor(), manifest);
+    assert.equal(JSON.stringify({ image }), `{"image":"memory@${manifest.digest}"}`, 'printed as where it is from');
     assert.equal((await image.config()).os, 'linux');
     const [only] = await image.layers();
     assert.equal(await only!.digest(), layer.digest);
@@ -130,7 +131,7 @@ describe('lazyImage and blobLayer', () => {
     assert.equal(await index.digest(), indexDescriptor.digest);
     const image = await index.image(manifest.digest);
     assert.equal((await image.config()).architecture, 'amd64');
-    await assert.rejects(index.image(sha256('absent')), (error: unknown) => error instanceof TsbuildError && error.code === 'NOT_FOUND');
+    await assert.rejects(index.image(sha256('absent')), (error: unknown) => error instanceof TsbuildError && error.code === 'IMAGE_NOT_FOUND');
   });
 });
 

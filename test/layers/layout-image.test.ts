@@ -64,15 +64,15 @@ describe('readLayoutImage on the go-containerregistry layouts', () => {
     const layout = await open('test_index_one_image');
     await assert.rejects(
       readLayoutImage(layout, { tag: 'latest' }, amd64),
-      failsWith('NOT_FOUND', /test_index_one_image/, /no image tagged "latest"/, /no tagged images/),
+      failsWith('IMAGE_NOT_FOUND', /test_index_one_image/, /no image tagged "latest"/, /no tagged images/),
     );
     const mixed = await open('test_index');
     await assert.rejects(
       readLayoutImage(mixed, { tag: 'nope' }, amd64),
-      failsWith('NOT_FOUND', /test_index/, /"nope"/, /tags: 1, 2, 3, 4/),
+      failsWith('IMAGE_NOT_FOUND', /test_index/, /"nope"/, /tags: 1, 2, 3, 4/),
     );
     // Without a tag, `latest` is meant; this layout has four images and none is `latest`.
-    await assert.rejects(readLayoutImage(mixed, {}, amd64), failsWith('NOT_FOUND', /"latest"/));
+    await assert.rejects(readLayoutImage(mixed, {}, amd64), failsWith('IMAGE_NOT_FOUND', /"latest"/));
   });
 
   it('resolves tag 1: a Docker schema2 manifest listed as an OCI manifest', async () => {
@@ -106,7 +106,7 @@ describe('readLayoutImage on the go-containerregistry layouts', () => {
     const image = await readLayoutImage(layout, { tag: '1', digest: IMAGE_B }, amd64);
     assert.equal(await image.digest(), IMAGE_B);
     const absent = `sha256:${'0'.repeat(64)}` as Digest;
-    await assert.rejects(readLayoutImage(layout, { digest: absent }, amd64), failsWith('NOT_FOUND', /test_index/, new RegExp(absent)));
+    await assert.rejects(readLayoutImage(layout, { digest: absent }, amd64), failsWith('IMAGE_NOT_FOUND', /test_index/, new RegExp(absent)));
   });
 
   it('lists the available platforms when none fits', async () => {

@@ -4,6 +4,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
+import type { ImageOrIndex } from '../../layers/image.js';
+import { layoutItem } from '../../layers/layout-image.js';
 import { OciLayout } from '../../layers/oci-layout.js';
 import { MediaType, type Descriptor, type Platform } from '../../layers/types.js';
 import type { TestRegistry } from '../support/registry.js';
@@ -13,6 +15,8 @@ const run = promisify(execFile);
 export interface BuiltImage {
   layout: OciLayout;
   root: Descriptor;
+  /** The root as an image or index of the layout. */
+  item: ImageOrIndex;
   /** One manifest descriptor per platform, in order. */
   manifests: Descriptor[];
 }
@@ -56,7 +60,7 @@ export async function buildImage(dir: string, options: { platforms: Platform[]; 
       : await layout.writeJson({ schemaVersion: 2, mediaType: MediaType.ImageIndex, manifests }, MediaType.ImageIndex);
   delete root.platform;
   await layout.addImage(root, [options.tag ?? 'v1']);
-  return { layout, root, manifests };
+  return { layout, root, item: layoutItem(layout, root), manifests };
 }
 
 /** `--creds`-style options for skopeo against a test registry. */

@@ -66,15 +66,16 @@ for (const auth of ['plain', 'htpasswd', 'token'] as RegistryAuth[]) {
       });
       const source = JSON.parse(readFileSync(join(GGCR, 'test_index_one_image/index.json'), 'utf8')) as { manifests: { digest: Digest }[] };
       assert.equal(pulled.root.digest, source.manifests[0]!.digest);
-      assert.equal(pulled.manifestDescriptor.digest, pulled.root.digest);
+      assert.equal(await pulled.image.digest(), pulled.root.digest);
       assert.equal(pulled.refName, `${registry.host}/ggcr/one:1`);
-      const image = await readLayoutImage(pulled.layout, { tag: pulled.refName }, AMD64);
+      const image = await readLayoutImage(pulled.cache.layout, { tag: pulled.refName }, AMD64);
       assert.equal(await image.digest(), pulled.root.digest);
-      assert.deepEqual((await image.config()).rootfs.diff_ids, pulled.config.rootfs.diff_ids);
+      assert.deepEqual((await image.config()).rootfs.diff_ids, (await pulled.image.config()).rootfs.diff_ids);
       const [layer] = await readLayers(image);
-      const sourceLayer = readFileSync(join(GGCR, 'test_index_one_image/blobs/sha256', pulled.layers[0]!.digest.slice(7)));
+      const { config, layers } = await pulled.image.manifest();
+      const sourceLayer = readFileSync(join(GGCR, 'test_index_one_image/blobs/sha256', layers[0]!.digest.slice(7)));
       assert.deepEqual(layer, sourceLayer);
-      assert.deepEqual(events.filter((e) => e.phase === 'done').map((e) => e.digest).sort(), [pulled.configDescriptor.digest, pulled.layers[0]!.digest].sort());
+      assert.deepEqual(events.filter((e) => e.phase === 'done').map((e) => e.digest).sort(), [config.digest, layers[0]!.digest].sort());
       assert.deepEqual(tempFilesIn(cacheDir), []);
     });
 
@@ -82,9 +83,9 @@ for (const auth of ['plain', 'htpasswd', 'token'] as RegistryAuth[]) {
       const pulled = await pullImage(parseReference(`${registry.host}/ggcr/docker:1`), { platform: AMD64, cache: join(work, 'cache-docker'), transportOptions: credentialsFor(registry) });
       assert.equal(pulled.root.mediaType, MediaType.DockerManifest);
       assert.equal(pulled.root.digest, 'sha256:eebff607b1628d67459b0596643fc07de70d702eccf030f0bc7bb6fc2b278650');
-      assert.equal(pulled.configDescriptor.mediaType, MediaType.DockerConfig);
-      assert.equal(pulled.layers[0]!.mediaType, MediaType.DockerLayerGzip);
-      const image = await readLayoutImage(pulled.layout, { tag: pulled.refName }, AMD64);
+      assert.equal((await pulled.image.manifest()).config.mediaType, MediaType.DockerConfig);
+      assert.equal((await pulled.image.manifest()).layers[0]!.mediaType, MediaType.DockerLayerGzip);
+      const image = await readLayoutImage(pulled.cache.layout, { tag: pulled.refName }, AMD64);
       assert.equal((await readLayers(image))[0]!.length, 167);
     });
 
@@ -103,9 +104,9 @@ for (const auth of ['plain', 'htpasswd', 'token'] as RegistryAuth[]) {
       const arm64 = { os: 'linux', architecture: 'arm64' };
       const pulled = await pullImage(parseReference(`${registry.host}/team/multi:1`), { platform: arm64, cache, transportOptions: credentialsFor(registry) });
       assert.equal(pulled.root.digest, built.root.digest);
-      assert.equal(pulled.manifestDescriptor.digest, built.manifests[1]!.digest);
-      assert.equal(pulled.config.architecture, 'arm64');
-      const image = await readLayoutImage(pulled.layout, { tag: pulled.refName }, arm64);
+      assert.equal(await pulled.image.digest(), built.manifests[1]!.digest);
+      assert.equal((await pulled.image.config()).architecture, 'arm64');
+      const image = await readLayoutImage(pulled.cache.layout, { tag: pulled.refName }, arm64);
       assert.equal(await image.digest(), built.manifests[1]!.digest);
       // Only the selected platform's blobs were downloaded.
       const other = JSON.parse((await built.layout.readBlob(built.manifests[0]!.digest)).toString('utf8')) as { layers: { digest: Digest }[] };
@@ -153,7 +154,7 @@ describe('pullImage through a fault proxy (plain registry)', () => {
     const second = proxy.seen.length;
     const again = await pullImage(ref, { platform: AMD64, cache });
     assert.deepEqual(since(second), ['HEAD /v2/base/app/manifests/1'], 'only the tag is resolved again');
-    assert.deepEqual(again.manifestDescriptor, first.manifestDescriptor);
+    assert.deepEqual(await again.image.descriptor(), await first.image.descriptor());
     const third = proxy.seen.length;
     const events: TransferEvent[] = [];
     await pullImage(parseReference(`${proxy.host}/base/app@${first.root.digest}`), { platform: AMD64, cache, onProgress: (e) => events.push(e) });
@@ -177,7 +178,7 @@ describe('pullImage through a fault proxy (plain registry)', () => {
     const resumed = events.filter((e) => e.phase === 'resume').map((e) => e.bytes);
     assert.ok(resumed.length >= 1 && resumed.length <= 2, `resumed at ${resumed.join(', ')}`);
     assert.ok(resumed[0]! > 0 && resumed[0]! <= 100_000 && (resumed.length === 1 || resumed[1]! > resumed[0]!), `resumed at ${resumed.join(', ')}`);
-    const image = await readLayoutImage(pulled.layout, { tag: pulled.refName }, AMD64);
+    const image = await readLayoutImage(pulled.cache.layout, { tag: pulled.refName }, AMD64);
     assert.deepEqual((await readLayers(image))[1], await built.layout.readBlob(big.digest));
   });
 

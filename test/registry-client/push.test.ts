@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { sha256Digest } from '../../layers/digest.js';
 import { TsbuildError } from '../../layers/errors.js';
+import { layoutItem } from '../../layers/layout-image.js';
 import { OciLayout } from '../../layers/oci-layout.js';
 import type { Digest } from '../../layers/types.js';
 import { RegistryError } from '../../registry-client/errors.js';
@@ -108,7 +109,7 @@ for (const auth of ['plain', 'htpasswd', 'token'] as RegistryAuth[]) {
     it('pushes an image that skopeo reads back byte for byte', async () => {
       const image = await buildImage(join(work, 'single'), { platforms: [{ os: 'linux', architecture: 'amd64' }], seed: `single-${auth}` });
       const events: TransferEvent[] = [];
-      const result = await pushImage([parseReference(`${registry.host}/team/app:1`)], image, {
+      const result = await pushImage([parseReference(`${registry.host}/team/app:1`)], image.item, {
         transportOptions: credentialsFor(registry),
         onProgress: (event) => events.push(event),
       });
@@ -141,7 +142,7 @@ for (const auth of ['plain', 'htpasswd', 'token'] as RegistryAuth[]) {
         seed: `multi-${auth}`,
       });
       const targets = [parseReference(`${registry.host}/team/multi:1`), parseReference(`${registry.host}/team/multi:latest`)];
-      const result = await pushImage(targets, image, { transportOptions: credentialsFor(registry) });
+      const result = await pushImage(targets, image.item, { transportOptions: credentialsFor(registry) });
       assert.equal(result.descriptor.digest, image.root.digest);
       for (const tag of ['1', 'latest']) assert.equal(sha256Digest(await skopeoRawManifest(registry, registry.host, `team/multi:${tag}`)), image.root.digest);
       const copied = join(work, 'multi-copy');
@@ -153,19 +154,19 @@ for (const auth of ['plain', 'htpasswd', 'token'] as RegistryAuth[]) {
       for (const digest of wanted) assert.deepEqual(theirs.get(digest), ours.get(digest), `blob ${digest} differs`);
       // A second push sends no blob: every one is reported as existing.
       const again: TransferEvent[] = [];
-      await pushImage(targets, image, { transportOptions: credentialsFor(registry), onProgress: (e) => again.push(e) });
+      await pushImage(targets, image.item, { transportOptions: credentialsFor(registry), onProgress: (e) => again.push(e) });
       assert.equal(again.length, 5);
       assert.ok(again.every((e) => e.phase === 'exists'));
     });
 
     it('mounts blobs from another repository when hinted, and the registry answers 201', async () => {
       const image = await buildImage(join(work, 'mount'), { platforms: [{ os: 'linux', architecture: 'amd64' }], seed: `mount-${auth}` });
-      await pushImage([parseReference(`${registry.host}/origin/base:1`)], image, { transportOptions: credentialsFor(registry) });
+      await pushImage([parseReference(`${registry.host}/origin/base:1`)], image.item, { transportOptions: credentialsFor(registry) });
       const proxy = await startFaultProxy(registry.host);
       try {
         const events: TransferEvent[] = [];
         const blobs = new Set<string>();
-        await pushImage([parseReference(`${proxy.host}/copies/app:1`)], image, {
+        await pushImage([parseReference(`${proxy.host}/copies/app:1`)], image.item, {
           transportOptions: credentialsFor(registry),
           mountFrom: (digest) => {
             blobs.add(digest);
@@ -218,7 +219,7 @@ describe('pushImage uploads and faults (plain registry behind a fault proxy)', (
   it('sends large blobs in chunked PATCH uploads with Content-Range', async () => {
     const image = await buildImage(join(work, 'chunked'), { platforms: [{ os: 'linux', architecture: 'amd64' }], seed: 'chunked', layerSize: 300_000 });
     const start = proxy.seen.length;
-    await pushImage([parseReference(`${proxy.host}/big/app:1`)], image, { chunkThreshold: 64 * 1024, chunkSize: 100 * 1024 });
+    await pushImage([parseReference(`${proxy.host}/big/app:1`)], image.item, { chunkThreshold: 64 * 1024, chunkSize: 100 * 1024 });
     const layer = JSON.parse((await image.layout.readBlob(image.root.digest)).toString('utf8')).layers[1] as { digest: Digest; size: number };
     assert.ok(layer.size > 250_000, 'random bytes do not compress');
     assert.equal(requests(start, /PATCH/).length, Math.ceil(layer.size / (100 * 1024)));
@@ -236,7 +237,7 @@ describe('pushImage uploads and faults (plain registry behind a fault proxy)', (
     proxy.inject([{ kind: 'status', status: 429, retryAfter: '1' }], (method) => method === 'POST');
     proxy.inject([{ kind: 'status', status: 500 }], (method, path) => method === 'PUT' && path.includes('/manifests/'));
     const started = Date.now();
-    await pushImage([parseReference(`${proxy.host}/faulty/app:1`)], image, {
+    await pushImage([parseReference(`${proxy.host}/faulty/app:1`)], image.item, {
       chunkThreshold: 64 * 1024,
       chunkSize: 128 * 1024,
       concurrency: 1,
@@ -261,7 +262,7 @@ describe('pushImage uploads and faults (plain registry behind a fault proxy)', (
     const cutter = await startBodyCuttingProxy(registry.host, 2, 40_000);
     try {
       const events: TransferEvent[] = [];
-      await pushImage([parseReference(`${cutter.host}/cut/app:1`)], image, {
+      await pushImage([parseReference(`${cutter.host}/cut/app:1`)], image.item, {
         chunkThreshold: 64 * 1024,
         chunkSize: 128 * 1024,
         transportOptions: { retry: FAST },
@@ -291,7 +292,7 @@ describe('pushImage uploads and faults (plain registry behind a fault proxy)', (
     proxy.inject([{ kind: 'drop' }, { kind: 'drop' }], (method) => method === 'PATCH' && patches() >= before + 1);
     const events: TransferEvent[] = [];
     const start = proxy.seen.length;
-    await pushImage([parseReference(`${proxy.host}/resume/app:1`)], image, {
+    await pushImage([parseReference(`${proxy.host}/resume/app:1`)], image.item, {
       chunkThreshold: 64 * 1024,
       chunkSize: 128 * 1024,
       transportOptions: { retry: { ...FAST, attempts: 2 } },
@@ -310,7 +311,7 @@ describe('pushImage uploads and faults (plain registry behind a fault proxy)', (
     proxy.inject(Array.from({ length: 3 }, () => ({ kind: 'status' as const, status: 502 })), (method, path) => method === 'PUT' && path.includes('/blobs/'));
     const start = proxy.seen.length;
     await assert.rejects(
-      pushImage([parseReference(`${proxy.host}/doomed/app:1`)], image, { concurrency: 1, transportOptions: { retry: { ...FAST, attempts: 3 } } }),
+      pushImage([parseReference(`${proxy.host}/doomed/app:1`)], image.item, { concurrency: 1, transportOptions: { retry: { ...FAST, attempts: 3 } } }),
       (error: unknown) => {
         assert.ok(error instanceof RegistryError);
         assert.equal(error.status, 502);
@@ -328,10 +329,10 @@ describe('pushImage uploads and faults (plain registry behind a fault proxy)', (
     const manifest = JSON.parse((await image.layout.readBlob(image.root.digest)).toString('utf8')) as { layers: { digest: Digest }[] };
     rmSync(image.layout.path(manifest.layers[0]!.digest));
     const start = proxy.seen.length;
-    await assert.rejects(pushImage([parseReference(`${proxy.host}/incomplete/app:1`)], { layout: await OciLayout.open(image.layout.dir, { create: false }), root: image.root }), (error: unknown) => {
+    await assert.rejects(pushImage([parseReference(`${proxy.host}/incomplete/app:1`)], layoutItem(await OciLayout.open(image.layout.dir, { create: false }), image.root)), (error: unknown) => {
       assert.ok(error instanceof TsbuildError);
       assert.equal(error.code, 'PUSH');
-      assert.match(error.message, /^push: blob sha256:[0-9a-f]{64} of sha256:[0-9a-f]{64} in .* is missing from the layout$/);
+      assert.match(error.message, /^push: blob sha256:[0-9a-f]{64} of sha256:[0-9a-f]{64} is missing \(no file .*\)$/);
       return true;
     });
     assert.equal(proxy.seen.length, start);

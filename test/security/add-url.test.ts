@@ -70,7 +70,7 @@ async function buildAdd(url: string, env: NodeJS.ProcessEnv = {}): Promise<{ lin
 }
 
 function assertCleanFailure(outcome: Awaited<ReturnType<typeof buildAdd>>, url: string, reason: RegExp): void {
-  assert.equal(outcome.code, 1, outcome.stderr);
+  assert.equal(outcome.code, 4, `a failed download is a build context error: ${outcome.stderr}`);
   assert.ok(outcome.line, `not one clean error line:\n${outcome.stderr}`);
   assert.ok(outcome.line.includes(`Dockerfile:2: failed to download ${url}`), outcome.line);
   assert.match(outcome.line, reason);

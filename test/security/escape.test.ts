@@ -16,7 +16,7 @@ import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { aarch64Syscalls } from '../../builder/isolation/launcher/syscall-table-aarch64.js';
 import { x86_64Syscalls } from '../../builder/isolation/launcher/syscall-table-x86_64.js';
-import { mountsUnder } from '../../builder/rootfs/mountinfo.js';
+import { mountsUnder } from '../../builder/host/mountinfo.js';
 import { writeBusyboxImage } from '../support/busybox-image.js';
 import { debianBookwormImage } from '../support/debian-image.js';
 import { repoRoot } from '../support/repo-root.js';

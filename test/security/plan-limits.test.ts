@@ -35,7 +35,7 @@ function assertPlans(result: ProcessResult): void {
 }
 
 function assertFails(result: ProcessResult, name: string, line: number, message: RegExp): void {
-  assert.equal(result.code, 1, result.stderr);
+  assert.equal(result.code, 3, `a Dockerfile error: ${result.stderr}`);
   const error = cleanErrorLine(result.stderr);
   assert.ok(error, `not one clean error line:\n${result.stderr.slice(0, 2000)}`);
   assert.ok(error.includes(`${name}.Dockerfile:${line}: `), error);

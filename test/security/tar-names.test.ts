@@ -79,7 +79,7 @@ async function build(context: string, extra: string[] = []): Promise<string | un
     TSBUILD_CACHE_DIR: path.join(work, 'cache'),
     TSBUILD_STORE: path.join(work, 'store'),
   }, 30_000);
-  assert.equal(result.code, 1, result.stderr);
+  assert.equal(result.code, 5, `an invalid layer or archive is an image error: ${result.stderr}`);
   const line = cleanErrorLine(result.stderr);
   assert.ok(line, `not one clean error line:\n${result.stderr}`);
   return line;

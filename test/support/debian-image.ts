@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { hostPlatform } from '../../builder/plan/platform.js';
-import { mountsUnder } from '../../builder/rootfs/mountinfo.js';
+import { mountsUnder } from '../../builder/host/mountinfo.js';
 import type { LayerEntry } from '../../layers/entry.js';
 import { lstatOrUndefined } from '../../layers/fs-util.js';
 import { withLockFile } from '../../layers/layout-lock.js';

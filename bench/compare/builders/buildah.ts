@@ -6,7 +6,7 @@
  */
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { mountsUnder } from '../../../builder/rootfs/mountinfo.js';
+import { mountsUnder } from '../../../builder/host/mountinfo.js';
 import { runCommand } from '../command.js';
 import type { Workload } from '../workloads.js';
 import { imageName, type Builder, type BuildMeasure } from './builder.js';

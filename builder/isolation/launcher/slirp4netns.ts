@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { TsbuildError } from '../../../layers/errors.js';
-import { systemBinDirs } from '../host-tools.js';
+import { systemBinDirs } from '../../host/host-tools.js';
 
 export interface NetworkHelper {
   /** Ends slirp4netns (closing its exit fd). */

@@ -4,11 +4,9 @@ import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { canonicalJson } from '../../../layers/canonical-json.js';
 import { CACHE_KEY_VERSION, cacheKey, describeStepInputs, type StepKeyInput } from '../../../builder/cache/cache-key.js';
 import { contentChecksum } from '../../../builder/cache/content-checksum.js';
 import { sha256Digest } from '../../../layers/digest.js';
-import { TsbuildError } from '../../../layers/errors.js';
 import type { Digest } from '../../../layers/types.js';
 import type { RunMount } from '../../../builder/model/mounts.js';
 import { sh } from '../../support/tree-state.js';
@@ -20,46 +18,6 @@ after(() => rmSync(work, { recursive: true, force: true }));
 const imageA = sha256Digest('image a');
 const imageB = sha256Digest('image b');
 const stepKey = sha256Digest('some earlier step');
-
-test('canonical JSON sorts keys at every depth and has no whitespace', () => {
-  const value = { b: 1, a: { d: [1, { y: 2, x: 1 }, 'two words'], c: 's' }, '10': true, '9': null, Z: 0, z: -0.5, é: 'e' };
-  // Object.keys lists integer-like keys first in numeric order; canonical order is by code units.
-  assert.equal(canonicalJson(value), '{"10":true,"9":null,"Z":0,"a":{"c":"s","d":[1,{"x":1,"y":2},"two words"]},"b":1,"z":-0.5,"é":"e"}');
-  assert.deepEqual(JSON.parse(canonicalJson(value)), value);
-  const reordered = { é: 'e', z: -0.5, Z: 0, '9': null, '10': true, a: { c: 's', d: [1, { x: 1, y: 2 }, 'two words'] }, b: 1 };
-  assert.equal(canonicalJson(reordered), canonicalJson(value));
-  assert.equal(canonicalJson([3, 1, 2]), '[3,1,2]', 'arrays keep their order');
-  assert.equal(canonicalJson('a "quoted"\nline'), JSON.stringify('a "quoted"\nline'));
-  const shared = { x: 1 };
-  assert.equal(canonicalJson({ p: shared, q: shared }), '{"p":{"x":1},"q":{"x":1}}', 'a value used twice is not a cycle');
-  const bare = Object.create(null) as Record<string, unknown>;
-  bare['__proto__'] = 'a name like any other';
-  assert.equal(canonicalJson(bare), '{"__proto__":"a name like any other"}');
-});
-
-test('canonical JSON rejects what JSON cannot hold exactly', () => {
-  const cyclic: Record<string, unknown> = { a: 1 };
-  cyclic['self'] = cyclic;
-  const cases: [string, unknown, RegExp][] = [
-    ['undefined', undefined, /undefined \(at \$\)/],
-    ['undefined member', { a: { b: undefined } }, /undefined \(at \$\.a\.b\)/],
-    ['undefined element', [1, undefined], /undefined \(at \$\[1\]\)/],
-    ['hole', [1, , 3], /array hole \(at \$\[1\]\)/],
-    ['function', { f: () => 1 }, /function/],
-    ['symbol', Symbol('s'), /symbol/],
-    ['bigint', 1n, /bigint/],
-    ['NaN', { n: NaN }, /NaN/],
-    ['Infinity', [Infinity], /Infinity/],
-    ['-Infinity', -Infinity, /-Infinity/],
-    ['cycle', cyclic, /cycle \(at \$\.self\)/],
-    ['Date', new Date(0), /Date object/],
-    ['Map', new Map(), /Map object/],
-    ['Buffer', Buffer.from('x'), /Buffer object/],
-  ];
-  for (const [name, value, message] of cases) {
-    assert.throws(() => canonicalJson(value), (err: unknown) => err instanceof TsbuildError && message.test(err.message), name);
-  }
-});
 
 /** A RUN key input; `reversed` builds every object in it with its keys in the opposite order. */
 function runInput(reversed: boolean): StepKeyInput {

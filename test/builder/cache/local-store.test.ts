@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, test } from 'node:test';
+import type { CacheEntry } from '../../../builder/cache/cache-store.js';
 import { defaultBuildCacheDir, LocalCacheStore, type CacheRecord } from '../../../builder/cache/local-store.js';
+import { blobLayer } from '../../../layers/lazy-image.js';
 import { MediaType, type Digest } from '../../../layers/types.js';
 
 const temps: string[] = [];
@@ -50,14 +52,22 @@ function recordFor(blob: TestBlob | undefined, createdBy = 'RUN make'): CacheRec
   return record;
 }
 
+/** A cache entry for `record` whose layer (if any) is the file at `blobPath`. */
+function entryOf(record: CacheRecord, blobPath?: string): CacheEntry {
+  if (blobPath === undefined) return { record };
+  const descriptor = record.layer?.descriptor ?? { mediaType: MediaType.LayerGzip, digest: randomKey(), size: 0 };
+  return { record, layer: blobLayer({ descriptor, diffId: randomKey(), open: async () => createReadStream(blobPath), localPath: async () => blobPath }) };
+}
+
 async function fileDigest(path: string): Promise<Digest> {
   return sha256(await readFile(path));
 }
 
 /** Asserts a hit whose blob is in the store with the right content. */
 async function assertHit(store: LocalCacheStore, key: Digest, expected: CacheRecord): Promise<void> {
-  const record = await store.get(key);
-  assert.deepEqual(record, expected);
+  const entry = await store.get(key);
+  assert.deepEqual(entry?.record, expected);
+  assert.equal(entry.layer === undefined, expected.layer === undefined);
   if (expected.layer !== undefined) {
     assert.equal(await fileDigest(store.blobPath(expected.layer.descriptor.digest)), expected.layer.descriptor.digest);
   }
@@ -70,7 +80,7 @@ test('put then get returns the record, with the blob hard-linked into the store'
   const key = randomKey();
   const record = recordFor(blob);
   assert.equal(await store.get(key), undefined);
-  await store.put(key, record, blob.path);
+  await store.put(key, entryOf(record, blob.path));
   await assertHit(store, key, record);
   assert.equal(store.blobPath(blob.digest), join(dir, 'cache', 'blobs', 'sha256', blob.digest.slice(7)));
   assert.equal((await stat(store.blobPath(blob.digest))).ino, (await stat(blob.path)).ino);
@@ -89,12 +99,12 @@ test('a step without a layer is cached without a blob; a blob must come exactly 
   const store = await LocalCacheStore.open(join(dir, 'cache'));
   const key = randomKey();
   const record = recordFor(undefined, 'ENV A=1');
-  await store.put(key, record);
+  await store.put(key, entryOf(record));
   await assertHit(store, key, record);
   const blob = await writeBlob(dir);
-  await assert.rejects(store.put(randomKey(), record, blob.path), { code: 'CACHE_RECORD' });
-  await assert.rejects(store.put(randomKey(), recordFor(blob)), { code: 'CACHE_RECORD' });
-  await assert.rejects(store.put(randomKey(), { ...record, version: 2 } as unknown as CacheRecord), { code: 'CACHE_RECORD' });
+  await assert.rejects(store.put(randomKey(), entryOf(record, blob.path)), { code: 'CACHE_RECORD' });
+  await assert.rejects(store.put(randomKey(), entryOf(recordFor(blob))), { code: 'CACHE_RECORD' });
+  await assert.rejects(store.put(randomKey(), entryOf({ ...record, version: 2 } as unknown as CacheRecord)), { code: 'CACHE_RECORD' });
   await assert.rejects(store.get('sha256:../../etc' as Digest), { code: 'DIGEST' });
   assert.equal((await store.usage()).records, 1);
 });
@@ -105,7 +115,7 @@ test('a blob whose content does not match its descriptor is refused and nothing 
   const blob = await writeBlob(dir);
   await writeFile(blob.path, randomBytes(1000));
   const key = randomKey();
-  await assert.rejects(store.put(key, recordFor(blob), blob.path), { code: 'DIGEST_MISMATCH' });
+  await assert.rejects(store.put(key, entryOf(recordFor(blob), blob.path)), { code: 'DIGEST_MISMATCH' });
   assert.equal(await store.get(key), undefined);
   assert.deepEqual(await store.usage(), { records: 0, blobs: 0, bytes: 0 });
   assert.deepEqual((await readdir(join(dir, 'cache'))).filter((name) => name.startsWith('.tmp-')), []);
@@ -117,17 +127,17 @@ test('a record whose blob is missing or truncated is a miss and is removed', asy
   const blob = await writeBlob(dir);
   const key = randomKey();
   const record = recordFor(blob);
-  await store.put(key, record, blob.path);
+  await store.put(key, entryOf(record, blob.path));
   await rm(store.blobPath(blob.digest));
   assert.equal(await store.get(key), undefined);
   assert.equal((await store.usage()).records, 0);
   // Putting it again repairs it.
-  await store.put(key, record, blob.path);
+  await store.put(key, entryOf(record, blob.path));
   await assertHit(store, key, record);
 
   const other = await writeBlob(dir);
   const otherKey = randomKey();
-  await store.put(otherKey, recordFor(other), other.path);
+  await store.put(otherKey, entryOf(recordFor(other), other.path));
   await writeFile(store.blobPath(other.digest), randomBytes(10));
   assert.equal(await store.get(otherKey), undefined);
   assert.equal(existsSync(store.blobPath(other.digest)), false);
@@ -141,8 +151,8 @@ test('the first intact record of a key wins; the loser blob is garbage at the ne
   const [first, second] = [await writeBlob(dir), await writeBlob(dir)];
   const key = randomKey();
   const winner = recordFor(first);
-  await store.put(key, winner, first.path);
-  await store.put(key, recordFor(second), second.path);
+  await store.put(key, entryOf(winner, first.path));
+  await store.put(key, entryOf(recordFor(second), second.path));
   await assertHit(store, key, winner);
   const result = await store.enforceLimit(Number.MAX_SAFE_INTEGER);
   assert.equal(result.evictedRecords, 0);
@@ -164,7 +174,7 @@ test('eviction goes by last use, set explicitly', async () => {
     const blob = await writeBlob(dir);
     const key = randomKey();
     entries.push({ key, blob, record: recordFor(blob, `RUN step ${i}`) });
-    await store.put(key, entries[i].record, blob.path);
+    await store.put(key, entryOf(entries[i].record, blob.path));
   }
   const base = Date.parse('2024-05-01T00:00:00Z');
   const order = [2, 0, 3, 1]; // least recently used first
@@ -199,7 +209,7 @@ test('enforceLimit keeps the store under the limit and never removes a kept reco
       const blob = Math.random() < 0.2 ? undefined : blobs[Math.floor(Math.random() * blobs.length)];
       const key = randomKey();
       const record = recordFor(blob, `RUN ${round}-${i}`);
-      await store.put(key, record, blob?.path);
+      await store.put(key, entryOf(record, blob?.path));
       await store.markUsed(key, new Date(base + Math.floor(Math.random() * 1e6)));
       put.push({ key, record });
     }
@@ -214,7 +224,7 @@ test('enforceLimit keeps the store under the limit and never removes a kept reco
     // Every record left must be a hit with an intact blob (a broken one would be dropped by get).
     let hits = 0;
     for (const { key, record } of put) {
-      const got = await store.get(key);
+      const got = (await store.get(key))?.record;
       if (got === undefined) continue;
       assert.deepEqual(got, record);
       if (record.layer !== undefined) assert.equal(await fileDigest(store.blobPath(record.layer.descriptor.digest)), record.layer.descriptor.digest);
@@ -232,7 +242,7 @@ test('a blob handed out by get stays while its build lives, and is freed once it
   const evictor = await LocalCacheStore.open(cache);
   const blob = await writeBlob(dir);
   const key = randomKey();
-  await reader.put(key, recordFor(blob), blob.path);
+  await reader.put(key, entryOf(recordFor(blob), blob.path));
   assert.ok(await reader.get(key));
   const result = await evictor.enforceLimit(0);
   assert.equal(result.evictedRecords, 1);
@@ -243,7 +253,7 @@ test('a blob handed out by get stays while its build lives, and is freed once it
   assert.equal(existsSync(reader.blobPath(blob.digest)), false);
 
   // A build that died without releasing does not keep its blobs.
-  await reader.put(key, recordFor(blob), blob.path);
+  await reader.put(key, entryOf(recordFor(blob), blob.path));
   const child = await runNode(`
     const { LocalCacheStore } = await import(${JSON.stringify(moduleUrl)});
     const store = await LocalCacheStore.open(${JSON.stringify(cache)});
@@ -280,16 +290,20 @@ const WORKER = `
   const { createHash } = await import('node:crypto');
   const { readFile } = await import('node:fs/promises');
   const [moduleUrl, dir, planJson] = process.argv.slice(1);
+  const { createReadStream } = await import('node:fs');
   const { LocalCacheStore } = await import(moduleUrl);
+  const { blobLayer } = await import(moduleUrl.replace('builder/cache/local-store.js', 'layers/lazy-image.js'));
+  const entryOf = (record, path) =>
+    record.layer ? { record, layer: blobLayer({ ...record.layer, open: async () => createReadStream(path), localPath: async () => path }) } : { record };
   const plan = JSON.parse(planJson);
   const store = await LocalCacheStore.open(dir);
   let hits = 0;
   for (let round = 0; round < plan.rounds; round++) {
     const got = [];
     for (const entry of plan.entries) {
-      await store.put(entry.key, entry.record, entry.blob);
+      await store.put(entry.key, entryOf(entry.record, entry.blob));
       const probe = plan.entries[Math.floor(Math.random() * plan.entries.length)];
-      const record = await store.get(probe.key);
+      const record = (await store.get(probe.key))?.record;
       if (record === undefined) continue;
       if (JSON.stringify(record) !== JSON.stringify(probe.record)) throw new Error('record differs for ' + probe.key);
       got.push(record);
@@ -451,9 +465,9 @@ test('prune empties the store and reports what it removed', async () => {
   const store = await LocalCacheStore.open(join(dir, 'cache'));
   const blob = await writeBlob(dir);
   const keys = [randomKey(), randomKey(), randomKey()];
-  await store.put(keys[0], recordFor(blob), blob.path);
-  await store.put(keys[1], recordFor(blob, 'RUN again'), blob.path);
-  await store.put(keys[2], recordFor(undefined));
+  await store.put(keys[0], entryOf(recordFor(blob), blob.path));
+  await store.put(keys[1], entryOf(recordFor(blob, 'RUN again'), blob.path));
+  await store.put(keys[2], entryOf(recordFor(undefined)));
   await store.recordInputs('step', { a: 'b' });
   const before = await store.usage();
   assert.deepEqual({ records: before.records, blobs: before.blobs }, { records: 3, blobs: 1 });
@@ -464,7 +478,7 @@ test('prune empties the store and reports what it removed', async () => {
   assert.deepEqual(await readdir(join(dir, 'cache', 'blobs', 'sha256')), []);
   // Still usable afterwards.
   const again = recordFor(blob);
-  await store.put(keys[0], again, blob.path);
+  await store.put(keys[0], entryOf(again, blob.path));
   await assertHit(store, keys[0], again);
   await store.release();
 });

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import type { CacheEntry } from '../../../builder/cache/cache-store.js';
 import { buildForTest, type TestBuildOptions } from '../../support/build-for-test.js';
 import { LocalCacheStore } from '../../../builder/cache/local-store.js';
 import type { CacheRecord } from '../../../builder/cache/local-store-record.js';
@@ -15,6 +16,7 @@ import { CACHE_RECORD_LABEL, RegistryCache } from '../../../builder/cache/regist
 import { chrootAvailable } from '../../../builder/isolation/chroot.js';
 import type { BuildEvent } from '../../../builder/progress.js';
 import { TsbuildError } from '../../../layers/errors.js';
+import { blobLayer } from '../../../layers/lazy-image.js';
 import { MediaType, type Digest } from '../../../layers/types.js';
 import { writeBusyboxImage } from '../../support/busybox-image.js';
 import { REGISTRY_BINARY, startRegistry, type TestRegistry } from '../../support/registry.js';
@@ -67,6 +69,21 @@ describe('RegistryCache', { skip: requires(haveRegistry ? false : `${REGISTRY_BI
     return LocalCacheStore.open(await mkdtemp(path.join(work, 'store-')));
   }
 
+  /** An entry for `record`, its layer (if `blob` is given) read from the file `blob`. */
+  function entryOf(record: CacheRecord, blob?: string): CacheEntry {
+    if (blob === undefined) return { record };
+    const descriptor = record.layer?.descriptor ?? { mediaType: MediaType.LayerGzip, digest: randomKey(), size: 0 };
+    return { record, layer: blobLayer({ descriptor, diffId: record.layer?.diffId ?? randomKey(), open: async () => createReadStream(blob), localPath: async () => blob }) };
+  }
+
+  /** What the step cache does on a local miss: the repository's entry for `key`, brought into `store`. */
+  async function fetchInto(cache: RegistryCache, key: Digest, store: LocalCacheStore): Promise<boolean> {
+    const entry = await cache.get(key);
+    if (entry === undefined) return false;
+    await store.put(key, entry);
+    return true;
+  }
+
   /** A record with a layer blob of random bytes, written to a file. */
   async function layerRecord(): Promise<{ record: CacheRecord; blob: string; bytes: Buffer }> {
     const bytes = randomBytes(5000);
@@ -87,7 +104,7 @@ describe('RegistryCache', { skip: requires(haveRegistry ? false : `${REGISTRY_BI
     const key = randomKey();
     const { record, blob, bytes } = await layerRecord();
     try {
-      await cache.publish(key, record, blob);
+      await cache.put(key, entryOf(record, blob));
       assert.deepEqual(await listTags(registry, 'team/cache'), [key.slice('sha256:'.length)]);
       const { stdout } = await run('skopeo', ['inspect', '--config', '--tls-verify=false', `docker://${registry.host}/team/cache:${key.slice(7)}`]);
       const config = JSON.parse(stdout) as { architecture: string; os: string; variant?: string; config: { Labels: Record<string, string> }; rootfs: { diff_ids: string[] } };
@@ -97,12 +114,12 @@ describe('RegistryCache', { skip: requires(haveRegistry ? false : `${REGISTRY_BI
 
       const store = await freshStore();
       assert.equal(await store.get(key), undefined);
-      assert.equal(await cache.fetch(key, store), true);
-      assert.deepEqual(await store.get(key), record);
+      assert.equal(await fetchInto(cache, key, store), true);
+      assert.deepEqual((await store.get(key))?.record, record);
       assert.deepEqual(await readFile(store.blobPath(record.layer!.descriptor.digest)), bytes);
       await store.release();
     } finally {
-      await cache.close();
+      await cache.release();
     }
   });
 
@@ -111,16 +128,16 @@ describe('RegistryCache', { skip: requires(haveRegistry ? false : `${REGISTRY_BI
     const key = randomKey();
     const record: CacheRecord = { version: 1, history: { created_by: 'WORKDIR /srv', empty_layer: true }, inputs: { instruction: 'workdir' }, createdAt: new Date().toISOString() };
     try {
-      await cache.publish(key, record, undefined);
+      await cache.put(key, { record });
       const { stdout } = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${registry.host}/team/empty:${key.slice(7)}`]);
       assert.deepEqual((JSON.parse(stdout) as { layers: unknown[] }).layers, []);
       const store = await freshStore();
-      assert.equal(await cache.fetch(key, store), true);
-      assert.deepEqual(await store.get(key), record);
+      assert.equal(await fetchInto(cache, key, store), true);
+      assert.deepEqual((await store.get(key))?.record, record);
       await store.release();
-      await assert.rejects(cache.publish(key, record, path.join(work, 'nothing')), /a layer blob must be given exactly when the record has a layer/);
+      await assert.rejects(cache.put(key, entryOf(record, path.join(work, 'nothing'))), /a layer must be given exactly when the record has a layer/);
     } finally {
-      await cache.close();
+      await cache.release();
     }
   });
 
@@ -129,12 +146,12 @@ describe('RegistryCache', { skip: requires(haveRegistry ? false : `${REGISTRY_BI
     const unknown = new RegistryCache(`${registry.host}/nobody/here`);
     const store = await freshStore();
     try {
-      assert.equal(await known.fetch(randomKey(), store), false);
-      assert.equal(await unknown.fetch(randomKey(), store), false);
+      assert.equal(await fetchInto(known, randomKey(), store), false);
+      assert.equal(await fetchInto(unknown, randomKey(), store), false);
       assert.equal((await store.usage()).records, 0);
     } finally {
-      await known.close();
-      await unknown.close();
+      await known.release();
+      await unknown.release();
     }
   });
 
@@ -145,15 +162,15 @@ describe('RegistryCache', { skip: requires(haveRegistry ? false : `${REGISTRY_BI
     const key = randomKey();
     const { record, blob } = await layerRecord();
     try {
-      await publisher.publish(key, record, blob);
+      await publisher.put(key, entryOf(record, blob));
       await sleep(2000);
       const store = await freshStore();
-      assert.equal(await strict.fetch(key, store), false);
+      assert.equal(await fetchInto(strict, key, store), false);
       assert.equal(await store.get(key), undefined);
-      assert.equal(await lenient.fetch(key, store), true);
+      assert.equal(await fetchInto(lenient, key, store), true);
       await store.release();
     } finally {
-      await Promise.all([publisher.close(), strict.close(), lenient.close()]);
+      await Promise.all([publisher.release(), strict.release(), lenient.release()]);
     }
   });
 
@@ -165,9 +182,9 @@ describe('RegistryCache', { skip: requires(haveRegistry ? false : `${REGISTRY_BI
     const foreign = new RegistryCache(`${registry.host}/team/foreign`);
     const store = await freshStore();
     try {
-      await assert.rejects(foreign.fetch(key, store), (error: unknown) => error instanceof TsbuildError && /is not a build cache entry: its config has no dev\.tsbuild\.cache\.record label/.test(error.message));
+      await assert.rejects(fetchInto(foreign, key, store), (error: unknown) => error instanceof TsbuildError && /is not a build cache entry: its config has no dev\.tsbuild\.cache\.record label/.test(error.message));
     } finally {
-      await foreign.close();
+      await foreign.release();
     }
 
     const down = await startRegistry();
@@ -175,10 +192,10 @@ describe('RegistryCache', { skip: requires(haveRegistry ? false : `${REGISTRY_BI
     const unreachable = new RegistryCache(`${down.host}/team/cache`);
     const { record, blob } = await layerRecord();
     try {
-      await assert.rejects(unreachable.fetch(key, store), (error: unknown) => error instanceof TsbuildError && /connection refused/.test(error.message));
-      await assert.rejects(unreachable.publish(key, record, blob), (error: unknown) => error instanceof TsbuildError && /connection refused/.test(error.message));
+      await assert.rejects(fetchInto(unreachable, key, store), (error: unknown) => error instanceof TsbuildError && /connection refused/.test(error.message));
+      await assert.rejects(unreachable.put(key, entryOf(record, blob)), (error: unknown) => error instanceof TsbuildError && /connection refused/.test(error.message));
     } finally {
-      await unreachable.close();
+      await unreachable.release();
       await store.release();
     }
   });

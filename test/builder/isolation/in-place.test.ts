@@ -163,7 +163,7 @@ describe('InPlaceBackend', () => {
     const marker = path.join(work, 'ran');
     const cmd = ['/bin/sh', '-c', `touch ${marker}`];
     await assert.rejects(backend.run(spec(cmd, { rootfs: work })), (e: unknown) => e instanceof TsbuildError && /owns \//.test(e.message));
-    await assert.rejects(backend.run(spec(cmd, { network: 'none' })), (e: unknown) => e instanceof TsbuildError && e.code === 'UNSUPPORTED');
+    await assert.rejects(backend.run(spec(cmd, { network: 'none' })), (e: unknown) => e instanceof TsbuildError && e.code === 'RUN_UNSUPPORTED');
     await assert.rejects(backend.run(spec(cmd, { env: ['NOEQUALS'] })), (e: unknown) => e instanceof TsbuildError && e.code === 'ISOLATION');
     await assert.rejects(backend.run(spec([], {})), (e: unknown) => e instanceof TsbuildError && e.code === 'ISOLATION');
     await assert.rejects(lstat(marker));

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { findOciRuntime } from '../../../builder/isolation/find-runtime.js';
 import type { OciIdMapping, OciMount, OciRuntimeConfig } from '../../../builder/isolation/oci-config.js';
-import { mountsUnder } from '../../../builder/rootfs/mountinfo.js';
+import { mountsUnder } from '../../../builder/host/mountinfo.js';
 import { writeBusyboxImage } from '../../support/busybox-image.js';
 import { repoRoot } from '../../support/repo-root.js';
 import { treeState } from '../../support/tree-state.js';
@@ -274,7 +274,7 @@ exec ${runtime!.path} "$@"
   it('refuses a USER the single-id namespace cannot map, with a one-line error', async () => {
     const paths = await userDirs(nosub, 'FROM busybox\nUSER 1000\nRUN true\n');
     const result = await buildAs(nosub, paths);
-    assert.equal(result.code, 1);
+    assert.equal(result.code, 7, 'a RUN error exits 7');
     assert.match(result.stderr, /^error: .*Dockerfile:3: cannot run as user 1000:1000: uid 1000, gid 1000, gid 50 not mapped in this user namespace \(add subordinate ids/m);
     await assertNothingLeft(nosub, paths);
   });
@@ -316,7 +316,7 @@ exec ${runtime!.path} "$@"
       [cli, 'build', '--no-cache', '--isolation', 'oci', '--build-context', `busybox=oci-layout://${baseLayout}:latest`, paths.context],
       { HOME: paths.home, TMPDIR: paths.tmp, PATH: hostPath, TSBUILD_USERNS: 'subordinate' }, paths.root,
     );
-    assert.equal(refused.code, 1);
+    assert.equal(refused.code, 7);
     assert.match(refused.stderr, /^error: TSBUILD_USERNS is set, yet this process is not uid 0 of a user namespace$/m);
   });
 });

@@ -7,7 +7,7 @@ import { writeBusyboxImage } from '../../support/busybox-image.js';
 import { repoRoot } from '../../support/repo-root.js';
 import { ensureUser, processesOf, runAs, runAsOrRoot, unprivilegedSkipReason, type RunResult, type TestUser } from '../../support/unprivileged-user.js';
 import { unpackWithUmoci } from '../../support/validate-layout.js';
-import { mountsUnder } from '../../../builder/rootfs/mountinfo.js';
+import { mountsUnder } from '../../../builder/host/mountinfo.js';
 import { requires } from '../../support/requirement.js';
 
 const cli = join(repoRoot(), 'dist/cli/main.js');
@@ -160,7 +160,7 @@ RUN ["/bin/busybox", "sh", "-c", "/bin/busybox mkdir /data && echo hi > /data/f 
   it('refuses USER other than root in a single-id namespace with a one-line error', async () => {
     const paths = await userDirs(nosub, 'single-user', 'FROM scratch\nCOPY busybox /bin/busybox\nUSER 1000\nRUN ["/bin/busybox", "true"]\n');
     const result = await buildAs(nosub, paths);
-    assert.equal(result.code, 1);
+    assert.equal(result.code, 7);
     assert.match(result.stderr, /^error: .*Dockerfile:4: cannot run as user 1000:0: only root is mapped in this user namespace/m);
     assert.deepEqual(await readdir(paths.tmp), []);
   });

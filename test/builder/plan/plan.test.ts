@@ -13,6 +13,7 @@ import { createPlan, type PlanOptions } from '../../../builder/plan/plan.js';
 import { hostPlatform } from '../../../builder/plan/platform.js';
 import { SourceError, TsbuildError } from '../../../layers/errors.js';
 import { OciLayout } from '../../../layers/oci-layout.js';
+import { emptyImage } from '../../../layers/mutate.js';
 import { MediaType, type ContainerConfig, type ImageConfig, type Platform } from '../../../layers/types.js';
 
 const amd64: Platform = { os: 'linux', architecture: 'amd64' };
@@ -48,7 +49,7 @@ function planOptions(over: PlanOverrides): PlanOptions & { resolved: string[] } 
       if (!config) throw new Error(`resolveImage must not be called (asked for ${context.name})`);
       resolved.push(context.name);
       return {
-        layoutDir: context.layoutDir,
+        image: emptyImage(),
         reference: context.reference,
         manifestDigest: `sha256:${'0'.repeat(64)}`,
         config: { ...platform, rootfs: { type: 'layers', diff_ids: [] }, ...config },
@@ -56,7 +57,7 @@ function planOptions(over: PlanOverrides): PlanOptions & { resolved: string[] } 
       };
     },
     resolveRegistryImage: async (reference) => {
-      throw new TsbuildError('REGISTRY_TEST', `no registry in plan tests (asked for ${reference})`);
+      throw new TsbuildError('UNREACHABLE', `no registry in plan tests (asked for ${reference})`);
     },
   };
 }

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { inContainer, inPlaceProtectedPaths, mergeTree, refuseOwnedConflicts, removeUnprotected, replaceRootContents } from '../../../builder/rootfs/in-place.js';
-import { mountPoints } from '../../../builder/rootfs/mountinfo.js';
+import { mountPoints } from '../../../builder/host/mountinfo.js';
 import { protectPaths } from '../../../builder/rootfs/protected-paths.js';
 import type { LayerEntry } from '../../../layers/entry.js';
 import { TsbuildError } from '../../../layers/errors.js';

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import type { ImageLayer } from '../../../builder/model/image-layer.js';
+import { fileLayer, type ImageLayer } from '../../../builder/model/image-layer.js';
 import type { LayerEntry } from '../../../layers/entry.js';
 import { OciLayout } from '../../../layers/oci-layout.js';
 import type { Digest } from '../../../layers/types.js';
@@ -55,7 +55,7 @@ export async function writeLayers(layoutDir: string, ...entryLists: LayerEntry[]
   const layers: ImageLayer[] = [];
   for (const entries of entryLists) {
     const { descriptor, diffId } = await writeLayer(entries, layout, { compression: 'gzip' });
-    layers.push({ descriptor, diffId, blobPath: layout.path(descriptor.digest) });
+    layers.push(fileLayer(descriptor, diffId, layout.path(descriptor.digest)));
   }
   return layers;
 }

@@ -4,7 +4,7 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { isMountPoint, mountsUnder } from '../../../builder/rootfs/mountinfo.js';
+import { isMountPoint, mountsUnder } from '../../../builder/host/mountinfo.js';
 import { mountOverlay, overlaySupported, unmountOverlay } from '../../../builder/rootfs/overlay.js';
 import { TsbuildError } from '../../../layers/errors.js';
 import { requires } from '../../support/requirement.js';

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import type { ImageLayer } from '../../../builder/model/image-layer.js';
 import { Workspace } from '../../../builder/workspace/workspace.js';
-import { isMountPoint } from '../../../builder/rootfs/mountinfo.js';
+import { isMountPoint } from '../../../builder/host/mountinfo.js';
 import { prepareRootfs } from '../../../builder/rootfs/prepare.js';
 import { RootfsCache } from '../../../builder/rootfs/rootfs-cache.js';
 import { baseEntries, listTree, secondEntries, writeLayers } from './layer-fixtures.js';

@@ -11,6 +11,7 @@ import { after, test } from 'node:test';
 import { promisify } from 'node:util';
 import { chainId } from '../../../layers/chain-id.js';
 import { ownedName } from '../../../builder/cache/local-store-owners.js';
+import { fileLayer } from '../../../builder/model/image-layer.js';
 import { defaultCacheDir } from '../../../builder/locations.js';
 import { RootfsCache } from '../../../builder/rootfs/rootfs-cache.js';
 import { TsbuildError } from '../../../layers/errors.js';
@@ -135,7 +136,7 @@ test('a hardlink a later layer makes to a shared file gets an inode of its own, 
   const bytes = await readFile(linkLayer);
   const digest: Digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
   const [base] = await writeLayers(freshDir('layout'), baseEntries);
-  const layers = [base!, { descriptor: { mediaType: MediaType.Layer, digest, size: bytes.length }, diffId: digest, blobPath: linkLayer }];
+  const layers = [base!, fileLayer({ mediaType: MediaType.Layer, digest, size: bytes.length }, digest, linkLayer)];
   const cacheDir = freshDir('cache');
   const prefixDir = await new RootfsCache(cacheDir).unpackedChain(layers.slice(0, 1));
   const prefixListing = await listTree(prefixDir);
@@ -166,13 +167,17 @@ test('two processes asking for the same stack at once both get one intact direct
   const layers = await writeLayers(freshDir('layout'), baseEntries, secondEntries, [bigFile('big', 64 * 1024 * 1024)]);
   const cacheDir = freshDir('cache');
   const moduleUrl = new URL('../../../builder/rootfs/rootfs-cache.js', import.meta.url).href;
+  const layerUrl = new URL('../../../builder/model/image-layer.js', import.meta.url).href;
   const script = `
     import { RootfsCache } from ${JSON.stringify(moduleUrl)};
+    import { fileLayer } from ${JSON.stringify(layerUrl)};
     const cache = new RootfsCache(process.argv[1]);
-    const dir = await cache.unpackedChain(JSON.parse(process.argv[2]));
+    const layers = JSON.parse(process.argv[2]).map((l) => fileLayer(l.descriptor, l.diffId, l.path));
+    const dir = await cache.unpackedChain(layers);
     console.log(JSON.stringify({ dir, unpacked: cache.unpackedLayers }));
   `;
-  const run = () => execFileAsync(process.execPath, ['--input-type=module', '-e', script, cacheDir, JSON.stringify(layers)]);
+  const files = await Promise.all(layers.map(async (l) => ({ descriptor: l.descriptor, diffId: l.diffId, path: await l.blobPath() })));
+  const run = () => execFileAsync(process.execPath, ['--input-type=module', '-e', script, cacheDir, JSON.stringify(files)]);
   const results = (await Promise.all([run(), run()])).map(({ stdout }) => JSON.parse(stdout) as { dir: string; unpacked: number });
 
   assert.equal(results[0].dir, results[1].dir);

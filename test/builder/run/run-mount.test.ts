@@ -12,7 +12,7 @@ import type { BuildEvent } from '../../../builder/progress.js';
 import type { IsolationMode } from '../../../builder/isolation/backend.js';
 import { findOciRuntime } from '../../../builder/isolation/find-runtime.js';
 import { rootlessAvailable } from '../../../builder/isolation/rootless.js';
-import { mountsUnder } from '../../../builder/rootfs/mountinfo.js';
+import { mountsUnder } from '../../../builder/host/mountinfo.js';
 import { tryLockFile } from '../../../layers/layout-lock.js';
 import { ChrootBackend, chrootAvailable } from '../../../builder/isolation/chroot.js';
 import { StageRun } from '../../../builder/exec/stage-run.js';

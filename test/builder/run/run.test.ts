@@ -9,7 +9,7 @@ import { buildForTest } from '../../support/build-for-test.js';
 import type { IsolationMode } from '../../../builder/isolation/backend.js';
 import { chrootAvailable } from '../../../builder/isolation/chroot.js';
 import { findOciRuntime } from '../../../builder/isolation/find-runtime.js';
-import { mountsUnder } from '../../../builder/rootfs/mountinfo.js';
+import { mountsUnder } from '../../../builder/host/mountinfo.js';
 import { writeBusyboxImage } from '../../support/busybox-image.js';
 import { debianBookwormImage } from '../../support/debian-image.js';
 import { repoRoot } from '../../support/repo-root.js';

@@ -5,7 +5,7 @@ import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { isMountPoint, mountPoints, mountsUnder } from '../../../builder/rootfs/mountinfo.js';
+import { isMountPoint, mountPoints, mountsUnder } from '../../../builder/host/mountinfo.js';
 import { requires } from '../../support/requirement.js';
 
 const work = mkdtempSync(path.join(tmpdir(), 'tsbuild-mountinfo-'));

@@ -5,10 +5,10 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { mappedLibraries } from '../../../builder/isolation/node-runtime.js';
-import { isDynamicLoader, startCommand } from '../../../builder/isolation/this-node.js';
+import { isDynamicLoader, startCommand } from '../../../builder/host/this-node.js';
 
 const run = promisify(execFile);
-const thisNodeModule = new URL('../../../builder/isolation/this-node.js', import.meta.url).href;
+const thisNodeModule = new URL('../../../builder/host/this-node.js', import.meta.url).href;
 
 test('node started directly is started again the same way', () => {
   assert.deepEqual(startCommand(['/usr/bin/node', 'main.js', '--x'], '/usr/bin/node'), ['/usr/bin/node']);

@@ -4,8 +4,8 @@ import { mkdir, open, readdir, readFile, stat, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { isMountPoint } from '../../../builder/rootfs/mountinfo.js';
-import { mountPrivateTmpfs, unmountPrivateTmpfs } from '../../../builder/rootfs/tmpfs.js';
+import { isMountPoint } from '../../../builder/host/mountinfo.js';
+import { mountPrivateTmpfs, unmountPrivateTmpfs } from '../../../builder/host/tmpfs.js';
 
 const work = mkdtempSync(path.join(tmpdir(), 'tsbuild-tmpfs-'));
 after(() => rmSync(work, { recursive: true, force: true }));
