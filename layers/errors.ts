@@ -18,7 +18,7 @@ const codesByGroup = {
   ],
   /** Images, layers and layouts: their content, digests and tars. */
   image: [
-    'LAYOUT', 'IMAGE_NOT_FOUND', 'BAD_IMAGE', 'INVALID_LAYER', 'UNSAFE_LAYER', 'DIGEST', 'DIGEST_MISMATCH', 'SIZE_MISMATCH', 'MANIFEST_INVALID', 'DECOMPRESS',
+    'LAYOUT', 'ARCHIVE', 'IMAGE_NOT_FOUND', 'BAD_IMAGE', 'INVALID_LAYER', 'UNSAFE_LAYER', 'DIGEST', 'DIGEST_MISMATCH', 'SIZE_MISMATCH', 'MANIFEST_INVALID', 'DECOMPRESS',
     'COMMAND_FAILED', 'TAR_PATH', 'TAR_WHITEOUT_NAME', 'TAR_ENTRY', 'TAR_DUPLICATE', 'TAR_HARDLINK', 'TAR_SIZE', 'XATTR_READ', 'XATTR_WRITE',
   ],
   /** A registry: what it answered, or that it could not be reached (the distribution spec's codes and ours). */
