@@ -1,7 +1,8 @@
 /**
  * Dockerfiles built to exhaust the planner: long stage chains, many metadata instructions, words
  * that grow on every line, deep nesting and patterns that backtrack. Each must plan, or fail with
- * one clean line at its Dockerfile line, within seconds.
+ * one clean line at its Dockerfile line. The time bound is a guard against blow-ups (quadratic or
+ * worse growth takes minutes on these sizes), not a benchmark: it is loose enough for a loaded machine.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -18,12 +19,12 @@ after(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-const LIMIT_MS = 5000;
+const LIMIT_MS = 20_000;
 
 async function plan(name: string, lines: readonly string[]): Promise<ProcessResult> {
   const file = path.join(work, `${name}.Dockerfile`);
   await writeFile(file, `${lines.join('\n')}\n`);
-  const result = await runCli(['plan', '-f', file, work], { TSBUILD_CACHE_DIR: path.join(work, 'cache') }, 4 * LIMIT_MS);
+  const result = await runCli(['plan', '-f', file, work], { TSBUILD_CACHE_DIR: path.join(work, 'cache') }, 3 * LIMIT_MS);
   assert.equal(result.signal, null, `killed after ${result.ms} ms`);
   assert.ok(result.ms < LIMIT_MS, `took ${result.ms} ms`);
   return result;
