@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { acceptor, type Difference } from './differences.js';
-import { compare, formatGolden, parseGolden } from './golden.js';
+import { compare, FAILED, formatGolden, parseGolden } from './golden.js';
 import { withSection } from './readme.js';
 import { configLines, relativeToBase } from './snapshot.js';
 
@@ -47,6 +47,13 @@ test('a difference is accepted only for its cases, keys and tsbuild value', () =
   assert.equal(compare(expected, actual, acceptor([stub], 'copy-file')).unexplained.length, 2);
   const present = new Map([['/mnt', 'directory 0700 0:0'], ['/other', 'x']]);
   assert.equal(compare(expected, present, acceptor([stub], 'run-mount-bind')).unexplained.length, 1);
+});
+
+test('a build only one builder fails is one line, not a list of every key', () => {
+  const built = new Map([['platform', '"linux/amd64"'], ['/a', 'file']]);
+  assert.deepEqual(compare(built, FAILED, acceptor([], 'c')).unexplained, ['  BuildKit builds this; tsbuild fails']);
+  assert.deepEqual(compare(FAILED, built, acceptor([], 'c')).unexplained, ['  BuildKit fails this build; tsbuild builds it']);
+  assert.deepEqual(compare(FAILED, FAILED, acceptor([], 'c')).unexplained, []);
 });
 
 test('the Compatibility section replaces itself, or goes before Usage the first time', () => {

@@ -18,8 +18,8 @@ export function compatibilitySection(differences: readonly Difference[], caseCou
     '',
     `tsbuild is checked against BuildKit by a differential corpus of ${caseCount} Dockerfiles in`,
     '`test/conformance/`: each image\'s tree (path, type, mode, owner, size, content, link target,',
-    'xattrs) and config (without timestamps) must equal the one BuildKit builds. The deliberate',
-    'differences are:',
+    'xattrs) and config (without timestamps) must equal the one BuildKit builds; a case that still',
+    'differs is a bug, and `npm run conformance` lists them all. The deliberate differences are:',
     '',
   ];
   if (differences.length === 0) lines.push('- none: every case gives BuildKit\'s image.');
