@@ -133,8 +133,8 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
         : { ...isolation, prepare: standardPrepare };
     if (sandbox) progress({ kind: 'note', message: `isolation: ${sandbox.backend.name} (${sandbox.reason})` });
     const contextTree = { root: contextDir, scope: 'context' as const, label: 'build context', isIgnored: (p: string) => ignore.matches(p), canSkipDir: (p: string) => ignore.canSkipDir(p) };
-    const created = new Date((image.sourceDateEpoch ?? Math.floor(Date.now() / 1000)) * 1000).toISOString();
     const images: AssembledImage[] = [];
+    const createdTimes: string[] = [];
     const counter = { next: 0 };
     for (const platformPlan of plan.platforms) {
       const built = await executePlan(
@@ -158,8 +158,11 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
         },
         counter,
       );
-      images.push(await assembleImage(built, { created, labels: image.labels ?? new Map(), annotations: exports.annotations }, workspace.layout));
+      images.push(await assembleImage(built, { ...(built.created !== undefined ? { created: built.created } : {}), labels: image.labels ?? new Map(), annotations: exports.annotations }, workspace.layout));
+      if (built.created !== undefined) createdTimes.push(built.created);
     }
+    // The provenance is dated like the images, so a fully cached rebuild reproduces it too.
+    const created = createdTimes.sort().at(-1) ?? new Date((image.sourceDateEpoch ?? Math.floor(Date.now() / 1000)) * 1000).toISOString();
     const invocation = attest && buildInvocation(request, contextDir, dockerfile, dockerfileBytes, created);
     const attestations = attest && invocation ? await attestImages(workspace.layout, images, plan.platforms, outputs.tags ?? [], invocation, attest) : undefined;
     const root = images.length === 1 && !attestations ? images[0]!.manifest : await assembleIndex(images, workspace.layout, exports.annotations, attestations);

@@ -44,6 +44,11 @@ export interface ApplyOptions {
    * link (its xattrs, say) reaches the other tree. Every other entry makes new inodes anyway.
    */
   sharedInodes?: boolean;
+  /**
+   * Skip an entry for the root itself (an empty name, `.`) that is not a directory, as Docker
+   * does when ADD extracts an archive, instead of refusing the layer.
+   */
+  skipRootNonDirectories?: boolean;
 }
 
 /**
@@ -78,7 +83,7 @@ export async function applyLayer(rootDir: string, tar: Readable, options: ApplyO
     if (sourceError !== undefined) return sourceError;
     return err instanceof TsbuildError ? err : unreadable(err);
   };
-  const applier = new LayerApplier(root, options.sameOwner ?? isRoot(), options.sharedInodes ?? false, readFailure);
+  const applier = new LayerApplier(root, options.sameOwner ?? isRoot(), options.sharedInodes ?? false, readFailure, options.skipRootNonDirectories ?? false);
   const entries = extract[Symbol.asyncIterator]();
   try {
     for (let index = 0; ; index++) {

@@ -75,6 +75,7 @@ export class LayerApplier {
     private readonly sharedInodes: boolean,
     /** Turns an error met while reading an entry's contents into the one to throw. */
     private readonly readFailure: (err: unknown) => unknown,
+    private readonly skipRootNonDirectories: boolean,
   ) {}
 
   async apply(entry: TarEntry, xattrs: Xattrs | undefined): Promise<void> {
@@ -97,7 +98,7 @@ export class LayerApplier {
     }
     if (rel === '') {
       entry.resume();
-      if (header.type === 'directory') return;
+      if (header.type === 'directory' || this.skipRootNonDirectories) return;
       throw new TsbuildError('UNSAFE_LAYER', `entry ${header.name} of type ${header.type} would replace the root`);
     }
 

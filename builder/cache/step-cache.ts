@@ -14,12 +14,12 @@ import type { CacheRecord } from './local-store-record.js';
 /** What the executor needs to know about a step before running it. */
 export interface CacheProbe {
   readonly key: Digest;
-  /** The cached layer, or `null` for a cached step that made no layer; undefined on a miss. */
-  readonly hit?: { readonly layer: ImageLayer | null };
+  /** The cached layer, or `null` for a cached step that made no layer, and when it was made; undefined on a miss. */
+  readonly hit?: { readonly layer: ImageLayer | null; readonly created: string };
   /** Why the step missed. */
   readonly miss?: MissExplanation;
-  /** Stores what the step made, after a miss. */
-  remember(layer: ImageLayer | undefined, createdBy: string): Promise<void>;
+  /** Stores what the step made, after a miss, and when (RFC 3339; now when not given). */
+  remember(layer: ImageLayer | undefined, createdBy: string, createdAt?: string): Promise<void>;
 }
 
 export interface StepCacheOptions {
@@ -76,13 +76,13 @@ export class StepCache {
     };
     const identity = [this.options.buildIdentity, input.stage.name ?? String(input.stage.index), input.stepIndex, input.platform.os, input.platform.architecture, input.platform.variant ?? ''].join('|');
     const store = this.options.store;
-    const remember = async (layer: ImageLayer | undefined, createdBy: string): Promise<void> => {
+    const remember = async (layer: ImageLayer | undefined, createdBy: string, createdAt = new Date().toISOString()): Promise<void> => {
       const record: CacheRecord = {
         version: 1,
         ...(layer ? { layer: { descriptor: layer.descriptor, diffId: layer.diffId } } : {}),
         history: { created_by: createdBy, ...(layer ? {} : { empty_layer: true }) },
         inputs,
-        createdAt: new Date().toISOString(),
+        createdAt,
       };
       const entry: CacheEntry = { record, ...(layer && { layer: modelLayer(layer) }) };
       await store.put(key, entry);
@@ -95,7 +95,7 @@ export class StepCache {
     if (record) {
       await store.recordInputs(identity, inputs);
       const layer = record.layer ? fileLayer(record.layer.descriptor, record.layer.diffId, store.blobPath(record.layer.descriptor.digest)) : null;
-      return { key, hit: { layer }, remember };
+      return { key, hit: { layer, created: record.createdAt }, remember };
     }
     const miss = bypass ? { summary: '--no-cache', differences: ['--no-cache'] } : explainMiss(await store.lastInputs(identity), inputs);
     return { key, miss, remember };

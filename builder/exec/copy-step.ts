@@ -12,7 +12,7 @@ import { matchSources, type SourceTree } from '../fs/source-tree.js';
 import type { CopySource, ResolvedImage } from '../model/sources.js';
 import type { CopyStep } from '../model/plan.js';
 import { parseChmod } from './chmod.js';
-import { copyEntries, type SelectedSource } from './copy-entries.js';
+import { copyEntries, type CopyTarget, type SelectedSource } from './copy-entries.js';
 import { downloadLimits, downloadUrl, isUrl } from './fetch-url.js';
 import { cloneGitSource, isGitSource, parseGitSource } from './git-source.js';
 import type { StageRun } from './stage-run.js';
@@ -34,24 +34,96 @@ export interface CopyContext {
   readonly env: NodeJS.ProcessEnv;
 }
 
+/** A selected source; `archive` marks the unpacked contents of an archive ADD extracted. */
+export interface CopySelection extends SelectedSource {
+  readonly archive?: boolean;
+}
+
 /** Computes the layer entries of a COPY/ADD step in stage `run`, from the sources `selectCopySources` chose. */
-export async function copyStepEntries(step: CopyStep, selected: readonly SelectedSource[], run: StageRun, ctx: CopyContext): Promise<LayerEntry[]> {
+export async function copyStepEntries(step: CopyStep, selected: readonly CopySelection[], run: StageRun, ctx: CopyContext): Promise<LayerEntry[]> {
   const rootfs = step.link ? undefined : await run.rootfs();
   const destPath = rootfs ? await resolveInRoot(rootfs, step.dest, 'rootfs', true) : splitPath(step.dest).join('/');
   const existing = async (rel: string): Promise<Stats | undefined> => (rootfs ? lstatOrUndefined(path.join(rootfs, rel)) : undefined);
-  const destExistsAsDir = (await existing(destPath))?.isDirectory() ?? false;
+  const destStats = await existing(destPath);
+  const destExistsAsDir = destStats?.isDirectory() ?? false;
   const excludes = new PatternMatcher(step.excludes);
-  return copyEntries(selected, {
+  const target: CopyTarget = {
     destPath,
-    destIsDirectory: step.dest.endsWith('/') || selected.length > 1 || destExistsAsDir,
+    // As in BuildKit, files a wildcard matches go one after the other onto a destination that is
+    // not a directory (the last one wins); a matched directory makes it one.
+    destIsDirectory: step.dest.endsWith('/') || destExistsAsDir || (selected.length > 1 && selected.some((s) => s.match.stats.isDirectory())),
     parents: step.parents,
-    ...(step.chown !== undefined ? { owner: await resolveOwner(step.chown, rootfs) } : {}),
+    ...(step.chown !== undefined ? { owner: await resolveOwner(step.chown, run.layers.length > 0 ? rootfs : undefined) } : {}),
     ...(step.chmod !== undefined ? { chmod: parseChmod(step.chmod) } : {}),
     isExcluded: (rel) => excludes.matches(rel),
     canSkipExcludedDir: (rel) => excludes.canSkipDir(rel),
     existing,
     now: ctx.now,
-  });
+  };
+  if (!step.parents) await checkDestination(step, selected, target, destStats);
+  const entries = await copySelections(selected, target);
+  if (destExistsAsDir || step.parents) return entries;
+  // As in BuildKit, the directory a copy creates for a directory's (or an archive's) contents is
+  // 0755 and owned by --chown or root, whatever the metadata of the source directory.
+  return entries.map((entry) =>
+    entry.path === destPath && entry.type === 'directory' ? { ...entry, mode: 0o755, uid: target.owner?.uid ?? 0, gid: target.owner?.gid ?? 0 } : entry,
+  );
+}
+
+/**
+ * Fails as BuildKit does when the copy would need a directory where the image has something
+ * else, or would put a file where the image has a directory.
+ */
+async function checkDestination(step: CopyStep, selected: readonly CopySelection[], target: CopyTarget, destStats: Stats | undefined): Promise<void> {
+  const shown = `/${target.destPath}`;
+  if (destStats && !destStats.isDirectory() && (step.dest.endsWith('/') || selected.some((s) => s.match.stats.isDirectory()))) {
+    throw new TsbuildError('COPY_DEST', `cannot copy into ${shown}: not a directory`);
+  }
+  for (const { match } of selected) {
+    if (match.stats.isDirectory()) continue;
+    const file = target.destIsDirectory ? joinPath(target.destPath, path.posix.basename(match.matchedPath)) : target.destPath;
+    if ((await target.existing(file))?.isDirectory()) throw new TsbuildError('COPY_DEST', `cannot replace directory /${file} with a file`);
+  }
+}
+
+function joinPath(dir: string, name: string): string {
+  return dir === '' ? name : `${dir}/${name}`;
+}
+
+/**
+ * copyEntries over the selections. As in BuildKit, an extracted archive keeps its entries' modes
+ * and owners: --chmod and --chown are for copied files, and for the directories the copy creates.
+ */
+async function copySelections(selected: readonly CopySelection[], target: CopyTarget): Promise<LayerEntry[]> {
+  if (!selected.some((s) => s.archive)) return copyEntries(selected, target);
+  const { chmod: _chmod, owner, ...archiveTarget } = target;
+  const merged = new Map<string, LayerEntry>();
+  for (const group of consecutiveGroups(selected)) {
+    if (!group[0]!.archive) {
+      for (const entry of await copyEntries(group, target)) merged.set(entry.path, entry);
+      continue;
+    }
+    for (const entry of await copyEntries(group, archiveTarget)) {
+      const created = owner !== undefined && isSelfOrAncestor(entry.path, target.destPath) && !(await target.existing(entry.path));
+      merged.set(entry.path, created ? { ...entry, uid: owner.uid, gid: owner.gid } : entry);
+    }
+  }
+  return [...merged.values()];
+}
+
+function isSelfOrAncestor(candidate: string, of: string): boolean {
+  return candidate === of || of.startsWith(`${candidate}/`);
+}
+
+/** Runs of sources that are all archives, or all not, in order. */
+function consecutiveGroups(selected: readonly CopySelection[]): CopySelection[][] {
+  const groups: CopySelection[][] = [];
+  for (const source of selected) {
+    const last = groups[groups.length - 1];
+    if (last && Boolean(last[0]!.archive) === Boolean(source.archive)) last.push(source);
+    else groups.push([source]);
+  }
+  return groups;
 }
 
 /**
@@ -72,13 +144,9 @@ export async function copySourceEntries(step: CopyStep, selected: readonly Selec
 }
 
 /** The files, directories, archives, downloads and heredocs a COPY/ADD reads. */
-export async function selectCopySources(step: CopyStep, ctx: CopyContext): Promise<SelectedSource[]> {
-  const sourceCount = step.sources.length + step.sourceContents.length;
-  if (sourceCount > 1 && !step.dest.endsWith('/')) {
-    throw new TsbuildError('COPY_DEST', `When using ${step.instruction} with more than one source file, the destination must be a directory and end with a /`);
-  }
+export async function selectCopySources(step: CopyStep, ctx: CopyContext): Promise<CopySelection[]> {
   const tree = await copySourceTree(step.from, ctx);
-  const selected: SelectedSource[] = [];
+  const selected: CopySelection[] = [];
   for (const source of step.sources) {
     if (step.instruction === 'ADD' && isGitSource(source)) {
       selected.push(await cloned(source, step, ctx));
@@ -165,15 +233,15 @@ function isTarHeader(block: Buffer): boolean {
 }
 
 /** A local archive ADD extracts: unpacked safely into scratch space, then copied as a directory. */
-async function unpacked(tree: SourceTree, relPath: string, ctx: CopyContext): Promise<SelectedSource> {
+async function unpacked(tree: SourceTree, relPath: string, ctx: CopyContext): Promise<CopySelection> {
   const dir = await ctx.workspace.newDir('add-unpack');
   try {
-    await applyLayer(dir, await decompressStream(createReadStream(path.join(tree.root, relPath))));
+    await applyLayer(dir, await decompressStream(createReadStream(path.join(tree.root, relPath))), { skipRootNonDirectories: true });
   } catch (err) {
     if (err instanceof TsbuildError) throw new TsbuildError(err.code, `invalid archive ${relPath}: ${err.message}`, { cause: err });
     throw err;
   }
-  return selectRoot({ root: dir, scope: 'rootfs', label: `archive ${relPath}`, isIgnored: () => false });
+  return { ...(await selectRoot({ root: dir, scope: 'rootfs', label: `archive ${relPath}`, isIgnored: () => false })), archive: true };
 }
 
 async function downloaded(url: string, step: CopyStep, ctx: CopyContext): Promise<SelectedSource> {

@@ -22,6 +22,7 @@ import { baseImageLayers } from '../rootfs/base-image-layers.js';
 import type { PreparedRootfs } from '../rootfs/prepare.js';
 import { StageRun, type RootfsPreparer } from './stage-run.js';
 import { workdirEntries } from './workdir-step.js';
+import { fillHistoryTimes, imageCreated, stepCreated } from './history-times.js';
 import type { Workspace } from '../workspace/workspace.js';
 
 export interface ExecuteOptions {
@@ -55,13 +56,14 @@ export interface BuiltImage {
   readonly stage: PlannedStage;
   readonly layers: readonly ImageLayer[];
   readonly history: readonly HistoryEntry[];
+  /** The image's `created`: its last history entry's time; undefined when no entry has one. */
+  readonly created?: string;
 }
 
 /** Runs every stage of a platform plan and returns the target stage's image. */
 export async function executePlan(plan: PlatformPlan, options: ExecuteOptions, stepCounter: { next: number }): Promise<BuiltImage> {
   const runs = new Map<number, StageRun>();
   const images = new ImageRootfsCache(options.prepareRootfs);
-  const created = new Date((options.sourceDateEpoch ?? Math.floor(Date.now() / 1000)) * 1000).toISOString();
   const now = options.sourceDateEpoch ?? Math.floor(Date.now() / 1000);
   try {
     for (const stage of plan.stages) {
@@ -73,7 +75,7 @@ export async function executePlan(plan: PlatformPlan, options: ExecuteOptions, s
         const id = ++stepCounter.next;
         const started = Date.now();
         options.progress({ kind: 'step-start', step: id, name: `[${label} ${i + 1}/${stage.steps.length}] ${step.createdBy}` });
-        const context: StepContext = { ...options, created, now, runs, imageRootfs: (name, image) => images.rootfs(name, image), stepId: id };
+        const context: StepContext = { ...options, now, runs, imageRootfs: (name, image) => images.rootfs(name, image), stepId: id };
         const layersBefore = run.layers.length;
         await atSourceLine(step.location.file, step.location.startLine, () => runOrReuse(step, i, run, context));
         const layerBytes = run.layers.slice(layersBefore).reduce((sum, layer) => sum + layer.descriptor.size, 0);
@@ -81,7 +83,9 @@ export async function executePlan(plan: PlatformPlan, options: ExecuteOptions, s
       }
     }
     const target = runs.get(plan.targetIndex)!;
-    return { stage: target.stage, layers: target.layers, history: target.history };
+    const history = fillHistoryTimes(target.history);
+    const created = imageCreated(history);
+    return { stage: target.stage, layers: target.layers, history, ...(created !== undefined ? { created } : {}) };
   } finally {
     for (const run of runs.values()) await run.release();
     await images.release();
@@ -89,7 +93,6 @@ export async function executePlan(plan: PlatformPlan, options: ExecuteOptions, s
 }
 
 interface StepContext extends ExecuteOptions {
-  readonly created: string;
   readonly now: number;
   readonly runs: ReadonlyMap<number, StageRun>;
   readonly imageRootfs: (contextName: string, image: ResolvedImage) => Promise<string>;
@@ -126,8 +129,7 @@ async function executeStep(step: Exclude<PlannedStep, { kind: 'metadata' }>, run
       return { layer: await layerFrom(entries, ctx), inRootfs: true };
     }
     case 'workdir': {
-      const entries = await workdirEntries(step, run, ctx.now);
-      return entries.length === 0 ? { inRootfs: false } : { layer: await layerFrom(entries, ctx), inRootfs: false };
+      return { layer: await layerFrom(await workdirEntries(step, run, ctx.now), ctx), inRootfs: false };
     }
     case 'copy': {
       const entries = await copyStepEntries(step, await sources.copy(), run, copyContext(ctx));
@@ -164,9 +166,13 @@ async function recordStep(run: StageRun, layer: ImageLayer | null | undefined, i
  * bind-mounts, and how layers are written.
  */
 async function runOrReuse(step: PlannedStep, stepIndex: number, run: StageRun, ctx: StepContext): Promise<void> {
-  const history: HistoryEntry = { created: ctx.created, created_by: step.createdBy };
+  // Dated as BuildKit dates it: see history-times.ts.
+  const history = (made?: string): HistoryEntry => {
+    const created = stepCreated(made, ctx.sourceDateEpoch);
+    return { ...(created !== undefined ? { created } : {}), created_by: step.createdBy };
+  };
   if (step.kind === 'metadata') {
-    run.recordMetadata(history);
+    run.recordMetadata(history());
     return;
   }
   let selected: Promise<readonly SelectedSource[]> | undefined;
@@ -189,15 +195,16 @@ async function runOrReuse(step: PlannedStep, stepIndex: number, run: StageRun, c
     : undefined;
   if (probe?.hit) {
     ctx.progress({ kind: 'step-cache', step: ctx.stepId, cached: true, summary: 'CACHED', differences: [] });
-    await recordStep(run, probe.hit.layer, false, history);
+    await recordStep(run, probe.hit.layer, false, history(probe.hit.layer ? probe.hit.created : undefined));
     run.cacheParent = { kind: 'step', key: probe.key };
     return;
   }
   if (probe?.miss) ctx.progress({ kind: 'step-cache', step: ctx.stepId, cached: false, summary: probe.miss.summary, differences: probe.miss.differences });
   const outcome = await executeStep(step, run, ctx, sources);
-  await recordStep(run, outcome.layer, outcome.inRootfs, history);
+  const made = new Date().toISOString();
+  await recordStep(run, outcome.layer, outcome.inRootfs, history(outcome.layer ? made : undefined));
   if (probe) {
-    await probe.remember(outcome.layer, step.createdBy);
+    await probe.remember(outcome.layer, step.createdBy, made);
     run.cacheParent = { kind: 'step', key: probe.key };
   }
 }

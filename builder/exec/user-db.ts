@@ -29,17 +29,33 @@ interface GroupEntry {
 }
 
 /**
- * Resolves a `--chown` spec (`user`, `user:group`, names or numbers) against the root
- * filesystem's `/etc/passwd` and `/etc/group`. A numeric user without a group gets gid = uid; a
- * named user gets its primary group, as Docker does.
+ * Resolves the owner of files a step writes, for `COPY --chown` and the directories `WORKDIR`
+ * creates, as BuildKit's file operations do: `root` and numbers need no lookup (a numeric user
+ * without a group gets gid = uid); a name is looked up in the root filesystem's `/etc/passwd`
+ * (or `/etc/group`), and a name it does not list, or a missing file, leaves the id at 0 (a group
+ * leaves the user's gid). `rootfs` is undefined when the stage has no files to look names up in
+ * (an empty scratch stage, or `COPY --link`): a name is then an error.
  */
 export async function resolveOwner(spec: string, rootfs: string | undefined): Promise<Owner> {
   const [userPart, groupPart] = splitSpec(spec);
-  const userId = parseId(userPart);
-  const entry = userId === undefined ? await findUser(rootfs, userPart) : undefined;
-  const uid = userId ?? entry!.uid;
-  if (groupPart === undefined) return { uid, gid: userId ?? entry!.gid };
-  return { uid, gid: await resolveGroup(rootfs, groupPart) };
+  const lookup = (kind: string, name: string): string => {
+    if (rootfs === undefined) throw new TsbuildError('UNKNOWN_USER', `unable to look up ${kind} ${name}: the stage has no files yet`);
+    return rootfs;
+  };
+  const userId = fileOwnerId(userPart);
+  const entry = userId === undefined ? (await readPasswd(lookup('user', userPart))).find((e) => e.name === userPart) : undefined;
+  const uid = userId ?? entry?.uid ?? 0;
+  const userGid = userId ?? entry?.gid ?? 0;
+  if (groupPart === undefined) return { uid, gid: userGid };
+  const groupId = fileOwnerId(groupPart);
+  if (groupId !== undefined) return { uid, gid: groupId };
+  const group = (await readGroups(lookup('group', groupPart))).find((g) => g.name === groupPart);
+  return { uid, gid: group?.gid ?? userGid };
+}
+
+/** A user or group part that needs no lookup: `root` or a number. */
+function fileOwnerId(part: string): number | undefined {
+  return part === 'root' ? 0 : parseId(part);
 }
 
 /**

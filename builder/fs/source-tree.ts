@@ -2,7 +2,7 @@ import type { Stats } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { TsbuildError } from '../../layers/errors.js';
-import { compileComponentPattern, hasWildcard } from './glob.js';
+import { hasWildcard, matchPattern } from './glob.js';
 import { resolveInRoot, splitPath, type RootScope } from './resolve-path.js';
 import { lstatOrUndefined } from '../../layers/fs-util.js';
 
@@ -33,10 +33,12 @@ export interface SourceMatch {
 /**
  * Selects the sources a COPY/ADD argument names: a path, or a pattern with wildcards in any
  * component. Symlinks are followed to their targets, which must stay inside a build context.
+ * As in BuildKit, a pattern that matches nothing selects nothing, while a missing path is an error.
  */
 export async function matchSources(tree: SourceTree, source: string): Promise<SourceMatch[]> {
   const components = lexicalComponents(source);
-  const matched = hasWildcard(source) ? await expandPattern(tree, components) : [components.join('/')];
+  const wildcard = hasWildcard(source);
+  const matched = wildcard ? await expandPattern(tree, components) : [components.join('/')];
   const results: SourceMatch[] = [];
   for (const matchedPath of matched) {
     const relPath = await resolveInRoot(tree.root, matchedPath, tree.scope, true);
@@ -45,7 +47,7 @@ export async function matchSources(tree: SourceTree, source: string): Promise<So
     const stats = await lstatOrUndefined(path.join(tree.root, relPath));
     if (stats) results.push({ relPath, matchedPath, stats });
   }
-  if (results.length === 0) {
+  if (results.length === 0 && !wildcard) {
     throw new TsbuildError('SOURCE_NOT_FOUND', `${JSON.stringify(source)} not found in ${tree.label}`);
   }
   return results;
@@ -62,25 +64,34 @@ function lexicalComponents(source: string): string[] {
   return out;
 }
 
+/**
+ * The paths a pattern matches, as BuildKit finds them: the components before the first wildcard
+ * are a plain path (symlinks followed), the rest are matched against the tree below it, which is
+ * walked without following symlinks. A missing plain part is an error, as in BuildKit.
+ */
 async function expandPattern(tree: SourceTree, components: string[]): Promise<string[]> {
-  let candidates = [''];
-  for (const component of components) {
-    const next: string[] = [];
+  const first = components.findIndex(hasWildcard);
+  const base = components.slice(0, first).join('/');
+  const realBase = await resolveInRoot(tree.root, base, tree.scope, true);
+  if ((await lstatOrUndefined(path.join(tree.root, realBase))) === undefined) {
+    throw new TsbuildError('SOURCE_NOT_FOUND', `${JSON.stringify(base)} not found in ${tree.label}`);
+  }
+  // Below the base, a path is matched under its real name: no symlink is followed on the way.
+  let candidates = [{ shown: base, real: realBase }];
+  for (const component of components.slice(first)) {
+    const next: { shown: string; real: string }[] = [];
     for (const dir of candidates) {
-      if (!hasWildcard(component)) {
-        next.push(join(dir, component));
-        continue;
-      }
-      const regex = compileComponentPattern(component);
-      const realDir = await resolveInRoot(tree.root, dir, tree.scope, true);
-      for (const name of await listDir(path.join(tree.root, realDir))) {
-        if (!regex.test(name)) continue;
-        if (!tree.isIgnored(join(dir, name)) || (await hasVisibleDescendant(tree, join(realDir, name)))) next.push(join(dir, name));
+      if (dir.shown !== base && !(await lstatOrUndefined(path.join(tree.root, dir.real)))?.isDirectory()) continue;
+      for (const name of await listDir(path.join(tree.root, dir.real))) {
+        if (!matchPattern(component, name)) continue;
+        const shown = join(dir.shown, name);
+        const real = join(dir.real, name);
+        if (!tree.isIgnored(shown) || (await hasVisibleDescendant(tree, real))) next.push({ shown, real });
       }
     }
     candidates = next;
   }
-  return candidates;
+  return candidates.map((c) => c.shown);
 }
 
 /**

@@ -14,8 +14,8 @@ export interface AssembledImage {
 }
 
 export interface AssembleOptions {
-  /** RFC 3339 time for the config's `created`. */
-  readonly created: string;
+  /** RFC 3339 time for the config's `created`; none when undefined. */
+  readonly created?: string;
   /** `--label` values, applied over the Dockerfile's labels. */
   readonly labels: ReadonlyMap<string, string>;
   /** `--annotation` values for the manifest and the descriptor pointing at it. */
@@ -29,7 +29,7 @@ export async function assembleImage(built: BuiltImage, options: AssembleOptions,
   const containerConfig = { ...stage.config };
   if (options.labels.size > 0) containerConfig.Labels = { ...containerConfig.Labels, ...Object.fromEntries(options.labels) };
   const config: ImageConfig = {
-    created: options.created,
+    ...(options.created !== undefined ? { created: options.created } : {}),
     ...(stage.author !== undefined ? { author: stage.author } : {}),
     architecture: platform.architecture,
     os: platform.os,

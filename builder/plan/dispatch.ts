@@ -2,7 +2,7 @@ import { atSourceLine, TsbuildError } from '../../layers/errors.js';
 import type { ContainerConfig } from '../../layers/types.js';
 import type { AddInstruction, CommandLine, CopyInstruction, Instruction } from '../frontend/instructions.js';
 import { ShellLex } from '../frontend/shell-lex.js';
-import { exposedPortKeys, resolveCopyDest, resolveWorkdir, validateStopSignal } from './image-config.js';
+import { cleanPath, exposedPortKeys, resolveCopyDest, resolveWorkdir, validateStopSignal } from './image-config.js';
 import type { CopySource } from '../model/sources.js';
 import type { PlannedStep } from '../model/plan.js';
 import type { Scope } from './scope.js';
@@ -59,10 +59,13 @@ function dispatchInstruction(state: StageState, ins: Instruction, ctx: DispatchC
     case 'ARG': {
       const shown: string[] = [];
       for (const def of ins.args) {
-        ctx.consumedArgs.add(def.key);
-        const value = ctx.buildArgs.get(def.key) ?? (def.value !== undefined ? expand(def.value) : ctx.globalArgs.get(def.key));
-        if (value !== undefined) state.scope.setArg(def.key, value);
-        shown.push(value !== undefined ? `${def.key}=${value}` : def.key);
+        // A name can hold variables (`ARG ${name}=x`), expanded as dockerd's BuildKit does.
+        const key = expand(def.key);
+        if (key === '') throw new TsbuildError('EXPANSION', 'ARG names can not be blank');
+        ctx.consumedArgs.add(key);
+        const value = ctx.buildArgs.get(key) ?? (def.value !== undefined ? expand(def.value) : ctx.globalArgs.get(key));
+        if (value !== undefined) state.scope.setArg(key, value);
+        shown.push(value !== undefined ? `${key}=${value}` : key);
       }
       return meta(`ARG ${shown.join(' ')}`);
     }
@@ -106,8 +109,9 @@ function dispatchInstruction(state: StageState, ins: Instruction, ctx: DispatchC
       c.Shell = [...ins.shell];
       return meta(ins.original);
     case 'ONBUILD':
+      // BuildKit records a trigger in the config only: no history entry.
       (c.OnBuild ??= []).push(ins.expression);
-      return meta(ins.original);
+      return;
     case 'HEALTHCHECK': {
       const h = ins.health;
       const health = {
@@ -123,6 +127,8 @@ function dispatchInstruction(state: StageState, ins: Instruction, ctx: DispatchC
     }
     case 'CMD':
       c.Cmd = commandArgs(ins.command, c);
+      // BuildKit marks every CMD's arguments as escaped (a Docker image field, for Windows).
+      c.ArgsEscaped = true;
       state.cmdSet = true;
       return meta(ins.original);
     case 'ENTRYPOINT':
@@ -130,9 +136,11 @@ function dispatchInstruction(state: StageState, ins: Instruction, ctx: DispatchC
       if (!state.cmdSet) c.Cmd = null;
       return meta(ins.original);
     case 'WORKDIR': {
-      const path = resolveWorkdir(c.WorkingDir, expand(ins.path));
-      state.steps.push({ kind: 'workdir', location: ins.location, createdBy: `WORKDIR ${path}`, path, ...(c.User ? { user: c.User } : {}) });
-      c.WorkingDir = path;
+      // As in BuildKit, every WORKDIR but `/` makes a layer, empty when the directory exists.
+      c.WorkingDir = resolveWorkdir(c.WorkingDir, expand(ins.path));
+      const path = cleanPath(c.WorkingDir);
+      if (path === '/') return meta(`WORKDIR ${c.WorkingDir}`);
+      state.steps.push({ kind: 'workdir', location: ins.location, createdBy: `WORKDIR ${c.WorkingDir}`, path, ...(c.User ? { user: c.User } : {}) });
       return;
     }
     case 'COPY':
@@ -140,7 +148,7 @@ function dispatchInstruction(state: StageState, ins: Instruction, ctx: DispatchC
       state.steps.push(copyStep(ins, state, ctx, expand));
       return;
     case 'RUN': {
-      const workdir = c.WorkingDir || '/';
+      const workdir = cleanPath(c.WorkingDir || '/');
       const resolveFrom = (name: string): CopySource => ctx.resolveCopyFrom(copyFromName(name, ctx.lex));
       const mounts: RunMount[] = [];
       for (const raw of ins.mounts) mounts.push(parseRunMount(raw, { expand, workdir, resolveFrom, sshIndex: mounts.filter((m) => m.type === 'ssh').length }));

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { TsbuildError } from '../../layers/errors.js';
 
 /**
@@ -31,21 +32,22 @@ export function validateStopSignal(signal: string): string {
   return signal;
 }
 
-/** WORKDIR semantics: a relative path is taken from the current working directory. */
+/**
+ * WORKDIR as BuildKit records it: an absolute path exactly as written (`/app/` keeps its slash),
+ * a relative one joined to the current directory and cleaned.
+ */
 export function resolveWorkdir(current: string | undefined, next: string): string {
-  const joined = next.startsWith('/') ? next : `${current && current !== '' ? current : '/'}/${next}`;
-  const parts: string[] = [];
-  for (const part of joined.split('/')) {
-    if (part === '' || part === '.') continue;
-    if (part === '..') parts.pop();
-    else parts.push(part);
-  }
-  return `/${parts.join('/')}`;
+  return next.startsWith('/') ? next : cleanPath(`${current || '/'}/${next}`);
+}
+
+/** An absolute path with `.`, `..`, repeated and trailing slashes resolved. */
+export function cleanPath(p: string): string {
+  return path.posix.resolve('/', p);
 }
 
 /** A COPY/ADD destination made absolute against WORKDIR; a trailing slash (directory) is kept. */
 export function resolveCopyDest(workdir: string | undefined, dest: string): string {
   const isDir = dest.endsWith('/') || dest === '.' || dest.endsWith('/.');
-  const absolute = resolveWorkdir(workdir, dest);
+  const absolute = cleanPath(dest.startsWith('/') ? dest : `${workdir || '/'}/${dest}`);
   return isDir && absolute !== '/' ? `${absolute}/` : absolute;
 }

@@ -128,7 +128,7 @@ class PlatformPlanner {
     const platform = from.platform !== undefined ? atInstruction(stage.from, () => parsePlatform(from.platform!)) : undefined;
     const base = await atInstruction(stage.from, () => this.resolveBase(stage, from.image, platform));
     const basePlatform = platform ?? (base.kind === 'stage' ? this.planned.get(base.index)!.platform : this.ctx.platform);
-    const baseConfig = this.baseConfig(base);
+    const baseConfig = withPath(this.baseConfig(base));
     const triggers = baseConfig.OnBuild ?? [];
     const baseAuthor = base.kind === 'stage' ? this.planned.get(base.index)!.author : base.kind === 'image' ? base.image.config.author || undefined : undefined;
     const state: StageState = {
@@ -174,7 +174,7 @@ class PlatformPlanner {
   }
 
   private baseConfig(base: StageBase): ContainerConfig {
-    if (base.kind === 'scratch') return { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'] };
+    if (base.kind === 'scratch') return { Env: [DEFAULT_PATH], WorkingDir: '/' };
     if (base.kind === 'stage') return this.planned.get(base.index)!.config;
     return base.image.config.config ?? {};
   }
@@ -225,6 +225,14 @@ class PlatformPlanner {
     if (image) return { kind: 'image', contextName: from, image };
     throw new TsbuildError('UNKNOWN_STAGE', `--from=${from}: no earlier stage has index ${from}`);
   }
+}
+
+const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** As in BuildKit, a stage always has PATH: the default one is added when the base has none. */
+function withPath(config: ContainerConfig): ContainerConfig {
+  const env = config.Env ?? [];
+  return env.some((pair) => pair.startsWith('PATH=')) ? config : { ...config, Env: [...env, DEFAULT_PATH] };
 }
 
 /**

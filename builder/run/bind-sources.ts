@@ -35,6 +35,7 @@ export async function selectBindSources(mounts: readonly RunMount[], ctx: CopyCo
     if (origin === undefined) continue;
     const tree = await copySourceTree(origin.from, ctx);
     const [match, ...more] = await matchSources(tree, origin.source);
+    if (match === undefined) throw new TsbuildError('SOURCE_NOT_FOUND', `${mount.type} mount source ${JSON.stringify(origin.source)} matches nothing in ${tree.label}`);
     if (more.length > 0) throw new TsbuildError('BAD_MOUNT', `${mount.type} mount source ${JSON.stringify(origin.source)} matches more than one path in ${tree.label}`);
     const entries = await copyEntries([{ tree, match: match! }], {
       destPath: '',

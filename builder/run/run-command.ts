@@ -3,6 +3,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { TsbuildError } from '../../layers/errors.js';
 import type { Heredoc } from '../model/dockerfile.js';
+import { chompHeredocContent, parseHeredocMarker } from '../frontend/parse-heredoc.js';
 
 /** The process a RUN step starts, and any script file it needs placed in the rootfs. */
 export interface RunCommand {
@@ -13,7 +14,7 @@ export interface RunCommand {
 
 /**
  * Turns a RUN step's arguments and heredocs into the command to execute, as BuildKit does: a RUN
- * that is only `<<EOF` runs the heredoc as its script (directly when it starts with `#!`, else
+ * that is nothing but one heredoc marker (`<<EOF`, `<<-"EOF"`) runs the heredoc as its script (directly when it starts with `#!`, else
  * through the shell); otherwise the heredoc bodies follow the command line, for the shell to read.
  */
 export async function runCommand(args: readonly string[], heredocs: readonly Heredoc[], shellForm: boolean, rootfs: string): Promise<RunCommand> {
@@ -21,20 +22,16 @@ export async function runCommand(args: readonly string[], heredocs: readonly Her
   if (!shellForm) throw new TsbuildError('BAD_RUN', 'heredocs need the shell form of RUN');
   const shell = args.slice(0, -1);
   const commandLine = args[args.length - 1] ?? '';
-  const only = heredocs.length === 1 ? heredocs[0]! : undefined;
-  if (only && isOnlyMarker(commandLine, only)) {
-    const script = only.chomp ? only.content.replace(/^\t+/gm, '') : only.content;
+  const only = heredocs[0];
+  if (only && parseHeredocMarker(commandLine) !== undefined) {
+    const script = only.chomp ? chompHeredocContent(only.content) : only.content;
     if (!script.startsWith('#!')) return { args: [...shell, script] };
     const scriptPath = `.tsbuild-heredoc-${randomBytes(6).toString('hex')}`;
     await writeFile(path.join(rootfs, scriptPath), script);
     await chmod(path.join(rootfs, scriptPath), 0o755);
-    return { args: [`/${scriptPath}`], scriptPath };
+    // As BuildKit runs it: through the stage's shell, which executes the script by its path.
+    return { args: [...shell, `/${scriptPath}`], scriptPath };
   }
-  const bodies = heredocs.map((h) => `${h.content}${h.content.endsWith('\n') || h.content === '' ? '' : '\n'}${h.name}\n`).join('');
-  return { args: [...shell, `${commandLine}\n${bodies}`] };
-}
-
-function isOnlyMarker(commandLine: string, heredoc: Heredoc): boolean {
-  const match = /^(\d*)<<(-?)\s*(["']?)(.+?)\3$/.exec(commandLine.trim());
-  return match !== null && match[4] === heredoc.name;
+  // The shell reads the bodies as written: it expands them and strips `<<-` tabs itself.
+  return { args: [...shell, commandLine + heredocs.map((h) => `\n${h.content}${h.name}`).join('')] };
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmod, mkdir, mkdtemp, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -7,6 +7,7 @@ import { buildForTest, type TestBuildOptions } from '../../support/build-for-tes
 import { LocalCacheStore } from '../../../builder/cache/local-store.js';
 import { chrootAvailable } from '../../../builder/isolation/chroot.js';
 import type { BuildEvent } from '../../../builder/progress.js';
+import type { HistoryEntry, ImageConfig } from '../../../layers/types.js';
 import { writeBusyboxImage } from '../../support/busybox-image.js';
 import { requires } from '../../support/requirement.js';
 
@@ -53,16 +54,17 @@ describe('the build cache', { skip: requires(canRun ? false : 'needs root for RU
   }
 
   /** Builds and returns each non-metadata step's cache outcome, plus the image digest. */
-  async function buildReporting(dir: string, extra: Partial<TestBuildOptions> = {}, base = baseA): Promise<{ steps: StepReport[]; digest: string }> {
+  async function buildReporting(dir: string, extra: Partial<TestBuildOptions> = {}, base = baseA): Promise<{ steps: StepReport[]; digest: string; dest: string }> {
     const names = new Map<number, string>();
     const steps: StepReport[] = [];
     const progress = (event: BuildEvent): void => {
       if (event.kind === 'step-start') names.set(event.step, event.name.replace(/^\[[^\]]*\] /, ''));
       if (event.kind === 'step-cache') steps.push({ name: names.get(event.step)!, cached: event.cached, summary: event.summary });
     };
+    const dest = path.join(work, `out-${Math.random().toString(36).slice(2)}`);
     const result = await buildForTest({
       context: dir,
-      outputs: [{ type: 'oci', dest: path.join(work, `out-${Math.random().toString(36).slice(2)}`), tar: false }],
+      outputs: [{ type: 'oci', dest, tar: false }],
       buildContexts: [`busybox=oci-layout://${base}`],
       isolation: 'chroot',
       cacheDir,
@@ -70,7 +72,15 @@ describe('the build cache', { skip: requires(canRun ? false : 'needs root for RU
       progress,
       ...extra,
     });
-    return { steps, digest: result.descriptor.digest };
+    return { steps, digest: result.descriptor.digest, dest };
+  }
+
+  /** The config of the single image in an OCI layout. */
+  async function imageConfig(layout: string): Promise<ImageConfig & { history: HistoryEntry[] }> {
+    const blob = async (digest: string): Promise<Record<string, unknown>> => JSON.parse(await readFile(path.join(layout, 'blobs', 'sha256', digest.slice(7)), 'utf8')) as Record<string, unknown>;
+    const index = JSON.parse(await readFile(path.join(layout, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
+    const manifest = (await blob(index.manifests[0]!.digest)) as { config: { digest: string } };
+    return (await blob(manifest.config.digest)) as unknown as ImageConfig & { history: HistoryEntry[] };
   }
 
   test('a second build of the same input reuses every step and gives the same image', async () => {
@@ -84,6 +94,27 @@ describe('the build cache', { skip: requires(canRun ? false : 'needs root for RU
     const second = await buildReporting(dir);
     assert.deepEqual(second.steps.map((s) => s.cached), [true, true, true]);
     assert.equal(second.digest, first.digest, 'the RUN did not run again: its output is the cached one');
+  });
+
+  test('without SOURCE_DATE_EPOCH, a fully cached rebuild gives the same image: times come from the cached steps', async () => {
+    const dir = await context('same-times', {
+      Dockerfile: 'FROM busybox\nARG V=1\nCOPY app.txt /app/\nENV E=$V\nRUN echo $E > /app/e\nLABEL l=x\n',
+      'app.txt': 'v1\n',
+    });
+    const first = await buildReporting(dir, { sourceDateEpoch: undefined });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const second = await buildReporting(dir, { sourceDateEpoch: undefined });
+    assert.deepEqual(second.steps.map((s) => s.cached), [true, true]);
+    assert.equal(second.digest, first.digest);
+    const config = await imageConfig(first.dest);
+    const times = config.history.map((h) => h.created);
+    const [base, arg, copy, env, run, label] = times;
+    assert.equal(base, new Date(1700000000 * 1000).toISOString(), 'the base image keeps its own times');
+    // As in BuildKit: a config-only step takes the time of the first new layer before any layer,
+    // and of the layer before it after that; the image is as old as its last entry.
+    assert.ok(copy !== undefined && run !== undefined && copy <= run);
+    assert.deepEqual([arg, env, label], [copy, copy, run]);
+    assert.equal(config.created, run);
   });
 
   test('an ARG change misses from the step that uses it, and says which ARG', async () => {

@@ -422,6 +422,42 @@ describe('image config instructions', () => {
     assert.equal(config.WorkingDir, '/srv/app');
   });
 
+  it('records WorkingDir as BuildKit does: / on scratch, an absolute path as written, a relative one cleaned', async () => {
+    assert.equal((await planConfig('FROM scratch\nENV A=1\n')).WorkingDir, '/');
+    assert.equal((await planConfig('FROM base\n', { images: { base: { config: { Env: ['PATH=/bin'] } } } })).WorkingDir, undefined);
+    const stage = await planTarget('FROM scratch\nWORKDIR /app/\nWORKDIR /x/../y/.\nWORKDIR sub/\nWORKDIR /\nRUN pwd\n');
+    assert.equal(stage.config.WorkingDir, '/');
+    // Every WORKDIR but `/` is a step with a layer; `/` only changes the config.
+    assert.deepEqual(
+      stage.steps.map((s) => [s.kind, s.createdBy]),
+      [['workdir', 'WORKDIR /app/'], ['workdir', 'WORKDIR /x/../y/.'], ['workdir', 'WORKDIR /y/sub'], ['metadata', 'WORKDIR /'], ['run', 'RUN /bin/sh -c pwd']],
+    );
+    assert.deepEqual(stage.steps.flatMap((s) => (s.kind === 'workdir' ? [s.path] : [])), ['/app', '/y', '/y/sub']);
+    assert.equal((await planConfig('FROM scratch\nWORKDIR /app/\n')).WorkingDir, '/app/');
+    assert.equal(runs(await planTarget('FROM scratch\nWORKDIR /a//b/./\nRUN pwd\n'))[0]!.workdir, '/a/b');
+  });
+
+  it('sets ArgsEscaped for CMD in either form, as BuildKit does, and not for ENTRYPOINT alone', async () => {
+    assert.equal((await planConfig('FROM scratch\nCMD ["a"]\n')).ArgsEscaped, true);
+    assert.equal((await planConfig('FROM scratch\nCMD a\n')).ArgsEscaped, true);
+    assert.equal((await planConfig('FROM scratch\nENTRYPOINT a\n')).ArgsEscaped, undefined);
+  });
+
+  it('expands variables in ARG and ENV names', async () => {
+    const stage = await planTarget('FROM scratch\nARG name=foo\nARG ${name}=x\nENV k=K\nENV ${k}=v $k$k=w\nENV K2=$foo\nRUN env\n', { buildArgs: { foo: 'from-cli' } });
+    assert.deepEqual(stage.config.Env, [defaultPath, 'k=K', 'K=v', 'KK=w', 'K2=from-cli']);
+    assert.equal(envMap(runs(stage)[0]!.env).get('foo'), 'from-cli');
+    assert.deepEqual(stage.steps.map((s) => s.createdBy).slice(0, 2), ['ARG name=foo', 'ARG foo=from-cli']);
+    await assertFailsAt('FROM scratch\nARG ${nothing}=x\n', 2, /ARG names can not be blank/);
+  });
+
+  it('adds the default PATH to a base image whose Env has none', async () => {
+    const config = await planConfig('FROM base\n', { images: { base: { config: { Env: ['A=1'] } } } });
+    assert.deepEqual(config.Env, ['A=1', defaultPath]);
+    const withoutEnv = await planConfig('FROM base\nENV B=2\n', { images: { base: { config: {} } } });
+    assert.deepEqual(withoutEnv.Env, [defaultPath, 'B=2']);
+  });
+
   it('RUN without WORKDIR runs in /', async () => {
     const stage = await planTarget('FROM scratch\nRUN pwd\n');
     assert.equal(runs(stage)[0]!.workdir, '/');
@@ -511,7 +547,8 @@ describe('image config instructions', () => {
   it('ONBUILD is recorded in the config and not run in the stage itself', async () => {
     const stage = await planTarget('FROM scratch\nONBUILD RUN make\nONBUILD ENV A=1\n');
     assert.deepEqual(stage.config.OnBuild, ['RUN make', 'ENV A=1']);
-    assert.equal(runs(stage).length, 0);
+    // As in BuildKit, ONBUILD leaves no history entry.
+    assert.deepEqual(stage.steps, []);
     assert.ok(!envMap(stage.config.Env).has('A'));
   });
 
