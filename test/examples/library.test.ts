@@ -38,7 +38,8 @@ test('examples/library builds its Dockerfile into an OCI layout and prints the m
     const index = JSON.parse(await readFile(path.join(dest, 'index.json'), 'utf8')) as { manifests: { digest: string; annotations?: Record<string, string> }[] };
     assert.equal(index.manifests.length, 1);
     assert.equal(stdout.trim(), index.manifests[0]!.digest);
-    assert.equal(index.manifests[0]!.annotations?.['org.opencontainers.image.ref.name'], 'example:1');
+    assert.equal(index.manifests[0]!.annotations?.['io.containerd.image.name'], 'docker.io/library/example:1');
+    assert.equal(index.manifests[0]!.annotations?.['org.opencontainers.image.ref.name'], '1');
     const manifest = JSON.parse((await blob(index.manifests[0]!.digest)).toString()) as { config: { digest: string }; layers: { digest: string }[] };
     const config = JSON.parse((await blob(manifest.config.digest)).toString()) as { config: { Env: string[]; Cmd: string[] }; created: string };
     assert.ok(config.config.Env.includes('GREETING=hello'));
