@@ -31,8 +31,7 @@ describe('the build cache', { skip: requires(canRun ? false : 'needs root for RU
     baseA = path.join(work, 'base-a');
     baseB = path.join(work, 'base-b');
     await writeBusyboxImage(baseA);
-    await writeBusyboxImage(baseB, 'latest');
-    // A second base with other content: its manifest digest differs.
+    // A second base, built on the first, with other content: its manifest digest differs.
     const other = path.join(work, 'base-b-context');
     await mkdir(other);
     await writeFile(path.join(other, 'Dockerfile'), 'FROM busybox\nLABEL variant=b\nRUN echo b > /variant\n');
