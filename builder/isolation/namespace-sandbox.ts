@@ -51,10 +51,15 @@ function validate(spec: RunSpec, sandbox: NamespaceSandbox): void {
   }
 }
 
-function setupFailure(sandbox: NamespaceSandbox, detail: string, code: number | null, signal: NodeJS.Signals | null): TsbuildError {
+/**
+ * The launcher's own reason when it gave one; otherwise the tools' diagnostics and how they ended.
+ * (After a launcher failure its exit status says nothing: the network helper may have killed it.)
+ */
+function setupFailure(sandbox: NamespaceSandbox, reported: { reason: string } | { diagnostics: string; code: number | null; signal: NodeJS.Signals | null }): TsbuildError {
+  const detail = 'reason' in reported ? reported.reason : reported.diagnostics;
   const oneLine = detail.trim().split('\n').filter((line) => line.trim() !== '').join('; ');
-  const status = signal !== null ? `signal ${signal}` : `exit code ${code}`;
-  return new TsbuildError('ISOLATION', `${sandbox.name} isolation could not start the process (${status})${oneLine === '' ? '' : `: ${oneLine}`}`);
+  const status = 'reason' in reported ? '' : reported.signal !== null ? ` (signal ${reported.signal})` : ` (exit code ${reported.code})`;
+  return new TsbuildError('ISOLATION', `${sandbox.name} isolation could not start the process${status}${oneLine === '' ? '' : `: ${oneLine}`}`);
 }
 
 /**
@@ -194,9 +199,9 @@ export async function runInNamespaces(spec: RunSpec, sandbox: NamespaceSandbox):
       // a launcher that failed takes its network namespace with it, so slirp4netns fails too:
       // the launcher's reason comes first
       if (aborted) reject(spec.signal?.reason);
-      else if (failure !== undefined) reject(setupFailure(sandbox, failure, code, signal));
+      else if (failure !== undefined) reject(setupFailure(sandbox, { reason: failure }));
       else if (helperFailure !== undefined) reject(helperFailure);
-      else if (!started) reject(setupFailure(sandbox, diagnostics, code, signal));
+      else if (!started) reject(setupFailure(sandbox, { diagnostics, code, signal }));
       else resolve({ exitCode: exitStatus(code, signal, diagnostics) });
     });
   });
