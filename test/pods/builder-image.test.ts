@@ -54,7 +54,7 @@ describe('the Kubernetes builder image', { timeout: 30 * 60_000 }, () => {
 
   async function buildBuilder(target: string): Promise<{ layout: string; config: ImageConfig; rootfs: string[] }> {
     const layout = path.join(work, `builder-${target}`);
-    const result = await tsbuild(['-f', path.join(repoRoot(), 'examples/kubernetes/Dockerfile'), '--target', target, ...bases, '-t', target, '-o', `type=oci,dest=${layout}`, repoRoot()], env());
+    const result = await tsbuild(['-f', path.join(repoRoot(), 'examples/kubernetes/Dockerfile'), '--target', target, ...bases, '-t', `builder:${target}`, '-o', `type=oci,dest=${layout}`, repoRoot()], env());
     assert.equal(result.code, 0, result.stderr);
     const { stdout } = await run('skopeo', ['inspect', '--config', `oci:${layout}:latest`]);
     const image = await unpackWithUmoci(layout, target);

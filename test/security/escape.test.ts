@@ -77,7 +77,7 @@ async function startBuild(name: string, options: BuildOptions): Promise<Build & 
   const env = { HOME: dirs.home, TMPDIR: join(dirs.root, 'tmp'), PATH: '/usr/sbin:/usr/bin:/sbin:/bin', ...options.extraEnv };
   const cli = [
     join(repoRoot(), 'dist/cli/main.js'), '--no-cache', '--isolation', options.isolation,
-    '--build-context', `base=oci-layout://${options.base ?? busybox}`, ...(options.extraArgs ?? []),
+    '--build-context', `base=oci-layout://${options.base ?? busybox}`, '--report', 'none', ...(options.extraArgs ?? []),
     '-o', `type=oci,dest=${join(dirs.root, 'out')}`, '--compression-level', '1', dirs.context,
   ];
   const child = options.user
