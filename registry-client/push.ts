@@ -20,12 +20,6 @@ export interface PushOptions extends RegistryAccess {
   chunkThreshold?: number;
   /** Bytes per PATCH of a chunked upload (raised to the registry's minimum); default 16 MiB. */
   chunkSize?: number;
-  /**
-   * A repository on the same registry that already holds this blob, for a cross-repository mount.
-   * A layer's own `origin` on the target registry is mounted from without it; within one push,
-   * blobs sent to one repository are mounted into the next ones anyway.
-   */
-  mountFrom?: (digest: Digest) => string | undefined;
   /** How often one blob's upload is started over after the registry lost it; default 3. */
   uploadRestarts?: number;
   onProgress?: ProgressListener;
@@ -93,8 +87,9 @@ export async function pushImage(targets: readonly ImageReference[], source: Imag
   const pushedRepos = new Map<string, string>();
   for (const group of groups.values()) {
     const earlier = pushedRepos.get(group.registry);
-    const mountFrom = ({ descriptor, origin }: BlobSource): string | undefined =>
-      options.mountFrom?.(descriptor.digest) ?? (origin?.registry === group.registry ? origin.repository : undefined) ?? earlier;
+    // A layer whose origin is on this registry is mounted from there; within one push, blobs sent
+    // to one repository are mounted into the next ones.
+    const mountFrom = ({ origin }: BlobSource): string | undefined => (origin?.registry === group.registry ? origin.repository : undefined) ?? earlier;
     await withRegistry(group.registry, options, (transport) =>
       new RepositoryPush(transport, group.registry, group.repository, options, mountFrom).push(plan, group.refs),
     );

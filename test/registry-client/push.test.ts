@@ -160,33 +160,6 @@ for (const auth of ['plain', 'htpasswd', 'token'] as RegistryAuth[]) {
       assert.ok(again.every((e) => e.phase === 'exists'));
     });
 
-    it('mounts blobs from another repository when hinted, and the registry answers 201', async () => {
-      const image = await buildImage(join(work, 'mount'), { platforms: [{ os: 'linux', architecture: 'amd64' }], seed: `mount-${auth}` });
-      await pushImage([parseReference(`${registry.host}/origin/base:1`)], image.item, { transportOptions: credentialsFor(registry) });
-      const proxy = await startFaultProxy(registry.host);
-      try {
-        const events: TransferEvent[] = [];
-        const blobs = new Set<string>();
-        await pushImage([parseReference(`${proxy.host}/copies/app:1`)], image.item, {
-          transportOptions: credentialsFor(registry),
-          mountFrom: (digest) => {
-            blobs.add(digest);
-            return 'origin/base';
-          },
-          onProgress: (e) => events.push(e),
-        });
-        assert.equal(blobs.size, 3);
-        assert.deepEqual(events.map((e) => [e.phase, e.from]), [...blobs].map(() => ['mounted', 'origin/base']));
-        const mounts = proxy.seen.filter((r) => r.method === 'POST' && r.path.includes('mount='));
-        assert.equal(mounts.length, 3);
-        assert.ok(mounts.every((r) => r.path.includes('from=origin%2Fbase')));
-        assert.equal(proxy.seen.filter((r) => r.method === 'PUT' && r.path.includes('/blobs/')).length, 0, 'no blob was uploaded');
-        assert.equal(sha256Digest(await skopeoRawManifest(registry, registry.host, 'copies/app:1')), image.root.digest);
-      } finally {
-        await proxy.stop();
-      }
-    });
-
     it("mounts a layer from its own origin on the target registry, never reading the layer's bytes", async () => {
       const image = await buildImage(join(work, 'origin'), { platforms: [{ os: 'linux', architecture: 'amd64' }], seed: `origin-${auth}` });
       await pushImage([parseReference(`${registry.host}/pulled/base:1`)], image.item, { transportOptions: credentialsFor(registry) });
