@@ -53,3 +53,14 @@ export async function openWriteStream(path: string, options: { flags?: string; m
   const handle = await open(path, options.flags ?? 'w', options.mode);
   return handle.createWriteStream();
 }
+
+/** Creates `path` (it must not exist) with `content`, synced to disk before it returns. */
+export async function writeSynced(path: string, content: string): Promise<void> {
+  const handle = await open(path, 'wx');
+  try {
+    await handle.writeFile(content, 'utf8');
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { link, mkdir, open, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { isDeepStrictEqual } from 'node:util';
@@ -9,7 +9,7 @@ import { sha256Digest } from './digest.js';
 import { TsbuildError } from './errors.js';
 import { withLockFile } from './layout-lock.js';
 import { MediaType, RefNameAnnotation, type Descriptor, type Digest, type IndexManifest } from './types.js';
-import { isErrnoCode, removeIfExists, syncFile } from './fs-util.js';
+import { isErrnoCode, removeIfExists, syncFile, writeSynced } from './fs-util.js';
 
 export interface OpenLayoutOptions {
   /** Create the directory, `oci-layout` and an empty `index.json` when they are missing. */
@@ -284,16 +284,6 @@ async function writeExclusive(dir: string, name: string, content: string): Promi
     if (!isErrnoCode(error, 'EEXIST')) throw error;
   } finally {
     await removeIfExists(temp);
-  }
-}
-
-async function writeSynced(path: string, content: string): Promise<void> {
-  const handle = await open(path, 'wx');
-  try {
-    await handle.writeFile(content, 'utf8');
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }
 

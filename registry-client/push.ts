@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { PassThrough, Readable, Transform } from 'node:stream';
 import { TsbuildError } from '../layers/errors.js';
-import type { ImageOrIndex, Opener } from '../layers/image.js';
+import type { ImageOrIndex, LayerOrigin, Opener } from '../layers/image.js';
 import { indexEntry } from '../layers/select-platform.js';
 import type { Descriptor, Digest } from '../layers/types.js';
 import { forEachLimited } from './concurrency.js';
@@ -20,11 +20,6 @@ export interface PushOptions extends RegistryAccess {
   chunkThreshold?: number;
   /** Bytes per PATCH of a chunked upload (raised to the registry's minimum); default 16 MiB. */
   chunkSize?: number;
-  /**
-   * A repository on the same registry that already holds this blob, for a cross-repository mount.
-   * Within one push, blobs sent to one repository are mounted into the next ones anyway.
-   */
-  mountFrom?: (digest: Digest) => string | undefined;
   /** How often one blob's upload is started over after the registry lost it; default 3. */
   uploadRestarts?: number;
   onProgress?: ProgressListener;
@@ -54,6 +49,8 @@ interface BlobSource {
   open: Opener;
   /** A local file with the blob, for ranged reads of chunked uploads; asked for only when the blob is uploaded. */
   file?: () => Promise<string | undefined>;
+  /** The repository a layer pulled from a registry is stored in. */
+  origin?: LayerOrigin;
 }
 
 /** What a root references, read and checked complete (as far as local files go) before anything is sent. */
@@ -90,7 +87,9 @@ export async function pushImage(targets: readonly ImageReference[], source: Imag
   const pushedRepos = new Map<string, string>();
   for (const group of groups.values()) {
     const earlier = pushedRepos.get(group.registry);
-    const mountFrom = (digest: Digest): string | undefined => options.mountFrom?.(digest) ?? earlier;
+    // A layer whose origin is on this registry is mounted from there; within one push, blobs sent
+    // to one repository are mounted into the next ones.
+    const mountFrom = ({ origin }: BlobSource): string | undefined => (origin?.registry === group.registry ? origin.repository : undefined) ?? earlier;
     await withRegistry(group.registry, options, (transport) =>
       new RepositoryPush(transport, group.registry, group.repository, options, mountFrom).push(plan, group.refs),
     );
@@ -128,7 +127,12 @@ async function planPush(source: ImageOrIndex): Promise<PushPlan> {
           if (size === undefined) throw new TsbuildError('PUSH', `push: blob ${blob.digest} of ${label} is missing (no file ${path})`);
           if (size !== blob.size) throw new TsbuildError('PUSH', `push: blob ${blob.digest} (${path}) has ${size} bytes, its descriptor says ${blob.size}`);
         }
-        blobs.set(blob.digest, { descriptor: blob, open: () => layer.compressed(), ...(layer.localPath !== undefined && { file: () => layer.localPath!() }) });
+        blobs.set(blob.digest, {
+          descriptor: blob,
+          open: () => layer.compressed(),
+          ...(layer.localPath !== undefined && { file: () => layer.localPath!() }),
+          ...(layer.origin !== undefined && { origin: layer.origin }),
+        });
       }
     }
     visiting.delete(descriptor.digest);
@@ -150,7 +154,7 @@ class RepositoryPush {
     registry: string,
     private readonly repo: string,
     private readonly options: PushOptions,
-    private readonly mountFrom: (digest: Digest) => string | undefined,
+    private readonly mountFrom: (blob: BlobSource) => string | undefined,
   ) {
     this.#name = `${registry}/${repo}`;
     this.#scope = `repository:${repo}:pull,push`;
@@ -172,7 +176,7 @@ class RepositoryPush {
       return;
     }
     let session: URL | undefined;
-    const from = this.mountFrom(blob.digest);
+    const from = this.mountFrom(source);
     if (from !== undefined && from !== this.repo) {
       const mount = await this.#request({
         method: 'POST',

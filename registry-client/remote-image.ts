@@ -73,14 +73,21 @@ export class RemoteRepository {
     return `${this.#name}@${digest}`;
   }
 
-  image(descriptor: Descriptor): Image {
-    const origin = { registry: this.ref.registry, repository: this.ref.repository };
-    return lazyImage({
+  /** How a manifest or index of this repository is named in errors and read. */
+  #documentSource(descriptor: Descriptor) {
+    return {
       label: this.label(descriptor.digest),
-      errorCode: 'MANIFEST_INVALID',
+      errorCode: 'MANIFEST_INVALID' as const,
       digest: descriptor.digest,
       declaredMediaType: descriptor.mediaType,
       rawManifest: () => this.document(descriptor),
+    };
+  }
+
+  image(descriptor: Descriptor): Image {
+    const origin = { registry: this.ref.registry, repository: this.ref.repository };
+    return lazyImage({
+      ...this.#documentSource(descriptor),
       rawConfig: (config) => this.config(config, descriptor.digest),
       layer: (layer, diffId) =>
         blobLayer({
@@ -101,11 +108,7 @@ export class RemoteRepository {
 
   index(descriptor: Descriptor): ImageIndex {
     return lazyIndex({
-      label: this.label(descriptor.digest),
-      errorCode: 'MANIFEST_INVALID',
-      digest: descriptor.digest,
-      declaredMediaType: descriptor.mediaType,
-      rawManifest: () => this.document(descriptor),
+      ...this.#documentSource(descriptor),
       image: async (entry) => this.image(entry),
       imageIndex: async (entry) => this.index(entry),
     });

@@ -1,11 +1,11 @@
 /** The files of the local build cache, read and written outside the store's lock logic. */
 import { createReadStream } from 'node:fs';
-import { copyFile, link, open, readFile, rename } from 'node:fs/promises';
+import { copyFile, link, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { digestOfStream, VerifyingStream } from '../../layers/digest.js';
 import { TsbuildError } from '../../layers/errors.js';
-import { isErrnoCode, lstatOrUndefined, openWriteStream, readdirIfExists, removeIfExists } from '../../layers/fs-util.js';
+import { isErrnoCode, lstatOrUndefined, openWriteStream, readdirIfExists, removeIfExists, writeSynced } from '../../layers/fs-util.js';
 import type { Layer } from '../../layers/image.js';
 import type { Descriptor, Digest } from '../../layers/types.js';
 import type { EvictionCandidate } from './local-store-eviction.js';
@@ -47,13 +47,7 @@ export async function readRecord(path: string): Promise<CacheRecord | undefined>
 /** Writes `text` to `path` all at once: synced to the temp file `temp`, then renamed into place. */
 export async function writeAtomic(path: string, text: string, temp: string): Promise<void> {
   try {
-    const handle = await open(temp, 'wx');
-    try {
-      await handle.writeFile(text, 'utf8');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    await writeSynced(temp, text);
     await rename(temp, path);
   } finally {
     await removeIfExists(temp);

@@ -1,4 +1,5 @@
 import type { Compression } from '../../layers/compression.js';
+import type { LayerOrigin } from '../../layers/image.js';
 import { TsbuildError } from '../../layers/errors.js';
 import type { Descriptor, Digest, Platform } from '../../layers/types.js';
 import type { Workspace } from '../workspace/workspace.js';
@@ -15,7 +16,7 @@ export interface BuildArtifact {
   /** The `-t` names as given. */
   readonly tags: readonly string[];
   /** The registry and repository each pulled base layer came from. */
-  readonly layerOrigins: ReadonlyMap<Digest, { readonly registry: string; readonly repository: string }>;
+  readonly layerOrigins: ReadonlyMap<Digest, LayerOrigin>;
 }
 
 /** What is known of a build before it runs: enough to refuse an output that could not take its result. */

@@ -1,11 +1,10 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import type { ImageOrIndex } from '../../layers/image.js';
-import { layoutImage, layoutIndex } from '../../layers/layout-image.js';
 import { writeToLayout } from '../../layers/layout-write.js';
 import { OciLayout } from '../../layers/oci-layout.js';
 import { RefNameAnnotation, type Descriptor } from '../../layers/types.js';
+import { artifactItem } from './artifact-image.js';
 import type { BuildArtifact } from './exporter.js';
 import { ImageNameAnnotation, ociRefName } from './image-names.js';
 
@@ -39,12 +38,6 @@ export function buildkitNames(names: readonly string[], untagged: 'latest' | 'un
       return { ...index, manifests };
     });
   };
-}
-
-/** The artifact as the image model sees it: its image, or its index over platforms, read from `layout`. */
-function artifactItem(artifact: BuildArtifact, layout: OciLayout): ImageOrIndex {
-  // One image without attestations is a manifest; anything else is an index.
-  return artifact.root.digest === artifact.images[0]?.manifest.digest ? { kind: 'image', image: layoutImage(layout, artifact.root) } : { kind: 'index', index: layoutIndex(layout, artifact.root) };
 }
 
 /** Copies the artifact with every blob it references from `from` into `to` and lists its root there. */

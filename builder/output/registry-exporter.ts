@@ -1,4 +1,5 @@
-import { pushBuiltImage } from '../registry/registry-access.js';
+import { pushToRegistry } from '../registry/registry-access.js';
+import { artifactItem, builtLayers } from './artifact-image.js';
 import { refusal, type Exporter } from './exporter.js';
 import { normalizedName } from './image-names.js';
 
@@ -33,8 +34,8 @@ export const registryExporter: Exporter<RegistryOutput> = {
   },
   async export(artifact, spec, context) {
     const names = spec.names ?? artifact.tags;
-    const layers = artifact.images.flatMap((image) => image.layers);
-    const pushed = await pushBuiltImage(names, context.workspace.layout, artifact.root, layers, artifact.layerOrigins, context.registry);
+    // Layers are read where the build left them: a base layer the registry has is never downloaded.
+    const pushed = await pushToRegistry(names, artifactItem(artifact, context.workspace.layout, builtLayers(artifact)), context.registry);
     return `registry ${pushed.references.join(', ')}`;
   },
 };

@@ -1,10 +1,7 @@
 import path from 'node:path';
 import type { Platform } from '../../layers/types.js';
 import type { ImageReference, PushResult, RegistryAccess, RemoteImage, TransferEvent } from '../../registry-client/index.js';
-import { layoutItem } from '../../layers/layout-image.js';
-import type { OciLayout } from '../../layers/oci-layout.js';
-import type { Descriptor, Digest } from '../../layers/types.js';
-import { modelLayer, type ImageLayer } from '../model/image-layer.js';
+import type { ImageOrIndex } from '../../layers/image.js';
 import type { ResolvedImage } from '../model/sources.js';
 import { defaultCacheDir } from '../locations.js';
 import { cachedTagDigest } from './cached-base-image.js';
@@ -88,29 +85,12 @@ function progress(settings: RegistrySettings): { onProgress?: (event: TransferEv
 }
 
 /**
- * Pushes a built image (or index) to every name in `names`: its manifests and configs are read from
- * `layout`, its layers are `layers` (by digest). `origins` tells where pulled base layers came
- * from: blobs already on the target registry are mounted, not uploaded, and a base layer is only
- * downloaded if it must be uploaded.
+ * Pushes an image (or index) to every name in `names`. Blobs the registry has are skipped, a
+ * layer whose `origin` is a repository of the same registry is mounted from it, and a layer's
+ * bytes are read only if it must be uploaded.
  */
-export async function pushBuiltImage(
-  names: readonly string[],
-  layout: OciLayout,
-  root: Descriptor,
-  layers: readonly ImageLayer[],
-  origins: ReadonlyMap<Digest, { readonly registry: string; readonly repository: string }>,
-  settings: RegistrySettings,
-): Promise<PushResult> {
+export async function pushToRegistry(names: readonly string[], item: ImageOrIndex, settings: RegistrySettings): Promise<PushResult> {
   const { parseReference, pushImage } = await registryClient();
   const targets = names.map((name) => parseReference(name));
-  const registry = targets[0]!.registry;
-  const byDigest = new Map(layers.map((layer) => [layer.descriptor.digest, modelLayer(layer, origins.get(layer.descriptor.digest))]));
-  return pushImage(targets, layoutItem(layout, root, (descriptor) => byDigest.get(descriptor.digest)), {
-    ...access(targets[0]!, settings),
-    mountFrom: (digest) => {
-      const origin = origins.get(digest);
-      return origin?.registry === registry ? origin.repository : undefined;
-    },
-    ...progress(settings),
-  });
+  return pushImage(targets, item, { ...access(targets[0]!, settings), ...progress(settings) });
 }

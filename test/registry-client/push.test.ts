@@ -8,9 +8,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { sha256Digest } from '../../layers/digest.js';
 import { TsbuildError } from '../../layers/errors.js';
+import { blobLayer } from '../../layers/lazy-image.js';
 import { layoutItem } from '../../layers/layout-image.js';
 import { OciLayout } from '../../layers/oci-layout.js';
-import type { Digest } from '../../layers/types.js';
+import { MediaType, type Digest } from '../../layers/types.js';
 import { RegistryError } from '../../registry-client/errors.js';
 import type { TransferEvent } from '../../registry-client/progress.js';
 import { pushImage, type PushOptions } from '../../registry-client/push.js';
@@ -159,28 +160,33 @@ for (const auth of ['plain', 'htpasswd', 'token'] as RegistryAuth[]) {
       assert.ok(again.every((e) => e.phase === 'exists'));
     });
 
-    it('mounts blobs from another repository when hinted, and the registry answers 201', async () => {
-      const image = await buildImage(join(work, 'mount'), { platforms: [{ os: 'linux', architecture: 'amd64' }], seed: `mount-${auth}` });
-      await pushImage([parseReference(`${registry.host}/origin/base:1`)], image.item, { transportOptions: credentialsFor(registry) });
+    it("mounts a layer from its own origin on the target registry, never reading the layer's bytes", async () => {
+      const image = await buildImage(join(work, 'origin'), { platforms: [{ os: 'linux', architecture: 'amd64' }], seed: `origin-${auth}` });
+      await pushImage([parseReference(`${registry.host}/pulled/base:1`)], image.item, { transportOptions: credentialsFor(registry) });
       const proxy = await startFaultProxy(registry.host);
       try {
+        const origin = { registry: proxy.host, repository: 'pulled/base' };
+        const layout = await OciLayout.open(image.layout.dir, { create: false });
+        const opened: string[] = [];
+        const withOrigin = layoutItem(layout, image.root, (descriptor, diffId) =>
+          blobLayer({
+            descriptor,
+            diffId,
+            open: async () => {
+              opened.push(descriptor.digest);
+              return layout.openBlob(descriptor.digest);
+            },
+            origin,
+          }),
+        );
         const events: TransferEvent[] = [];
-        const blobs = new Set<string>();
-        await pushImage([parseReference(`${proxy.host}/copies/app:1`)], image.item, {
-          transportOptions: credentialsFor(registry),
-          mountFrom: (digest) => {
-            blobs.add(digest);
-            return 'origin/base';
-          },
-          onProgress: (e) => events.push(e),
-        });
-        assert.equal(blobs.size, 3);
-        assert.deepEqual(events.map((e) => [e.phase, e.from]), [...blobs].map(() => ['mounted', 'origin/base']));
-        const mounts = proxy.seen.filter((r) => r.method === 'POST' && r.path.includes('mount='));
-        assert.equal(mounts.length, 3);
-        assert.ok(mounts.every((r) => r.path.includes('from=origin%2Fbase')));
-        assert.equal(proxy.seen.filter((r) => r.method === 'PUT' && r.path.includes('/blobs/')).length, 0, 'no blob was uploaded');
-        assert.equal(sha256Digest(await skopeoRawManifest(registry, registry.host, 'copies/app:1')), image.root.digest);
+        await pushImage([parseReference(`${proxy.host}/derived/app:1`)], withOrigin, { transportOptions: credentialsFor(registry), onProgress: (e) => events.push(e) });
+        const layers = events.filter((e) => e.mediaType !== MediaType.ImageConfig);
+        assert.ok(layers.length > 0);
+        assert.deepEqual(layers.map((e) => [e.phase, e.from]), layers.map(() => ['mounted', 'pulled/base']));
+        assert.deepEqual(opened, [], 'no layer was read');
+        assert.equal(proxy.seen.filter((r) => r.method === 'POST' && r.path.includes('from=pulled%2Fbase')).length, layers.length);
+        assert.equal(sha256Digest(await skopeoRawManifest(registry, registry.host, 'derived/app:1')), image.root.digest);
       } finally {
         await proxy.stop();
       }
