@@ -24,6 +24,8 @@ fast=(
   registry-client/auth-challenge.test.js
   registry-client/errors.test.js
   registry-client/credentials.test.js
+  conformance/corpus.test.js
+  conformance/harness.test.js
 )
 
 TSBUILD_CACHE_DIR="$(mktemp -d)"

@@ -18,6 +18,7 @@ import { writeBusyboxImage } from '../support/busybox-image.js';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
 import { requires } from '../support/requirement.js';
+import { validateLayout } from '../support/validate-layout.js';
 import { tsbuild } from './cli-harness.js';
 
 const run = promisify(execFile);
@@ -85,6 +86,7 @@ describe('fetching a registry base image', { skip: requires(canRun ? false : 'ne
 
     const cached = await blobGets(build('cached-out'));
     assert.deepEqual(cached, []);
+    await validateLayout(path.join(work, 'cached-out'));
   });
 
   test('a rebuild served from the step cache and pushed to the base registry fetches no layer, even with no image cache', async () => {

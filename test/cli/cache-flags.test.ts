@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { tsbuild } from './cli-harness.js';
+import { validateLayout } from '../support/validate-layout.js';
 
 test('--no-cache, --no-cache-filter, --cache-dir and prune are accepted and act on the named cache', async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'tsbuild-cache-flags-'));
@@ -23,6 +24,7 @@ test('--no-cache, --no-cache-filter, --cache-dir and prune are accepted and act 
     assert.match(pruned.stdout, /^removed [1-9]\d* cache entries, \d+ bytes, and \d+ RUN cache mounts$/);
     const rebuilt = await build('--explain-cache');
     assert.match(rebuilt.stderr, /^#\d+ cache miss: first build of this step$/m);
+    await validateLayout(path.join(dir, 'out'));
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

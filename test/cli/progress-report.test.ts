@@ -7,6 +7,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { repoRoot } from '../support/repo-root.js';
+import { validateLayout } from '../support/validate-layout.js';
 import { tempDir, tsbuild } from './cli-harness.js';
 
 const run = promisify(execFile);
@@ -70,6 +71,7 @@ describe('the layer report', () => {
     const build = () => tsbuild(['--progress', 'plain', '--report', 'json', '--cache-dir', cacheDir, '-o', `type=oci,dest=${path.join(work.dir, 'report-out')}`, ctx]);
     const first = await build();
     assert.equal(first.code, 0, first.stderr);
+    await validateLayout(path.join(work.dir, 'report-out'));
     const report = JSON.parse(first.stderr.split('\n').at(-1)!);
     assert.equal(report.kind, 'report');
     assert.equal(report.steps.length, 7);

@@ -3,7 +3,9 @@ import { parsePlatform } from '../../builder/index.js';
 import { buildForTest } from '../support/build-for-test.js';
 import { buildArgs, type BaseReferences, type ConformanceCase } from './cases.js';
 
-export const REF_NAME = 'conformance';
+/** The image's name, and its ref name in the layout: the tag alone, as BuildKit's OCI exporter writes it. */
+const IMAGE_NAME = 'conformance:latest';
+export const REF_NAME = 'latest';
 
 export interface TsbuildOutput {
   readonly layoutDir: string;
@@ -20,7 +22,7 @@ export interface TsbuildSettings {
   readonly sourceDateEpoch?: number;
 }
 
-/** Builds `testCase` into `layoutDir`, the image named `conformance`; a failed build throws. */
+/** Builds `testCase` into `layoutDir`, the image tagged `conformance:latest`; a failed build throws. */
 export async function buildWithTsbuild(testCase: ConformanceCase, layoutDir: string, settings: TsbuildSettings): Promise<TsbuildOutput> {
   const { platform, target } = testCase.options;
   const result = await buildForTest({
@@ -29,7 +31,7 @@ export async function buildWithTsbuild(testCase: ConformanceCase, layoutDir: str
     buildArgs: buildArgs(testCase, settings.bases),
     ...(target !== undefined ? { target } : {}),
     ...(platform !== undefined ? { platforms: [parsePlatform(platform)] } : {}),
-    tags: [REF_NAME],
+    tags: [IMAGE_NAME],
     outputs: [{ type: 'oci', dest: layoutDir, tar: false }],
     cacheDir: settings.cacheDir,
     tmpDir: settings.tmpDir,

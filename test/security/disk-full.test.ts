@@ -11,6 +11,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { cleanErrorLine, runCli, type ProcessResult } from './cli-process.js';
+import { validateLayout } from '../support/validate-layout.js';
 
 const exec = promisify(execFile);
 
@@ -80,6 +81,7 @@ describe('out of disk space', () => {
         assert.deepEqual(warnings, [`note: build cache ${cacheDir} is full (no space left on device): this build goes on without it`]);
         const index = JSON.parse(await readFile(path.join(output, 'index.json'), 'utf8'));
         assert.equal(index.manifests.length, 1);
+        await validateLayout(output);
       });
     });
   }

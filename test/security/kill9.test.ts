@@ -16,6 +16,7 @@ import { after, before, test } from 'node:test';
 import { findOciRuntime } from '../../builder/isolation/find-runtime.js';
 import { writeBusyboxImage } from '../support/busybox-image.js';
 import { repoRoot } from '../support/repo-root.js';
+import { validateLayout } from '../support/validate-layout.js';
 
 const execFileAsync = promisify(execFile);
 const runtime = await findOciRuntime();
@@ -57,6 +58,7 @@ async function startBuild(name: string, dockerfile: string, env: NodeJS.ProcessE
 async function buildOk(name: string, dockerfile: string, env: NodeJS.ProcessEnv, extraArgs: readonly string[] = []): Promise<void> {
   const { code, stderr } = await (await startBuild(name, dockerfile, env, extraArgs)).exited;
   assert.equal(code, 0, stderr);
+  await validateLayout(path.join(work, `${name}-out`));
 }
 
 /** The processes below `root` whose command line has the argument `arg`. */

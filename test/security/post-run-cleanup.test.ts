@@ -20,6 +20,7 @@ import { diffTrees } from '../../builder/snapshot/diff.js';
 import { scanTree } from '../../builder/snapshot/scan.js';
 import { TsbuildError } from '../../layers/errors.js';
 import { writeBusyboxImage } from '../support/busybox-image.js';
+import { validateLayout } from '../support/validate-layout.js';
 
 const run = promisify(execFile);
 
@@ -68,6 +69,7 @@ async function buildDockerfile(mode: IsolationMode, dockerfile: string, secrets:
     secrets,
     cacheDir: path.join(work, 'build-cache'),
   });
+  await validateLayout(layout);
   return layout;
 }
 

@@ -10,6 +10,7 @@ import type { BuildEvent } from '../../../builder/progress.js';
 import type { HistoryEntry, ImageConfig } from '../../../layers/types.js';
 import { writeBusyboxImage } from '../../support/busybox-image.js';
 import { requires } from '../../support/requirement.js';
+import { validateLayout } from '../../support/validate-layout.js';
 
 const canRun = process.getuid?.() === 0 && (await chrootAvailable());
 
@@ -76,6 +77,7 @@ describe('the build cache', { skip: requires(canRun ? false : 'needs root for RU
 
   /** The config of the single image in an OCI layout. */
   async function imageConfig(layout: string): Promise<ImageConfig & { history: HistoryEntry[] }> {
+    await validateLayout(layout);
     const blob = async (digest: string): Promise<Record<string, unknown>> => JSON.parse(await readFile(path.join(layout, 'blobs', 'sha256', digest.slice(7)), 'utf8')) as Record<string, unknown>;
     const index = JSON.parse(await readFile(path.join(layout, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
     const manifest = (await blob(index.manifests[0]!.digest)) as { config: { digest: string } };

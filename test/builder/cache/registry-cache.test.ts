@@ -21,6 +21,7 @@ import { MediaType, type Digest } from '../../../layers/types.js';
 import { writeBusyboxImage } from '../../support/busybox-image.js';
 import { REGISTRY_BINARY, startRegistry, type TestRegistry } from '../../support/registry.js';
 import { requires } from '../../support/requirement.js';
+import { validateLayout } from '../../support/validate-layout.js';
 
 const run = promisify(execFile);
 const haveRegistry = existsSync(REGISTRY_BINARY);
@@ -244,9 +245,10 @@ describe('builds sharing a cache repository', { skip: requires(!haveRegistry ? `
       if (event.kind === 'step-cache') steps.push({ cached: event.cached, summary: event.summary });
       if (event.kind === 'note') notes.push(event.message);
     };
+    const dest = path.join(work, `out-${randomBytes(6).toString('hex')}`);
     const result = await buildForTest({
       context: contextDir,
-      outputs: [{ type: 'oci', dest: path.join(work, `out-${randomBytes(6).toString('hex')}`), tar: false }],
+      outputs: [{ type: 'oci', dest, tar: false }],
       buildContexts: [`busybox=oci-layout://${base}`],
       isolation: 'chroot',
       cacheDir: await mkdtemp(path.join(work, 'cache-')),
@@ -254,6 +256,7 @@ describe('builds sharing a cache repository', { skip: requires(!haveRegistry ? `
       progress,
       ...extra,
     });
+    await validateLayout(dest);
     return { steps, notes, digest: result.descriptor.digest };
   }
 

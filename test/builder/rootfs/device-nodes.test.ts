@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { writeBusyboxImage } from '../../support/busybox-image.js';
 import { repoRoot } from '../../support/repo-root.js';
 import { buildAsUser, ensureUser } from '../../support/unprivileged-user.js';
+import { validateLayout } from '../../support/validate-layout.js';
 
 const run = promisify(execFile);
 
@@ -30,6 +31,7 @@ before(async () => {
     path.join(repoRoot(), 'dist/cli/main.js'), '--isolation', 'oci', '--build-context', `busybox=oci-layout://${busybox}`,
     '-t', 'devbase', '-o', `type=oci,dest=${withDevice}`, context,
   ]);
+  await validateLayout(withDevice);
   await run('chmod', ['-R', 'a+rX', work]);
 });
 after(async () => {
