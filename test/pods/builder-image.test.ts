@@ -56,7 +56,7 @@ describe('the Kubernetes builder image', { timeout: 30 * 60_000 }, () => {
     const layout = path.join(work, `builder-${target}`);
     const result = await tsbuild(['-f', path.join(repoRoot(), 'examples/kubernetes/Dockerfile'), '--target', target, ...bases, '-t', `builder:${target}`, '-o', `type=oci,dest=${layout}`, repoRoot()], env());
     assert.equal(result.code, 0, result.stderr);
-    const { stdout } = await run('skopeo', ['inspect', '--config', `oci:${layout}:latest`]);
+    const { stdout } = await run('skopeo', ['inspect', '--config', `oci:${layout}:${target}`]);
     const image = await unpackWithUmoci(layout, target);
     try {
       return { layout, config: JSON.parse(stdout) as ImageConfig, rootfs: (await readdir(image.rootfs)).sort() };
