@@ -20,6 +20,7 @@ import { mountsUnder } from '../../builder/host/mountinfo.js';
 import { writeBusyboxImage } from '../support/busybox-image.js';
 import { debianBookwormImage } from '../support/debian-image.js';
 import { repoRoot } from '../support/repo-root.js';
+import { validateLayout } from '../support/validate-layout.js';
 import { ensureUser, type TestUser } from '../support/unprivileged-user.js';
 
 if (process.getuid?.() !== 0) throw new Error('the escape tests need root (chroot isolation, and a test user for rootless)');
@@ -87,8 +88,13 @@ async function startBuild(name: string, options: BuildOptions): Promise<Build & 
   let output = '';
   child.stdout?.setEncoding('utf8').on('data', (text: string) => (output += text));
   child.stderr?.setEncoding('utf8').on('data', (text: string) => (output += text));
-  const done = new Promise<{ code: number; output: string }>((resolve) => {
+  const exited = new Promise<{ code: number; output: string }>((resolve) => {
     child.on('close', (code, signal) => resolve({ code: code ?? 128 + (signal === 'SIGKILL' ? 9 : 15), output }));
+  });
+  // A build that succeeded wrote an OCI layout: it must be valid (umoci unpacks it among the checks).
+  const done = exited.then(async (result) => {
+    if (result.code === 0) await validateLayout(join(dirs.root, 'out'));
+    return result;
   });
   return { child, done, home: dirs.home };
 }
