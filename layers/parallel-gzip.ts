@@ -26,17 +26,29 @@ export class ParallelGzip extends Transform {
   #pendingBytes = 0;
   #started = false;
   readonly #inFlight: Array<Promise<Buffer>> = [];
+  readonly #doneWith: ((chunk: Buffer) => void) | undefined;
 
-  constructor(level: number, parallel = availableParallelism()) {
+  /**
+   * `doneWith`, if given, is called with each input chunk this stream will not read again; only
+   * chunks that are exactly one block and arrive at a block boundary (a chunked tar's full
+   * chunks) are reported, once their member is compressed. Other input is copied or sliced and
+   * left to the collector.
+   */
+  constructor(level: number, parallel = availableParallelism(), doneWith?: (chunk: Buffer) => void) {
     super();
     this.#level = level;
     this.#parallel = Math.max(1, parallel);
+    this.#doneWith = doneWith;
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.#pending.push(chunk);
-    this.#pendingBytes += chunk.length;
-    while (this.#pendingBytes >= GZIP_BLOCK_BYTES) this.#compress(this.#takeBlock());
+    if (this.#pendingBytes === 0 && chunk.length === GZIP_BLOCK_BYTES) {
+      this.#compress(chunk, this.#doneWith);
+    } else {
+      this.#pending.push(chunk);
+      this.#pendingBytes += chunk.length;
+      while (this.#pendingBytes >= GZIP_BLOCK_BYTES) this.#compress(this.#takeBlock());
+    }
     this.#drainTo(this.#parallel - 1).then(() => callback(), callback);
   }
 
@@ -52,10 +64,15 @@ export class ParallelGzip extends Transform {
     while (this.#inFlight.length > left) this.push(await this.#inFlight.shift()!);
   }
 
-  #compress(block: Buffer): void {
+  /** Starts compressing `block` into a member; `doneWith(block)` once zlib no longer reads it. */
+  #compress(block: Buffer, doneWith?: (chunk: Buffer) => void): void {
     this.#started = true;
     const member = new Promise<Buffer>((resolve, reject) => {
-      gzip(block, { level: this.#level, chunkSize: MEMBER_CHUNK_BYTES }, (error, result) => (error ? reject(error) : resolve(result)));
+      gzip(block, { level: this.#level, chunkSize: MEMBER_CHUNK_BYTES }, (error, result) => {
+        doneWith?.(block);
+        if (error) reject(error);
+        else resolve(result);
+      });
     });
     // Awaited in order by #drainTo; this keeps a failure of a later member from going unhandled meanwhile.
     member.catch(() => undefined);
