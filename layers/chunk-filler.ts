@@ -3,14 +3,58 @@ import { readSync } from 'node:fs';
 /** Size of the chunks a tar is produced in: a multiple of the tar block, large enough that per-chunk costs vanish. */
 export const CHUNK_BYTES = 1024 * 1024;
 
+/** Chunks kept for reuse at most: a few more than the stages of a layer hold at once. */
+const POOL_LIMIT = 8;
+
+/**
+ * Whole chunks handed back for reuse once every stage that reads them is done with them. A chunk
+ * of 1 MiB lives outside the V8 heap, which frees such memory only at its next full collection:
+ * without reuse a layer leaves tens of MiB of finished chunks waiting for it. Each chunk taken
+ * must be given back `holders` times, once by every stage that reads it, before it is reused;
+ * anything else given back (a partial chunk, a copy) is ignored and left to the collector.
+ */
+export class ChunkPool {
+  readonly #holders: number;
+  readonly #free: Buffer[] = [];
+  readonly #owed = new Map<Buffer, number>();
+
+  constructor(holders: number) {
+    this.#holders = holders;
+  }
+
+  take(): Buffer {
+    const chunk = this.#free.pop() ?? Buffer.allocUnsafeSlow(CHUNK_BYTES);
+    this.#owed.set(chunk, this.#holders);
+    return chunk;
+  }
+
+  /** One stage is done with `chunk`: it must not read it again. */
+  giveBack(chunk: Buffer): void {
+    const owed = this.#owed.get(chunk);
+    if (owed === undefined) return;
+    if (owed > 1) {
+      this.#owed.set(chunk, owed - 1);
+      return;
+    }
+    this.#owed.delete(chunk);
+    if (this.#free.length < POOL_LIMIT) this.#free.push(chunk);
+  }
+}
+
 /**
  * Collects bytes into fixed-size buffers that are filled in place and handed on once full. A
- * buffer that was handed on is never written again, so consumers may keep it.
+ * buffer that was handed on is not written again until it comes back through its pool, if it has one.
  */
 export class ChunkFiller {
-  #chunk = Buffer.allocUnsafe(CHUNK_BYTES);
+  readonly #pool: ChunkPool | undefined;
+  #chunk: Buffer;
   #used = 0;
   #full: Buffer[] = [];
+
+  constructor(pool?: ChunkPool) {
+    this.#pool = pool;
+    this.#chunk = this.#newChunk();
+  }
 
   /** Copies `bytes` in. */
   append(bytes: Uint8Array): void {
@@ -72,8 +116,12 @@ export class ChunkFiller {
   #rotateIfFull(): void {
     if (this.#used < CHUNK_BYTES) return;
     this.#full.push(this.#chunk);
-    this.#chunk = Buffer.allocUnsafe(CHUNK_BYTES);
+    this.#chunk = this.#newChunk();
     this.#used = 0;
+  }
+
+  #newChunk(): Buffer {
+    return this.#pool ? this.#pool.take() : Buffer.allocUnsafe(CHUNK_BYTES);
   }
 }
 

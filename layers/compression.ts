@@ -39,12 +39,13 @@ export const GZIP_DEFAULT_LEVEL = 1;
 
 /**
  * A stream that compresses what is written to it; `level` defaults to GZIP_DEFAULT_LEVEL for gzip
- * and to zstd's own default. gzip is written as independent 1 MiB members compressed in parallel.
+ * and to zstd's own default. gzip is written as independent 1 MiB members compressed in parallel;
+ * for gzip only, `doneWith` hears of input chunks it no longer reads (see ParallelGzip).
  */
-export function compressStream(compression: Compression, level?: number): Duplex {
+export function compressStream(compression: Compression, level?: number, doneWith?: (chunk: Buffer) => void): Duplex {
   switch (compression) {
     case 'gzip':
-      return new ParallelGzip(level === undefined ? GZIP_DEFAULT_LEVEL : checkLevel('gzip', level, 0, 9));
+      return new ParallelGzip(level === undefined ? GZIP_DEFAULT_LEVEL : checkLevel('gzip', level, 0, 9), undefined, doneWith);
     case 'zstd':
       return new CommandStream('zstd', ['-q', '-c', '-T1', ...zstdLevelArgs(level)], 'zstd compression');
     case 'uncompressed':

@@ -1,4 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
+import { open } from 'node:fs/promises';
 import { Transform, type TransformCallback } from 'node:stream';
 import { TsbuildError } from './errors.js';
 import type { Digest } from './types.js';
@@ -26,6 +27,32 @@ export async function digestOfStream(source: AsyncIterable<Uint8Array>): Promise
     size += chunk.length;
   }
   return { digest: `sha256:${hash.digest('hex')}`, size };
+}
+
+/** Bytes read at a time by `digestOfPath`. */
+const FILE_READ_BYTES = 1024 * 1024;
+
+/**
+ * The SHA-256 and length of the file at `path`, read into one buffer reused for the whole file:
+ * a stream would allocate a new buffer per read, and hashing a large blob would leave tens of MiB
+ * of them for the collector.
+ */
+export async function digestOfPath(path: string): Promise<{ digest: Digest; size: number }> {
+  const handle = await open(path, 'r');
+  try {
+    const hash = createHash('sha256');
+    const buffer = Buffer.allocUnsafe(FILE_READ_BYTES);
+    let size = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, 0, FILE_READ_BYTES, null);
+      if (bytesRead === 0) break;
+      hash.update(buffer.subarray(0, bytesRead));
+      size += bytesRead;
+    }
+    return { digest: `sha256:${hash.digest('hex')}`, size };
+  } finally {
+    await handle.close();
+  }
 }
 
 /** Passes bytes through unchanged while hashing them; `digest` and `size` describe everything that passed. */

@@ -1,14 +1,15 @@
 import { availableParallelism } from 'node:os';
 import { Transform, type TransformCallback } from 'node:stream';
-import { gzip } from 'node:zlib';
+import { createGzip } from 'node:zlib';
 
 /** Input bytes per gzip member: large enough that restarting the dictionary costs well under 1% in size. */
 export const GZIP_BLOCK_BYTES = 1024 * 1024;
 
 /**
- * zlib's output buffer size per member. A member's result keeps its buffer alive, so a larger one
- * would hold a whole block's worth of memory for every member of compressible data; this one costs
- * a few more trips through the thread pool for data that does not compress.
+ * zlib's output buffer size per member. A member's output is passed on as slices of these buffers,
+ * never copied into one, so the only memory it allocates is about its compressed size; a larger
+ * buffer would stay held by the small output of compressible data, a smaller one costs more trips
+ * through the thread pool for data that does not compress.
  */
 const MEMBER_CHUNK_BYTES = 64 * 1024;
 
@@ -25,18 +26,30 @@ export class ParallelGzip extends Transform {
   #pending: Buffer[] = [];
   #pendingBytes = 0;
   #started = false;
-  readonly #inFlight: Array<Promise<Buffer>> = [];
+  readonly #inFlight: Array<Promise<Buffer[]>> = [];
+  readonly #doneWith: ((chunk: Buffer) => void) | undefined;
 
-  constructor(level: number, parallel = availableParallelism()) {
+  /**
+   * `doneWith`, if given, is called with each input chunk this stream will not read again; only
+   * chunks that are exactly one block and arrive at a block boundary (a chunked tar's full
+   * chunks) are reported, once their member is compressed. Other input is copied or sliced and
+   * left to the collector.
+   */
+  constructor(level: number, parallel = availableParallelism(), doneWith?: (chunk: Buffer) => void) {
     super();
     this.#level = level;
     this.#parallel = Math.max(1, parallel);
+    this.#doneWith = doneWith;
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.#pending.push(chunk);
-    this.#pendingBytes += chunk.length;
-    while (this.#pendingBytes >= GZIP_BLOCK_BYTES) this.#compress(this.#takeBlock());
+    if (this.#pendingBytes === 0 && chunk.length === GZIP_BLOCK_BYTES) {
+      this.#compress(chunk, this.#doneWith);
+    } else {
+      this.#pending.push(chunk);
+      this.#pendingBytes += chunk.length;
+      while (this.#pendingBytes >= GZIP_BLOCK_BYTES) this.#compress(this.#takeBlock());
+    }
     this.#drainTo(this.#parallel - 1).then(() => callback(), callback);
   }
 
@@ -49,13 +62,22 @@ export class ParallelGzip extends Transform {
 
   /** Writes finished members, oldest first, until at most `left` are still being compressed. */
   async #drainTo(left: number): Promise<void> {
-    while (this.#inFlight.length > left) this.push(await this.#inFlight.shift()!);
+    while (this.#inFlight.length > left) for (const part of await this.#inFlight.shift()!) this.push(part);
   }
 
-  #compress(block: Buffer): void {
+  /** Starts compressing `block` into a member; `doneWith(block)` once zlib no longer reads it. */
+  #compress(block: Buffer, doneWith?: (chunk: Buffer) => void): void {
     this.#started = true;
-    const member = new Promise<Buffer>((resolve, reject) => {
-      gzip(block, { level: this.#level, chunkSize: MEMBER_CHUNK_BYTES }, (error, result) => (error ? reject(error) : resolve(result)));
+    const member = new Promise<Buffer[]>((resolve, reject) => {
+      const parts: Buffer[] = [];
+      const zlib = createGzip({ level: this.#level, chunkSize: MEMBER_CHUNK_BYTES });
+      zlib.on('data', (part: Buffer) => parts.push(part));
+      zlib.once('error', reject);
+      zlib.once('end', () => {
+        doneWith?.(block);
+        resolve(parts);
+      });
+      zlib.end(block);
     });
     // Awaited in order by #drainTo; this keeps a failure of a later member from going unhandled meanwhile.
     member.catch(() => undefined);

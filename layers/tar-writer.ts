@@ -1,6 +1,6 @@
 import { closeSync, readSync } from 'node:fs';
 import { Readable } from 'node:stream';
-import { ChunkFiller } from './chunk-filler.js';
+import { ChunkFiller, type ChunkPool } from './chunk-filler.js';
 import type { LayerEntry } from './entry.js';
 import { TsbuildError } from './errors.js';
 import { BLOCK, paxHeaderBlock, paxRecord, writeUstarHeader, type TarType, type UstarFields } from './tar-header.js';
@@ -8,6 +8,8 @@ import { BLOCK, paxHeaderBlock, paxRecord, writeUstarHeader, type TarType, type 
 export interface TarOptions {
   /** When set, every mtime later than this (seconds since the epoch) is written as this. */
   sourceDateEpoch?: number;
+  /** Where the output chunks come from; the consumers give each one back there when done with it. */
+  pool?: ChunkPool;
 }
 
 const WHITEOUT_PREFIX = '.wh.';
@@ -69,7 +71,7 @@ async function* tarChunks(entries: AsyncIterable<LayerEntry> | Iterable<LayerEnt
   checkUnique(records);
   checkHardlinks(records);
 
-  const out = new ChunkFiller();
+  const out = new ChunkFiller(options.pool);
   for (const record of records) {
     writeHeaders(out, record);
     const { entry } = record;

@@ -2,6 +2,7 @@ import { rm } from 'node:fs/promises';
 import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { BlobStore } from './blob-store.js';
+import { ChunkPool } from './chunk-filler.js';
 import { compressStream, layerMediaType, type Compression } from './compression.js';
 import { DigestStream } from './digest.js';
 import type { LayerEntry } from './entry.js';
@@ -42,16 +43,21 @@ export async function writeLayer(
 ): Promise<LayerResult> {
   const tempPath = await store.tempPath();
   try {
+    // Tar chunks are reused once gzip, and the side consumer if any, are done with them; the
+    // hashing stage reads them synchronously before passing them on, and other formats hand them
+    // to code that does not say when it is done.
+    const pool = options.compression === 'gzip' ? new ChunkPool(options.alsoConsume ? 2 : 1) : undefined;
+    const doneWith = pool ? (chunk: Buffer): void => pool.giveBack(chunk) : undefined;
     // Created first: it rejects a bad level before the tar starts reading files.
-    const compressor = compressStream(options.compression, options.level);
-    const tar = layerTar(entries, { sourceDateEpoch: options.sourceDateEpoch });
+    const compressor = compressStream(options.compression, options.level, doneWith);
+    const tar = layerTar(entries, { sourceDateEpoch: options.sourceDateEpoch, ...(pool ? { pool } : {}) });
     const diff = new DigestStream();
     const file = await openWriteStream(tempPath);
     const blob = options.compression === 'uncompressed' ? diff : new DigestStream();
     const side = options.alsoConsume ? new PassThrough({ highWaterMark: SIDE_BUFFER_BYTES }) : undefined;
     // The consumer may have stopped listening by the time the layer fails; its error is reported by `written`.
     side?.on('error', () => undefined);
-    const stages = [tar, diff, ...(side ? [new Tee(side)] : []), compressor, ...(blob === diff ? [] : [blob]), file];
+    const stages = [tar, diff, ...(side ? [new Tee(side, doneWith)] : []), compressor, ...(blob === diff ? [] : [blob]), file];
     const written = pipeline(stages);
     if (side) {
       // A consumer may stop reading at the archive's end marker; what follows is drained, so the layer never waits on it.
@@ -78,21 +84,46 @@ export async function writeLayer(
 /** What the side consumer of `alsoConsume` may lag behind the layer. */
 const SIDE_BUFFER_BYTES = 1024 * 1024;
 
-/** Passes bytes on unchanged and writes them to `side` too, going no faster than `side` drains; ends `side` at the end. */
+/**
+ * How far the side consumer must have read past a chunk before the chunk counts as done with: it
+ * reads a chunk only once it has processed the previous one, and a tar reader keeps no more than
+ * a partial block and the current entry's unread data, well within this.
+ */
+const SIDE_LAG_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Passes bytes on unchanged and writes them to `side` too, going no faster than `side` drains;
+ * ends `side` at the end. `doneWith` hears of each chunk once the side has read far enough past it.
+ */
 class Tee extends Transform {
-  constructor(private readonly side: PassThrough) {
+  readonly #lent: Array<{ chunk: Buffer; end: number }> = [];
+  #written = 0;
+
+  constructor(private readonly side: PassThrough, private readonly doneWith?: (chunk: Buffer) => void) {
     super();
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.push(chunk);
-    if (this.side.write(chunk) || this.side.destroyed) callback();
+    const flowing = this.side.write(chunk);
+    this.#lend(chunk);
+    if (flowing || this.side.destroyed) callback();
     else this.waitForSide(callback);
   }
 
   override _flush(callback: TransformCallback): void {
     this.side.end();
     callback();
+  }
+
+  /** Records `chunk` as given to the side, and reports the chunks the side has read far enough past. */
+  #lend(chunk: Buffer): void {
+    if (!this.doneWith) return;
+    this.#written += chunk.length;
+    this.#lent.push({ chunk, end: this.#written });
+    // What a PassThrough holds is what its reader has not taken yet.
+    const read = this.#written - this.side.writableLength - this.side.readableLength;
+    while (this.#lent.length > 0 && this.#lent[0]!.end + SIDE_LAG_BYTES <= read) this.doneWith(this.#lent.shift()!.chunk);
   }
 
   private waitForSide(callback: TransformCallback): void {

@@ -1,9 +1,8 @@
 /** The files of the local build cache, read and written outside the store's lock logic. */
-import { createReadStream } from 'node:fs';
 import { copyFile, link, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { digestOfStream, VerifyingStream } from '../../layers/digest.js';
+import { digestOfPath, VerifyingStream } from '../../layers/digest.js';
 import { TsbuildError } from '../../layers/errors.js';
 import { isErrnoCode, lstatOrUndefined, openWriteStream, readdirIfExists, removeIfExists, writeSynced } from '../../layers/fs-util.js';
 import type { Layer } from '../../layers/image.js';
@@ -67,7 +66,7 @@ export async function importLayerBlob(layer: Layer, descriptor: Descriptor, temp
     }
     // Another filesystem, or a file this user may not link: copy instead.
     await link(source, temp).catch(() => copyFile(source, temp));
-    const { digest, size } = await digestOfStream(createReadStream(temp));
+    const { digest, size } = await digestOfPath(temp);
     if (digest !== descriptor.digest || size !== descriptor.size) {
       throw new TsbuildError('DIGEST_MISMATCH', `layer blob ${source} has digest ${digest} and ${size} bytes, not ${descriptor.digest} and ${descriptor.size} bytes`);
     }
