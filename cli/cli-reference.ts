@@ -57,7 +57,7 @@ export function cliReference(): string {
     '',
     '<!-- Generated from cli/options.ts and cli/kaniko-flags.ts by `npm run docs`; do not edit by hand. -->',
     '',
-    'Every command also takes `--help`; `tsbuild --version` prints the version.',
+    'Every command also takes `--help`; `tsbuild --version` (or `-V`) prints the version.',
     '',
   ];
   for (const command of commands) {

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 
 // Answered before the CLI and the library load, so it costs no more than starting node.
-if (process.argv[2] === '--version' && process.argv.length === 3) {
+if ((process.argv[2] === '--version' || process.argv[2] === '-V') && process.argv.length === 3) {
   const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
   process.stdout.write(`tsbuild ${manifest.version}\n`);
 } else {

@@ -282,8 +282,10 @@ test('the package bin runs as a program, as npx runs it', async () => {
   assert.match(stdout, /tsbuild/);
 });
 
-test('--version prints the package version', async () => {
+test('--version and -V print the package version', async () => {
   const { version } = JSON.parse(await readFile(path.join(repoRoot(), 'package.json'), 'utf8')) as { version: string };
-  const { stdout } = await run(path.join(repoRoot(), 'dist', 'cli', 'main.js'), ['--version']);
-  assert.equal(stdout, `tsbuild ${version}\n`);
+  for (const flag of ['--version', '-V']) {
+    const { stdout } = await run(path.join(repoRoot(), 'dist', 'cli', 'main.js'), [flag]);
+    assert.equal(stdout, `tsbuild ${version}\n`, flag);
+  }
 });
