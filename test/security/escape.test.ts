@@ -81,9 +81,10 @@ async function startBuild(name: string, options: BuildOptions): Promise<Build & 
     '--build-context', `base=oci-layout://${options.base ?? busybox}`, '--report', 'none', ...(options.extraArgs ?? []),
     '-o', `type=oci,dest=${join(dirs.root, 'out')}`, '--compression-level', '1', dirs.context,
   ];
+  // The environment goes through spawn, never through argv (`env KEY=VALUE`), where a secret in it
+  // would show in the command lines the secret tests scan.
   const child = options.user
-    ? spawn('setpriv', ['--reuid', String(options.user.uid), '--regid', String(options.user.gid), '--init-groups', 'env', '-i',
-      ...Object.entries(env).map(([key, value]) => `${key}=${value}`), process.execPath, ...cli], { cwd: dirs.root })
+    ? spawn('setpriv', ['--reuid', String(options.user.uid), '--regid', String(options.user.gid), '--init-groups', process.execPath, ...cli], { cwd: dirs.root, env })
     : spawn(process.execPath, cli, { cwd: dirs.root, env });
   let output = '';
   child.stdout?.setEncoding('utf8').on('data', (text: string) => (output += text));
