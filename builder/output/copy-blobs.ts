@@ -1,32 +1,16 @@
-import { createReadStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
-import { pipeline } from 'node:stream/promises';
-import type { BlobStore } from '../../layers/blob-store.js';
-import { VerifyingStream } from '../../layers/digest.js';
-import { openWriteStream } from '../../layers/fs-util.js';
-import type { Descriptor } from '../../layers/types.js';
+import { storeLayer } from '../../layers/layout-write.js';
+import { modelLayer } from '../model/image-layer.js';
 import type { Workspace } from '../workspace/workspace.js';
 import type { BuildArtifact } from './exporter.js';
 
-/** Copies a blob into `store` from a file, unless it is there already, verified against its descriptor. */
-async function importBlob(store: BlobStore, descriptor: Descriptor, sourcePath: string): Promise<void> {
-  if (await store.has(descriptor.digest)) return;
-  const temp = await store.tempPath();
-  try {
-    await pipeline(createReadStream(sourcePath), new VerifyingStream(descriptor.digest, descriptor.size), await openWriteStream(temp));
-    await store.commit(temp, descriptor.digest);
-  } catch (err) {
-    await rm(temp, { force: true });
-    throw err;
-  }
-}
-
 /**
- * Gathers every blob of the artifact into the work layout (base layers come from their own
- * layouts, verified), so each exporter reads from one place.
+ * Gathers every blob of the artifact into the work layout, so each exporter reads from one place.
+ * Blobs come from content-addressed stores that verified them on the way in (the image cache, the
+ * step cache, the layers the build wrote), so each is hard-linked, or copied across file systems,
+ * and checked for size: a base layer of tens of MiB is not read and hashed again.
  */
 export async function gatherBlobs(artifact: BuildArtifact, workspace: Workspace): Promise<void> {
   for (const image of artifact.images) {
-    for (const layer of image.layers) await importBlob(workspace.layout, layer.descriptor, await layer.blobPath());
+    for (const layer of image.layers) await storeLayer(workspace.layout, modelLayer(layer));
   }
 }
