@@ -9,18 +9,27 @@
  *   w3  one RUN writing 1.4 GB of text and 64 MiB of random bytes, on Debian
  *   w4  w2 again after one source file was edited, with the builder's step cache warm
  *
+ * tsbuild gets one row per `--isolation` mode (see compare/builders/tsbuild-runners.ts): `oci`
+ * (runc) and `chroot` as root on the host; `rootless` as an unprivileged user with subordinate ids,
+ * so that tsbuild runs as uid 0 of a user namespace of its own, as in a pod with `hostUsers: false`
+ * (the bench creates the system user `tsbuild-bench` for it, as the tests create theirs); `none`, in
+ * place, as root of a disposable container made like an unprivileged pod, one per build.
+ *
  * w1–w3 are cold: no step cache (see each builder's module for how). Each run builds with every
- * builder in turn, starting with a different one each run, so that drift of a shared machine falls
- * on all of them alike. Per workload it prints the median wall time of the runs for each builder,
- * the ratios tsbuild/BuildKit and tsbuild/Buildah, tsbuild's peak RSS (`/usr/bin/time -f %M`) and
- * the size of the layers each build added: gzip-compressed for tsbuild, whose output is a gzip OCI
- * layout (the default); for BuildKit the unpacked bytes dockerd reports, and for Buildah the
- * uncompressed layer tars, as both build into their local stores. It also prints
- * the median time of `tsbuild --version`. A builder that cannot run is reported with the reason and
+ * builder and row in turn, starting with a different one each run, so that drift of a shared
+ * machine falls on all of them alike. Per workload it prints for each row the median wall time of
+ * the runs, for each tsbuild row its ratios to BuildKit and Buildah, its peak RSS
+ * (`/usr/bin/time -f %M`) and the isolation tsbuild reports with its reason, and the size of the
+ * layers each build added: gzip-compressed for tsbuild, whose output is a gzip OCI layout (the
+ * default); for BuildKit the unpacked bytes dockerd reports, and for Buildah the uncompressed layer
+ * tars, as both build into their local stores. It also prints the median time of
+ * `tsbuild --version`. A builder or row that cannot run is reported with its one-line reason and
  * the others still run.
  *
- *     npm run bench -- [--only w2[,w4]] [--runs N] [--json FILE]
- */
+ *     npm run bench -- [--only w2[,w4]] [--isolation oci[,chroot,rootless,none]] [--runs N] [--json FILE]
+ *
+ * `--only` and `--isolation` choose workloads and tsbuild rows (default: all of each), `--runs` the
+ * runs per workload (default 3), `--json` a file for everything measured, summaries included. */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -60,7 +69,13 @@ async function versionTime(): Promise<VersionResult> {
 
 /** Runs one workload on every builder that is still usable; a builder that fails is marked failed for this workload. */
 async function measure(workload: Workload, builders: readonly Builder[], unusable: ReadonlyMap<Builder, string>, runs: number): Promise<WorkloadResult> {
-  const results = new Map(builders.map((b): [Builder, BuilderResult] => [b, { builder: b.name, layerKind: b.layerKind, runs: [], ...(unusable.has(b) && { failed: unusable.get(b)! }) }]));
+  const results = new Map(builders.map((b): [Builder, BuilderResult] => [b, {
+    builder: b.name,
+    layerKind: b.layerKind,
+    ...(b.isolation !== undefined && { isolation: b.isolation }),
+    runs: [],
+    ...(unusable.has(b) && { failed: unusable.get(b)! }),
+  }]));
   const attempt = async (builder: Builder, label: string, record: boolean): Promise<void> => {
     const result = results.get(builder)!;
     if (result.failed !== undefined) return;
@@ -90,7 +105,7 @@ async function bench(options: BenchOptions, work: string, cleanups: Array<() => 
   const workloads = await prepareWorkloads(work, served.refs, options.only);
   const bases = [...new Set(workloads.map((w) => w.base))];
   const builders: Builder[] = [
-    new TsbuildBuilder(join(work, 'tsbuild'), served.layerCounts),
+    ...options.isolation.map((isolation) => new TsbuildBuilder(isolation, join(work, `tsbuild-${isolation}`), served.layerCounts)),
     new BuildKitBuilder(join(work, 'buildkit'), served.registry.host),
     new BuildahBuilder(join(work, 'buildah'), served.layerCounts),
   ];

@@ -5,7 +5,8 @@
 import { execFileSync } from 'node:child_process';
 import { runCommand } from './command.js';
 
-const NEEDED = ['docker.io', 'buildah', 'time', 'runc', 'skopeo', 'docker-registry', 'debootstrap', 'busybox-static'];
+/** The builders, GNU time, the fixtures' tools, and what the rootless and in-place rows need (newuidmap, umoci). */
+const NEEDED = ['docker.io', 'buildah', 'time', 'runc', 'skopeo', 'docker-registry', 'debootstrap', 'busybox-static', 'uidmap', 'umoci'];
 
 function installed(pkg: string): boolean {
   try {

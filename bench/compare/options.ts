@@ -1,16 +1,33 @@
 import { WORKLOAD_IDS, type WorkloadId } from './workloads.js';
 
+/** The `--isolation` values the bench measures tsbuild with, one table row each, in table order. */
+export const ISOLATION_ROWS = ['oci', 'chroot', 'rootless', 'none'] as const;
+export type IsolationRow = (typeof ISOLATION_ROWS)[number];
+
 export interface BenchOptions {
   readonly only: readonly WorkloadId[];
+  readonly isolation: readonly IsolationRow[];
   readonly runs: number;
   readonly json?: string;
 }
 
-export const USAGE = 'usage: npm run bench -- [--only w1,w2,...] [--runs N] [--json FILE]';
+export const USAGE = 'usage: npm run bench -- [--only w1,w2,...] [--isolation oci,chroot,rootless,none] [--runs N] [--json FILE]';
 
-/** Parses `--only w2` (repeatable or comma-separated), `--runs N` and `--json FILE`; throws a one-line message on bad input. */
+/** Adds the values of one list flag (comma-separated) to `chosen`, each checked against `known`. */
+function pickList<T extends string>(chosen: T[], text: string, known: readonly T[], what: string): void {
+  for (const item of text.split(',')) {
+    if (!(known as readonly string[]).includes(item)) throw new Error(`unknown ${what} "${item}" (expected one of ${known.join(', ')})`);
+    if (!chosen.includes(item as T)) chosen.push(item as T);
+  }
+}
+
+/**
+ * Parses `--only w2`, `--isolation rootless` (both repeatable or comma-separated; all when absent),
+ * `--runs N` and `--json FILE`; throws a one-line message on bad input.
+ */
 export function parseOptions(argv: readonly string[]): BenchOptions {
   const only: WorkloadId[] = [];
+  const isolation: IsolationRow[] = [];
   let runs = 3;
   let json: string | undefined;
   for (let i = 0; i < argv.length; i++) {
@@ -21,10 +38,9 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
       return next;
     };
     if (flag === '--only') {
-      for (const id of value().split(',')) {
-        if (!(WORKLOAD_IDS as readonly string[]).includes(id)) throw new Error(`unknown workload "${id}" (expected one of ${WORKLOAD_IDS.join(', ')})`);
-        if (!only.includes(id as WorkloadId)) only.push(id as WorkloadId);
-      }
+      pickList(only, value(), WORKLOAD_IDS, 'workload');
+    } else if (flag === '--isolation') {
+      pickList(isolation, value(), ISOLATION_ROWS, 'isolation');
     } else if (flag === '--runs') {
       const text = value();
       runs = Number(text);
@@ -35,5 +51,6 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
       throw new Error(`unknown argument "${argv[i]}"; ${USAGE}`);
     }
   }
-  return { only: only.length > 0 ? only : WORKLOAD_IDS, runs, ...(json !== undefined && { json }) };
+  const inOrder = <T>(chosen: readonly T[], all: readonly T[]): readonly T[] => (chosen.length > 0 ? all.filter((item) => chosen.includes(item)) : all);
+  return { only: inOrder(only, WORKLOAD_IDS), isolation: inOrder(isolation, ISOLATION_ROWS), runs, ...(json !== undefined && { json }) };
 }

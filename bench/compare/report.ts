@@ -9,6 +9,8 @@ export const VERSION_LIMIT_SECONDS = 0.1;
 export interface BuilderResult {
   readonly builder: string;
   readonly layerKind: string;
+  /** The `--isolation` value of a tsbuild row; absent for the builders it is compared with. */
+  readonly isolation?: string;
   readonly runs: BuildMeasure[];
   /** Why the builder has no result for this workload. */
   failed?: string;
@@ -27,7 +29,12 @@ export interface VersionResult {
 
 interface Summary {
   readonly builder: string;
+  readonly isolation?: string;
+  /** tsbuild's own account of its isolation, from the last run that gave one. */
+  readonly isolationNote?: string;
   readonly medianSeconds?: number;
+  /** For a tsbuild row: its median divided by each other builder's, by name. */
+  readonly ratios?: Record<string, number>;
   readonly peakRssBytes?: number;
   readonly layerBytes?: number;
   readonly layerKind: string;
@@ -36,24 +43,30 @@ interface Summary {
 
 const MiB = 1024 * 1024;
 
-function summarize(result: BuilderResult): Summary {
-  const { builder, layerKind, runs, failed } = result;
-  if (failed !== undefined || runs.length === 0) return { builder, layerKind, failed: failed ?? 'no runs' };
+function summarizeOne(result: BuilderResult): Summary {
+  const { builder, layerKind, isolation, runs, failed } = result;
+  const base = { builder, layerKind, ...(isolation !== undefined && { isolation }) };
+  if (failed !== undefined || runs.length === 0) return { ...base, failed: failed ?? 'no runs' };
   const rss = runs.map((run) => run.peakRssBytes).filter((value): value is number => value !== undefined);
   const layers = runs.map((run) => run.layerBytes).filter((value): value is number => value !== undefined && Number.isFinite(value));
+  const note = runs.map((run) => run.isolation).filter((value): value is string => value !== undefined).pop();
   return {
-    builder,
-    layerKind,
+    ...base,
+    ...(note !== undefined && { isolationNote: note }),
     medianSeconds: median(runs.map((run) => run.seconds)),
     ...(rss.length > 0 && { peakRssBytes: Math.max(...rss) }),
     ...(layers.length > 0 && { layerBytes: median(layers) }),
   };
 }
 
-function ratio(summaries: readonly Summary[], of: string, to: string): string {
-  const a = summaries.find((s) => s.builder === of)?.medianSeconds;
-  const b = summaries.find((s) => s.builder === to)?.medianSeconds;
-  return a === undefined || b === undefined ? 'n/a' : `${(a / b).toFixed(2)}`;
+/** One summary per builder, tsbuild rows with their ratios to every other builder that has a median. */
+function summarize(result: WorkloadResult): Summary[] {
+  const summaries = result.builders.map(summarizeOne);
+  const others = summaries.filter((s) => s.isolation === undefined && s.medianSeconds !== undefined);
+  return summaries.map((s) => {
+    if (s.isolation === undefined || s.medianSeconds === undefined) return s;
+    return { ...s, ratios: Object.fromEntries(others.map((o) => [o.builder, s.medianSeconds! / o.medianSeconds!])) };
+  });
 }
 
 function formatBytes(bytes: number | undefined, kind: string): string {
@@ -66,26 +79,37 @@ function table(rows: readonly string[][]): string {
   return rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd()).join('\n');
 }
 
-/** The text printed for one workload: title, one row per builder, the ratios and the RSS limit. */
+/**
+ * The text printed for one workload: title; one row per builder with the median, each tsbuild
+ * row's ratios to the other builders, peak RSS, layer sizes and tsbuild's isolation note; the
+ * reasons of the builders that failed; and each tsbuild row's peak RSS against the limit.
+ */
 export function formatWorkload(result: WorkloadResult, runs: number): string {
-  const summaries = result.builders.map(summarize);
-  const rows = [['builder', `median s (of ${runs})`, 'tsbuild/this', 'peak RSS', 'layers added']];
+  const summaries = summarize(result);
+  const others = summaries.filter((s) => s.isolation === undefined).map((s) => s.builder);
+  const rows = [['builder', `median s (of ${runs})`, ...others.map((name) => `this/${name}`), 'peak RSS', 'layers added', 'isolation (as tsbuild reports it)']];
+  const failures: string[] = [];
   for (const s of summaries) {
     if (s.failed !== undefined) {
-      rows.push([s.builder, 'failed', '', '', s.failed]);
+      rows.push([s.builder, 'failed', ...others.map(() => ''), '', '', '']);
+      failures.push(`${s.builder} failed: ${s.failed}`);
       continue;
     }
     rows.push([
       s.builder,
       s.medianSeconds!.toFixed(2),
-      s.builder === 'tsbuild' ? '1.00' : ratio(summaries, 'tsbuild', s.builder),
+      ...others.map((name) => (s.isolation === undefined ? '' : s.ratios?.[name]?.toFixed(2) ?? 'n/a')),
       s.peakRssBytes === undefined ? 'n/a' : `${(s.peakRssBytes / MiB).toFixed(0)} MiB`,
       formatBytes(s.layerBytes, s.layerKind),
+      s.isolationNote ?? '',
     ]);
   }
-  const lines = [result.title, table(rows)];
-  const rss = summaries.find((s) => s.builder === 'tsbuild')?.peakRssBytes;
-  if (rss !== undefined) lines.push(`tsbuild peak RSS ${(rss / MiB).toFixed(0)} MiB: ${rss <= PEAK_RSS_LIMIT_BYTES ? 'within' : 'OVER'} the ${PEAK_RSS_LIMIT_BYTES / MiB} MiB limit`);
+  const lines = [result.title, table(rows), ...failures];
+  const measured = summaries.filter((s) => s.isolation !== undefined && s.peakRssBytes !== undefined);
+  if (measured.length > 0) {
+    const verdicts = measured.map((s) => `${s.isolation} ${(s.peakRssBytes! / MiB).toFixed(0)} MiB ${s.peakRssBytes! <= PEAK_RSS_LIMIT_BYTES ? 'within' : 'OVER'}`);
+    lines.push(`tsbuild peak RSS against the ${PEAK_RSS_LIMIT_BYTES / MiB} MiB limit: ${verdicts.join(', ')}`);
+  }
   return `${lines.join('\n')}\n`;
 }
 
@@ -101,6 +125,6 @@ export function jsonReport(workloads: readonly WorkloadResult[], version: Versio
     runs,
     machine,
     version,
-    workloads: workloads.map((w) => ({ ...w, summaries: w.builders.map(summarize) })),
+    workloads: workloads.map((w) => ({ ...w, summaries: summarize(w) })),
   }, null, 2)}\n`;
 }

@@ -116,6 +116,8 @@ export interface PodSettings {
   readonly procMount?: 'Default' | 'Unmasked';
   /** Variables besides PATH and HOME (an image's ENV), `KEY=value`; later ones win. */
   readonly env?: readonly string[];
+  /** A command that starts runc on the host, such as GNU time and its options, which then measures the whole pod. */
+  readonly runtimePrefix?: readonly string[];
 }
 
 /** A bundle whose rootfs is the image `tag` of the OCI layout `layoutDir`, as it is. */
@@ -159,7 +161,8 @@ export async function runPod(pod: Pod, user: PodUser, args: readonly string[], b
   }
   for (const bind of binds) config.mounts.push({ destination: bind.destination, type: 'bind', source: bind.source, options: ['rbind', bind.readonly ? 'ro' : 'rw'] });
   await writeFile(configPath, JSON.stringify(config));
-  const child = spawn('runc', ['--root', path.join(pod.bundle, 'state'), 'run', '--bundle', pod.bundle, `tsbuild-pod-${randomBytes(6).toString('hex')}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const runtime = [...(settings.runtimePrefix ?? []), 'runc', '--root', path.join(pod.bundle, 'state'), 'run', '--bundle', pod.bundle, `tsbuild-pod-${randomBytes(6).toString('hex')}`];
+  const child = spawn(runtime[0]!, runtime.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));

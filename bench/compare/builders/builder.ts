@@ -7,6 +7,8 @@ export interface BuildMeasure {
   readonly peakRssBytes?: number;
   /** Bytes of the layers the build added on top of its base, where cheaply known. */
   readonly layerBytes?: number;
+  /** How tsbuild says it isolated RUN steps, and why (its `note: isolation:` line, without the prefix). */
+  readonly isolation?: string;
 }
 
 /** One of the compared builders, driven through its command-line interface. */
@@ -16,6 +18,8 @@ export interface Builder {
   readonly description: string;
   /** What `layerBytes` counts, e.g. "gzip" or "uncompressed". */
   readonly layerKind: string;
+  /** The `--isolation` value of a tsbuild row; undefined for the builders tsbuild is compared with. */
+  readonly isolation?: string;
   /** Starts what the builder needs and pulls `bases`, so that no measured build pulls its base. */
   prepare(bases: readonly string[]): Promise<void>;
   /**

@@ -1,6 +1,7 @@
 /**
- * tsbuild, run as a user runs it: `node dist/cli/main.js build ... --output type=oci,dest=DIR`,
- * which writes a gzip-compressed OCI layout.
+ * tsbuild, run as a user runs it: `node dist/cli/main.js build --isolation MODE ... --output
+ * type=oci,dest=DIR`, which writes a gzip-compressed OCI layout; one builder per `--isolation`
+ * row, each started as its runner says (see tsbuild-runners.ts).
  *
  * Which directory is which: `$TSBUILD_CACHE_DIR` holds the pulled images (`images/`) and the
  * unpacked base layer chains (`rootfs/`); the step cache is `--cache-dir`. "Base already pulled"
@@ -8,16 +9,15 @@
  * base chains in `rootfs/` are filled before the first measured build and kept. Every cold build
  * gets a new, empty `--cache-dir`, and after every build the chains it added to `rootfs/` (those of
  * its own step layers) are removed, so no build starts with anything an earlier build made. The
- * warm workload reuses one `--cache-dir` across its builds.
+ * warm workload reuses one `--cache-dir` across its builds. Each row has a cache of its own.
  */
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { repoRoot } from '../../../test/support/repo-root.js';
-import { runCommand } from '../command.js';
+import type { IsolationRow } from '../options.js';
 import type { Workload } from '../workloads.js';
 import { imageName, type Builder, type BuildMeasure } from './builder.js';
-
-const TIME = '/usr/bin/time';
+import { runnerFor, type TsbuildRunner } from './tsbuild-runners.js';
 
 interface OciIndex {
   manifests: Array<{ digest: string }>;
@@ -26,35 +26,51 @@ interface OciManifest {
   layers: Array<{ size: number }>;
 }
 
+/** What tsbuild says it isolates RUN steps with, and why: its `note: isolation: ...` line. */
+function isolationNote(output: string): string | undefined {
+  return /^note: isolation: (.*)$/m.exec(output)?.[1];
+}
+
 export class TsbuildBuilder implements Builder {
-  readonly name = 'tsbuild';
+  readonly name: string;
   readonly layerKind = 'gzip';
-  description = 'tsbuild';
-  private readonly cli = join(repoRoot(), 'dist/cli/main.js');
+  description: string;
   private readonly cacheDir: string;
-  private readonly env: NodeJS.ProcessEnv;
+  private readonly env: Readonly<Record<string, string>>;
+  private readonly runner: TsbuildRunner;
+  private readonly scratch: string;
   private seededChains = new Set<string>();
   private builds = 0;
 
   /** `layerCounts`: how many layers each base has. */
-  constructor(private readonly work: string, private readonly layerCounts: ReadonlyMap<string, number>) {
+  constructor(readonly isolation: IsolationRow, private readonly work: string, private readonly layerCounts: ReadonlyMap<string, number>) {
+    this.name = `tsbuild --isolation=${isolation}`;
+    this.description = this.name;
     this.cacheDir = join(work, 'cache');
-    this.env = { ...process.env, TSBUILD_CACHE_DIR: this.cacheDir };
+    this.env = { TSBUILD_CACHE_DIR: this.cacheDir };
+    this.scratch = `${work}-scratch`;
+    this.runner = runnerFor(isolation, this.scratch);
   }
 
   async prepare(bases: readonly string[]): Promise<void> {
-    await mkdir(this.work, { recursive: true });
+    await this.runner.prepare(this.work);
+    const timeFile = join(this.work, 'time-prepare');
+    let isolation = 'isolation not reported';
     for (const base of bases) {
-      await runCommand(process.execPath, [this.cli, 'pull', base], { env: this.env });
+      await this.runner.run(['pull', base], this.env, [], timeFile);
       // A build with one RUN unpacks the base's layer chain, as `docker pull` and `buildah pull` do.
-      const seed = join(this.work, 'seed');
-      await mkdir(join(seed, 'context'), { recursive: true });
-      await writeFile(join(seed, 'Dockerfile'), `FROM ${base}\nRUN true\n`);
-      const seeded = await runCommand(process.execPath, [this.cli, 'build', '--progress', 'plain', '-f', join(seed, 'Dockerfile'), '--cache-dir', join(seed, 'build-cache'), '--output', `type=oci,dest=${join(seed, 'out')}`, join(seed, 'context')], { env: this.env });
-      const isolation = /^note: (isolation: .*)$/m.exec(seeded.stderr)?.[1] ?? 'isolation not reported';
-      this.description = `tsbuild ${await this.version()}, gzip OCI layout output, ${isolation}`;
-      await rm(seed, { recursive: true, force: true });
+      const context = join(this.work, 'seed-context');
+      await mkdir(context, { recursive: true });
+      await writeFile(join(context, 'Dockerfile'), `FROM ${base}\nRUN true\n`);
+      const seeded = await this.runner.run([
+        'build', '--isolation', this.isolation, '--progress', 'plain', '-f', join(context, 'Dockerfile'),
+        '--cache-dir', join(this.work, 'seed-cache'), '--output', `type=oci,dest=${join(this.work, 'seed-out')}`, context,
+      ], this.env, [], timeFile);
+      isolation = isolationNote(seeded.output) ?? isolation;
+      for (const dir of ['seed-context', 'seed-cache', 'seed-out']) await rm(join(this.work, dir), { recursive: true, force: true });
     }
+    await rm(timeFile, { force: true });
+    this.description = `${this.name}: tsbuild ${await this.version()} ${this.runner.how}, gzip OCI layout output; isolation: ${isolation}`;
     this.seededChains = new Set(await this.chains());
   }
 
@@ -62,17 +78,15 @@ export class TsbuildBuilder implements Builder {
     const run = this.builds++;
     const stepCache = workload.warm ? join(this.work, `warm-cache-${workload.id}`) : join(this.work, `build-cache-${run}`);
     const out = join(this.work, `out-${run}`);
-    const rssFile = join(this.work, `rss-${run}`);
+    const timeFile = join(this.work, `time-${run}`);
     try {
-      // GNU time's %M is the largest peak RSS of the process and the children it waited for; the
-      // RUN steps of these workloads are small shell commands, so it is the tsbuild process's.
-      const args = ['-f', '%M', '-o', rssFile, process.execPath, this.cli, 'build', '-f', workload.dockerfile, '-t', imageName(workload), '--cache-dir', stepCache, '--output', `type=oci,dest=${out}`, workload.context];
-      const { seconds } = await runCommand(TIME, args, { env: this.env });
-      const peakRssBytes = Number((await readFile(rssFile, 'utf8')).trim().split('\n').pop()) * 1024;
-      return { seconds, peakRssBytes, layerBytes: await this.addedLayerBytes(out, workload.base) };
+      const args = ['build', '--isolation', this.isolation, '-f', workload.dockerfile, '-t', imageName(workload), '--cache-dir', stepCache, '--output', `type=oci,dest=${out}`, workload.context];
+      const { seconds, peakRssBytes, output } = await this.runner.run(args, this.env, [workload.context, dirname(workload.dockerfile)], timeFile);
+      const isolation = isolationNote(output);
+      return { seconds, peakRssBytes, layerBytes: await this.addedLayerBytes(out, workload.base), ...(isolation !== undefined && { isolation }) };
     } finally {
       await rm(out, { recursive: true, force: true });
-      await rm(rssFile, { force: true });
+      await rm(timeFile, { force: true });
       if (!workload.warm) await rm(stepCache, { recursive: true, force: true });
       await this.removeUnseededChains();
     }
@@ -84,6 +98,7 @@ export class TsbuildBuilder implements Builder {
 
   async close(): Promise<void> {
     await rm(this.work, { recursive: true, force: true });
+    await rm(this.scratch, { recursive: true, force: true });
   }
 
   /** Total compressed size of the layers of the layout's image that come after the base's. */
