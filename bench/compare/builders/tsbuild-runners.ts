@@ -13,7 +13,7 @@
  *   so its figures include the container's start and stop; making the container is left out.
  */
 import { chmod, chown, mkdir, readFile, rm, stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { makePod, runPod, tsbuildArgs, type Bind } from '../../../test/pods/pod.js';
 import { repoRoot } from '../../../test/support/repo-root.js';
@@ -39,7 +39,10 @@ export interface TimedRun {
 export interface TsbuildRunner {
   /** Who runs tsbuild where, for the builder's description. */
   readonly how: string;
-  /** Makes `dir`, where tsbuild keeps its cache and outputs, ready for it; runs once. */
+  /**
+   * Makes `dir`, where tsbuild keeps its cache and outputs, ready for it; runs once, first. The
+   * folders tsbuild reads are in `dir`'s parent, the bench's work folder.
+   */
   prepare(dir: string): Promise<void>;
   /**
    * Runs `tsbuild ARGS` with `env` added, reading `reads` (contexts, Dockerfile folders), and
@@ -70,11 +73,16 @@ class HostRunner implements TsbuildRunner {
   }
 }
 
-/** Lets everyone search (not list) each folder above `path`, so an unprivileged user reaches it. */
-async function allowSearch(path: string): Promise<void> {
-  for (let dir = dirname(path); dir !== dirname(dir); dir = dirname(dir)) {
+/**
+ * Lets everyone search (not list) each folder above `path` up to and including `top` (the bench's
+ * own work folder), so an unprivileged user reaches it; folders above `top` are left as they are.
+ */
+async function allowSearch(path: string, top: string): Promise<void> {
+  if (relative(top, path).startsWith('..')) throw new Error(`${path} is outside the bench's folder ${top}`);
+  for (let dir = dirname(path); ; dir = dirname(dir)) {
     const { mode } = await stat(dir);
     if ((mode & 0o001) === 0) await chmod(dir, (mode & 0o7777) | 0o001);
+    if (dir === top || dir === dirname(dir)) return;
   }
 }
 
@@ -82,24 +90,26 @@ async function allowSearch(path: string): Promise<void> {
 class UserRunner implements TsbuildRunner {
   how = `as the unprivileged user ${BENCH_USER}`;
   private user: TestUser | undefined;
+  private dir = '';
 
   async prepare(dir: string): Promise<void> {
     const user = await ensureUser(BENCH_USER, true);
     if (user.subuids === undefined) throw new Error(`${BENCH_USER} has no subordinate ids in /etc/subuid`);
     this.user = user;
+    this.dir = dir;
     this.how = `as the unprivileged user ${user.name} (uid ${user.uid}, subordinate ids ${user.subuids.start}-${user.subuids.start + user.subuids.count - 1})`;
     for (const sub of [dir, join(dir, 'home'), join(dir, 'tmp')]) {
       await mkdir(sub, { recursive: true });
       await chown(sub, user.uid, user.gid);
     }
-    await allowSearch(dir);
+    await allowSearch(dir, dirname(dir));
   }
 
   async run(args: readonly string[], env: Readonly<Record<string, string>>, reads: readonly string[], timeFile: string): Promise<TimedRun> {
     const user = this.user;
     if (user === undefined) throw new Error('the rootless runner was not prepared');
-    for (const path of reads) await allowSearch(path);
-    const dir = dirname(timeFile);
+    const dir = this.dir;
+    for (const path of reads) await allowSearch(path, dirname(dir));
     const started = performance.now();
     const result = await runAs(user, TIME, ['-f', TIME_FORMAT, '-o', timeFile, process.execPath, cli(), ...args], {
       HOME: join(dir, 'home'), TMPDIR: join(dir, 'tmp'), PATH: '/usr/sbin:/usr/bin:/sbin:/bin', ...env,
@@ -114,6 +124,7 @@ class UserRunner implements TsbuildRunner {
 class PodRunner implements TsbuildRunner {
   readonly how = 'as root of a disposable unprivileged pod (runc, no CAP_SYS_ADMIN)';
   private pods = 0;
+  private dir = '';
 
   /** `scratch`: where the pods' bundles go, outside `dir`, which is bound into them. */
   constructor(private readonly scratch: string) {}
@@ -121,12 +132,13 @@ class PodRunner implements TsbuildRunner {
   async prepare(dir: string): Promise<void> {
     await mkdir(dir, { recursive: true });
     await mkdir(this.scratch, { recursive: true });
+    this.dir = dir;
   }
 
   async run(args: readonly string[], env: Readonly<Record<string, string>>, reads: readonly string[], timeFile: string): Promise<TimedRun> {
     const pod = await makePod(this.scratch, `pod-${this.pods++}`);
     try {
-      const own: Bind = { source: dirname(timeFile), destination: dirname(timeFile), readonly: false };
+      const own: Bind = { source: this.dir, destination: this.dir, readonly: false };
       const binds = [own, ...reads.map((path): Bind => ({ source: path, destination: path, readonly: true }))];
       const result = await runPod(pod, 'root', tsbuildArgs(...args), binds, {
         env: Object.entries(env).map(([key, value]) => `${key}=${value}`),
