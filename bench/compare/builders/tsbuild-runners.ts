@@ -138,6 +138,8 @@ class PodRunner implements TsbuildRunner {
   async run(args: readonly string[], env: Readonly<Record<string, string>>, reads: readonly string[], timeFile: string): Promise<TimedRun> {
     const pod = await makePod(this.scratch, `pod-${this.pods++}`);
     try {
+      // The pod's files were just written: flush them now, not during the measured build.
+      await runCommand('sync', ['--file-system', pod.rootfs]);
       const own: Bind = { source: this.dir, destination: this.dir, readonly: false };
       const binds = [own, ...reads.map((path): Bind => ({ source: path, destination: path, readonly: true }))];
       const result = await runPod(pod, 'root', tsbuildArgs(...args), binds, {
