@@ -25,8 +25,19 @@ export async function writeImage(layout: OciLayout, image: Image): Promise<Descr
   if (config.digest !== manifest.config.digest) {
     throw new TsbuildError('LAYOUT', `config ${manifest.config.digest} has other content (${config.digest}); not written`);
   }
-  for (const layer of await image.layers()) await storeLayer(layout, layer);
+  await storeLayers(layout, await image.layers());
   return storeDocument(layout, image);
+}
+
+/** Layers stored at once: a link and a sync each wait on the disk, and a layer without a local file is streamed. */
+const PARALLEL_LAYERS = 4;
+
+async function storeLayers(layout: OciLayout, layers: readonly Layer[]): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < layers.length) await storeLayer(layout, layers[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(PARALLEL_LAYERS, layers.length) }, worker));
 }
 
 export async function writeIndex(layout: OciLayout, index: ImageIndex): Promise<Descriptor> {

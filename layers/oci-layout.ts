@@ -16,6 +16,11 @@ export interface OpenLayoutOptions {
   create: boolean;
   /** How long `updateIndex` waits for another process holding the index lock (default 60 s). */
   lockTimeoutMs?: number;
+  /**
+   * false for a scratch layout whose directory is thrown away after a crash: blobs are renamed into
+   * place without being synced first. A durable store that links one of its blobs syncs it itself.
+   */
+  durable?: boolean;
 }
 
 const LAYOUT_FILE = 'oci-layout';
@@ -31,10 +36,14 @@ const REF_NAME = /^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:\/[A-Za-z0-9]+
 export class OciLayout implements BlobStore {
   readonly dir: string;
   private readonly lockTimeoutMs: number | undefined;
+  private readonly durable: boolean;
+  /** Set once `blobs/sha256` is known to exist. */
+  private blobDirMade = false;
 
-  private constructor(dir: string, lockTimeoutMs: number | undefined) {
+  private constructor(dir: string, lockTimeoutMs: number | undefined, durable: boolean) {
     this.dir = dir;
     this.lockTimeoutMs = lockTimeoutMs;
+    this.durable = durable;
   }
 
   /** Opens (and with `create`, initializes) the layout at `dir`; fails if it is not a layout. */
@@ -45,7 +54,7 @@ export class OciLayout implements BlobStore {
     if (!(await fileExists(join(root, INDEX_FILE)))) {
       throw new TsbuildError('LAYOUT', `${root} is not a valid OCI image layout: ${INDEX_FILE} is missing`);
     }
-    return new OciLayout(root, options.lockTimeoutMs);
+    return new OciLayout(root, options.lockTimeoutMs, options.durable ?? true);
   }
 
   async tempPath(): Promise<string> {
@@ -58,8 +67,9 @@ export class OciLayout implements BlobStore {
       await removeIfExists(tempPath);
       return;
     }
-    await mkdir(join(this.dir, 'blobs', 'sha256'), { recursive: true });
-    await syncFile(tempPath);
+    if (!this.blobDirMade) await mkdir(join(this.dir, 'blobs', 'sha256'), { recursive: true });
+    this.blobDirMade = true;
+    if (this.durable) await syncFile(tempPath);
     await rename(tempPath, target);
   }
 
