@@ -96,6 +96,9 @@ export class StepCache {
       if (this.options.publishedStage?.(input.stage) ?? true) await this.publish(key, entry);
     };
     const bypass = this.options.disabled || this.options.disabledStages.has(input.stage.name ?? '') || this.options.disabledStages.has(String(input.stage.index));
+    // Read alongside the lookup, which it does not wait on: a miss is explained with them.
+    const lastInputs = bypass ? undefined : store.lastInputs(identity);
+    lastInputs?.catch(() => undefined);
     let record = bypass ? undefined : (await store.get(key))?.record;
     if (record === undefined && !bypass && (await this.fetch(key))) record = (await store.get(key))?.record;
     if (record) {
@@ -103,7 +106,7 @@ export class StepCache {
       const layer = record.layer ? fileLayer(record.layer.descriptor, record.layer.diffId, store.blobPath(record.layer.descriptor.digest)) : null;
       return { key, hit: { layer, created: record.createdAt }, remember };
     }
-    const miss = bypass ? { summary: '--no-cache', differences: ['--no-cache'] } : explainMiss(await store.lastInputs(identity), inputs);
+    const miss = bypass ? { summary: '--no-cache', differences: ['--no-cache'] } : explainMiss(await lastInputs, inputs);
     return { key, miss, remember };
   }
 
