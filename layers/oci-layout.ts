@@ -17,8 +17,9 @@ export interface OpenLayoutOptions {
   /** How long `updateIndex` waits for another process holding the index lock (default 60 s). */
   lockTimeoutMs?: number;
   /**
-   * false for a scratch layout whose directory is thrown away after a crash: blobs are renamed into
-   * place without being synced first. A durable store that links one of its blobs syncs it itself.
+   * false for a scratch layout whose directory is thrown away after a crash: its files are renamed
+   * or linked into place without being synced first. A durable store that links one of its blobs
+   * syncs it itself.
    */
   durable?: boolean;
 }
@@ -49,7 +50,7 @@ export class OciLayout implements BlobStore {
   /** Opens (and with `create`, initializes) the layout at `dir`; fails if it is not a layout. */
   static async open(dir: string, options: OpenLayoutOptions): Promise<OciLayout> {
     const root = resolve(dir);
-    if (options.create) await initialize(root);
+    if (options.create) await initialize(root, options.durable ?? true);
     await checkLayoutFile(root);
     if (!(await fileExists(join(root, INDEX_FILE)))) {
       throw new TsbuildError('LAYOUT', `${root} is not a valid OCI image layout: ${INDEX_FILE} is missing`);
@@ -171,7 +172,8 @@ export class OciLayout implements BlobStore {
         const next = mutate(await this.readIndex());
         const temp = await this.tempPath();
         try {
-          await writeSynced(temp, JSON.stringify(next));
+          if (this.durable) await writeSynced(temp, JSON.stringify(next));
+          else await writeFile(temp, JSON.stringify(next), { flag: 'wx' });
           await rename(temp, join(this.dir, INDEX_FILE));
         } finally {
           await removeIfExists(temp);
@@ -226,7 +228,7 @@ function blobHex(digest: string): string {
 }
 
 /** Creates the layout files that are missing; `oci-layout` first, so a half-made layout is never mistaken for a foreign directory. */
-async function initialize(root: string): Promise<void> {
+async function initialize(root: string, durable: boolean): Promise<void> {
   try {
     await mkdir(root, { recursive: true });
   } catch (error) {
@@ -237,11 +239,11 @@ async function initialize(root: string): Promise<void> {
     if (foreign.length > 0) {
       throw new TsbuildError('LAYOUT', `${root} is not empty and is not an OCI image layout (no ${LAYOUT_FILE} file)`);
     }
-    await writeExclusive(root, LAYOUT_FILE, JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+    await writeExclusive(root, LAYOUT_FILE, JSON.stringify({ imageLayoutVersion: '1.0.0' }), durable);
   }
   await mkdir(join(root, 'blobs', 'sha256'), { recursive: true });
   const empty: IndexManifest = { schemaVersion: 2, mediaType: MediaType.ImageIndex, manifests: [] };
-  await writeExclusive(root, INDEX_FILE, JSON.stringify(empty));
+  await writeExclusive(root, INDEX_FILE, JSON.stringify(empty), durable);
 }
 
 async function checkLayoutFile(root: string): Promise<void> {
@@ -285,10 +287,11 @@ function isImageIndex(value: unknown): value is IndexManifest {
 }
 
 /** Writes `name` in `dir` with its full content at once, unless it already exists. */
-async function writeExclusive(dir: string, name: string, content: string): Promise<void> {
+async function writeExclusive(dir: string, name: string, content: string, durable: boolean): Promise<void> {
   const temp = join(dir, TEMP_PREFIX + randomBytes(12).toString('hex'));
   try {
-    await writeSynced(temp, content);
+    if (durable) await writeSynced(temp, content);
+    else await writeFile(temp, content, { flag: 'wx' });
     await link(temp, join(dir, name));
   } catch (error) {
     if (!isErrnoCode(error, 'EEXIST')) throw error;

@@ -76,6 +76,8 @@ describe('OciLayout', () => {
       const parsed = await layout.readJson<Manifest>(manifest.digest);
       for (const layer of parsed.layers) assert.equal(sha256(await layout.readBlob(layer.digest)), layer.digest);
       assert.equal((await text(layout.openBlob(parsed.config.digest))).length, parsed.config.size);
+      await layout.addImage(manifest, ['scratch']);
+      assert.deepEqual(refNames((await (await OciLayout.open(join(work, 'scratch'), { create: false })).readIndex()).manifests), ['scratch']);
       assert.deepEqual((await readdir(join(work, 'scratch'))).filter((name) => name.startsWith('.tmp-')), []);
     });
 
