@@ -18,7 +18,11 @@ export interface CacheProbe {
   readonly hit?: { readonly layer: ImageLayer | null; readonly created: string };
   /** Why the step missed. */
   readonly miss?: MissExplanation;
-  /** Stores what the step made, after a miss, and when (RFC 3339; now when not given). */
+  /**
+   * Stores what the step made, after a miss, and when (RFC 3339; now when not given). `layer` must
+   * be a file this build wrote and hashed as it wrote it (as writeLayer does): it is linked into the
+   * cache with a size check only. The write goes on in the background (see StepCache.settle).
+   */
   remember(layer: ImageLayer | undefined, createdBy: string, createdAt?: string): Promise<void>;
 }
 
