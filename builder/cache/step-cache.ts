@@ -85,7 +85,7 @@ export class StepCache {
     const identity = [this.options.buildIdentity, input.stage.name ?? String(input.stage.index), input.stepIndex, input.platform.os, input.platform.architecture, input.platform.variant ?? ''].join('|');
     const store = this.options.store;
     this.throwStoreFailure();
-    await this.storing.get(key)?.catch(() => undefined);
+    await this.storing.get(key);
     const remember = async (layer: ImageLayer | undefined, createdBy: string, createdAt = new Date().toISOString()): Promise<void> => {
       const record: CacheRecord = {
         version: 1,
