@@ -32,12 +32,21 @@ export async function writeImage(layout: OciLayout, image: Image): Promise<Descr
 /** Layers stored at once: a link and a sync each wait on the disk, and a layer without a local file is streamed. */
 const PARALLEL_LAYERS = 4;
 
+/** Stores `layers`, PARALLEL_LAYERS at a time; after a failure no more start, and it returns once none is running. */
 async function storeLayers(layout: OciLayout, layers: readonly Layer[]): Promise<void> {
   let next = 0;
+  let failed = false;
   const worker = async (): Promise<void> => {
-    while (next < layers.length) await storeLayer(layout, layers[next++]!);
+    while (!failed && next < layers.length) {
+      await storeLayer(layout, layers[next++]!).catch((error: unknown) => {
+        failed = true;
+        throw error;
+      });
+    }
   };
-  await Promise.all(Array.from({ length: Math.min(PARALLEL_LAYERS, layers.length) }, worker));
+  const outcomes = await Promise.allSettled(Array.from({ length: Math.min(PARALLEL_LAYERS, layers.length) }, worker));
+  const failure = outcomes.find((outcome) => outcome.status === 'rejected');
+  if (failure) throw failure.reason;
 }
 
 export async function writeIndex(layout: OciLayout, index: ImageIndex): Promise<Descriptor> {
