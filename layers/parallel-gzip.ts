@@ -25,6 +25,8 @@ const SAMPLE_SLICES = 4;
 const SAMPLE_SLICE_BYTES = 4096;
 const STORED_ENTROPY_BITS = 7.95;
 const STORED_LEVEL = 0;
+/** Room for a stored member's framing beyond its block: 18 bytes of gzip header and trailer, 5 per 64 KiB. */
+const STORED_SLACK_BYTES = 1024;
 
 /** Whether `block`'s sampled bytes look incompressible (see STORED_ENTROPY_BITS). */
 export function looksIncompressible(block: Buffer): boolean {
@@ -99,8 +101,9 @@ export class ParallelGzip extends Transform {
     this.#started = true;
     const member = new Promise<Buffer[]>((resolve, reject) => {
       const parts: Buffer[] = [];
-      const level = this.#level > STORED_LEVEL && looksIncompressible(block) ? STORED_LEVEL : this.#level;
-      const zlib = createGzip({ level, chunkSize: MEMBER_CHUNK_BYTES });
+      const stored = this.#level > STORED_LEVEL && looksIncompressible(block);
+      // A stored member is as large as its block: one buffer takes it whole, in one trip through the thread pool.
+      const zlib = stored ? createGzip({ level: STORED_LEVEL, chunkSize: block.length + STORED_SLACK_BYTES }) : createGzip({ level: this.#level, chunkSize: MEMBER_CHUNK_BYTES });
       zlib.on('data', (part: Buffer) => parts.push(part));
       zlib.once('error', reject);
       zlib.once('end', () => {

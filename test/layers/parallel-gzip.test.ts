@@ -65,8 +65,8 @@ test('a block of random bytes is stored, not deflated; text and mixed blocks are
   assert.equal(looksIncompressible(random), true);
   assert.equal(looksIncompressible(text), false);
   assert.equal(looksIncompressible(Buffer.concat([text.subarray(0, GZIP_BLOCK_BYTES / 2), random.subarray(0, GZIP_BLOCK_BYTES / 2)])), false);
-  // zlib cuts stored blocks to the output space it is given: members are written through 64 KiB buffers.
-  const expected = Buffer.concat([gzipSync(text, { level: 6 }), gzipSync(random, { level: 0, chunkSize: 64 * 1024 }), gzipSync(text.subarray(0, 5000), { level: 6 })]);
+  // zlib cuts stored blocks to the output space it is given: a stored member gets one buffer 1 KiB larger than its block.
+  const expected = Buffer.concat([gzipSync(text, { level: 6 }), gzipSync(random, { level: 0, chunkSize: random.length + 1024 }), gzipSync(text.subarray(0, 5000), { level: 6 })]);
   assert.ok((await compress(input, 6, 7_919)).equals(expected), 'odd-sized pieces');
   assert.ok((await compress(input, 6, GZIP_BLOCK_BYTES, 1)).equals(expected), 'whole blocks, one at a time');
   assert.ok(gunzipSync(expected).equals(input));
