@@ -161,6 +161,7 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
       images.push(await assembleImage(built, { ...(built.created !== undefined ? { created: built.created } : {}), labels: image.labels ?? new Map(), annotations: exports.annotations }, workspace.layout));
       if (built.created !== undefined) createdTimes.push(built.created);
     }
+    await cache.settle();
     // The provenance is dated like the images, so a fully cached rebuild reproduces it too.
     const created = createdTimes.sort().at(-1) ?? new Date((image.sourceDateEpoch ?? Math.floor(Date.now() / 1000)) * 1000).toISOString();
     const invocation = attest && buildInvocation(request, contextDir, dockerfile, dockerfileBytes, created);

@@ -17,7 +17,7 @@ function library(): Promise<typeof import('./library.js')> {
 export async function run(argv: readonly string[], io: CliIo = processIo): Promise<number> {
   try {
     const outcome: Outcome = {};
-    await parser(argv, io, outcome).parseAsync();
+    await withoutHelpLayoutOnRun(parser(argv, io, outcome)).parseAsync();
     return outcome.exitCode ?? 0;
   } catch (err) {
     if (err instanceof UsageError) {
@@ -127,6 +127,19 @@ function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
     .fail((message, err) => {
       throw err ?? new UsageError(argv[0] === 'executor' ? kanikoUsage(message) : message);
     });
+}
+
+/**
+ * yargs lays out a command's whole help text as the command's handler starts, in case a later
+ * failure prints it. Our `.fail` throws instead, so that text is never shown, and measuring and
+ * wrapping it costs every build tens of milliseconds. `--help` lays its text out afresh, unaffected.
+ * The hook is internal to yargs: without it, the help is laid out as before.
+ */
+function withoutHelpLayoutOnRun<T>(y: Argv<T>): Argv<T> {
+  const internal = (y as unknown as { getInternalMethods?: () => { getUsageInstance?: () => { cacheHelpMessage?: () => void } } }).getInternalMethods?.();
+  const usage = internal?.getUsageInstance?.();
+  if (usage?.cacheHelpMessage !== undefined) usage.cacheHelpMessage = () => undefined;
+  return y;
 }
 
 const contextPositional = { type: 'string', default: '.', describe: 'build context directory' } as const;

@@ -16,6 +16,12 @@ export interface OpenLayoutOptions {
   create: boolean;
   /** How long `updateIndex` waits for another process holding the index lock (default 60 s). */
   lockTimeoutMs?: number;
+  /**
+   * false for a scratch layout whose directory is thrown away after a crash: its files are renamed
+   * or linked into place without being synced first. A durable store that links one of its blobs
+   * syncs it itself.
+   */
+  durable?: boolean;
 }
 
 const LAYOUT_FILE = 'oci-layout';
@@ -31,21 +37,25 @@ const REF_NAME = /^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:\/[A-Za-z0-9]+
 export class OciLayout implements BlobStore {
   readonly dir: string;
   private readonly lockTimeoutMs: number | undefined;
+  private readonly durable: boolean;
+  /** Set once `blobs/sha256` is known to exist. */
+  private blobDirMade = false;
 
-  private constructor(dir: string, lockTimeoutMs: number | undefined) {
+  private constructor(dir: string, lockTimeoutMs: number | undefined, durable: boolean) {
     this.dir = dir;
     this.lockTimeoutMs = lockTimeoutMs;
+    this.durable = durable;
   }
 
   /** Opens (and with `create`, initializes) the layout at `dir`; fails if it is not a layout. */
   static async open(dir: string, options: OpenLayoutOptions): Promise<OciLayout> {
     const root = resolve(dir);
-    if (options.create) await initialize(root);
+    if (options.create) await initialize(root, options.durable ?? true);
     await checkLayoutFile(root);
     if (!(await fileExists(join(root, INDEX_FILE)))) {
       throw new TsbuildError('LAYOUT', `${root} is not a valid OCI image layout: ${INDEX_FILE} is missing`);
     }
-    return new OciLayout(root, options.lockTimeoutMs);
+    return new OciLayout(root, options.lockTimeoutMs, options.durable ?? true);
   }
 
   async tempPath(): Promise<string> {
@@ -58,8 +68,9 @@ export class OciLayout implements BlobStore {
       await removeIfExists(tempPath);
       return;
     }
-    await mkdir(join(this.dir, 'blobs', 'sha256'), { recursive: true });
-    await syncFile(tempPath);
+    if (!this.blobDirMade) await mkdir(join(this.dir, 'blobs', 'sha256'), { recursive: true });
+    this.blobDirMade = true;
+    if (this.durable) await syncFile(tempPath);
     await rename(tempPath, target);
   }
 
@@ -161,7 +172,8 @@ export class OciLayout implements BlobStore {
         const next = mutate(await this.readIndex());
         const temp = await this.tempPath();
         try {
-          await writeSynced(temp, JSON.stringify(next));
+          if (this.durable) await writeSynced(temp, JSON.stringify(next));
+          else await writeFile(temp, JSON.stringify(next), { flag: 'wx' });
           await rename(temp, join(this.dir, INDEX_FILE));
         } finally {
           await removeIfExists(temp);
@@ -216,7 +228,7 @@ function blobHex(digest: string): string {
 }
 
 /** Creates the layout files that are missing; `oci-layout` first, so a half-made layout is never mistaken for a foreign directory. */
-async function initialize(root: string): Promise<void> {
+async function initialize(root: string, durable: boolean): Promise<void> {
   try {
     await mkdir(root, { recursive: true });
   } catch (error) {
@@ -227,11 +239,11 @@ async function initialize(root: string): Promise<void> {
     if (foreign.length > 0) {
       throw new TsbuildError('LAYOUT', `${root} is not empty and is not an OCI image layout (no ${LAYOUT_FILE} file)`);
     }
-    await writeExclusive(root, LAYOUT_FILE, JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+    await writeExclusive(root, LAYOUT_FILE, JSON.stringify({ imageLayoutVersion: '1.0.0' }), durable);
   }
   await mkdir(join(root, 'blobs', 'sha256'), { recursive: true });
   const empty: IndexManifest = { schemaVersion: 2, mediaType: MediaType.ImageIndex, manifests: [] };
-  await writeExclusive(root, INDEX_FILE, JSON.stringify(empty));
+  await writeExclusive(root, INDEX_FILE, JSON.stringify(empty), durable);
 }
 
 async function checkLayoutFile(root: string): Promise<void> {
@@ -275,10 +287,11 @@ function isImageIndex(value: unknown): value is IndexManifest {
 }
 
 /** Writes `name` in `dir` with its full content at once, unless it already exists. */
-async function writeExclusive(dir: string, name: string, content: string): Promise<void> {
+async function writeExclusive(dir: string, name: string, content: string, durable: boolean): Promise<void> {
   const temp = join(dir, TEMP_PREFIX + randomBytes(12).toString('hex'));
   try {
-    await writeSynced(temp, content);
+    if (durable) await writeSynced(temp, content);
+    else await writeFile(temp, content, { flag: 'wx' });
     await link(temp, join(dir, name));
   } catch (error) {
     if (!isErrnoCode(error, 'EEXIST')) throw error;

@@ -22,14 +22,9 @@ export {
   type ImageReference,
 } from './reference.js';
 export { DEFAULT_RETRY, type RetryPolicy } from './retry.js';
-export {
-  RegistryTransport,
-  type HttpMethod,
-  type RegistryRequest,
-  type RegistryResponse,
-  type RetryNotice,
-  type TransportOptions,
-} from './transport.js';
+// The class itself is imported from transport.js where it is used: it loads undici, which a build
+// from cached images does without.
+export type { HttpMethod, RegistryRequest, RegistryResponse, RegistryTransport, RetryNotice, TransportOptions } from './transport.js';
 export { BlobCache, type DownloadOptions, type RangedBody } from './blob-cache.js';
 export { MANIFEST_ACCEPT } from './manifest-types.js';
 export { formatPlatform, noMatchingPlatform, normalizePlatform, platformMatches } from '../layers/platform.js';

@@ -116,6 +116,8 @@ export class RemoteRepository {
 
   /** The root manifest or index the reference names, from the cache when its digest is known and cached. */
   async resolve(): Promise<{ descriptor: Descriptor; bytes: Buffer }> {
+    // A digest whose manifest is cached needs no registry at all.
+    if (this.ref.digest !== undefined && (await this.cache.has(this.ref.digest))) return this.#cachedDocument(this.ref.digest);
     return this.#session.use(async () => {
       let digest = this.ref.digest;
       if (digest === undefined) {
@@ -124,11 +126,7 @@ export class RemoteRepository {
         const said = firstHeader(head.headers, 'docker-content-digest');
         if (head.status === 200 && said !== undefined && /^sha256:[0-9a-f]{64}$/.test(said)) digest = said as Digest;
       }
-      if (digest !== undefined && (await this.cache.has(digest))) {
-        const bytes = await this.cache.layout.readBlob(digest);
-        const { mediaType } = parseManifestDocument(bytes, undefined, this.label(digest));
-        return { descriptor: { mediaType, digest, size: bytes.length }, bytes };
-      }
+      if (digest !== undefined && (await this.cache.has(digest))) return this.#cachedDocument(digest);
       // Fetch by digest when it is known (then the content is checked against it), else by tag.
       const target = digest ?? manifestTarget(this.ref);
       const response = await this.#request({ method: 'GET', path: this.#manifestPath(target), headers: { accept: MANIFEST_ACCEPT }, expectStatus: [200] }).catch(
@@ -145,6 +143,12 @@ export class RemoteRepository {
       await this.cache.store(bytes, descriptor, `manifest ${label}`);
       return { descriptor, bytes };
     });
+  }
+
+  async #cachedDocument(digest: Digest): Promise<{ descriptor: Descriptor; bytes: Buffer }> {
+    const bytes = await this.cache.layout.readBlob(digest);
+    const { mediaType } = parseManifestDocument(bytes, undefined, this.label(digest));
+    return { descriptor: { mediaType, digest, size: bytes.length }, bytes };
   }
 
   /**

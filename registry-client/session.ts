@@ -1,5 +1,5 @@
 import { resolveCredentials, type CredentialLookupOptions } from './credentials.js';
-import { RegistryTransport, type TransportOptions } from './transport.js';
+import type { RegistryTransport, TransportOptions } from './transport.js';
 
 /** How pull and push reach registries. */
 export interface RegistryAccess {
@@ -45,6 +45,8 @@ export class RegistrySession {
   async #open(): Promise<RegistryTransport> {
     const options = this.access.transportOptions ?? {};
     const credentials = options.credentials ?? (await resolveCredentials(this.registry, this.access.credentialLookup));
+    // Loaded here, with undici, the first time a registry is contacted: a build from cached images never is.
+    const { RegistryTransport } = await import('./transport.js');
     return new RegistryTransport(this.registry, { ...options, ...(credentials !== undefined && { credentials }) });
   }
 }

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { rootCertificates } from 'node:tls';
+import { createSecureContext, rootCertificates } from 'node:tls';
+import { buildConnector } from 'undici';
 import { TsbuildError } from '../layers/errors.js';
 
 /** Where common Linux distributions keep the system CA bundle. */
@@ -26,17 +27,32 @@ function systemTrust(): string[] {
   return systemCertificates;
 }
 
-/** The CA certificates (PEM texts) HTTPS connections trust: the system's plus those in `caFile`. */
-export function trustedCertificates(caFile?: string): string[] {
-  if (caFile === undefined) return systemTrust();
-  let extra: string;
+/** The PEM text of a registry CA file, or a clear error when it cannot be read or holds no certificate. */
+function readCaFile(caFile: string): string {
+  let pem: string;
   try {
-    extra = readFileSync(caFile, 'utf8');
+    pem = readFileSync(caFile, 'utf8');
   } catch (error) {
     throw new TsbuildError('REGISTRY_CA', `cannot read registry CA file ${caFile}: ${(error as Error).message}`);
   }
-  if (!extra.includes('-----BEGIN CERTIFICATE-----')) {
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
     throw new TsbuildError('REGISTRY_CA', `registry CA file ${caFile} holds no PEM certificate`);
   }
-  return [...systemTrust(), extra];
+  return pem;
+}
+
+/**
+ * Opens connections for an undici agent. HTTPS trusts the system's CAs plus those in `caFile`; the
+ * TLS context, which parses every trusted CA (tens of milliseconds), is made on the first https
+ * connection, so a plain-HTTP registry never pays for it. A bad `caFile` is refused here, at once.
+ */
+export function registryConnector(caFile: string | undefined, timeout: number): buildConnector.connector {
+  const extraCa = caFile !== undefined ? readCaFile(caFile) : undefined;
+  const plain = buildConnector({ timeout });
+  let tls: buildConnector.connector | undefined;
+  return (options, callback) => {
+    if (options.protocol !== 'https:') return plain(options, callback);
+    tls ??= buildConnector({ secureContext: createSecureContext({ ca: extraCa !== undefined ? [...systemTrust(), extraCa] : systemTrust() }), timeout });
+    return tls(options, callback);
+  };
 }

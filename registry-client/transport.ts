@@ -1,6 +1,5 @@
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createSecureContext } from 'node:tls';
 import { Agent, type Dispatcher } from 'undici';
 import { parseWwwAuthenticate } from './auth-challenge.js';
 import type { RegistryCredentials } from './credentials.js';
@@ -8,7 +7,7 @@ import { errorFromNetwork, errorFromResponse, RegistryError } from './errors.js'
 import { firstHeader, readText } from './http-body.js';
 import { registryBaseUrl } from './reference.js';
 import { backoffDelay, DEFAULT_RETRY, parseRetryAfter, type RetryPolicy } from './retry.js';
-import { trustedCertificates } from './tls-trust.js';
+import { registryConnector } from './tls-trust.js';
 import { basicAuthorization, type BearerToken, fetchToken } from './token.js';
 
 export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -98,8 +97,7 @@ export class RegistryTransport {
     this.#retry = { ...DEFAULT_RETRY, ...options.retry };
     this.#userAgent = options.userAgent ?? 'tsbuild';
     this.#onRetry = options.onRetry;
-    const secureContext = createSecureContext({ ca: trustedCertificates(options.caFile) });
-    this.#agent = new Agent({ connections: options.connections ?? 6, connect: { secureContext, timeout: 30_000 } });
+    this.#agent = new Agent({ connections: options.connections ?? 6, connect: registryConnector(options.caFile, 30_000) });
   }
 
   /** `GET /v2/` with authentication: resolves when the registry accepts us. */

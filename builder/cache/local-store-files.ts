@@ -1,10 +1,10 @@
 /** The files of the local build cache, read and written outside the store's lock logic. */
-import { copyFile, link, readFile, rename } from 'node:fs/promises';
+import { copyFile, link, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { digestOfPath, VerifyingStream } from '../../layers/digest.js';
 import { TsbuildError } from '../../layers/errors.js';
-import { isErrnoCode, lstatOrUndefined, openWriteStream, readdirIfExists, removeIfExists, writeSynced } from '../../layers/fs-util.js';
+import { isErrnoCode, lstatOrUndefined, openWriteStream, readdirIfExists, removeIfExists } from '../../layers/fs-util.js';
 import type { Layer } from '../../layers/image.js';
 import type { Descriptor, Digest } from '../../layers/types.js';
 import type { EvictionCandidate } from './local-store-eviction.js';
@@ -43,10 +43,14 @@ export async function readRecord(path: string): Promise<CacheRecord | undefined>
   }
 }
 
-/** Writes `text` to `path` all at once: synced to the temp file `temp`, then renamed into place. */
+/**
+ * Writes `text` to `path` all at once: to the temp file `temp`, then renamed into place. Not synced:
+ * the store's JSON files are only ever read through `JSON.parse` and a shape check, so what a crash
+ * can leave of one (empty, cut short, zeros) reads as absent, and the entry is a miss.
+ */
 export async function writeAtomic(path: string, text: string, temp: string): Promise<void> {
   try {
-    await writeSynced(temp, text);
+    await writeFile(temp, text, { flag: 'wx' });
     await rename(temp, path);
   } finally {
     await removeIfExists(temp);
@@ -55,9 +59,10 @@ export async function writeAtomic(path: string, text: string, temp: string): Pro
 
 /**
  * Puts the layer's blob at `temp`, verified against `descriptor`: a hard link (or a copy) of its
- * local file, hashed, or else its stream, checked as it is written.
+ * local file, hashed, or else its stream, checked as it is written. A local file `hashed` already
+ * (this build wrote it and hashed it as it did) is only checked for size.
  */
-export async function importLayerBlob(layer: Layer, descriptor: Descriptor, temp: string): Promise<void> {
+export async function importLayerBlob(layer: Layer, descriptor: Descriptor, temp: string, hashed: boolean): Promise<void> {
   try {
     const source = await layer.localPath?.();
     if (source === undefined) {
@@ -66,7 +71,7 @@ export async function importLayerBlob(layer: Layer, descriptor: Descriptor, temp
     }
     // Another filesystem, or a file this user may not link: copy instead.
     await link(source, temp).catch(() => copyFile(source, temp));
-    const { digest, size } = await digestOfPath(temp);
+    const { digest, size } = hashed ? { digest: descriptor.digest, size: (await stat(temp)).size } : await digestOfPath(temp);
     if (digest !== descriptor.digest || size !== descriptor.size) {
       throw new TsbuildError('DIGEST_MISMATCH', `layer blob ${source} has digest ${digest} and ${size} bytes, not ${descriptor.digest} and ${descriptor.size} bytes`);
     }

@@ -45,6 +45,14 @@ export interface LocalCacheStoreOptions {
   onFull?: (message: string) => void;
 }
 
+export interface PutOptions {
+  /**
+   * The layer's local file was written by this build, which hashed it as it wrote it: it is
+   * brought in with a check of its size only, not read and hashed again.
+   */
+  layerHashed?: boolean;
+}
+
 export interface EnforceLimitResult {
   /** Records evicted, including broken ones. */
   evictedRecords: number;
@@ -71,6 +79,10 @@ export class LocalCacheStore implements CacheStore {
   private readonly onFull: ((message: string) => void) | undefined;
   /** Set once a write found no space: nothing more is written or handed out. */
   private full = false;
+  /** Writes not finished yet: `release` waits for them, so their source files outlive them. */
+  private readonly writing = new Set<Promise<unknown>>();
+  /** The end of the queue of this instance's sections under the store lock. */
+  private lockQueue: Promise<unknown> = Promise.resolve();
 
   private constructor(
     readonly dir: string,
@@ -142,18 +154,18 @@ export class LocalCacheStore implements CacheStore {
    * descriptor's digest and size; the caller must not modify that file in place afterwards. An
    * intact record already under `key` is kept (first writer wins) and only marked used.
    */
-  async put(key: Digest, entry: CacheEntry): Promise<void> {
-    await this.unlessFull(() => this.putRecord(key, entry));
+  async put(key: Digest, entry: CacheEntry, options: PutOptions = {}): Promise<void> {
+    await this.tracked(this.unlessFull(() => this.putRecord(key, entry, options.layerHashed ?? false)));
   }
 
-  private async putRecord(key: Digest, { record, layer }: CacheEntry): Promise<void> {
+  private async putRecord(key: Digest, { record, layer }: CacheEntry, layerHashed: boolean): Promise<void> {
     const path = this.recordPath(key);
     if (asCacheRecord(record) === undefined) throw new TsbuildError('CACHE_RECORD', `malformed cache record for ${key}`);
     checkEntry(key, { record, ...(layer !== undefined && { layer }) });
     const descriptor = record.layer?.descriptor;
     const importBlob = async (): Promise<string> => {
       const temp = this.tempPath();
-      await importLayerBlob(layer!, descriptor!, temp);
+      await importLayerBlob(layer!, descriptor!, temp, layerHashed);
       return temp;
     };
     let temp: string | undefined;
@@ -204,7 +216,17 @@ export class LocalCacheStore implements CacheStore {
 
   /** Remembers `inputs` as those of the last build of the step `stepIdentity`, replacing earlier ones. */
   async recordInputs(stepIdentity: string, inputs: Record<string, string>): Promise<void> {
-    await this.unlessFull(() => writeAtomic(this.inputsPath(stepIdentity), JSON.stringify({ step: stepIdentity, inputs }), this.tempPath()));
+    await this.tracked(this.unlessFull(() => writeAtomic(this.inputsPath(stepIdentity), JSON.stringify({ step: stepIdentity, inputs }), this.tempPath())));
+  }
+
+  /** `write`, counted among the writes `release` waits for. */
+  private async tracked<T>(write: Promise<T>): Promise<T> {
+    this.writing.add(write);
+    try {
+      return await write;
+    } finally {
+      this.writing.delete(write);
+    }
   }
 
   /**
@@ -300,8 +322,12 @@ export class LocalCacheStore implements CacheStore {
     return { records: files.records.length, blobs: files.blobs.size, bytes };
   }
 
-  /** Lets eviction remove the blobs this instance's hits returned; call when the build no longer reads them. */
+  /**
+   * Lets eviction remove the blobs this instance's hits returned; call when the build no longer
+   * reads them. Waits first for the writes still running (their failures are their callers').
+   */
   async release(): Promise<void> {
+    await Promise.allSettled(this.writing);
     await this.pins.release();
   }
 
@@ -317,8 +343,11 @@ export class LocalCacheStore implements CacheStore {
     return join(this.dir, TEMP_PREFIX + ownedName());
   }
 
+  /** Runs `action` holding the store lock; this instance's own sections queue here rather than poll the lock file. */
   private locked<T>(action: () => Promise<T>): Promise<T> {
-    return withLockFile(join(this.dir, 'store.lock'), action, { timeoutMs: this.lockTimeoutMs });
+    const run = this.lockQueue.then(() => withLockFile(join(this.dir, 'store.lock'), action, { timeoutMs: this.lockTimeoutMs }));
+    this.lockQueue = run.catch(() => undefined);
+    return run;
   }
 
   /** Whether the blob is in the store with the descriptor's size (contents are checked when they come in). */

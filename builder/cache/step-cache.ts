@@ -18,7 +18,11 @@ export interface CacheProbe {
   readonly hit?: { readonly layer: ImageLayer | null; readonly created: string };
   /** Why the step missed. */
   readonly miss?: MissExplanation;
-  /** Stores what the step made, after a miss, and when (RFC 3339; now when not given). */
+  /**
+   * Stores what the step made, after a miss, and when (RFC 3339; now when not given). `layer` must
+   * be a file this build wrote and hashed as it wrote it (as writeLayer does): it is linked into the
+   * cache with a size check only. The write goes on in the background (see StepCache.settle).
+   */
   remember(layer: ImageLayer | undefined, createdBy: string, createdAt?: string): Promise<void>;
 }
 
@@ -45,6 +49,10 @@ export class StepCache {
   /** Set once the cache repository failed a lookup (or a publish): it is not tried again in this build. */
   private registryLookups: boolean;
   private registryPublishes: boolean;
+  /** Local writes of results still running, by step key. */
+  private readonly storing = new Map<Digest, Promise<void>>();
+  /** The first local write that failed (wrapped: anything may be thrown). */
+  private storeFailure: { error: unknown } | undefined;
 
   constructor(private readonly options: StepCacheOptions) {
     this.registryLookups = options.registry !== undefined && (options.registryUse?.lookups ?? true);
@@ -76,6 +84,8 @@ export class StepCache {
     };
     const identity = [this.options.buildIdentity, input.stage.name ?? String(input.stage.index), input.stepIndex, input.platform.os, input.platform.architecture, input.platform.variant ?? ''].join('|');
     const store = this.options.store;
+    this.throwStoreFailure();
+    await this.storing.get(key);
     const remember = async (layer: ImageLayer | undefined, createdBy: string, createdAt = new Date().toISOString()): Promise<void> => {
       const record: CacheRecord = {
         version: 1,
@@ -85,20 +95,55 @@ export class StepCache {
         createdAt,
       };
       const entry: CacheEntry = { record, ...(layer && { layer: modelLayer(layer) }) };
-      await store.put(key, entry);
-      await store.recordInputs(identity, inputs);
+      // The step's layer is this build's own file, hashed as it was written.
+      this.inBackground(key, Promise.all([store.put(key, entry, { layerHashed: true }), store.recordInputs(identity, inputs)]));
       if (this.options.publishedStage?.(input.stage) ?? true) await this.publish(key, entry);
     };
     const bypass = this.options.disabled || this.options.disabledStages.has(input.stage.name ?? '') || this.options.disabledStages.has(String(input.stage.index));
+    // Read alongside the lookup, which it does not wait on: a miss is explained with them.
+    const lastInputs = bypass ? undefined : store.lastInputs(identity);
+    lastInputs?.catch(() => undefined);
     let record = bypass ? undefined : (await store.get(key))?.record;
     if (record === undefined && !bypass && (await this.fetch(key))) record = (await store.get(key))?.record;
     if (record) {
-      await store.recordInputs(identity, inputs);
+      this.inBackground(key, store.recordInputs(identity, inputs));
       const layer = record.layer ? fileLayer(record.layer.descriptor, record.layer.diffId, store.blobPath(record.layer.descriptor.digest)) : null;
       return { key, hit: { layer, created: record.createdAt }, remember };
     }
-    const miss = bypass ? { summary: '--no-cache', differences: ['--no-cache'] } : explainMiss(await store.lastInputs(identity), inputs);
+    const miss = bypass ? { summary: '--no-cache', differences: ['--no-cache'] } : explainMiss(await lastInputs, inputs);
     return { key, miss, remember };
+  }
+
+  /**
+   * Waits for the local store's writes of this build's results, and throws the first that failed.
+   * Call before the build ends: until then, a failed write is only reported at the next lookup.
+   */
+  async settle(): Promise<void> {
+    await Promise.allSettled(this.storing.values());
+    this.throwStoreFailure();
+  }
+
+  /**
+   * Lets `write` (a result being stored locally) run while the build goes on: a lookup of the same
+   * step waits for it, and the first failure is thrown by the next lookup or by `settle`.
+   */
+  private inBackground(key: Digest, write: Promise<unknown>): void {
+    const done = write.then(
+      () => undefined,
+      (error: unknown) => {
+        this.storeFailure ??= { error };
+      },
+    );
+    const previous = this.storing.get(key);
+    const tracked = previous === undefined ? done : Promise.all([previous, done]).then(() => undefined);
+    this.storing.set(key, tracked);
+    void tracked.then(() => {
+      if (this.storing.get(key) === tracked) this.storing.delete(key);
+    });
+  }
+
+  private throwStoreFailure(): void {
+    if (this.storeFailure !== undefined) throw this.storeFailure.error;
   }
 
   /** Brings the entry for `key` from the cache repository into the local store; false on a miss or a failure. */

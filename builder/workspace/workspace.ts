@@ -36,7 +36,7 @@ export class Workspace {
     let stopWatchdog: (() => Promise<void>) | undefined;
     try {
       stopWatchdog = await startWatchdog(root, name);
-      const layout = await OciLayout.open(path.join(dir, 'layout'), { create: true });
+      const layout = await OciLayout.open(path.join(dir, 'layout'), { create: true, durable: false });
       return new Workspace(dir, layout, sweepFailures, stopWatchdog);
     } catch (error) {
       await stopWatchdog?.();

@@ -96,4 +96,27 @@ describe('writeToLayout', () => {
     assert.deepEqual(await inodes(), before);
     assert.deepEqual((await readdir(target.dir)).filter((name) => name.startsWith('.tmp-')), []);
   });
+
+  it('stores many layers at once, and a layer that is not what it claims fails the image with nothing left half-written', async () => {
+    const source = await OciLayout.open(join(fixtures, 'test_index_one_image'), { create: false });
+    const base = await readLayoutImage(source, {}, amd64);
+    const layers = await Promise.all(
+      Array.from({ length: 9 }, async (_, i) => {
+        const blob = gzipSync(await oneFileTar(`file-${i}.txt`, `layer ${i}\n`));
+        // The sixth claims one byte more than it has.
+        const size = i === 5 ? blob.length + 1 : blob.length;
+        return { layer: blobLayer({ descriptor: { mediaType: MediaType.LayerGzip, digest: sha256(blob), size }, open: async () => Readable.from([blob]) }), history: { created_by: `layer ${i}` } };
+      }),
+    );
+    const good = appendLayers(base, [...layers.slice(0, 5), ...layers.slice(6)]);
+    const target = await OciLayout.open(join(work, 'many'), { create: true });
+    await target.addImage(await writeImage(target, good), ['many']);
+    await assertSameImage(await readLayoutImage(target, { tag: 'many' }, amd64), good);
+
+    const bad = await OciLayout.open(join(work, 'bad'), { create: true });
+    const image = appendLayers(base, layers);
+    await assert.rejects(writeImage(bad, image), { code: 'SIZE_MISMATCH' });
+    assert.equal(await bad.has(await image.digest()), false, 'no manifest for an image whose layer failed');
+    assert.deepEqual((await readdir(bad.dir)).filter((name) => name.startsWith('.tmp-')), []);
+  });
 });

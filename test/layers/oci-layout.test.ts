@@ -70,6 +70,17 @@ describe('OciLayout', () => {
       assert.deepEqual((await readdir(dir)).sort(), ['blobs', 'index.json', 'oci-layout']);
     });
 
+    it('makes a scratch layout (not synced) that stores and reads blobs like any other', async () => {
+      const layout = await OciLayout.open(join(work, 'scratch'), { create: true, durable: false });
+      const manifest = await copySampleImage(layout);
+      const parsed = await layout.readJson<Manifest>(manifest.digest);
+      for (const layer of parsed.layers) assert.equal(sha256(await layout.readBlob(layer.digest)), layer.digest);
+      assert.equal((await text(layout.openBlob(parsed.config.digest))).length, parsed.config.size);
+      await layout.addImage(manifest, ['scratch']);
+      assert.deepEqual(refNames((await (await OciLayout.open(join(work, 'scratch'), { create: false })).readIndex()).manifests), ['scratch']);
+      assert.deepEqual((await readdir(join(work, 'scratch'))).filter((name) => name.startsWith('.tmp-')), []);
+    });
+
     it('reopens an existing layout without touching its index', async () => {
       const dir = join(work, 'reopen');
       const first = await OciLayout.open(dir, { create: true });

@@ -10,7 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { after, test } from 'node:test';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { build } from '../../builder/build.js';
-import { GZIP_BLOCK_BYTES, ParallelGzip } from '../../layers/parallel-gzip.js';
+import { GZIP_BLOCK_BYTES, looksIncompressible, ParallelGzip } from '../../layers/parallel-gzip.js';
 import { unpackWithUmoci, validateLayout } from '../support/validate-layout.js';
 
 const work = mkdtempSync(join(tmpdir(), 'tsbuild-parallel-gzip-'));
@@ -56,6 +56,20 @@ test('the output is one gzip member per block of input, the same however the inp
   assert.ok((await compress(input, 4, GZIP_BLOCK_BYTES)).equals(expected), 'whole blocks');
   assert.ok((await compress(input, 4, 5 * GZIP_BLOCK_BYTES, 1)).equals(expected), 'one piece, one block at a time');
   assert.ok(!(await compress(input, 1, 65_536)).equals(expected), 'the level reaches zlib');
+});
+
+test('a block of random bytes is stored, not deflated; text and mixed blocks are deflated; the output is the same however it was cut', async () => {
+  const text = sample(GZIP_BLOCK_BYTES);
+  const random = randomBytes(GZIP_BLOCK_BYTES);
+  const input = Buffer.concat([text, random, text.subarray(0, 5000)]);
+  assert.equal(looksIncompressible(random), true);
+  assert.equal(looksIncompressible(text), false);
+  assert.equal(looksIncompressible(Buffer.concat([text.subarray(0, GZIP_BLOCK_BYTES / 2), random.subarray(0, GZIP_BLOCK_BYTES / 2)])), false);
+  // zlib cuts stored blocks to the output space it is given: a stored member gets one buffer 1 KiB larger than its block.
+  const expected = Buffer.concat([gzipSync(text, { level: 6 }), gzipSync(random, { level: 0, chunkSize: random.length + 1024 }), gzipSync(text.subarray(0, 5000), { level: 6 })]);
+  assert.ok((await compress(input, 6, 7_919)).equals(expected), 'odd-sized pieces');
+  assert.ok((await compress(input, 6, GZIP_BLOCK_BYTES, 1)).equals(expected), 'whole blocks, one at a time');
+  assert.ok(gunzipSync(expected).equals(input));
 });
 
 test('gzip and zlib read the members back as one stream, empty input included', async () => {

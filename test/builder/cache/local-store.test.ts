@@ -491,3 +491,38 @@ test('the default location is build-cache in the cache directory, and a foreign 
   await assert.rejects(LocalCacheStore.open(dir), { code: 'CACHE_DIR' });
   assert.deepEqual(await readdir(dir), ['notes.txt']);
 });
+
+test('what a crash can leave of an unsynced record (empty, cut short, zeros) is a miss, and a put repairs it', async () => {
+  const dir = await tempDir();
+  const store = await LocalCacheStore.open(join(dir, 'cache'));
+  const blob = await writeBlob(dir);
+  const key = randomKey();
+  const record = recordFor(blob);
+  await store.put(key, entryOf(record, blob.path));
+  const path = join(dir, 'cache', 'records', `${key.slice(7)}.json`);
+  const written = await readFile(path);
+  for (const left of [Buffer.alloc(0), written.subarray(0, written.length - 1), written.subarray(0, 20), Buffer.alloc(written.length)]) {
+    await writeFile(path, left);
+    assert.equal(await store.get(key), undefined, `record left as ${JSON.stringify(left.toString())}`);
+  }
+  await rm(path);
+  await store.put(key, entryOf(record, blob.path));
+  await assertHit(store, key, record);
+  await store.release();
+});
+
+test('a blob the build hashed as it wrote it is linked with a size check only; a wrong size is still refused', async () => {
+  const dir = await tempDir();
+  const store = await LocalCacheStore.open(join(dir, 'cache'));
+  const blob = await writeBlob(dir);
+  const key = randomKey();
+  const record = recordFor(blob);
+  await store.put(key, entryOf(record, blob.path), { layerHashed: true });
+  await assertHit(store, key, record);
+  assert.equal((await stat(store.blobPath(blob.digest))).ino, (await stat(blob.path)).ino);
+  const short = await writeBlob(dir);
+  await writeFile(short.path, randomBytes(999));
+  await assert.rejects(store.put(randomKey(), entryOf(recordFor(short), short.path), { layerHashed: true }), { code: 'DIGEST_MISMATCH' });
+  assert.equal((await store.usage()).records, 1);
+  await store.release();
+});
