@@ -1,0 +1,206 @@
+/**
+ * The step server: the process of a persistent per-stage container (see oci-sandbox.ts). It runs
+ * in the container as its PID 1, started through the descriptors the runtime passed it, and runs
+ * one step at a time on request. It imports only Node's own modules (the container holds nothing
+ * else of ours), and is CommonJS so that Node runs it from a `/proc/self/fd` path.
+ *
+ * Both directions carry frames: one type byte, a 32-bit big-endian length, the payload.
+ * Parent to server: `run` (JSON {args, env, cwd, uid, gid}), `signal` (JSON {signal}).
+ * Server to parent, all on stdout so that a step's last output always comes before its exit
+ * report: `ready`, `stdout`, `stderr` (raw bytes), `exit` (JSON {exitCode} or {error}).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+
+export const frameType = { run: 0x72, signal: 0x73, ready: 0x52, stdout: 0x6f, stderr: 0x65, exit: 0x78 } as const;
+
+export interface StepRequest {
+  readonly args: readonly string[];
+  readonly env: readonly string[];
+  readonly cwd: string;
+  readonly uid: number;
+  readonly gid: number;
+}
+
+/** How a step ended: its status (128+N for signal N), or why it could not start (errno code and system call). */
+export type StepExit = { readonly exitCode: number } | { readonly error: { readonly code: string; readonly syscall: string } };
+
+export function encodeFrame(type: number, payload: Buffer): Buffer {
+  const head = Buffer.alloc(5);
+  head.writeUInt8(type, 0);
+  head.writeUInt32BE(payload.length, 1);
+  return Buffer.concat([head, payload]);
+}
+
+/** Splits a byte stream into frames, handing each to `onFrame` in order. */
+export class FrameReader {
+  private pending: Buffer = Buffer.alloc(0);
+
+  constructor(private readonly onFrame: (type: number, payload: Buffer) => void) {}
+
+  push(chunk: Buffer): void {
+    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    while (this.pending.length >= 5) {
+      const length = this.pending.readUInt32BE(1);
+      if (this.pending.length < 5 + length) return;
+      const type = this.pending.readUInt8(0);
+      const payload = this.pending.subarray(5, 5 + length);
+      this.pending = this.pending.subarray(5 + length);
+      this.onFrame(type, payload);
+    }
+  }
+}
+
+interface Libc {
+  prctl(option: number, arg2: number, arg3: number, arg4: number, arg5: number): number;
+  kill(pid: number, signal: number): number;
+  waitpid(pid: number, status: null, options: number): number;
+  shmctl(id: number, command: number, buffer: null): number;
+  msgctl(id: number, command: number, buffer: null): number;
+  semctl(id: number, semnum: number, command: number): number;
+}
+
+const PR_SET_DUMPABLE = 4;
+const IPC_RMID = 0;
+
+/** The C library through koffi's native module, loaded from where the parent passed it. */
+function loadLibc(koffiPath: string): Libc {
+  // Loaded as it is (require would resolve the /proc/self/fd path to a host path this root lacks).
+  const addon = { exports: {} };
+  process.dlopen(addon, koffiPath);
+  const koffi = addon.exports as { load(name: string): { func(signature: string): (...args: unknown[]) => number } };
+  let lib: ReturnType<typeof koffi.load> | undefined;
+  for (const name of ['libc.so.6', `libc.musl-${process.arch === 'x64' ? 'x86_64' : 'aarch64'}.so.1`]) {
+    try {
+      lib = koffi.load(name);
+      break;
+    } catch {
+      // Not this C library: try the next name.
+    }
+  }
+  if (!lib) throw new Error('cannot load the C library');
+  return {
+    prctl: lib.func('int prctl(int, unsigned long, unsigned long, unsigned long, unsigned long)'),
+    kill: lib.func('int kill(int, int)'),
+    waitpid: lib.func('int waitpid(int, void *, int)'),
+    shmctl: lib.func('int shmctl(int, int, void *)'),
+    msgctl: lib.func('int msgctl(int, int, void *)'),
+    semctl: lib.func('int semctl(int, int, int)'),
+  };
+}
+
+/** The ids in a `/proc/sysvipc/*` table (the id is the second column). */
+function ipcIds(table: string): number[] {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/sysvipc/${table}`, 'utf8');
+  } catch {
+    return [];
+  }
+  return text.split('\n').slice(1).map((line) => Number(line.trim().split(/\s+/)[1])).filter(Number.isInteger);
+}
+
+/** Every path under `dir` (relative to it), for telling later additions apart. */
+function listTree(dir: string): Set<string> {
+  const names = new Set<string>();
+  const walk = (sub: string): void => {
+    for (const entry of readdirSync(`${dir}/${sub}`, { withFileTypes: true })) {
+      const rel = sub === '' ? entry.name : `${sub}/${entry.name}`;
+      names.add(rel);
+      if (entry.isDirectory() && !entry.isSymbolicLink() && rel !== 'pts') walk(rel);
+    }
+  };
+  walk('');
+  return names;
+}
+
+/**
+ * What a container per step would give each step afresh and this one container must reset: no
+ * process but the server, no System V IPC object, `/dev` (with `/dev/shm` and `/dev/mqueue`) as
+ * the container started with it.
+ */
+function resetSandbox(libc: Libc, devAtStart: ReadonlySet<string>): void {
+  libc.kill(-1, osConstants.signals.SIGKILL);
+  // Every killed process is this one's child by the time it is a zombie: reap until none is left.
+  while (libc.waitpid(-1, null, 0) > 0);
+  for (const id of ipcIds('shm')) libc.shmctl(id, IPC_RMID, null);
+  for (const id of ipcIds('msg')) libc.msgctl(id, IPC_RMID, null);
+  for (const id of ipcIds('sem')) libc.semctl(id, 0, IPC_RMID);
+  const now = [...listTree('/dev')].sort().reverse();
+  for (const rel of now) if (!devAtStart.has(rel) && !rel.startsWith('pts/')) rmSync(`/dev/${rel}`, { recursive: true, force: true });
+}
+
+function main(koffiPath: string, passedFds: number): void {
+  const libc = loadLibc(koffiPath);
+  // No step may trace this process or read its memory, descriptors or environment through /proc.
+  if (libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) !== 0) throw new Error('cannot make the step server non-dumpable');
+  // The descriptors that reached the host's node and libraries: nothing a step may inherit or reach.
+  for (let fd = 3; fd < 3 + passedFds; fd++) closeSync(fd);
+  const devAtStart = listTree('/dev');
+  const send = (type: number, payload: Buffer): void => {
+    process.stdout.write(encodeFrame(type, payload));
+  };
+  let step: ChildProcess | undefined;
+  const run = (request: StepRequest): void => {
+    let settled = false;
+    const finish = (exit: StepExit): void => {
+      if (settled) return;
+      settled = true;
+      step = undefined;
+      resetSandbox(libc, devAtStart);
+      send(frameType.exit, Buffer.from(JSON.stringify(exit)));
+    };
+    const failed = (error: NodeJS.ErrnoException): void => finish({ error: { code: error.code ?? 'EIO', syscall: error.syscall ?? 'spawn' } });
+    // As execve's environment list reads with getenv: the first of two same names counts.
+    const env: Record<string, string> = {};
+    for (const pair of request.env) {
+      const name = pair.slice(0, pair.indexOf('='));
+      if (pair.includes('=') && !(name in env)) env[name] = pair.slice(name.length + 1);
+    }
+    const [file, ...args] = request.args;
+    let child: ChildProcess;
+    try {
+      child = spawn(file ?? '', args, { env, cwd: request.cwd, uid: request.uid, gid: request.gid, stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch (error) {
+      failed(error as NodeJS.ErrnoException);
+      return;
+    }
+    step = child;
+    child.stdout?.on('data', (chunk: Buffer) => send(frameType.stdout, chunk));
+    child.stderr?.on('data', (chunk: Buffer) => send(frameType.stderr, chunk));
+    child.once('error', failed);
+    let status: number | undefined;
+    let drained = 0;
+    const report = (): void => {
+      if (status !== undefined && drained === 2) finish({ exitCode: status });
+    };
+    // Output ends once everything that held the pipes is dead: the step, then whatever it left behind.
+    for (const stream of [child.stdout, child.stderr]) stream?.once('close', () => (drained++, report()));
+    child.once('exit', (code, signal) => {
+      status = code ?? 128 + (signal ? osConstants.signals[signal] : 0);
+      libc.kill(-1, osConstants.signals.SIGKILL);
+      report();
+    });
+  };
+  const reader = new FrameReader((type, payload) => {
+    const message = JSON.parse(payload.toString('utf8')) as unknown;
+    if (type === frameType.run) run(message as StepRequest);
+    else if (type === frameType.signal && step?.pid !== undefined) {
+      const signal = (message as { signal: NodeJS.Signals }).signal;
+      if (signal === 'SIGKILL') libc.kill(-1, osConstants.signals.SIGKILL);
+      else step.kill(signal);
+    }
+  });
+  process.stdin.on('data', (chunk: Buffer) => reader.push(chunk));
+  // The parent closing our input is the end of the stage.
+  process.stdin.once('end', () => {
+    resetSandbox(libc, devAtStart);
+    process.exit(0);
+  });
+  send(frameType.ready, Buffer.alloc(0));
+}
+
+if (require.main === module) {
+  main(process.argv[2] ?? '', Number(process.argv[3]));
+}
