@@ -59,10 +59,25 @@ interface Libc {
   shmctl(id: number, command: number, buffer: null): number;
   msgctl(id: number, command: number, buffer: null): number;
   semctl(id: number, semnum: number, command: number): number;
+  sigaction(signal: number, action: Buffer, old: null): number;
+  waitid(idtype: number, id: number, info: Buffer, options: number): number;
 }
 
 const PR_SET_DUMPABLE = 4;
 const IPC_RMID = 0;
+
+/**
+ * The signals Node catches but a PID 1 need not: SIGUSR1 would open Node's inspector in the server
+ * for a step to connect to; SIGINT and SIGTERM would end it. Ignored, a step's kill has no effect.
+ */
+const ignoredSignals = ['SIGUSR1', 'SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/** A `struct sigaction` (the same layout in glibc and musl) whose handler is SIG_IGN. */
+function ignoreAction(): Buffer {
+  const action = Buffer.alloc(256);
+  action.writeBigUInt64LE(1n, 0);
+  return action;
+}
 
 /** The C library through koffi's native module, loaded from where the parent passed it. */
 function loadLibc(koffiPath: string): Libc {
@@ -87,7 +102,30 @@ function loadLibc(koffiPath: string): Libc {
     shmctl: lib.func('int shmctl(int, int, void *)'),
     msgctl: lib.func('int msgctl(int, int, void *)'),
     semctl: lib.func('int semctl(int, int, int)'),
+    sigaction: lib.func('int sigaction(int, void *, void *)'),
+    waitid: lib.func('int waitid(int, int, void *, int)'),
   };
+}
+
+const P_ALL = 0;
+const WNOHANG = 1;
+const WEXITED = 4;
+const WNOWAIT = 0x01000000;
+
+/**
+ * Reaps the processes a step orphaned (they become this PID 1's children) as they exit, as the
+ * step's PID 1 would in a container of its own, but never `step`: Node reaps that one itself.
+ */
+function reapOrphans(libc: Libc, step: number | undefined): void {
+  const info = Buffer.alloc(128);
+  for (;;) {
+    info.fill(0);
+    if (libc.waitid(P_ALL, 0, info, WEXITED | WNOHANG | WNOWAIT) !== 0) return;
+    // siginfo_t: si_signo, si_errno, si_code, padding, then si_pid (0 when no child has exited).
+    const pid = info.readInt32LE(16);
+    if (pid === 0 || pid === step) return;
+    libc.waitpid(pid, null, WNOHANG);
+  }
 }
 
 /** The ids in a `/proc/sysvipc/*` table (the id is the second column). */
@@ -135,6 +173,9 @@ function main(koffiPath: string, passedFds: number): void {
   const libc = loadLibc(koffiPath);
   // No step may trace this process or read its memory, descriptors or environment through /proc.
   if (libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) !== 0) throw new Error('cannot make the step server non-dumpable');
+  for (const name of ignoredSignals) {
+    if (libc.sigaction(osConstants.signals[name], ignoreAction(), null) !== 0) throw new Error(`cannot ignore ${name} in the step server`);
+  }
   // The descriptors that reached the host's node and libraries: nothing a step may inherit or reach.
   for (let fd = 3; fd < 3 + passedFds; fd++) closeSync(fd);
   const devAtStart = listTree('/dev');
@@ -192,6 +233,7 @@ function main(koffiPath: string, passedFds: number): void {
       else step.kill(signal);
     }
   });
+  process.on('SIGCHLD', () => reapOrphans(libc, step?.pid));
   process.stdin.on('data', (chunk: Buffer) => reader.push(chunk));
   // The parent closing our input is the end of the stage.
   process.stdin.once('end', () => {

@@ -98,15 +98,35 @@ describe('OCI step sandbox', { skip: requires(process.getuid?.() === 0 ? false :
     }
   });
 
+  it('reaps the processes a step orphans while it runs', async () => {
+    const sandbox = await open();
+    try {
+      // Each subshell exits at once, orphaning its sleep to PID 1; the step then waits for their zombies to go.
+      const script = [
+        'for i in 1 2 3 4 5 6 7 8 9 10; do (sleep 0.01 &); done; sleep 0.2',
+        'zombies() { cat /proc/[0-9]*/stat 2>/dev/null | grep -c ") Z "; }',
+        'tries=0; while [ "$(zombies)" != 0 ] && [ $tries -lt 300 ]; do sleep 0.1; tries=$((tries + 1)); done; zombies',
+      ].join('\n');
+      assert.equal((await step(sandbox, script)).stdout, '0\n');
+    } finally {
+      await sandbox.close();
+    }
+  });
+
   it('keeps the server out of reach: no descriptor, memory, environment or file of it', async () => {
     const sandbox = await open();
     try {
       const probe = await step(sandbox, 'for f in /proc/1/fd/*; do readlink $f >/dev/null 2>&1 && echo fd-readable; done; cat /proc/1/maps >/dev/null 2>&1 && echo maps-readable; cat /proc/1/environ >/dev/null 2>&1 && echo environ-readable; readlink /proc/1/exe >/dev/null 2>&1 && echo exe-readable; ls -l /proc/self/fd/; ls -a /');
       assert.doesNotMatch(probe.stdout, /readable/);
       assert.doesNotMatch(probe.stdout, /node|koffi|step-server|\/work|\/usr\/lib/);
-      // Root with the default capabilities still cannot signal or trace the server away.
-      const kill = await step(sandbox, 'kill -9 1; echo alive');
-      assert.equal(kill.stdout, 'alive\n');
+      // Root with the default capabilities still cannot signal the server away, nor open Node's inspector in it (SIGUSR1).
+      const kill = await step(sandbox, 'for signal in 9 15 2 10 1 3; do kill -$signal 1; done; sleep 1; echo alive; grep -i " 0100007F:2405 .* 0A " /proc/net/tcp');
+      assert.equal(kill.stdout, 'alive\n', 'nothing listens on the inspector port');
+      const status = (await step(sandbox, 'cat /proc/1/status')).stdout;
+      const mask = (field: string): bigint => BigInt(`0x${new RegExp(`^${field}:\\s*([0-9a-f]+)$`, 'm').exec(status)?.[1] ?? 'x'}`);
+      const usr1 = 1n << 9n;
+      assert.equal(mask('SigIgn') & usr1, usr1, 'SIGUSR1 (Node\'s inspector) is ignored');
+      assert.equal(mask('SigCgt') & usr1, 0n);
       assert.equal((await step(sandbox, 'true')).exitCode, 0, 'the server survives');
     } finally {
       await sandbox.close();
