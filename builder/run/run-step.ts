@@ -44,8 +44,19 @@ export async function runStepEntries(step: RunStep, run: StageRun, ctx: RunStepC
   const shape = sessionShape(step, user, ctx.backend);
   const open = run.session;
   if (open && (open.shape !== shape || open.prepared !== prepared)) await run.endSession();
-  if (shape === undefined) return runAlone(step, run, ctx, prepared, user);
-  const session = run.session ?? run.startSession(await openStepSession(step, shape, prepared, ctx.backend, ctx.workspace));
+  if (shape === undefined || unsharedBackends.has(ctx.backend)) return runAlone(step, run, ctx, prepared, user);
+  let session = run.session;
+  if (!session) {
+    try {
+      session = run.startSession(await openStepSession(step, shape, prepared, ctx.backend, ctx.workspace));
+    } catch (error) {
+      if (!(error instanceof TsbuildError) || error.code !== 'ISOLATION') throw error;
+      // Steps ran one sandbox each before sandboxes were shared: they still can.
+      unsharedBackends.add(ctx.backend);
+      ctx.output('stderr', `note: RUN steps get a sandbox each: the shared one did not start: ${error.message}\n`);
+      return runAlone(step, run, ctx, prepared, user);
+    }
+  }
   try {
     return await runProcess(step, run, ctx, prepared, {
       created: session.stubs.created,
@@ -59,6 +70,9 @@ export async function runStepEntries(step: RunStep, run: StageRun, ctx: RunStepC
     throw error;
   }
 }
+
+/** Backends whose shared sandbox could not start: their steps run one sandbox each from then on. */
+const unsharedBackends = new WeakSet<IsolationBackend>();
 
 /** How a step's process runs: in a sandbox of its own, or a stage's shared one. */
 interface StepRunner {

@@ -114,6 +114,21 @@ describe('RUN steps sharing one container', { skip: requires(process.getuid?.() 
     assert.ok(!(await readdir(rootfs)).includes('proc'), 'the mount point stubs are gone');
   });
 
+  test('when the shared sandbox cannot start, steps run one container each, with a note', async () => {
+    // A runtime that refuses to pass descriptors: the server cannot start.
+    const refusing = path.join(work, 'refusing-runtime');
+    await writeFile(refusing, `#!/bin/sh\ncase "$*" in *--preserve-fds*) echo "no descriptors here" >&2; exit 1;; esac\necho "$*" >> ${runtimeLog}\nexec ${runtime!.path} "$@"\n`);
+    await chmod(refusing, 0o755);
+    const alone = { ...ctx, backend: new OciRuntimeBackend({ runtimePath: refusing }) };
+    const started = await containersStarted();
+    output.length = 0;
+    assert.deepEqual(paths(await runStepEntries(shell(10, 'echo a > /tmp/a'), run, alone)), ['tmp', 'tmp/a']);
+    assert.deepEqual(paths(await runStepEntries(shell(11, 'echo b > /tmp/b'), run, alone)), ['tmp', 'tmp/b']);
+    assert.equal(await containersStarted(), started + 2);
+    assert.deepEqual(output.filter((text) => text.startsWith('note:')).length, 1);
+    assert.match(output.join(''), /^note: RUN steps get a sandbox each: the shared one did not start: the OCI runtime's step sandbox stopped \(exit code 1\): .*no descriptors here/m);
+  });
+
   test('a step timeout kills the step and its container', async () => {
     const timed = { ...ctx, timeoutSeconds: 1 };
     await assert.rejects(runStepEntries(shell(9, 'trap "" TERM; sleep 31342'), run, timed), /^TsbuildError: RUN did not finish within 1 s and was killed$/m);
