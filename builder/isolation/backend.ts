@@ -84,6 +84,11 @@ export type SandboxStep = Pick<RunSpec, 'args' | 'env' | 'cwd' | 'user' | 'stdou
 export interface StepSandbox {
   /** Runs one step, as `IsolationBackend.run` does; rejects while another step runs. */
   run(step: SandboxStep): Promise<RunResult>;
+  /**
+   * True once a step changed what the sandbox's next steps would inherit from it (resource limits,
+   * priority, CPU affinity...): the sandbox must then be closed, not given another step.
+   */
+  readonly spent: boolean;
   /** Stops the sandbox and removes what it made outside the rootfs; safe to call more than once. */
   close(): Promise<void>;
 }

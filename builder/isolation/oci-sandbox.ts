@@ -65,6 +65,7 @@ class OciStepSandbox implements StepSandbox {
   private ready: (() => void) | undefined;
   private diagnostics = '';
   private closing: Promise<void> | undefined;
+  private spentBy: string | undefined;
 
   constructor(private readonly spec: SandboxSpec, private readonly options: OciSandboxOptions) {
     this.stateDir = join(spec.scratchDir, 'state');
@@ -114,6 +115,10 @@ class OciStepSandbox implements StepSandbox {
     if (outcome !== 'ready') throw await this.failure(outcome);
   }
 
+  get spent(): boolean {
+    return this.spentBy !== undefined;
+  }
+
   private onFrame(type: number, payload: Buffer): void {
     if (type === frameType.ready) this.ready?.();
     else if (type === frameType.stdout) this.current?.request.stdout(payload);
@@ -132,6 +137,7 @@ class OciStepSandbox implements StepSandbox {
     step.signal?.throwIfAborted();
     if (this.current) throw new TsbuildError('INTERNAL', 'a step sandbox runs one step at a time');
     if (this.closing || !this.child || !this.exited) throw new TsbuildError('INTERNAL', 'the step sandbox is closed');
+    if (this.spentBy !== undefined) throw new TsbuildError('INTERNAL', `the step sandbox was spent by ${this.spentBy}`);
     if (this.options.settings.userNamespace) checkIdsMapped(step.user, this.options.settings.userNamespace);
     if (step.user.additionalGids.length > 0) throw new TsbuildError('INTERNAL', 'a step sandbox cannot set supplementary groups');
     const exited = this.exited;
@@ -152,6 +158,7 @@ class OciStepSandbox implements StepSandbox {
       this.current = undefined;
       await stopping;
     }
+    if ('spent' in outcome && outcome.spent) this.spentBy = JSON.stringify(step.args);
     if (step.signal?.aborted) throw step.signal.reason;
     if ('exitCode' in outcome) return { exitCode: outcome.exitCode };
     if ('error' in outcome) throw new TsbuildError('ISOLATION', `the OCI runtime could not run the process: ${startFailure(step.args[0] ?? '', outcome.error)}`);

@@ -23,8 +23,11 @@ export interface StepRequest {
   readonly gid: number;
 }
 
-/** How a step ended: its status (128+N for signal N), or why it could not start (errno code and system call). */
-export type StepExit = { readonly exitCode: number } | { readonly error: { readonly code: string; readonly syscall: string } };
+/**
+ * How a step ended: its status (128+N for signal N), or why it could not start (errno code and
+ * system call); `spent` when it changed what later steps would inherit from the server.
+ */
+export type StepExit = ({ readonly exitCode: number } | { readonly error: { readonly code: string; readonly syscall: string } }) & { readonly spent?: true };
 
 export function encodeFrame(type: number, payload: Buffer): Buffer {
   const head = Buffer.alloc(5);
@@ -61,7 +64,11 @@ interface Libc {
   semctl(id: number, semnum: number, command: number): number;
   sigaction(signal: number, action: Buffer, old: null): number;
   waitid(idtype: number, id: number, info: Buffer, options: number): number;
+  ioprioGet(): number;
 }
+
+/** ioprio_get's system call number, which libc does not wrap. */
+const ioprioGetNumber: Partial<Record<string, number>> = { x64: 252, arm64: 31 };
 
 const PR_SET_DUMPABLE = 4;
 const IPC_RMID = 0;
@@ -104,6 +111,11 @@ function loadLibc(koffiPath: string): Libc {
     semctl: lib.func('int semctl(int, int, int)'),
     sigaction: lib.func('int sigaction(int, void *, void *)'),
     waitid: lib.func('int waitid(int, int, void *, int)'),
+    ioprioGet: ((syscall) => () => {
+      const number = ioprioGetNumber[process.arch];
+      // IOPRIO_WHO_PROCESS, this process.
+      return number === undefined ? 0 : syscall(number, 1, 0);
+    })(lib.func('long syscall(long, int, int)')),
   };
 }
 
@@ -126,6 +138,32 @@ function reapOrphans(libc: Libc, step: number | undefined): void {
     if (pid === 0 || pid === step) return;
     libc.waitpid(pid, null, WNOHANG);
   }
+}
+
+function readOr(file: string, otherwise: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return otherwise;
+  }
+}
+
+/**
+ * What a step, as the same uid, can change in this process and the next steps would inherit from
+ * it: resource limits (prlimit), nice value and scheduling policy (renice, chrt), CPU and memory
+ * affinity (taskset), I/O priority (ionice), OOM score, core dump filter and autogroup.
+ */
+function inheritedState(libc: Libc): string {
+  const statText = readFileSync('/proc/self/stat', 'utf8');
+  const stat = statText.slice(statText.lastIndexOf(')') + 2).split(' ');
+  const status = readFileSync('/proc/self/status', 'utf8').split('\n').filter((line) => /^(Cpus|Mems)_allowed(_list)?:/.test(line));
+  return JSON.stringify([
+    // Fields 18, 19, 40 and 41 of stat: priority, nice, rt_priority, policy.
+    stat[15], stat[16], stat[37], stat[38], status,
+    readFileSync('/proc/self/limits', 'utf8'),
+    readOr('/proc/self/oom_score_adj', ''), readOr('/proc/self/coredump_filter', ''), readOr('/proc/self/autogroup', '').replace(/^\/autogroup-\d+ /, ''),
+    libc.ioprioGet(),
+  ]);
 }
 
 /** The ids in a `/proc/sysvipc/*` table (the id is the second column). */
@@ -179,6 +217,7 @@ function main(koffiPath: string, passedFds: number): void {
   // The descriptors that reached the host's node and libraries: nothing a step may inherit or reach.
   for (let fd = 3; fd < 3 + passedFds; fd++) closeSync(fd);
   const devAtStart = listTree('/dev');
+  const stateAtStart = inheritedState(libc);
   const send = (type: number, payload: Buffer): void => {
     process.stdout.write(encodeFrame(type, payload));
   };
@@ -190,7 +229,8 @@ function main(koffiPath: string, passedFds: number): void {
       settled = true;
       step = undefined;
       resetSandbox(libc, devAtStart);
-      send(frameType.exit, Buffer.from(JSON.stringify(exit)));
+      const spent = inheritedState(libc) !== stateAtStart;
+      send(frameType.exit, Buffer.from(JSON.stringify(spent ? { ...exit, spent } : exit)));
     };
     const failed = (error: NodeJS.ErrnoException): void => finish({ error: { code: error.code ?? 'EIO', syscall: error.syscall ?? 'spawn' } });
     // As execve's environment list reads with getenv: the first of two same names counts.

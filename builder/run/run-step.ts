@@ -58,13 +58,16 @@ export async function runStepEntries(step: RunStep, run: StageRun, ctx: RunStepC
     }
   }
   try {
-    return await runProcess(step, run, ctx, prepared, {
+    const entries = await runProcess(step, run, ctx, prepared, {
       created: session.stubs.created,
       usedStubs: session.usedStubs,
       bindPaths: session.bindPaths,
       stubs: session.stubs,
       run: (process) => session.sandbox.run({ ...process, user }),
     }, user.home);
+    // The step changed what the next would inherit from the sandbox: the next gets a new one.
+    if (session.sandbox.spent) await run.endSession();
+    return entries;
   } catch (error) {
     await run.endSession();
     throw error;

@@ -113,6 +113,21 @@ describe('OCI step sandbox', { skip: requires(process.getuid?.() === 0 ? false :
     }
   });
 
+  it('is spent once a step changes what later steps would inherit from the server', async () => {
+    for (const change of ['renice -n 7 -p 1', 'ionice -c 3 -p 1', 'echo 500 > /proc/1/oom_score_adj']) {
+      const sandbox = await open();
+      try {
+        assert.equal((await step(sandbox, 'renice -n 3 -p $$ && ionice -c 3 -p $$ && echo 400 > /proc/self/oom_score_adj')).exitCode, 0);
+        assert.equal(sandbox.spent, false, 'a step may change itself');
+        assert.equal((await step(sandbox, `${change} && echo changed`)).stdout, 'changed\n');
+        assert.equal(sandbox.spent, true, change);
+        await assert.rejects(step(sandbox, 'true'), /spent/);
+      } finally {
+        await sandbox.close();
+      }
+    }
+  });
+
   it('keeps the server out of reach: no descriptor, memory, environment or file of it', async () => {
     const sandbox = await open();
     try {

@@ -106,6 +106,16 @@ describe('RUN steps sharing one container', { skip: requires(process.getuid?.() 
     await run.endSession();
   });
 
+  test('a step that renices the server leaves the next step a new container, at the usual priority', async () => {
+    const started = await containersStarted();
+    await runStepEntries(shell(12, 'renice -n 9 -p 1'), run, ctx);
+    assert.equal(run.session, undefined);
+    await runStepEntries(shell(13, 'cut -d " " -f 19 /proc/self/stat > /tmp/nice'), run, ctx);
+    assert.equal(await readFile(path.join(rootfs, 'tmp/nice'), 'utf8'), '0\n');
+    assert.equal(await containersStarted(), started + 2);
+    await run.endSession();
+  });
+
   test('a failing step fails with the usual message and deletes the container', async () => {
     await assert.rejects(runStepEntries(shell(8, 'exit 3'), run, ctx), /^TsbuildError: process "\/bin\/sh -c exit 3" did not complete successfully: exit code: 3$/m);
     assert.equal(run.session, undefined);
