@@ -19,8 +19,8 @@ export interface StepRequest {
   readonly args: readonly string[];
   readonly env: readonly string[];
   readonly cwd: string;
-  readonly uid: number;
-  readonly gid: number;
+  readonly uid?: number;
+  readonly gid?: number;
 }
 
 /**
@@ -55,7 +55,7 @@ export class FrameReader {
   }
 }
 
-interface Libc {
+export interface Libc {
   prctl(option: number, arg2: number, arg3: number, arg4: number, arg5: number): number;
   kill(pid: number, signal: number): number;
   waitpid(pid: number, status: null, options: number): number;
@@ -86,13 +86,14 @@ function ignoreAction(): Buffer {
   return action;
 }
 
-/** The C library through koffi's native module, loaded from where the parent passed it. */
-function loadLibc(koffiPath: string): Libc {
-  // Loaded as it is (require would resolve the /proc/self/fd path to a host path this root lacks).
-  const addon = { exports: {} };
-  process.dlopen(addon, koffiPath);
-  const koffi = addon.exports as { load(name: string): { func(signature: string): (...args: unknown[]) => number } };
-  let lib: ReturnType<typeof koffi.load> | undefined;
+/** koffi's API, as much of it as the server uses. */
+export interface Koffi {
+  load(name: string): { func(signature: string): (...args: unknown[]) => number };
+}
+
+/** The C functions the server calls, bound through `koffi`: before any change of root, which may lack the library. */
+export function bindLibc(koffi: Koffi): Libc {
+  let lib: ReturnType<Koffi['load']> | undefined;
   for (const name of ['libc.so.6', `libc.musl-${process.arch === 'x64' ? 'x86_64' : 'aarch64'}.so.1`]) {
     try {
       lib = koffi.load(name);
@@ -207,15 +208,16 @@ function resetSandbox(libc: Libc, devAtStart: ReadonlySet<string>): void {
   for (const rel of now) if (!devAtStart.has(rel) && !rel.startsWith('pts/')) rmSync(`/dev/${rel}`, { recursive: true, force: true });
 }
 
-function main(koffiPath: string, passedFds: number): void {
-  const libc = loadLibc(koffiPath);
-  // No step may trace this process or read its memory, descriptors or environment through /proc.
+/**
+ * Serves steps on stdin and stdout, as the PID 1 of the sandbox's pid namespace, once it has made
+ * itself non-dumpable (no step may trace it or read its memory, descriptors or environment through
+ * /proc) and ignored the signals Node catches. A request without uid and gid keeps the server's.
+ */
+export function serveSteps(libc: Libc): void {
   if (libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) !== 0) throw new Error('cannot make the step server non-dumpable');
   for (const name of ignoredSignals) {
     if (libc.sigaction(osConstants.signals[name], ignoreAction(), null) !== 0) throw new Error(`cannot ignore ${name} in the step server`);
   }
-  // The descriptors that reached the host's node and libraries: nothing a step may inherit or reach.
-  for (let fd = 3; fd < 3 + passedFds; fd++) closeSync(fd);
   const devAtStart = listTree('/dev');
   const stateAtStart = inheritedState(libc);
   const send = (type: number, payload: Buffer): void => {
@@ -242,7 +244,8 @@ function main(koffiPath: string, passedFds: number): void {
     const [file, ...args] = request.args;
     let child: ChildProcess;
     try {
-      child = spawn(file ?? '', args, { env, cwd: request.cwd, uid: request.uid, gid: request.gid, stdio: ['ignore', 'pipe', 'pipe'] });
+      const ids = request.uid === undefined || request.gid === undefined ? {} : { uid: request.uid, gid: request.gid };
+      child = spawn(file ?? '', args, { env, cwd: request.cwd, ...ids, stdio: ['ignore', 'pipe', 'pipe'] });
     } catch (error) {
       failed(error as NodeJS.ErrnoException);
       return;
@@ -281,6 +284,17 @@ function main(koffiPath: string, passedFds: number): void {
     process.exit(0);
   });
   send(frameType.ready, Buffer.alloc(0));
+}
+
+/** Started by the OCI runtime: koffi's addon, then how many descriptors the runtime passed. */
+function main(koffiPath: string, passedFds: number): void {
+  // Loaded as it is (require would resolve the /proc/self/fd path to a host path this root lacks).
+  const addon = { exports: {} };
+  process.dlopen(addon, koffiPath);
+  const libc = bindLibc(addon.exports as Koffi);
+  // The descriptors that reached the host's node and libraries: nothing a step may inherit or reach.
+  for (let fd = 3; fd < 3 + passedFds; fd++) closeSync(fd);
+  serveSteps(libc);
 }
 
 if (require.main === module) {
