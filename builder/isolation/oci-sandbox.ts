@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { TsbuildError } from '../../layers/errors.js';
 import { lstatOrUndefined, removeIfExists } from '../../layers/fs-util.js';
@@ -15,7 +16,6 @@ import {
   checkIdsMapped, containerRecordName, lockableFlagsAt, runtimeCommand, runtimeEnv, runtimeErrors, scratchBytes, type ContainerRecord,
 } from './oci-runtime-tools.js';
 import { StepServerClient } from './step-server-client.js';
-import type { Readable, Writable } from 'node:stream';
 
 const serverScript = fileURLToPath(new URL('./step-server.cjs', import.meta.url));
 const serverPath = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';

@@ -1,13 +1,14 @@
 /**
- * The step server: the process of a persistent per-stage container (see oci-sandbox.ts). It runs
- * in the container as its PID 1, started through the descriptors the runtime passed it, and runs
- * one step at a time on request. It imports only Node's own modules (the container holds nothing
- * else of ours), and is CommonJS so that Node runs it from a `/proc/self/fd` path.
+ * The step server: PID 1 of a sandbox kept for a stage's steps, which runs one step at a time on
+ * request. In an OCI container (oci-sandbox.ts) it is this file, started through the descriptors
+ * the runtime passed; it imports only Node's own modules (the container holds nothing else of
+ * ours), and is CommonJS so that Node runs it from a `/proc/self/fd` path. The namespace launcher
+ * (launcher-main.ts) calls `serveSteps` itself once its sandbox is set up.
  *
  * Both directions carry frames: one type byte, a 32-bit big-endian length, the payload.
- * Parent to server: `run` (JSON {args, env, cwd, uid, gid}), `signal` (JSON {signal}).
+ * Parent to server: `run` (JSON {args, env, cwd, uid?, gid?}), `signal` (JSON {signal}).
  * Server to parent, all on stdout so that a step's last output always comes before its exit
- * report: `ready`, `stdout`, `stderr` (raw bytes), `exit` (JSON {exitCode} or {error}).
+ * report: `ready`, `stdout`, `stderr` (raw bytes), `exit` (JSON StepExit).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, readdirSync, readFileSync, rmSync } from 'node:fs';

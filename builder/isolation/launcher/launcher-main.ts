@@ -4,7 +4,9 @@
  * builds the step's file system view and root, hands the network namespace to slirp4netns when
  * asked, drops to the step's ids and capabilities with no_new_privs and the seccomp filter, and
  * execs the command, which becomes the namespace's PID 1 (when it exits, the kernel kills the rest
- * of the namespace). Everything it loads is loaded before the root changes.
+ * of the namespace). Everything it loads is loaded before the root changes. Told to serve
+ * (`config.serve`), it stays root with the default capabilities and, instead of exec'ing, serves
+ * steps (step-server.cts) on its stdin and stdout, each spawned with the step's ids.
  */
 import { openSync, readFileSync, readlinkSync, readSync, writeSync } from 'node:fs';
 import { limitBoundingSet, defaultCapabilities, setCapabilities } from './capabilities.js';
