@@ -69,7 +69,8 @@ export async function runStepEntries(step: RunStep, run: StageRun, ctx: RunStepC
     if (session.sandbox.spent) await run.endSession();
     return entries;
   } catch (error) {
-    await run.endSession();
+    // The step's failure is the one to report; a container left behind is the workspace sweep's.
+    await run.endSession().catch(() => undefined);
     throw error;
   }
 }
