@@ -271,11 +271,7 @@ export function serveSteps(libc: Libc): void {
   const reader = new FrameReader((type, payload) => {
     const message = JSON.parse(payload.toString('utf8')) as unknown;
     if (type === frameType.run) run(message as StepRequest);
-    else if (type === frameType.signal && step?.pid !== undefined) {
-      const signal = (message as { signal: NodeJS.Signals }).signal;
-      if (signal === 'SIGKILL') libc.kill(-1, osConstants.signals.SIGKILL);
-      else step.kill(signal);
-    }
+    else if (type === frameType.signal) step?.kill((message as { signal: NodeJS.Signals }).signal);
   });
   process.on('SIGCHLD', () => reapOrphans(libc, step?.pid));
   process.stdin.on('data', (chunk: Buffer) => reader.push(chunk));
