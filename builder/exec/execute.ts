@@ -81,6 +81,7 @@ export async function executePlan(plan: PlatformPlan, options: ExecuteOptions, s
         const layerBytes = run.layers.slice(layersBefore).reduce((sum, layer) => sum + layer.descriptor.size, 0);
         options.progress({ kind: 'step-done', step: id, seconds: (Date.now() - started) / 1000, layerBytes });
       }
+      await run.endSession();
     }
     const target = runs.get(plan.targetIndex)!;
     const history = fillHistoryTimes(target.history);
@@ -175,6 +176,8 @@ async function runOrReuse(step: PlannedStep, stepIndex: number, run: StageRun, c
     run.recordMetadata(history());
     return;
   }
+  // Only a RUN step may find the stage's shared sandbox still in the rootfs (see run-step.ts).
+  if (step.kind !== 'run') await run.endSession();
   let selected: Promise<readonly SelectedSource[]> | undefined;
   let bound: Promise<readonly BindSource[]> | undefined;
   const sources: StepSources = {
@@ -195,6 +198,7 @@ async function runOrReuse(step: PlannedStep, stepIndex: number, run: StageRun, c
     : undefined;
   if (probe?.hit) {
     ctx.progress({ kind: 'step-cache', step: ctx.stepId, cached: true, summary: 'CACHED', differences: [] });
+    await run.endSession();
     await recordStep(run, probe.hit.layer, false, history(probe.hit.layer ? probe.hit.created : undefined));
     run.cacheParent = { kind: 'step', key: probe.key };
     return;

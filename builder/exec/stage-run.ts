@@ -5,6 +5,7 @@ import type { TreeSnapshot } from '../snapshot/scan.js';
 import type { StepParent } from '../cache/cache-key.js';
 import type { ImageLayer } from '../model/image-layer.js';
 import { applyLayers } from '../rootfs/apply-layers.js';
+import type { StepSession } from '../run/step-session.js';
 
 /** What a step needs a rootfs for: its files only, or running processes in it too. */
 export type RootfsPurpose = 'files' | 'run';
@@ -23,6 +24,9 @@ export class StageRun {
 
   /** The scan a RUN step took of its rootfs when it ended, while nothing else has changed that rootfs since. */
   private lastScan: { readonly rootfs: PreparedRootfs; readonly snapshot: TreeSnapshot } | undefined;
+
+  /** The sandbox the stage's latest RUN steps shared, while it runs. */
+  private openSession: StepSession | undefined;
 
   /** The cache key chain so far: where the next step's key starts. */
   cacheParent: StepParent;
@@ -66,6 +70,27 @@ export class StageRun {
 
   async rootfs(): Promise<string> {
     return (await this.prepared()).dir;
+  }
+
+  /** The running shared sandbox, if any (see step-session.ts). */
+  get session(): StepSession | undefined {
+    return this.openSession;
+  }
+
+  /** Keeps `session` as the stage's shared sandbox, to be ended by `endSession`. */
+  startSession(session: StepSession): StepSession {
+    this.openSession = session;
+    return session;
+  }
+
+  /**
+   * Stops the shared sandbox, if one runs, and removes its mount points from the rootfs: before any
+   * step but a RUN that can share it touches the rootfs, and when the stage ends.
+   */
+  async endSession(): Promise<void> {
+    const session = this.openSession;
+    this.openSession = undefined;
+    await session?.close();
   }
 
   recordMetadata(entry: HistoryEntry): void {
@@ -116,6 +141,7 @@ export class StageRun {
 
   /** Releases the prepared rootfs, if any. */
   async release(): Promise<void> {
+    await this.endSession().catch(() => undefined);
     const prepared = this.preparedPromise;
     this.preparedPromise = undefined;
     if (prepared) await (await prepared.catch(() => undefined))?.release();

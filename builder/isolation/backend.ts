@@ -63,4 +63,32 @@ export interface RunResult {
 export interface IsolationBackend {
   readonly name: Exclude<IsolationMode, 'auto'>;
   run(spec: RunSpec): Promise<RunResult>;
+  /**
+   * Starts one sandbox for several steps that share its shape (root, hostname, network, binds),
+   * run one at a time; absent when the backend only runs one process per sandbox.
+   */
+  openSandbox?(spec: SandboxSpec): Promise<StepSandbox>;
+}
+
+/** What a sandbox's steps share: everything of a RunSpec but the process, its output and its abort signal. */
+export type SandboxSpec = Pick<RunSpec, 'rootfs' | 'hostname' | 'network' | 'binds' | 'scratchDir'>;
+
+/** One step in a sandbox. Its user has no supplementary groups. */
+export type SandboxStep = Pick<RunSpec, 'args' | 'env' | 'cwd' | 'user' | 'stdout' | 'stderr' | 'signal'>;
+
+/**
+ * A sandbox that runs steps one after another, each in the same confinement a sandbox of its own
+ * would give it: when a step ends, nothing it started still runs, and no IPC object or file it
+ * made outside the rootfs (in `/dev`) remains. The rootfs is the spec's, changed in place.
+ */
+export interface StepSandbox {
+  /** Runs one step, as `IsolationBackend.run` does; rejects while another step runs. */
+  run(step: SandboxStep): Promise<RunResult>;
+  /**
+   * True once a step changed what the sandbox's next steps would inherit from it (resource limits,
+   * priority, CPU affinity...): the sandbox must then be closed, not given another step.
+   */
+  readonly spent: boolean;
+  /** Stops the sandbox and removes what it made outside the rootfs; safe to call more than once. */
+  close(): Promise<void>;
 }

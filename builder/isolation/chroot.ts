@@ -1,4 +1,5 @@
-import type { IsolationBackend, RunResult, RunSpec } from './backend.js';
+import type { IsolationBackend, RunResult, RunSpec, SandboxSpec, StepSandbox } from './backend.js';
+import { openNamespaceSandbox } from './namespace-step-sandbox.js';
 import { namespaceSandboxAvailable, runInNamespaces, type NamespaceSandbox } from './namespace-sandbox.js';
 
 /** Real root has every id, so the process gets its user, group and supplementary groups. */
@@ -19,5 +20,9 @@ export class ChrootBackend implements IsolationBackend {
 
   run(spec: RunSpec): Promise<RunResult> {
     return runInNamespaces(spec, chrootSandbox);
+  }
+
+  openSandbox(spec: SandboxSpec): Promise<StepSandbox> {
+    return openNamespaceSandbox(spec, chrootSandbox);
   }
 }

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { Duplex, Readable } from 'node:stream';
 import { TsbuildError } from '../../layers/errors.js';
 import { secureJoin } from '../../layers/secure-join.js';
-import type { RunResult, RunSpec } from './backend.js';
+import type { RunResult, RunSpec, RunUser } from './backend.js';
 import { findExecutable, systemBinDirs } from '../host/host-tools.js';
 import {
   controlFd, errorMessage, networkReady, networkRequest, startedMessage, stepStderrFd, type LauncherConfig, type LauncherNetwork,
@@ -29,10 +29,10 @@ export interface NamespaceSandbox {
   readonly ids: NamespaceIds;
 }
 
-const launcherPath = fileURLToPath(new URL('./launcher/launcher-main.js', import.meta.url));
+export const launcherPath = fileURLToPath(new URL('./launcher/launcher-main.js', import.meta.url));
 
 /** Only the host's system directories are searched for tools. */
-const findHostTool = (name: string): Promise<string | undefined> => findExecutable(name, systemBinDirs);
+export const findHostTool = (name: string): Promise<string | undefined> => findExecutable(name, systemBinDirs);
 
 /** True when this process is uid 0 (of any user namespace) and the host has util-linux unshare and setpriv. */
 export async function namespaceSandboxAvailable(): Promise<boolean> {
@@ -43,10 +43,15 @@ export async function namespaceSandboxAvailable(): Promise<boolean> {
 
 function validate(spec: RunSpec, sandbox: NamespaceSandbox): void {
   checkRunSpec(spec);
-  if (!sandbox.ids.canSwitchIds && (spec.user.uid !== 0 || spec.user.gid !== 0)) {
+  checkUser(spec.user, sandbox);
+}
+
+/** Refuses a user other than root where the namespace maps no other id. */
+export function checkUser(user: RunUser, sandbox: NamespaceSandbox): void {
+  if (!sandbox.ids.canSwitchIds && (user.uid !== 0 || user.gid !== 0)) {
     throw new TsbuildError(
       'ISOLATION',
-      `cannot run as user ${spec.user.uid}:${spec.user.gid}: only root is mapped in this user namespace (add subordinate ids to /etc/subuid and /etc/subgid)`,
+      `cannot run as user ${user.uid}:${user.gid}: only root is mapped in this user namespace (add subordinate ids to /etc/subuid and /etc/subgid)`,
     );
   }
 }
@@ -55,7 +60,7 @@ function validate(spec: RunSpec, sandbox: NamespaceSandbox): void {
  * The launcher's own reason when it gave one; otherwise the tools' diagnostics and how they ended.
  * (After a launcher failure its exit status says nothing: the network helper may have killed it.)
  */
-function setupFailure(sandbox: NamespaceSandbox, reported: { reason: string } | { diagnostics: string; code: number | null; signal: NodeJS.Signals | null }): TsbuildError {
+export function setupFailure(sandbox: NamespaceSandbox, reported: { reason: string } | { diagnostics: string; code: number | null; signal: NodeJS.Signals | null }): TsbuildError {
   const detail = 'reason' in reported ? reported.reason : reported.diagnostics;
   const oneLine = detail.trim().split('\n').filter((line) => line.trim() !== '').join('; ');
   const status = 'reason' in reported ? '' : reported.signal !== null ? ` (signal ${reported.signal})` : ` (exit code ${reported.code})`;
@@ -89,7 +94,7 @@ async function tunUsable(): Promise<boolean> {
  * `default` is connected by slirp4netns, or has loopback only (noted once) where slirp4netns or
  * the tun device is not available.
  */
-async function launcherNetwork(spec: RunSpec): Promise<{ network: LauncherNetwork; slirp4netns?: string }> {
+export async function launcherNetwork(spec: Pick<RunSpec, 'network' | 'stderr'>): Promise<{ network: LauncherNetwork; slirp4netns?: string }> {
   if (spec.network === 'host') return { network: 'host' };
   if (spec.network === 'none') return { network: 'loopback' };
   const slirp4netns = await findHostTool('slirp4netns');
@@ -102,7 +107,7 @@ async function launcherNetwork(spec: RunSpec): Promise<{ network: LauncherNetwor
   return { network: 'loopback' };
 }
 
-async function launcherConfig(spec: RunSpec, sandbox: NamespaceSandbox, network: LauncherNetwork): Promise<LauncherConfig> {
+export async function launcherConfig(spec: RunSpec, sandbox: NamespaceSandbox, network: LauncherNetwork): Promise<LauncherConfig> {
   const rootfs = await realpath(spec.rootfs);
   return {
     rootfs,

@@ -1,3 +1,4 @@
+import { readFileSync, realpathSync } from 'node:fs';
 import { copyFile, mkdir, readFile, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { isDynamicLoader, nodeBinary } from '../host/this-node.js';
@@ -44,4 +45,28 @@ export async function stashNodeRuntime(dir: string): Promise<NodeLauncher> {
   await copyFile(nodeBinary(), node);
   const loader = findLoader(libraries);
   return loader === undefined ? { command: node, args: [] } : { command: path.join(dir, path.basename(loader)), args: ['--library-path', dir, node] };
+}
+
+/** A command line that reaches its files only through directory descriptors passed as fd 3 onwards. */
+export interface DescriptorLaunch {
+  /** The host directories to open and pass, the first as fd 3. */
+  readonly directories: readonly string[];
+  readonly args: readonly string[];
+}
+
+/**
+ * How to start this node binary through `/proc/self/fd/N` paths to the directories that hold it,
+ * its shared objects and `files` (each then given to `args` as its `/proc/self/fd/N` path): a
+ * process in another root and mount namespace can run it without any of them in its tree, once the
+ * runtime passed it those directories. Nothing is copied.
+ */
+export function nodeThroughDescriptors(files: readonly string[], args: (fdPaths: readonly string[]) => readonly string[]): DescriptorLaunch {
+  const libraries = mappedLibraries(readFileSync('/proc/self/maps', 'utf8'));
+  const node = realpathSync(nodeBinary());
+  const directories = [...new Set([node, ...libraries, ...files].map((file) => path.dirname(file)))];
+  const through = (file: string): string => `/proc/self/fd/${3 + directories.indexOf(path.dirname(file))}/${path.basename(file)}`;
+  const loader = findLoader(libraries);
+  const libraryPath = [...new Set(libraries.map((file) => through(file).replace(/\/[^/]*$/, '')))].join(':');
+  const launch = loader === undefined ? [through(node)] : [through(loader), '--library-path', libraryPath, through(node)];
+  return { directories, args: [...launch, ...args(files.map(through))] };
 }

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import type { IsolationBackend, RunResult, RunSpec } from './backend.js';
+import type { IsolationBackend, RunResult, RunSpec, SandboxSpec, StepSandbox } from './backend.js';
+import { openNamespaceSandbox } from './namespace-step-sandbox.js';
 import { namespaceSandboxAvailable, runInNamespaces, type NamespaceIds } from './namespace-sandbox.js';
 import { idMapped } from './userns.js';
 
@@ -32,5 +33,9 @@ export class RootlessBackend implements IsolationBackend {
   async run(spec: RunSpec): Promise<RunResult> {
     spec.signal?.throwIfAborted();
     return runInNamespaces(spec, { name: this.name, ids: await namespaceIds() });
+  }
+
+  async openSandbox(spec: SandboxSpec): Promise<StepSandbox> {
+    return openNamespaceSandbox(spec, { name: this.name, ids: await namespaceIds() });
   }
 }

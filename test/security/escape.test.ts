@@ -269,12 +269,13 @@ describe('chroot isolation (as root)', () => {
 
   it('cannot write a host file through /proc/1/root', async () => {
     const canary = join(tmpdir(), `tsbuild-escape-proc1-${randomBytes(6).toString('hex')}`);
-    const dockerfile = `FROM base\nRUN echo "probe:root:$(readlink /proc/1/root)"; echo escaped > /proc/1/root${canary} && echo probe:write:${'$'}(cat ${canary})\n`;
+    // PID 1 is the step itself, or the server of a sandbox shared by several steps, which it may not look into.
+    const dockerfile = `FROM base\nRUN echo "probe:root:$(readlink /proc/1/root || echo unreadable)"; (echo escaped > /proc/1/root${canary}) 2>/dev/null; echo probe:write:${'$'}(cat ${canary} 2>/dev/null)\n`;
     const { done } = await startBuild('proc1', { isolation: 'chroot', dockerfile });
     const { code, output } = await done;
     try {
       assert.equal(code, 0, output);
-      assert.equal(probes(output).get('root'), '/');
+      assert.match(probes(output).get('root') ?? '', /^(\/|unreadable)$/);
       assert.equal(await exists(canary), false, 'the canary appeared on the host');
     } finally {
       await rm(canary, { force: true });

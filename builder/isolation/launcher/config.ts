@@ -38,6 +38,11 @@ export interface LauncherConfig {
   readonly ptsGid: number | undefined;
   readonly hostname: string;
   readonly network: LauncherNetwork;
+  /**
+   * Serve steps (step-server.cts) on stdin and stdout instead of exec'ing `args`: the launcher
+   * stays root with the default capabilities, and each step gets its ids when it is spawned.
+   */
+  readonly serve?: boolean;
 }
 
 /** Launcher to tsbuild: connect the network namespace of (host) pid N, then answer `networkReady`. */

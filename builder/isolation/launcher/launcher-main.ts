@@ -4,13 +4,17 @@
  * builds the step's file system view and root, hands the network namespace to slirp4netns when
  * asked, drops to the step's ids and capabilities with no_new_privs and the seccomp filter, and
  * execs the command, which becomes the namespace's PID 1 (when it exits, the kernel kills the rest
- * of the namespace). Everything it loads is loaded before the root changes.
+ * of the namespace). Everything it loads is loaded before the root changes. Told to serve
+ * (`config.serve`), it stays root with the default capabilities and, instead of exec'ing, serves
+ * steps (step-server.cts) on its stdin and stdout, each spawned with the step's ids.
  */
 import { openSync, readFileSync, readlinkSync, readSync, writeSync } from 'node:fs';
 import { limitBoundingSet, defaultCapabilities, setCapabilities } from './capabilities.js';
 import { sendLine, readLine } from './control-channel.js';
 import { errorMessage, networkReady, networkRequest, startedMessage, stepStderrFd, type LauncherConfig } from './config.js';
 import { execCommand, resetSignals } from './exec-command.js';
+import { libc } from '../../../layers/native/libc.js';
+import { bindLibc, serveSteps, type Libc } from '../step-server.cjs';
 import { bringUpLoopback } from './loopback.js';
 import { enterRoot, mountStepFilesystems } from './mounts.js';
 import { stepSeccompFilter } from './seccomp-policy.js';
@@ -71,12 +75,12 @@ function prepare(config: LauncherConfig): void {
   }
 
   limitBoundingSet(defaultCapabilities, lastCapability);
-  if (config.switchIds) {
+  if (config.switchIds && !config.serve) {
     setgroups(config.additionalGids);
     setresgid(config.gid);
     setresuid(config.uid);
   }
-  const uid = config.switchIds ? config.uid : 0;
+  const uid = config.switchIds && !config.serve ? config.uid : 0;
   setCapabilities(uid === 0 ? defaultCapabilities : 0n);
   // a credential change cleared the parent death signal that unshare --kill-child set; unshare
   // dies with tsbuild, so if it died before this point, stop here
@@ -84,21 +88,31 @@ function prepare(config: LauncherConfig): void {
   if (!host.parentAlive()) process.exit(1);
   prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
   loadSeccompFilter(filter);
-  resetSignals();
-  dup2(stepStderrFd, 2);
+  // A server keeps Node's signal handling (its children get theirs reset when spawned) and its diagnostics on fd 2.
+  if (!config.serve) {
+    resetSignals();
+    dup2(stepStderrFd, 2);
+  }
   for (const fd of [0, 1, 2]) inheritable(fd);
   closeOnExecFrom(3);
 }
 
 function main(): void {
   let config: LauncherConfig;
+  let server: Libc | undefined;
   try {
     config = JSON.parse(readLine()) as LauncherConfig;
+    // Bound while the host's root, which holds the C library, is still this process's.
+    if (config.serve) server = bindLibc(libc().koffi);
     prepare(config);
     sendLine(startedMessage);
   } catch (error) {
     sendLine(`${errorMessage} ${(error as Error).message.replace(/\s*\n\s*/g, ' ')}`);
     process.exit(1);
+  }
+  if (server) {
+    serveSteps(server);
+    return;
   }
   const failure = execCommand(config.args, config.env);
   writeSync(2, `${failure.message}\n`);

@@ -1,0 +1,150 @@
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve as resolvePath } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { TsbuildError } from '../../layers/errors.js';
+import { lstatOrUndefined, removeIfExists } from '../../layers/fs-util.js';
+import { libc } from '../../layers/native/libc.js';
+import { mountPrivateTmpfs, unmountPrivateTmpfs } from '../host/tmpfs.js';
+import type { RunResult, SandboxSpec, SandboxStep, StepSandbox } from './backend.js';
+import { nodeThroughDescriptors } from './node-runtime.js';
+import { ociConfig, type OciBindMount, type OciUserNamespace } from './oci-config.js';
+import {
+  checkIdsMapped, containerRecordName, lockableFlagsAt, runtimeCommand, runtimeEnv, runtimeErrors, scratchBytes, type ContainerRecord,
+} from './oci-runtime-tools.js';
+import { StepServerClient } from './step-server-client.js';
+
+const serverScript = fileURLToPath(new URL('./step-server.cjs', import.meta.url));
+const serverPath = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+export interface OciSandboxOptions {
+  readonly runtimePath: string;
+  readonly killGraceMs: number;
+  readonly settings: { readonly userNamespace: OciUserNamespace | undefined; readonly nofile: number };
+}
+
+/**
+ * Starts one OCI container for a stage's steps of one shape: its process is the step server
+ * (step-server.cts), this node binary run through descriptors to its own directories, which the
+ * server closes before any step starts, so nothing of it is in the rootfs. The config is a RUN
+ * step's (capabilities, seccomp, masked paths, namespaces), so every step the server starts has
+ * the confinement of a container of its own; the server resets the container after each step.
+ */
+export async function openOciSandbox(spec: SandboxSpec, options: OciSandboxOptions): Promise<StepSandbox> {
+  await mountPrivateTmpfs(spec.scratchDir, scratchBytes);
+  const sandbox = new OciStepSandbox(spec, options);
+  try {
+    await sandbox.start();
+  } catch (error) {
+    await sandbox.close();
+    throw error;
+  }
+  return sandbox;
+}
+
+class OciStepSandbox implements StepSandbox {
+  private readonly id = `tsbuild-${randomBytes(8).toString('hex')}`;
+  private readonly stateDir: string;
+  private readonly logFile: string;
+  private readonly globalArgs: readonly string[];
+  private server: StepServerClient | undefined;
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly spec: SandboxSpec, private readonly options: OciSandboxOptions) {
+    this.stateDir = join(spec.scratchDir, 'state');
+    this.logFile = join(spec.scratchDir, 'runtime.log');
+    this.globalArgs = ['--root', this.stateDir, '--log', this.logFile, '--log-format', 'json'];
+  }
+
+  async start(): Promise<void> {
+    const bundle = join(this.spec.scratchDir, 'bundle');
+    await mkdir(bundle, { recursive: true });
+    const { userNamespace, nofile } = this.options.settings;
+    let binds: OciBindMount[] = this.spec.binds.map((bind) => ({ ...bind, source: resolvePath(bind.source) }));
+    if (userNamespace) binds = await Promise.all(binds.map(async (bind) => ({ ...bind, flags: await lockableFlagsAt(bind.source) })));
+    // koffi's addon must be mapped to be found: the server loads it to make itself non-dumpable.
+    libc();
+    const koffiAddon = mappedKoffi();
+    const launch = nodeThroughDescriptors([serverScript, koffiAddon], (paths) => ['--preserve-symlinks-main', paths[0]!, paths[1]!]);
+    const args = [...launch.args, String(launch.directories.length)];
+    const server = { args, env: [serverPath], cwd: '/', user: { uid: 0, gid: 0, additionalGids: [] } };
+    const config = ociConfig({ ...this.spec, ...server, rootfs: resolvePath(this.spec.rootfs), binds }, nofile, userNamespace);
+    await writeFile(join(bundle, 'config.json'), JSON.stringify(config));
+    await writeFile(join(this.spec.scratchDir, containerRecordName), JSON.stringify({ runtime: this.options.runtimePath, id: this.id } satisfies ContainerRecord));
+    const fds = launch.directories.map((dir) => openSync(dir, 'r'));
+    let child;
+    try {
+      child = spawn(this.options.runtimePath, [...this.globalArgs, 'run', '--preserve-fds', String(fds.length), '--bundle', bundle, this.id], {
+        stdio: ['pipe', 'pipe', 'pipe', ...fds],
+        env: runtimeEnv(),
+      });
+    } finally {
+      for (const fd of fds) closeSync(fd);
+    }
+    const runtimePath = this.options.runtimePath;
+    this.server = new StepServerClient(child as ChildProcessByStdio<Writable, Readable, Readable>, {
+      killGraceMs: this.options.killGraceMs,
+      kill: async () => void (await runtimeCommand(runtimePath, [...this.globalArgs, 'kill', this.id, '9'])),
+      failure: async (exit, diagnostics) => {
+        const status = exit.signal !== null ? `signal ${exit.signal}` : `exit code ${exit.code}`;
+        const detail = [...(await runtimeErrors(this.logFile)), ...diagnostics.trim().split('\n').filter((line) => line.trim() !== '')];
+        return new TsbuildError('ISOLATION', `the OCI runtime's step sandbox stopped (${status})${detail.length > 0 ? `: ${detail.join('; ')}` : ''}`);
+      },
+      ids: (user) => {
+        if (userNamespace) checkIdsMapped(user, userNamespace);
+        return { uid: user.uid, gid: user.gid };
+      },
+      startFailed: (step, error) => {
+        throw new TsbuildError('ISOLATION', `the OCI runtime could not run the process: ${startFailure(step.args[0] ?? '', error)}`);
+      },
+    }, (error) => new TsbuildError('ISOLATION', `cannot start ${runtimePath}: ${error.message}`, { cause: error }));
+    await this.server.ready();
+  }
+
+  get spent(): boolean {
+    return this.server?.spent ?? false;
+  }
+
+  run(step: SandboxStep): Promise<RunResult> {
+    if (!this.server || this.closing) throw new TsbuildError('INTERNAL', 'the step sandbox is closed');
+    return this.server.run(step);
+  }
+
+  close(): Promise<void> {
+    return (this.closing ??= this.stop());
+  }
+
+  /** Stops the server, then deletes the container and unmounts the scratch directory. */
+  private async stop(): Promise<void> {
+    try {
+      await this.server?.shutdown();
+      const left = this.server === undefined || (await lstatOrUndefined(join(this.stateDir, this.id))) !== undefined;
+      if (left) {
+        const deleted = await runtimeCommand(this.options.runtimePath, [...this.globalArgs, 'delete', '--force', this.id]);
+        const stillThere = deleted.code !== 0 && (await runtimeCommand(this.options.runtimePath, [...this.globalArgs, 'state', this.id])).code === 0;
+        if (stillThere) throw new TsbuildError('ISOLATION', `${this.options.runtimePath} could not delete container ${this.id}: ${deleted.stderr.trim()}`);
+      }
+      await removeIfExists(join(this.spec.scratchDir, containerRecordName));
+    } finally {
+      await unmountPrivateTmpfs(this.spec.scratchDir);
+    }
+  }
+}
+
+/** Where koffi's native addon was loaded from. */
+function mappedKoffi(): string {
+  const maps = readFileSync('/proc/self/maps', 'utf8');
+  const file = maps.split('\n').map((line) => line.trim().split(/\s+/).slice(5).join(' ')).find((name) => name.endsWith('/koffi.node'));
+  if (file === undefined) throw new TsbuildError('ISOLATION', 'cannot find the loaded koffi addon for the step sandbox');
+  return file;
+}
+
+/** A failed start as runc words it: the executable missing from PATH, or the system error. */
+function startFailure(file: string, error: { code: string; syscall: string }): string {
+  if (error.code === 'ENOENT' && !file.includes('/')) return `exec: ${JSON.stringify(file)}: executable file not found in $PATH`;
+  const reason = error.code === 'ENOENT' ? 'no such file or directory' : error.code === 'EACCES' ? 'permission denied' : error.code;
+  return `exec: ${JSON.stringify(file)}: ${reason}`;
+}
