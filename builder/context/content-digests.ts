@@ -49,11 +49,15 @@ export class ContentDigests {
   /** Digests this build used or computed: what `save` writes. */
   private readonly used = new Map<string, Remembered>();
   private changed = false;
+  /** How many files `digest` read, rather than found remembered. */
+  filesRead = 0;
   /** One buffer for every read: hashing copies nothing out of it. */
   private scratch: Buffer | undefined;
 
   private constructor(
     private readonly file: string,
+    /** The context directory, absolute. */
+    private readonly root: string,
     known: Map<string, Remembered>,
   ) {
     this.known = known;
@@ -61,7 +65,8 @@ export class ContentDigests {
 
   /** The digests remembered for `contextDir` in `cacheDir`; none when there is no usable file. */
   static async load(cacheDir: string, contextDir: string): Promise<ContentDigests> {
-    const name = createHash('sha256').update(path.resolve(contextDir)).digest('hex');
+    const root = path.resolve(contextDir);
+    const name = createHash('sha256').update(root).digest('hex');
     const file = path.join(cacheDir, 'context-digests', `${name}.txt`);
     let text: string | undefined;
     try {
@@ -69,40 +74,40 @@ export class ContentDigests {
     } catch {
       // No file yet, or an unreadable one: nothing is remembered.
     }
-    return new ContentDigests(file, text === undefined ? new Map() : parse(text));
+    return new ContentDigests(file, root, text === undefined ? new Map() : parse(text));
   }
 
   /**
-   * The SHA-256 and length of the file `relPath` (context-relative), whose lstat is `stamp`:
-   * remembered when the stamp matches, else read through `openFile` (a descriptor the call closes).
+   * The SHA-256 and length of the context file at `abs`, opened through `openFile` (the call closes
+   * the descriptor): remembered when the open file's stat matches the one it was read under, else
+   * read now.
    */
-  digest(relPath: string, stamp: FileStamp, openFile: () => number): { digest: Digest; size: number } {
-    const known = this.known.get(relPath);
-    if (known !== undefined && sameStamp(known, stamp)) {
-      this.used.set(relPath, known);
-      return { digest: `sha256:${known.hex}`, size: known.size };
-    }
-    const startedMs = Date.now();
+  digest(abs: string, openFile: () => number): { digest: Digest; size: number } {
+    const rel = path.relative(this.root, abs);
     const fd = openFile();
-    let hex: string;
-    let size = 0;
-    let after: Stats;
     try {
+      const stamp = stampOf(fstatSync(fd));
+      const known = this.known.get(rel);
+      if (known !== undefined && sameStamp(known, stamp)) {
+        this.used.set(rel, known);
+        return { digest: `sha256:${known.hex}`, size: known.size };
+      }
+      this.filesRead += 1;
+      const startedMs = Date.now();
       const hash = createHash('sha256');
       const scratch = (this.scratch ??= Buffer.allocUnsafe(1024 * 1024));
+      let size = 0;
       for (let read; (read = readSync(fd, scratch, 0, scratch.length, null)) > 0; size += read) hash.update(scratch.subarray(0, read));
-      hex = hash.digest('hex');
-      after = fstatSync(fd);
+      const hex = hash.digest('hex');
+      // Kept only when nothing changed the file while it was read, and it had settled before.
+      if (size === stamp.size && sameStamp(stampOf(fstatSync(fd)), stamp) && startedMs - Math.max(stamp.mtimeMs, stamp.ctimeMs) >= RACY_MS) {
+        this.used.set(rel, { ...stamp, hex });
+        this.changed = true;
+      }
+      return { digest: `sha256:${hex}`, size };
     } finally {
       closeSync(fd);
     }
-    const read: Remembered = { ...stampOf(after), hex };
-    // Kept only when the file read is the one the stamp describes and it had settled before the read.
-    if (read.size === size && sameStamp(read, stamp) && startedMs - Math.max(read.mtimeMs, read.ctimeMs) >= RACY_MS) {
-      this.used.set(relPath, read);
-      this.changed = true;
-    }
-    return { digest: `sha256:${hex}`, size };
   }
 
   /** Writes the digests this build used, when they differ from those loaded; a failure only loses the cache. */

@@ -43,7 +43,7 @@ export async function copyEntries(sources: readonly SelectedSource[], target: Co
   const entries = new Map<string, LayerEntry>();
   const firstPathOfInode = new Map<string, string>();
 
-  const add = (tree: SourceTree, treeRel: string, stats: FileInfo, dest: string, linkTarget?: string): void => {
+  const add = (tree: SourceTree, sourceAbs: string, stats: FileInfo, dest: string, linkTarget?: string): void => {
     const { type, inode } = stats;
     if (type === undefined || dest === '') return;
     const linkedTo = type === 'file' && stats.nlink > 1 ? firstPathOfInode.get(inode) : undefined;
@@ -60,12 +60,11 @@ export async function copyEntries(sources: readonly SelectedSource[], target: Co
     const entry: LayerEntry = { path: dest, type, mode, uid, gid, mtime, size: undefined, linkTarget, devMajor: undefined, devMinor: undefined, open: undefined, openFile: undefined };
     if (type === 'file') {
       const size = stats.size;
-      const sourceAbs = path.join(tree.root, treeRel);
-      const digests = tree.digests;
       entry.size = size;
       entry.open = () => fileContents(sourceAbs, size);
       entry.openFile = () => openRegularFile(sourceAbs);
-      if (digests) entry.contentDigest = () => digests.digest(treeRel, stats, () => openRegularFile(sourceAbs));
+      const digests = tree.digests;
+      if (digests) entry.contentDigest = () => digests.digest(sourceAbs, () => openRegularFile(sourceAbs));
     } else if (type === 'char' || type === 'block') {
       entry.devMajor = deviceMajor(stats.rdev);
       entry.devMinor = deviceMinor(stats.rdev);
@@ -74,25 +73,25 @@ export async function copyEntries(sources: readonly SelectedSource[], target: Co
   };
 
   for (const { tree, match } of sources) {
+    const sourceAbs = path.join(tree.root, match.relPath);
     const placed = target.parents ? joinRel(target.destPath, match.matchedPath) : undefined;
     if (match.stats.isDirectory()) {
       const dirDest = placed ?? target.destPath;
-      if (!(await target.existing(dirDest))?.isDirectory()) add(tree, match.relPath, fileInfo(match.stats), dirDest);
-      walk(tree, match.relPath, '', target, (treeRel, stats, rel, link) => add(tree, treeRel, stats, joinRel(dirDest, rel), link));
+      if (!(await target.existing(dirDest))?.isDirectory()) add(tree, sourceAbs, fileInfo(match.stats), dirDest);
+      walk(tree, match.relPath, '', target, (abs, stats, rel, link) => add(tree, abs, stats, joinRel(dirDest, rel), link));
     } else if (!target.isExcluded(path.posix.basename(match.matchedPath))) {
       const fileDest = placed ?? (target.destIsDirectory ? joinRel(target.destPath, path.posix.basename(match.matchedPath)) : target.destPath);
-      add(tree, match.relPath, fileInfo(match.stats), fileDest);
+      add(tree, sourceAbs, fileInfo(match.stats), fileDest);
     }
   }
   await addParents(entries, target);
   return [...entries.values()];
 }
 
-type Visit = (treeRel: string, info: FileInfo, relToSource: string, linkTarget?: string) => void;
+type Visit = (abs: string, info: FileInfo, relToSource: string, linkTarget?: string) => void;
 
 interface Visited {
-  /** Root-relative path in the tree. */
-  readonly treeRel: string;
+  readonly abs: string;
   readonly info: FileInfo;
   readonly rel: string;
   readonly linkTarget?: string;
@@ -106,7 +105,7 @@ interface Visited {
 function walk(tree: SourceTree, dirRel: string, relToSource: string, target: CopyTarget, visit: Visit): void {
   const found: Visited[] = [];
   collect(tree, dirRel, relToSource, target, found);
-  for (const v of found) visit(v.treeRel, v.info, v.rel, v.linkTarget);
+  for (const v of found) visit(v.abs, v.info, v.rel, v.linkTarget);
 }
 
 /**
@@ -127,12 +126,12 @@ function collect(tree: SourceTree, dirRel: string, relToSource: string, target: 
     if (ignored || excluded) {
       if (info.type !== 'directory') continue;
       const at = out.length;
-      out.push({ treeRel, info, rel });
+      out.push({ abs, info, rel });
       collect(tree, dirRel, rel, target, out);
       if (out.length === at + 1) out.pop();
       continue;
     }
-    out.push({ treeRel, info, rel, linkTarget: info.type === 'symlink' ? readlinkSync(abs) : undefined });
+    out.push({ abs, info, rel, linkTarget: info.type === 'symlink' ? readlinkSync(abs) : undefined });
     if (info.type === 'directory') collect(tree, dirRel, rel, target, out);
   }
 }
@@ -166,11 +165,6 @@ interface FileInfo {
   readonly gid: number;
   /** Seconds since the epoch. */
   readonly mtime: number;
-  /** The stamp a remembered content digest is checked against (see content-digests.ts). */
-  readonly mtimeMs: number;
-  readonly ctimeMs: number;
-  readonly ino: number;
-  readonly dev: number;
   readonly size: number;
   readonly nlink: number;
   /** `dev:ino` for a path with other hardlinks, otherwise ''. */
@@ -185,10 +179,6 @@ function fileInfo(stats: Stats): FileInfo {
     uid: stats.uid,
     gid: stats.gid,
     mtime: Math.floor(stats.mtimeMs / 1000),
-    mtimeMs: stats.mtimeMs,
-    ctimeMs: stats.ctimeMs,
-    ino: stats.ino,
-    dev: stats.dev,
     size: stats.size,
     nlink: stats.nlink,
     inode: stats.nlink > 1 ? `${stats.dev}:${stats.ino}` : '',
