@@ -6,8 +6,8 @@
  * ctime, inode, device and mode. ctime cannot be set from user space: every write, chmod, chown,
  * rename or `touch -r` moves it to the current time, so an edit that keeps the size and puts the
  * mtime back is still seen. What is not seen is a change that keeps all of these, which takes
- * changing the system clock (or a file system without ctime); Docker and BuildKit likewise trust
- * file metadata to find what changed in a context. A file changed within the same clock tick as
+ * changing the system clock (or a file system without ctime); BuildKit likewise trusts size and
+ * mtime when it syncs a context to find what changed. A file changed within the same clock tick as
  * it was read could keep its ctime too, so a digest is only remembered for a file whose last
  * change is `RACY_MS` older than the read ("racily clean", as git calls it).
  *
@@ -21,33 +21,23 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Digest } from '../../layers/types.js';
 
-/** The stat fields a remembered digest is valid for. */
-export interface FileStamp {
-  readonly size: number;
-  readonly mtimeMs: number;
-  readonly ctimeMs: number;
-  readonly ino: number;
-  readonly dev: number;
-  /** The whole st_mode: type and permission bits. */
-  readonly mode: number;
-}
-
-interface Remembered extends FileStamp {
-  /** Hex SHA-256 of the contents. */
-  readonly hex: string;
-}
-
 /** A file changed less than this before it was read may change again without moving its ctime. */
 const RACY_MS = 2000;
-const HEADER = 'tsbuild-context-digests 1';
-/** Fields of a line before the JSON-quoted path. */
-const FIELDS = 7;
+const HEADER = 'tsbuild-context-digests 2';
+const HEX_LENGTH = 64;
+
+/**
+ * Each remembered file is one string, `<hex>\t<stamp>`, where the stamp is the stat fields it is
+ * valid for as `stampOf` writes them: one string per file holds far less memory than an object
+ * with its numbers, and comparing stamps is comparing strings.
+ */
+type DigestRecord = string;
 
 export class ContentDigests {
-  /** Digests read from the file: reused when the stat still matches. */
-  private readonly known: Map<string, Remembered>;
-  /** Digests this build used or computed: what `save` writes. */
-  private readonly used = new Map<string, Remembered>();
+  /** Records read from the file, by context-relative path: reused when the stamp still matches. */
+  private readonly known: Map<string, DigestRecord>;
+  /** The lines of the records this build used or made, each with its path: what `save` writes. */
+  private readonly used: string[] = [];
   private changed = false;
   /** How many files `digest` read, rather than found remembered. */
   filesRead = 0;
@@ -58,7 +48,7 @@ export class ContentDigests {
     private readonly file: string,
     /** The context directory, absolute. */
     private readonly root: string,
-    known: Map<string, Remembered>,
+    known: Map<string, DigestRecord>,
   ) {
     this.known = known;
   }
@@ -79,18 +69,19 @@ export class ContentDigests {
 
   /**
    * The SHA-256 and length of the context file at `abs`, opened through `openFile` (the call closes
-   * the descriptor): remembered when the open file's stat matches the one it was read under, else
+   * the descriptor): remembered when the open file's stamp matches the one it was read under, else
    * read now.
    */
   digest(abs: string, openFile: () => number): { digest: Digest; size: number } {
-    const rel = path.relative(this.root, abs);
+    const rel = abs.startsWith(`${this.root}/`) ? abs.slice(this.root.length + 1) : path.relative(this.root, abs);
     const fd = openFile();
     try {
-      const stamp = stampOf(fstatSync(fd));
+      const stats = fstatSync(fd);
+      const stamp = stampOf(stats);
       const known = this.known.get(rel);
-      if (known !== undefined && sameStamp(known, stamp)) {
-        this.used.set(rel, known);
-        return { digest: `sha256:${known.hex}`, size: known.size };
+      if (known !== undefined && known.length === HEX_LENGTH + 1 + stamp.length && known.endsWith(stamp)) {
+        this.used.push(line(known, rel));
+        return { digest: `sha256:${known.slice(0, HEX_LENGTH)}`, size: stats.size };
       }
       this.filesRead += 1;
       const startedMs = Date.now();
@@ -100,8 +91,8 @@ export class ContentDigests {
       for (let read; (read = readSync(fd, scratch, 0, scratch.length, null)) > 0; size += read) hash.update(scratch.subarray(0, read));
       const hex = hash.digest('hex');
       // Kept only when nothing changed the file while it was read, and it had settled before.
-      if (size === stamp.size && sameStamp(stampOf(fstatSync(fd)), stamp) && startedMs - Math.max(stamp.mtimeMs, stamp.ctimeMs) >= RACY_MS) {
-        this.used.set(rel, { ...stamp, hex });
+      if (size === stats.size && stampOf(fstatSync(fd)) === stamp && startedMs - Math.max(stats.mtimeMs, stats.ctimeMs) >= RACY_MS) {
+        this.used.push(line([hex, stamp].join('\t'), rel));
         this.changed = true;
       }
       return { digest: `sha256:${hex}`, size };
@@ -112,10 +103,8 @@ export class ContentDigests {
 
   /** Writes the digests this build used, when they differ from those loaded; a failure only loses the cache. */
   async save(): Promise<void> {
-    if (!this.changed && this.used.size === this.known.size) return;
-    if (this.used.size === 0) return;
-    const lines = [HEADER];
-    for (const [rel, r] of this.used) lines.push(`${r.hex}\t${r.size}\t${r.mtimeMs}\t${r.ctimeMs}\t${r.ino}\t${r.dev}\t${r.mode}\t${JSON.stringify(rel)}`);
+    const lines = [HEADER, ...new Set(this.used)];
+    if (lines.length === 1 || (!this.changed && lines.length - 1 === this.known.size)) return;
     const temp = `${this.file}.tmp-${process.pid}`;
     try {
       await mkdir(path.dirname(this.file), { recursive: true, mode: 0o700 });
@@ -127,33 +116,43 @@ export class ContentDigests {
   }
 }
 
-/** The stamp of an lstat (or fstat) result. */
-export function stampOf(stats: Stats): FileStamp {
-  return { size: stats.size, mtimeMs: stats.mtimeMs, ctimeMs: stats.ctimeMs, ino: stats.ino, dev: stats.dev, mode: stats.mode };
+/**
+ * The stat fields a remembered digest is valid for, as one string: size, mtime, ctime, inode,
+ * device and mode (type and permissions). Strings made by `join`, here and in `line`, are flat;
+ * template strings would keep every piece they were made of, several times the memory.
+ */
+function stampOf(stats: Stats): string {
+  return [stats.size, stats.mtimeMs, stats.ctimeMs, stats.ino, stats.dev, stats.mode].join('\t');
 }
 
-function sameStamp(a: FileStamp, b: FileStamp): boolean {
-  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino && a.dev === b.dev && a.mode === b.mode;
+/** A line of the saved file: a record, then the JSON-quoted context-relative path. */
+function line(record: DigestRecord, rel: string): string {
+  return [record, JSON.stringify(rel)].join('\t');
 }
 
-/** The entries of a saved file; lines that do not parse are left out, and a file of another version is empty. */
-function parse(text: string): Map<string, Remembered> {
-  const known = new Map<string, Remembered>();
+/** Fields of a record: the hex digest and the six of the stamp. */
+const RECORD_FIELDS = 7;
+
+/** The records of a saved file; lines that do not parse are left out, and a file of another version is empty. */
+function parse(text: string): Map<string, DigestRecord> {
+  const known = new Map<string, DigestRecord>();
   const lines = text.split('\n');
   if (lines[0] !== HEADER) return known;
   for (let i = 1; i < lines.length; i++) {
-    const parts = lines[i]!.split('\t');
-    if (parts.length < FIELDS + 1) continue;
-    const [hex, ...numbers] = parts.slice(0, FIELDS);
-    const [size, mtimeMs, ctimeMs, ino, dev, mode] = numbers.map(Number) as [number, number, number, number, number, number];
+    const line = lines[i]!;
+    let end = -1;
+    for (let field = 0; field < RECORD_FIELDS; field++) {
+      end = line.indexOf('\t', end + 1);
+      if (end < 0) break;
+    }
+    if (end < 0 || !/^[0-9a-f]{64}\t/.test(line)) continue;
     let rel: unknown;
     try {
-      rel = JSON.parse(parts.slice(FIELDS).join('\t'));
+      rel = JSON.parse(line.slice(end + 1));
     } catch {
       continue;
     }
-    if (typeof rel !== 'string' || !/^[0-9a-f]{64}$/.test(hex!) || [size, mtimeMs, ctimeMs, ino, dev, mode].some((n) => !Number.isFinite(n))) continue;
-    known.set(rel, { hex: hex!, size, mtimeMs, ctimeMs, ino, dev, mode });
+    if (typeof rel === 'string') known.set(rel, line.slice(0, end));
   }
   return known;
 }

@@ -57,7 +57,7 @@ export async function copyEntries(sources: readonly SelectedSource[], target: Co
     }
     if (type === 'file' && stats.nlink > 1) firstPathOfInode.set(inode, dest);
     // One object shape for every entry: tens of thousands of entries with shapes of their own cost more than their data.
-    const entry: LayerEntry = { path: dest, type, mode, uid, gid, mtime, size: undefined, linkTarget, devMajor: undefined, devMinor: undefined, open: undefined, openFile: undefined };
+    const entry: LayerEntry = { path: dest, type, mode, uid, gid, mtime, size: undefined, linkTarget, devMajor: undefined, devMinor: undefined, open: undefined, openFile: undefined, contentDigest: undefined };
     if (type === 'file') {
       const size = stats.size;
       entry.size = size;

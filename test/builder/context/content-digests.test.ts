@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { lstatSync, openSync, constants } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -114,7 +114,10 @@ test('a damaged digest file is an empty cache', async () => {
     digestOf(first, context, 'a.txt');
     await first.save();
     const [name] = await readdir(path.join(cache, 'context-digests'));
-    await writeFile(path.join(cache, 'context-digests', name!), 'tsbuild-context-digests 1\nnot\ta\tline\n');
+    const saved = path.join(cache, 'context-digests', name!);
+    const [header, line] = (await readFile(saved, 'utf8')).split('\n');
+    // The right header, then a line cut short and one whose path is not JSON.
+    await writeFile(saved, `${header}\n${line!.slice(0, 70)}\n${line!.replace(/"[^"]*"$/, 'a.txt')}\n`);
     const second = await ContentDigests.load(cache, context);
     assert.deepEqual(digestOf(second, context, 'a.txt'), { digest: sha256Digest('alpha'), read: 1 });
   } finally {
