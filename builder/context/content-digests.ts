@@ -27,17 +27,19 @@ const HEADER = 'tsbuild-context-digests 2';
 const HEX_LENGTH = 64;
 
 /**
- * Each remembered file is one string, `<hex>\t<stamp>`, where the stamp is the stat fields it is
- * valid for as `stampOf` writes them: one string per file holds far less memory than an object
- * with its numbers, and comparing stamps is comparing strings.
+ * Each remembered file is one line of the saved file, `<hex>\t<stamp>\t<path>`: the stamp is the
+ * stat fields the digest is valid for as `stampOf` writes them, the path is context-relative and
+ * JSON-quoted. A loaded line is kept as it is, and written back as it is while it still holds:
+ * one string per file, and none made for a file that did not change, holds far less memory than
+ * objects with their numbers; comparing stamps is comparing strings.
  */
-type DigestRecord = string;
+type DigestLine = string;
 
 export class ContentDigests {
-  /** Records read from the file, by context-relative path: reused when the stamp still matches. */
-  private readonly known: Map<string, DigestRecord>;
-  /** The lines of the records this build used or made, each with its path: what `save` writes. */
-  private readonly used: string[] = [];
+  /** Lines read from the file, by JSON-quoted path: reused when the stamp still matches. */
+  private readonly known: Map<string, DigestLine>;
+  /** The lines this build used or made: what `save` writes. */
+  private readonly used: DigestLine[] = [];
   private changed = false;
   /** How many files `digest` read, rather than found remembered. */
   filesRead = 0;
@@ -48,7 +50,7 @@ export class ContentDigests {
     private readonly file: string,
     /** The context directory, absolute. */
     private readonly root: string,
-    known: Map<string, DigestRecord>,
+    known: Map<string, DigestLine>,
   ) {
     this.known = known;
   }
@@ -78,9 +80,10 @@ export class ContentDigests {
     try {
       const stats = fstatSync(fd);
       const stamp = stampOf(stats);
-      const known = this.known.get(rel);
-      if (known !== undefined && known.length === HEX_LENGTH + 1 + stamp.length && known.endsWith(stamp)) {
-        this.used.push(line(known, rel));
+      const quoted = JSON.stringify(rel);
+      const known = this.known.get(quoted);
+      if (known !== undefined && known.length === HEX_LENGTH + stamp.length + quoted.length + 2 && known.startsWith(stamp, HEX_LENGTH + 1)) {
+        this.used.push(known);
         return { digest: `sha256:${known.slice(0, HEX_LENGTH)}`, size: stats.size };
       }
       this.filesRead += 1;
@@ -92,7 +95,7 @@ export class ContentDigests {
       const hex = hash.digest('hex');
       // Kept only when nothing changed the file while it was read, and it had settled before.
       if (size === stats.size && stampOf(fstatSync(fd)) === stamp && startedMs - Math.max(stats.mtimeMs, stats.ctimeMs) >= RACY_MS) {
-        this.used.push(line([hex, stamp].join('\t'), rel));
+        this.used.push([hex, stamp, quoted].join('\t'));
         this.changed = true;
       }
       return { digest: `sha256:${hex}`, size };
@@ -118,24 +121,19 @@ export class ContentDigests {
 
 /**
  * The stat fields a remembered digest is valid for, as one string: size, mtime, ctime, inode,
- * device and mode (type and permissions). Strings made by `join`, here and in `line`, are flat;
- * template strings would keep every piece they were made of, several times the memory.
+ * device and mode (type and permissions). Strings made by `join`, here and for new lines, are
+ * flat; template strings would keep every piece they were made of, several times the memory.
  */
 function stampOf(stats: Stats): string {
   return [stats.size, stats.mtimeMs, stats.ctimeMs, stats.ino, stats.dev, stats.mode].join('\t');
 }
 
-/** A line of the saved file: a record, then the JSON-quoted context-relative path. */
-function line(record: DigestRecord, rel: string): string {
-  return [record, JSON.stringify(rel)].join('\t');
-}
-
-/** Fields of a record: the hex digest and the six of the stamp. */
+/** Fields of a line before its path: the hex digest and the six of the stamp. */
 const RECORD_FIELDS = 7;
 
-/** The records of a saved file; lines that do not parse are left out, and a file of another version is empty. */
-function parse(text: string): Map<string, DigestRecord> {
-  const known = new Map<string, DigestRecord>();
+/** The lines of a saved file by quoted path; lines that do not parse are left out, and a file of another version is empty. */
+function parse(text: string): Map<string, DigestLine> {
+  const known = new Map<string, DigestLine>();
   const lines = text.split('\n');
   if (lines[0] !== HEADER) return known;
   for (let i = 1; i < lines.length; i++) {
@@ -145,14 +143,8 @@ function parse(text: string): Map<string, DigestRecord> {
       end = line.indexOf('\t', end + 1);
       if (end < 0) break;
     }
-    if (end < 0 || !/^[0-9a-f]{64}\t/.test(line)) continue;
-    let rel: unknown;
-    try {
-      rel = JSON.parse(line.slice(end + 1));
-    } catch {
-      continue;
-    }
-    if (typeof rel === 'string') known.set(rel, line.slice(0, end));
+    // A path that is not the JSON string it should be never equals the quoted path of a lookup.
+    if (end >= 0 && /^[0-9a-f]{64}\t/.test(line)) known.set(line.slice(end + 1), line);
   }
   return known;
 }
