@@ -11,6 +11,7 @@ import { executePlan } from './exec/execute.js';
 import { prepareRootfs } from './rootfs/prepare.js';
 import { checkEmulation } from './isolation/emulation-check.js';
 import { defaultBuildCacheDir, LocalCacheStore } from './cache/local-store.js';
+import { ContentDigests } from './context/content-digests.js';
 import type { RegistryCache } from './cache/registry-cache.js';
 import { StepCache } from './cache/step-cache.js';
 import { resolveBaseImage, type RegistrySettings } from './registry/registry-access.js';
@@ -132,7 +133,8 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
         ? await inPlaceSandbox({ protectedPaths: buildOwnPaths(request, contextDir, dockerfile, workspace), reason: isolation.reason, workspace, runtimeDir: await workspace.newDir('node-runtime') })
         : { ...isolation, prepare: standardPrepare };
     if (sandbox) progress({ kind: 'note', message: `isolation: ${sandbox.backend.name} (${sandbox.reason})` });
-    const contextTree = { root: contextDir, scope: 'context' as const, label: 'build context', isIgnored: (p: string) => ignore.matches(p), canSkipDir: (p: string) => ignore.canSkipDir(p) };
+    const digests = await ContentDigests.load(cacheStore.dir, contextDir);
+    const contextTree = { root: contextDir, scope: 'context' as const, label: 'build context', isIgnored: (p: string) => ignore.matches(p), canSkipDir: (p: string) => ignore.canSkipDir(p), digests };
     const images: AssembledImage[] = [];
     const createdTimes: string[] = [];
     const counter = { next: 0 };
@@ -162,6 +164,7 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
       if (built.created !== undefined) createdTimes.push(built.created);
     }
     await cache.settle();
+    await digests.save();
     // The provenance is dated like the images, so a fully cached rebuild reproduces it too.
     const created = createdTimes.sort().at(-1) ?? new Date((image.sourceDateEpoch ?? Math.floor(Date.now() / 1000)) * 1000).toISOString();
     const invocation = attest && buildInvocation(request, contextDir, dockerfile, dockerfileBytes, created);

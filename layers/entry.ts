@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { Digest } from './types.js';
 
 /** What one tar entry of a layer is. `whiteout` deletes `path`; `opaque` empties the directory `path`. */
 export type EntryType =
@@ -40,4 +41,9 @@ export interface LayerEntry {
    * caller closes; readers prefer it to `open` where both are given, as it costs no stream.
    */
   openFile?: () => number;
+  /**
+   * The SHA-256 and length of a regular file's contents, read now or remembered from an earlier
+   * read of the same unchanged file; checksums prefer it to reading the contents themselves.
+   */
+  contentDigest?: () => { digest: Digest; size: number };
 }

@@ -39,8 +39,12 @@ interface TarRecord {
   entry: LayerEntry;
   /** The path in the archive, without a trailing slash. */
   path: string;
-  /** Compared bytewise: parents before children, whiteouts before their siblings, then bytewise by component. */
-  key: Buffer;
+  /**
+   * Ordered by its UTF-8 bytes (`compareKeys`): parents before children, whiteouts before their
+   * siblings, then bytewise by component. A string, not its encoding: a Buffer for each of tens of
+   * thousands of entries costs several times the memory.
+   */
+  key: string;
   mtime: number;
 }
 
@@ -67,7 +71,7 @@ async function* tarChunks(entries: AsyncIterable<LayerEntry> | Iterable<LayerEnt
   }
   const records: TarRecord[] = [];
   for await (const entry of entries) records.push(toRecord(entry, epoch));
-  records.sort((a, b) => Buffer.compare(a.key, b.key));
+  records.sort((a, b) => compareKeys(a.key, b.key));
   checkUnique(records);
   checkHardlinks(records);
 
@@ -133,9 +137,26 @@ function toRecord(entry: LayerEntry, epoch: number | undefined): TarRecord {
   return {
     entry,
     path,
-    key: Buffer.from(keyParts.join('\x00'), 'utf8'),
+    key: keyParts.join('\x00'),
     mtime: epoch === undefined ? mtime : Math.min(mtime, epoch),
   };
+}
+
+/** Orders two keys as `Buffer.compare` orders their UTF-8 encodings. */
+function compareKeys(a: string, b: string): number {
+  const length = Math.min(a.length, b.length);
+  for (let i = 0; i < length; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    // Below the surrogates, UTF-16 code units order as the UTF-8 bytes do.
+    if (x < 0xd800 && y < 0xd800) return x - y;
+    return Buffer.compare(Buffer.from(a), Buffer.from(b));
+  }
+  // A shared prefix ending inside a surrogate pair need not encode as a shared prefix.
+  const last = length > 0 ? a.charCodeAt(length - 1) : 0;
+  if (last >= 0xd800 && last < 0xdc00) return Buffer.compare(Buffer.from(a), Buffer.from(b));
+  return a.length - b.length;
 }
 
 /** Splits a root-relative path into components, refusing anything that could escape or fake a whiteout. */
@@ -189,7 +210,7 @@ function checkFields(entry: LayerEntry): void {
 
 function checkUnique(sorted: TarRecord[]): void {
   for (let i = 1; i < sorted.length; i++) {
-    if (sorted[i].key.equals(sorted[i - 1].key)) {
+    if (compareKeys(sorted[i].key, sorted[i - 1].key) === 0) {
       throw new TsbuildError('TAR_DUPLICATE', `layer path ${JSON.stringify(sorted[i].path)} appears more than once`);
     }
   }

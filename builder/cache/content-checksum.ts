@@ -64,13 +64,13 @@ async function entryDigest(entry: LayerEntry): Promise<Digest> {
 /** The SHA-256 of a regular file's contents, read once; its length must be the entry's size. */
 async function contentsDigest(entry: LayerEntry): Promise<string> {
   const size = entry.size ?? 0;
-  if (entry.open === undefined && entry.openFile === undefined) {
+  if (entry.open === undefined && entry.openFile === undefined && entry.contentDigest === undefined) {
     if (size > 0) throw new TsbuildError('INTERNAL', `layer entry ${entry.path} has a size but no contents`);
     return sha256Digest('').slice('sha256:'.length);
   }
   let read;
   try {
-    read = entry.openFile ? digestOfFile(entry.openFile) : await digestOfStream(entry.open!());
+    read = entry.contentDigest ? entry.contentDigest() : entry.openFile ? digestOfFile(entry.openFile) : await digestOfStream(entry.open!());
   } catch (err) {
     throw new TsbuildError('SOURCE_READ', `cannot read ${entry.path}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }

@@ -57,12 +57,14 @@ export async function copyEntries(sources: readonly SelectedSource[], target: Co
     }
     if (type === 'file' && stats.nlink > 1) firstPathOfInode.set(inode, dest);
     // One object shape for every entry: tens of thousands of entries with shapes of their own cost more than their data.
-    const entry: LayerEntry = { path: dest, type, mode, uid, gid, mtime, size: undefined, linkTarget, devMajor: undefined, devMinor: undefined, open: undefined, openFile: undefined };
+    const entry: LayerEntry = { path: dest, type, mode, uid, gid, mtime, size: undefined, linkTarget, devMajor: undefined, devMinor: undefined, open: undefined, openFile: undefined, contentDigest: undefined };
     if (type === 'file') {
       const size = stats.size;
       entry.size = size;
       entry.open = () => fileContents(sourceAbs, size);
       entry.openFile = () => openRegularFile(sourceAbs);
+      const digests = tree.digests;
+      if (digests) entry.contentDigest = () => digests.digest(sourceAbs, () => openRegularFile(sourceAbs));
     } else if (type === 'char' || type === 'block') {
       entry.devMajor = deviceMajor(stats.rdev);
       entry.devMinor = deviceMinor(stats.rdev);

@@ -5,6 +5,7 @@ import { TsbuildError } from '../../layers/errors.js';
 import { hasWildcard, matchPattern } from './glob.js';
 import { resolveInRoot, splitPath, type RootScope } from './resolve-path.js';
 import { lstatOrUndefined } from '../../layers/fs-util.js';
+import type { ContentDigests } from '../context/content-digests.js';
 
 /** A directory tree that COPY/ADD read from: the build context, or another stage's root filesystem. */
 export interface SourceTree {
@@ -19,6 +20,8 @@ export interface SourceTree {
    * not be looked at. When absent, ignored directories are searched for re-included paths.
    */
   canSkipDir?(relPath: string): boolean;
+  /** Remembered content digests of the tree's files, so that a cache probe need not read unchanged files. */
+  readonly digests?: ContentDigests;
 }
 
 /** One source a COPY pattern selected. */

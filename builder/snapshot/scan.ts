@@ -54,6 +54,7 @@ const TYPES = new Map<number, NodeType>([
 export async function scanTree(root: string, options: ScanOptions = {}): Promise<TreeSnapshot> {
   const snapshot: TreeSnapshot = new Map();
   const exclude = options.exclude;
+  const previous = lastScans.get(root)?.deref();
   // Directories still to read, as root-relative paths ('' is the root).
   const pending: string[] = [''];
   RootDir.with(root, (rootDir) => {
@@ -65,13 +66,41 @@ export async function scanTree(root: string, options: ScanOptions = {}): Promise
           if (exclude !== undefined && exclude(rel)) continue;
           const node = nodeAt(fd, name);
           if (node === undefined) continue;
-          snapshot.set(rel, node);
+          const kept = previous?.get(rel);
+          snapshot.set(rel, kept !== undefined && sameNode(kept, node) ? kept : node);
           if (node.type === 'directory') pending.push(rel);
         }
       });
     }
   });
+  for (const [scanned, ref] of lastScans) if (ref.deref() === undefined) lastScans.delete(scanned);
+  lastScans.set(root, new WeakRef(snapshot));
   return snapshot;
+}
+
+/**
+ * The last scan of each root, held weakly. A new scan of the root shares its node objects where
+ * nothing changed, so the scans before and after a step over a large tree hold one set of nodes
+ * between them, and the new scan's own copies die young. Nodes are never modified once made.
+ */
+const lastScans = new Map<string, WeakRef<TreeSnapshot>>();
+
+function sameNode(a: NodeStat, b: NodeStat): boolean {
+  return (
+    a.type === b.type &&
+    a.mode === b.mode &&
+    a.uid === b.uid &&
+    a.gid === b.gid &&
+    a.size === b.size &&
+    a.mtimeNs === b.mtimeNs &&
+    a.ctimeNs === b.ctimeNs &&
+    a.ino === b.ino &&
+    a.dev === b.dev &&
+    a.birthtimeNs === b.birthtimeNs &&
+    a.nlink === b.nlink &&
+    a.rdev === b.rdev &&
+    a.linkTarget === b.linkTarget
+  );
 }
 
 /**

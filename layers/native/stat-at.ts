@@ -77,8 +77,20 @@ function timestamp(offset: number): bigint {
   return buffer.readBigInt64LE(offset) * 1_000_000_000n + BigInt(buffer.readUInt32LE(offset + 8));
 }
 
+/** The last device number made: a scan meets the same few again and again, and each would be a new bigint. */
+let lastDevice = { major: 0, minor: 0, dev: 0n };
+
 /** glibc's makedev(): major and minor split around each other's low bits. */
 function makedev(major: number, minor: number): bigint {
+  // The rdev of everything but device nodes.
+  if (major === 0 && minor === 0) return 0n;
+  if (major === lastDevice.major && minor === lastDevice.minor) return lastDevice.dev;
+  const dev = encodeDevice(major, minor);
+  lastDevice = { major, minor, dev };
+  return dev;
+}
+
+function encodeDevice(major: number, minor: number): bigint {
   const ma = BigInt(major);
   const mi = BigInt(minor);
   return ((ma & 0xfffn) << 8n) | ((ma & 0xfffff000n) << 32n) | (mi & 0xffn) | ((mi & 0xffffff00n) << 12n);

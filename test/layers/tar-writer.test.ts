@@ -203,6 +203,15 @@ test('parents come before children, whiteouts before their siblings, otherwise b
   assert.deepEqual(names, ['.wh.top', '0', 'a/', 'a/.wh..wh..opq', 'a/.wh.gone', 'a/-dash', 'a/B', 'a/b/', 'a/b/c', 'a/z', 'a/é', 'a-b']);
 });
 
+test('names beyond the Basic Multilingual Plane sort by their UTF-8 bytes, not their UTF-16 code units', async () => {
+  // U+E000 and U+FFFD have code units above a surrogate pair's but UTF-8 bytes below those of U+1F600.
+  const tar = await tarOf(shuffled([file('\u{1F600}', 'x'), file('\u{E000}', 'x'), file('\u{FFFD}', 'x'), file('\u{1F600}x', 'x'), file('z', 'x')]));
+  const names = (await parse(tar)).map(({ header }) => header.name);
+  const expected = [...names].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  assert.deepEqual(names, ['z', '\u{E000}', '\u{FFFD}', '\u{1F600}', '\u{1F600}x']);
+  assert.deepEqual(names, expected);
+});
+
 test('whiteouts are empty regular files with mode 0 and owner 0 whatever the entry said', async () => {
   const path = await tarFileOf([
     entry('whiteout', 'etc/passwd', { mode: 0o644, uid: 7, gid: 8, mtime: 1_000 }),

@@ -78,3 +78,19 @@ test('names with spaces, newlines, backslashes and non-ASCII characters are kept
 line' 'a b/back\\slash' 'a b/ünï'`);
   assert.deepEqual([...(await scanTree(root)).keys()].sort(), ['a b', 'a b/back\\slash', 'a b/new\nline', 'a b/ünï']);
 });
+
+test('a new scan of a root shares the nodes of the last one where nothing changed, and has fresh ones where something did', async () => {
+  const root = newTree(`mkdir d; printf a > d/same; printf b > d/edited; printf c > d/chmodded; ln -s same d/link`);
+  const first = await scanTree(root);
+  sh('printf bb > d/edited; chmod 600 d/chmodded; printf n > d/new', root);
+  const second = await scanTree(root);
+  assert.equal(second.get('d/same'), first.get('d/same'));
+  assert.equal(second.get('d/link'), first.get('d/link'));
+  for (const changed of ['d', 'd/edited', 'd/chmodded']) assert.notEqual(second.get(changed), first.get(changed), changed);
+  assert.equal(second.get('d/edited')!.size, 2n);
+  assert.equal(second.get('d/chmodded')!.mode, 0o600);
+  assert.ok(second.has('d/new'));
+  // What is shared is what a scan of its own would record.
+  const fresh = await scanTree(root, { exclude: () => false });
+  assert.deepEqual(second, fresh);
+});
