@@ -3,12 +3,13 @@ import { mkdtemp, readdir, readFile, readlink, realpath, rm } from 'node:fs/prom
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { IsolationBackend, SandboxStep, StepSandbox } from '../../../builder/isolation/backend.js';
+import type { IsolationBackend, StepSandbox } from '../../../builder/isolation/backend.js';
 import { ChrootBackend, chrootAvailable } from '../../../builder/isolation/chroot.js';
 import { RootlessBackend } from '../../../builder/isolation/rootless.js';
 import { TsbuildError } from '../../../layers/errors.js';
 import { createBusyboxRootfs, createMountPoints } from '../../support/busybox-rootfs.js';
 import { requires } from '../../support/requirement.js';
+import { runShellStep } from '../../support/sandbox-step.js';
 
 /** The command lines of the processes in pid namespaces other than ours. */
 async function otherNamespaceCommandLines(): Promise<string[]> {
@@ -47,23 +48,12 @@ for (const [name, makeBackend] of backends) {
       return backend.openSandbox!({ rootfs, hostname: 'buildhost', network: 'none', binds: [], scratchDir: dir });
     }
 
-    async function step(sandbox: StepSandbox, script: string, overrides: Partial<SandboxStep> = {}): Promise<{ exitCode: number; stdout: string; stderr: string }> {
-      const stdout: Buffer[] = [];
-      const stderr: Buffer[] = [];
-      const result = await sandbox.run({
-        args: ['/bin/sh', '-c', script], env: ['PATH=/bin'], cwd: '/', user: { uid: 0, gid: 0, additionalGids: [] },
-        ...overrides,
-        stdout: (chunk) => stdout.push(chunk),
-        stderr: (chunk) => stderr.push(chunk),
-      });
-      return { exitCode: result.exitCode, stdout: Buffer.concat(stdout).toString(), stderr: Buffer.concat(stderr).toString() };
-    }
 
     it('runs steps in one pid namespace, each with its own ids, environment and directory, nothing left between them', async () => {
       const sandbox = await open();
       try {
-        const first = await step(sandbox, 'readlink /proc/self/ns/pid; id -u; id -g; pwd; echo "$A"; sleep 31350 & echo x > /dev/shm/left', { env: ['PATH=/bin', 'A=one'], cwd: '/tmp', user: { uid: 1000, gid: 1001, additionalGids: [] } });
-        const second = await step(sandbox, 'readlink /proc/self/ns/pid; id -u; id -g; pwd; echo "${A-unset}"; ls /dev/shm; for p in /proc/[0-9]*; do cat $p/cmdline; echo; done | grep -c "^sleep"');
+        const first = await runShellStep(sandbox, 'readlink /proc/self/ns/pid; id -u; id -g; pwd; echo "$A"; sleep 31350 & echo x > /dev/shm/left', { env: ['PATH=/bin', 'A=one'], cwd: '/tmp', user: { uid: 1000, gid: 1001, additionalGids: [] } });
+        const second = await runShellStep(sandbox, 'readlink /proc/self/ns/pid; id -u; id -g; pwd; echo "${A-unset}"; ls /dev/shm; for p in /proc/[0-9]*; do cat $p/cmdline; echo; done | grep -c "^sleep"');
         const [firstNamespace, ...firstRest] = first.stdout.trim().split('\n');
         const [secondNamespace, ...secondRest] = second.stdout.trim().split('\n');
         assert.equal(firstNamespace, secondNamespace);
@@ -78,13 +68,13 @@ for (const [name, makeBackend] of backends) {
     it('keeps the server out of reach, reports a missing command as a shell would, and is spent by a renice of it', async () => {
       const sandbox = await open();
       try {
-        const probe = await step(sandbox, 'readlink /proc/1/exe || echo no-exe; readlink /proc/1/fd/0 || echo no-fd; kill -USR1 1; kill -TERM 1; grep SigIgn /proc/1/status');
+        const probe = await runShellStep(sandbox, 'readlink /proc/1/exe || echo no-exe; readlink /proc/1/fd/0 || echo no-fd; kill -USR1 1; kill -TERM 1; grep SigIgn /proc/1/status');
         assert.match(probe.stdout, /^no-exe\nno-fd\nSigIgn:\s*([0-9a-f]+)\n$/);
         const ignored = BigInt(`0x${/SigIgn:\s*([0-9a-f]+)/.exec(probe.stdout)![1]}`);
         assert.equal(ignored & (1n << 9n), 1n << 9n, 'SIGUSR1 (Node\'s inspector) is ignored');
-        const missing = await step(sandbox, '', { args: ['no-such-command'] });
+        const missing = await runShellStep(sandbox, '', { args: ['no-such-command'] });
         assert.deepEqual(missing, { exitCode: 127, stdout: '', stderr: 'no-such-command: command not found\n' });
-        await step(sandbox, 'renice -n 5 -p 1');
+        await runShellStep(sandbox, 'renice -n 5 -p 1');
         assert.equal(sandbox.spent, true);
       } finally {
         await sandbox.close();
@@ -95,7 +85,7 @@ for (const [name, makeBackend] of backends) {
       const sandbox = await open();
       const abort = new AbortController();
       const reason = new TsbuildError('INTERRUPTED', 'build interrupted');
-      const running = step(sandbox, 'trap "" TERM; sleep 31351', { signal: abort.signal });
+      const running = runShellStep(sandbox, 'trap "" TERM; sleep 31351', { signal: abort.signal });
       while (!(await otherNamespaceCommandLines()).includes('sleep 31351')) await new Promise((resolve) => setTimeout(resolve, 20));
       abort.abort(reason);
       await assert.rejects(running, (error) => error === reason);

@@ -3,12 +3,13 @@ import { mkdir, mkdtemp, readdir, readFile, readlink, realpath, rm } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { SandboxStep, StepSandbox } from '../../../builder/isolation/backend.js';
+import type { StepSandbox } from '../../../builder/isolation/backend.js';
 import { findOciRuntime } from '../../../builder/isolation/find-runtime.js';
 import { OciRuntimeBackend } from '../../../builder/isolation/oci-runtime.js';
 import { TsbuildError } from '../../../layers/errors.js';
 import { createBusyboxRootfs, createMountPoints } from '../../support/busybox-rootfs.js';
 import { requires } from '../../support/requirement.js';
+import { runShellStep } from '../../support/sandbox-step.js';
 
 const runtime = await findOciRuntime();
 
@@ -51,32 +52,20 @@ describe('OCI step sandbox', { skip: requires(process.getuid?.() === 0 ? false :
     return backend.openSandbox({ rootfs, hostname: 'buildhost', network: 'default', binds: [], scratchDir });
   }
 
-  /** Runs a shell command as a step; its exit code and output. */
-  async function step(sandbox: StepSandbox, script: string, overrides: Partial<SandboxStep> = {}): Promise<{ exitCode: number; stdout: string; stderr: string }> {
-    const stdout: Buffer[] = [];
-    const stderr: Buffer[] = [];
-    const result = await sandbox.run({
-      args: ['/bin/sh', '-c', script], env: ['PATH=/bin'], cwd: '/', user: { uid: 0, gid: 0, additionalGids: [] },
-      ...overrides,
-      stdout: (chunk) => stdout.push(chunk),
-      stderr: (chunk) => stderr.push(chunk),
-    });
-    return { exitCode: result.exitCode, stdout: Buffer.concat(stdout).toString(), stderr: Buffer.concat(stderr).toString() };
-  }
 
   it('runs consecutive steps in one container, each with its own user, environment and directory', async () => {
     const sandbox = await open();
     try {
-      const first = await step(sandbox, 'readlink /proc/self/ns/pid; id -u; id -g; pwd; echo "$A"', { env: ['PATH=/bin', 'A=one', 'A=shadowed'], cwd: '/tmp', user: { uid: 1000, gid: 1001, additionalGids: [] } });
-      const second = await step(sandbox, 'readlink /proc/self/ns/pid; id -u; id -g; pwd; echo "${A-unset}"');
+      const first = await runShellStep(sandbox, 'readlink /proc/self/ns/pid; id -u; id -g; pwd; echo "$A"', { env: ['PATH=/bin', 'A=one', 'A=shadowed'], cwd: '/tmp', user: { uid: 1000, gid: 1001, additionalGids: [] } });
+      const second = await runShellStep(sandbox, 'readlink /proc/self/ns/pid; id -u; id -g; pwd; echo "${A-unset}"');
       const [firstNamespace, ...firstRest] = first.stdout.trim().split('\n');
       const [secondNamespace, ...secondRest] = second.stdout.trim().split('\n');
       assert.equal(firstNamespace, secondNamespace, 'both steps see the same pid namespace: one container');
       assert.notEqual(firstNamespace, await readlink('/proc/self/ns/pid'));
       assert.deepEqual(firstRest, ['1000', '1001', '/tmp', 'one']);
       assert.deepEqual(secondRest, ['0', '0', '/', 'unset']);
-      assert.equal((await step(sandbox, 'exit 7')).exitCode, 7);
-      assert.equal((await step(sandbox, 'kill -9 $$')).exitCode, 137);
+      assert.equal((await runShellStep(sandbox, 'exit 7')).exitCode, 7);
+      assert.equal((await runShellStep(sandbox, 'kill -9 $$')).exitCode, 137);
     } finally {
       await sandbox.close();
     }
@@ -86,10 +75,10 @@ describe('OCI step sandbox', { skip: requires(process.getuid?.() === 0 ? false :
     const sandbox = await open();
     try {
       // One holds the output pipe, one does not: neither may keep the step from ending.
-      const first = await step(sandbox, 'sleep 31337 & sleep 31338 >/dev/null 2>&1 & (sleep 1; echo late > /late) >/dev/null 2>&1 & echo x > /dev/shm/left; echo y > /dev/left; echo started');
+      const first = await runShellStep(sandbox, 'sleep 31337 & sleep 31338 >/dev/null 2>&1 & (sleep 1; echo late > /late) >/dev/null 2>&1 & echo x > /dev/shm/left; echo y > /dev/left; echo started');
       assert.equal(first.stdout, 'started\n');
       assert.deepEqual((await containerCommandLines()).filter((line) => line.startsWith('sleep')), []);
-      const second = await step(sandbox, 'sleep 2; ls /; for p in /proc/[0-9]*; do cat $p/cmdline; echo; done; ls /dev/shm /dev');
+      const second = await runShellStep(sandbox, 'sleep 2; ls /; for p in /proc/[0-9]*; do cat $p/cmdline; echo; done; ls /dev/shm /dev');
       assert.equal(second.exitCode, 0, second.stderr);
       assert.doesNotMatch(second.stdout, /sleep31337|sleep31338/);
       assert.doesNotMatch(second.stdout, /\blate\b|\bleft\b/);
@@ -107,7 +96,7 @@ describe('OCI step sandbox', { skip: requires(process.getuid?.() === 0 ? false :
         'zombies() { cat /proc/[0-9]*/stat 2>/dev/null | grep -c ") Z "; }',
         'tries=0; while [ "$(zombies)" != 0 ] && [ $tries -lt 300 ]; do sleep 0.1; tries=$((tries + 1)); done; zombies',
       ].join('\n');
-      assert.equal((await step(sandbox, script)).stdout, '0\n');
+      assert.equal((await runShellStep(sandbox, script)).stdout, '0\n');
     } finally {
       await sandbox.close();
     }
@@ -117,11 +106,11 @@ describe('OCI step sandbox', { skip: requires(process.getuid?.() === 0 ? false :
     for (const change of ['renice -n 7 -p 1', 'ionice -c 3 -p 1', 'echo 500 > /proc/1/oom_score_adj']) {
       const sandbox = await open();
       try {
-        assert.equal((await step(sandbox, 'renice -n 3 -p $$ && ionice -c 3 -p $$ && echo 400 > /proc/self/oom_score_adj')).exitCode, 0);
+        assert.equal((await runShellStep(sandbox, 'renice -n 3 -p $$ && ionice -c 3 -p $$ && echo 400 > /proc/self/oom_score_adj')).exitCode, 0);
         assert.equal(sandbox.spent, false, 'a step may change itself');
-        assert.equal((await step(sandbox, `${change} && echo changed`)).stdout, 'changed\n');
+        assert.equal((await runShellStep(sandbox, `${change} && echo changed`)).stdout, 'changed\n');
         assert.equal(sandbox.spent, true, change);
-        await assert.rejects(step(sandbox, 'true'), /spent/);
+        await assert.rejects(runShellStep(sandbox, 'true'), /spent/);
       } finally {
         await sandbox.close();
       }
@@ -131,18 +120,18 @@ describe('OCI step sandbox', { skip: requires(process.getuid?.() === 0 ? false :
   it('keeps the server out of reach: no descriptor, memory, environment or file of it', async () => {
     const sandbox = await open();
     try {
-      const probe = await step(sandbox, 'for f in /proc/1/fd/*; do readlink $f >/dev/null 2>&1 && echo fd-readable; done; cat /proc/1/maps >/dev/null 2>&1 && echo maps-readable; cat /proc/1/environ >/dev/null 2>&1 && echo environ-readable; readlink /proc/1/exe >/dev/null 2>&1 && echo exe-readable; ls -l /proc/self/fd/; ls -a /');
+      const probe = await runShellStep(sandbox, 'for f in /proc/1/fd/*; do readlink $f >/dev/null 2>&1 && echo fd-readable; done; cat /proc/1/maps >/dev/null 2>&1 && echo maps-readable; cat /proc/1/environ >/dev/null 2>&1 && echo environ-readable; readlink /proc/1/exe >/dev/null 2>&1 && echo exe-readable; ls -l /proc/self/fd/; ls -a /');
       assert.doesNotMatch(probe.stdout, /readable/);
       assert.doesNotMatch(probe.stdout, /node|koffi|step-server|\/work|\/usr\/lib/);
       // Root with the default capabilities still cannot signal the server away, nor open Node's inspector in it (SIGUSR1).
-      const kill = await step(sandbox, 'for signal in 9 15 2 10 1 3; do kill -$signal 1; done; sleep 1; echo alive; grep -i " 0100007F:2405 .* 0A " /proc/net/tcp');
+      const kill = await runShellStep(sandbox, 'for signal in 9 15 2 10 1 3; do kill -$signal 1; done; sleep 1; echo alive; grep -i " 0100007F:2405 .* 0A " /proc/net/tcp');
       assert.equal(kill.stdout, 'alive\n', 'nothing listens on the inspector port');
-      const status = (await step(sandbox, 'cat /proc/1/status')).stdout;
+      const status = (await runShellStep(sandbox, 'cat /proc/1/status')).stdout;
       const mask = (field: string): bigint => BigInt(`0x${new RegExp(`^${field}:\\s*([0-9a-f]+)$`, 'm').exec(status)?.[1] ?? 'x'}`);
       const usr1 = 1n << 9n;
       assert.equal(mask('SigIgn') & usr1, usr1, 'SIGUSR1 (Node\'s inspector) is ignored');
       assert.equal(mask('SigCgt') & usr1, 0n);
-      assert.equal((await step(sandbox, 'true')).exitCode, 0, 'the server survives');
+      assert.equal((await runShellStep(sandbox, 'true')).exitCode, 0, 'the server survives');
     } finally {
       await sandbox.close();
     }
@@ -151,12 +140,12 @@ describe('OCI step sandbox', { skip: requires(process.getuid?.() === 0 ? false :
   it('reports a missing executable as the runtime would, and keeps serving', async () => {
     const sandbox = await open();
     try {
-      await assert.rejects(step(sandbox, '', { args: ['no-such-command'] }), (error: Error) => {
+      await assert.rejects(runShellStep(sandbox, '', { args: ['no-such-command'] }), (error: Error) => {
         assert.ok(error instanceof TsbuildError && error.code === 'ISOLATION');
         assert.match(error.message, /^the OCI runtime could not run the process: exec: "no-such-command": executable file not found in \$PATH$/);
         return true;
       });
-      assert.equal((await step(sandbox, 'echo ok')).stdout, 'ok\n');
+      assert.equal((await runShellStep(sandbox, 'echo ok')).stdout, 'ok\n');
     } finally {
       await sandbox.close();
     }
@@ -166,7 +155,7 @@ describe('OCI step sandbox', { skip: requires(process.getuid?.() === 0 ? false :
     const sandbox = await open(500);
     const abort = new AbortController();
     const reason = new TsbuildError('INTERRUPTED', 'build interrupted');
-    const running = step(sandbox, 'trap "" TERM; sleep 31339; echo never', { signal: abort.signal });
+    const running = runShellStep(sandbox, 'trap "" TERM; sleep 31339; echo never', { signal: abort.signal });
     // Aborted once the step runs: its sleep is visible in the container.
     while (!(await containerCommandLines()).some((line) => line === 'sleep 31339')) await new Promise((resolve) => setTimeout(resolve, 20));
     abort.abort(reason);
@@ -179,7 +168,7 @@ describe('OCI step sandbox', { skip: requires(process.getuid?.() === 0 ? false :
 
   it('a server that dies fails the step with a one-line error, and close still cleans up', async () => {
     const sandbox = await open();
-    const stopped = step(sandbox, 'sleep 31340');
+    const stopped = runShellStep(sandbox, 'sleep 31340');
     let server: string | undefined;
     while (server === undefined) {
       server = (await containerCommandLines()).find((line) => line.includes('step-server'));
