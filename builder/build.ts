@@ -28,8 +28,6 @@ import { gatherBlobs } from './output/copy-blobs.js';
 import type { BuildArtifact } from './output/exporter.js';
 import { exportArtifact, writtenPath, type ExportTarget } from './output/exporters.js';
 import { prepareOutputs } from './output/prepare-outputs.js';
-import { attestImages } from './attest/attach.js';
-import { checkAttestationTargets } from './attest/attest-outputs.js';
 import type { BuildInvocation } from './attest/provenance.js';
 import { layoutSelector, parseBuildContexts, type NamedContext } from './plan/build-contexts.js';
 import type { BuildPlan, PlannedStage } from './model/plan.js';
@@ -46,6 +44,9 @@ import { defaultRunCacheDir } from './run/cache-mounts.js';
 // seccomp tables) nor contacts a cache repository (the registry client).
 const isolationSelection = () => import('./isolation/select.js');
 const registryCacheModule = () => import('./cache/registry-cache.js');
+// The attestation modules load only for a build that asks for attestations.
+const attestOutputs = () => import('./attest/attest-outputs.js');
+const attestAttach = () => import('./attest/attach.js');
 
 export type { BuildRequest, PlanRequest };
 
@@ -85,7 +86,7 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
   const env = request.env ?? {};
   const { cache: cacheSettings = {}, image = {}, outputs = {}, run = {} } = request;
   const exports = prepareOutputs({ ...outputs, platforms: request.source.platforms, compression: image.compression, storeDir: outputs.storeDir ?? defaultStoreDir(env) });
-  const attest = image.attest && (image.attest.provenance || image.attest.sbom) && checkAttestationTargets(exports.targets, (message) => progress({ kind: 'note', message })) ? image.attest : undefined;
+  const attest = image.attest && (image.attest.provenance || image.attest.sbom) && (await attestOutputs()).checkAttestationTargets(exports.targets, (message) => progress({ kind: 'note', message })) ? image.attest : undefined;
   const { parsed, dockerfile, bytes: dockerfileBytes } = await readDockerfile(request.source);
   const contextDir = path.resolve(request.source.context);
   const ignore = new PatternMatcher(await loadIgnorePatterns(contextDir, dockerfile));
@@ -168,7 +169,7 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
     // The provenance is dated like the images, so a fully cached rebuild reproduces it too.
     const created = createdTimes.sort().at(-1) ?? new Date((image.sourceDateEpoch ?? Math.floor(Date.now() / 1000)) * 1000).toISOString();
     const invocation = attest && buildInvocation(request, contextDir, dockerfile, dockerfileBytes, created);
-    const attestations = attest && invocation ? await attestImages(workspace.layout, images, plan.platforms, outputs.tags ?? [], invocation, attest) : undefined;
+    const attestations = attest && invocation ? await (await attestAttach()).attestImages(workspace.layout, images, plan.platforms, outputs.tags ?? [], invocation, attest) : undefined;
     const root = images.length === 1 && !attestations ? images[0]!.manifest : await assembleIndex(images, workspace.layout, exports.annotations, attestations);
     const artifact: BuildArtifact = { root, images, tags: outputs.tags ?? [], layerOrigins: layerOrigins(plan) };
     // A push reads each layer where it is, so a base layer the registry has is never downloaded.

@@ -1,6 +1,9 @@
 /** `--provenance` and `--sbom` values, spelled as buildx spells them. */
 import { TsbuildError } from '../../layers/errors.js';
-import { DEFAULT_BUILDER_ID, type ProvenanceOptions } from './provenance.js';
+import type { ProvenanceOptions } from './provenance.js';
+
+/** The builder id when `--provenance=builder-id=` does not give one. */
+export const DEFAULT_BUILDER_ID = 'urn:tsbuild:builder:local';
 
 /** Which attestations a build attaches to its images. */
 export interface AttestOptions {

@@ -20,8 +20,6 @@ import { imagePurl } from './image-purl.js';
 
 export const SLSA_PREDICATE_TYPE = 'https://slsa.dev/provenance/v0.2';
 export const TSBUILD_BUILD_TYPE = 'urn:tsbuild:buildtype:dockerfile:v1';
-/** The builder id when `--provenance=builder-id=` does not give one. */
-export const DEFAULT_BUILDER_ID = 'urn:tsbuild:builder:local';
 
 export type ProvenanceMode = 'min' | 'max';
 

@@ -1,13 +1,10 @@
 /**
- * Unmounting through the `umount` command: one mount point, or everything mounted below a
- * directory before the directory is deleted, so that a deletion never reaches through a mount.
+ * Unmounting through umount2(2): one mount point, or everything mounted below a directory before
+ * the directory is deleted, so that a deletion never reaches through a mount.
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import { commandFailure, TsbuildError } from '../../layers/errors.js';
+import { TsbuildError } from '../../layers/errors.js';
+import { MNT_DETACH, umountCall } from './mount-calls.js';
 import { isMountPoint, mountsUnder } from './mountinfo.js';
-
-const execFileAsync = promisify(execFile);
 
 /**
  * Unmounts what is mounted at `target`; when it is busy (a process still has a file open there),
@@ -17,16 +14,16 @@ const execFileAsync = promisify(execFile);
 export async function unmount(target: string): Promise<void> {
   if (!(await isMountPoint(target))) return;
   let failure: unknown;
-  for (const args of [[target], ['--lazy', target]]) {
+  for (const flags of [0, MNT_DETACH]) {
     try {
-      await execFileAsync('umount', args);
+      umountCall(target, flags);
       return;
     } catch (error) {
       failure = error;
       if (!(await isMountPoint(target))) return;
     }
   }
-  throw new TsbuildError('UNMOUNT', `cannot unmount ${target}: ${commandFailure(failure)}`, { cause: failure });
+  throw new TsbuildError('UNMOUNT', `cannot unmount ${target}: ${(failure as Error).message}`, { cause: failure });
 }
 
 /** Unmounts every mount at or below `dir`, deepest first (a mount stacked on another comes off first). */

@@ -1,21 +1,18 @@
 /**
- * Overlayfs mounts of a read-only lower directory with a private upper directory, through the
- * `mount` and `umount` commands. This works as root, and inside a user namespace (with its own
+ * Overlayfs mounts of a read-only lower directory with a private upper directory, through
+ * mount(2) and umount2(2). This works as root, and inside a user namespace (with its own
  * mount namespace) where the kernel allows unprivileged overlay mounts; the mount is visible to this
  * process and its children.
  */
-import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { commandFailure, TsbuildError } from '../../layers/errors.js';
+import { TsbuildError } from '../../layers/errors.js';
+import { mountCall } from '../host/mount-calls.js';
 import { isMountPoint } from '../host/mountinfo.js';
 import { unmount } from '../host/unmount.js';
 import { currentIdMapping } from '../isolation/userns.js';
 
-const execFileAsync = promisify(execFile);
-
-/** Characters that the overlay option syntax gives a meaning (`,` `:` `\`) or that mount(8) mangles. */
+/** Characters that the overlay option syntax gives a meaning (`,` `:` `\`), and white space, which the kernel's option parsing may split at. */
 const UNSAFE_OPTION_PATH = /[,:\\\s]/;
 
 let support: Promise<boolean> | undefined;
@@ -58,11 +55,12 @@ export async function mountOverlay(lowerDir: string, upperDir: string, workDir: 
   }
   // Inside a user namespace overlayfs may not use trusted.* xattrs; it keeps them under user.* then.
   const userXattr = (await currentIdMapping()).kind === 'namespace' ? ',userxattr' : '';
+  // One option string, as mount(8) passes it: the kernel takes at most a page of it.
   const options = `lowerdir=${lowerDir},upperdir=${upperDir},workdir=${workDir}${userXattr}`;
   try {
-    await execFileAsync('mount', ['-t', 'overlay', 'overlay', '-o', options, target]);
+    mountCall('overlay', target, 'overlay', 0, options);
   } catch (error) {
-    throw new TsbuildError('OVERLAY_MOUNT', `cannot mount an overlay at ${target}: ${commandFailure(error)}`, { cause: error });
+    throw new TsbuildError('OVERLAY_MOUNT', `cannot mount an overlay at ${target}: ${(error as Error).message}`, { cause: error });
   }
 }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
@@ -58,12 +58,30 @@ test('paths the mount options cannot express are refused before mounting', async
   assert.equal(await isMountPoint(odd), false);
 });
 
-test('a failing mount is reported as OVERLAY_MOUNT', async () => {
+test('a failing mount is reported as OVERLAY_MOUNT on one line naming the target and the reason', async () => {
   const [, upper, workDir, merged] = await dirs('missing-lower');
-  await assert.rejects(
-    mountOverlay(path.join(work, 'no-such-lower'), upper, workDir, merged),
-    (error: unknown) => error instanceof TsbuildError && error.code === 'OVERLAY_MOUNT',
-  );
+  await assert.rejects(mountOverlay(path.join(work, 'no-such-lower'), upper, workDir, merged), (error: unknown) => {
+    assert.ok(error instanceof TsbuildError && error.code === 'OVERLAY_MOUNT', String(error));
+    assert.doesNotMatch(error.message, /\n/);
+    // As root the kernel finds no lower directory; without root it refuses the mount.
+    assert.match(error.message, new RegExp(`^cannot mount an overlay at ${merged}: (ENOENT|EPERM): mount '${merged}' failed$`));
+    return true;
+  });
+  assert.equal(await isMountPoint(merged), false);
+});
+
+test('a busy overlay is detached lazily and its files stay readable until let go', { skip: requires(!isRoot && 'overlay mounts need root here') }, async () => {
+  const [lower, upper, workDir, merged] = await dirs('busy');
+  await writeFile(path.join(lower, 'held'), 'held\n');
+  await mountOverlay(lower, upper, workDir, merged);
+  const handle = await open(path.join(merged, 'held'));
+  try {
+    await unmountOverlay(merged);
+    assert.equal(await isMountPoint(merged), false);
+    assert.equal(await handle.readFile('utf8'), 'held\n');
+  } finally {
+    await handle.close();
+  }
 });
 
 test('unmounting something that is not mounted does nothing', async () => {

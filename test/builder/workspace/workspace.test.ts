@@ -170,3 +170,19 @@ test('the default parent is the temp directory', async () => {
     await workspace.remove();
   }
 });
+
+test('the watchdog started as Node (no sh on the host) sweeps a dead build’s workspace once its pipe closes', async () => {
+  const gone = spawnSync('true').pid;
+  const name = nameOwnedBy(gone, '1');
+  await leftover(path.join(root, name));
+  const main = new URL('../../../builder/workspace/workspace-watchdog-main.js', import.meta.url).pathname;
+  const watchdog = spawn(process.execPath, [main, root, name], { stdio: ['pipe', 'ignore', 'pipe'] });
+  let stderr = '';
+  watchdog.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => watchdog.once('exit', resolve));
+  assert.ok((await entries()).includes(name), 'nothing is swept while the pipe is open');
+  watchdog.stdin.end();
+  assert.equal(await exited, 0, stderr);
+  assert.deepEqual(await entries(), []);
+  assert.deepEqual(await mountsUnder(root), []);
+});
