@@ -90,7 +90,10 @@ for (const [name, makeBackend] of backends) {
       abort.abort(reason);
       await assert.rejects(running, (error) => error === reason);
       await sandbox.close();
-      assert.deepEqual((await otherNamespaceCommandLines()).filter((line) => line.includes('31351') || line.includes('launcher-main')), []);
+      // The launcher dies of its parent-death signal once unshare is killed: soon, not necessarily by the time close() returns.
+      const left = async (): Promise<string[]> => (await otherNamespaceCommandLines()).filter((line) => line.includes('31351') || line.includes('launcher-main'));
+      for (let tries = 0; tries < 100 && (await left()).length > 0; tries++) await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.deepEqual(await left(), []);
     });
   });
 }
