@@ -1,6 +1,7 @@
 import { copyFile, link, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type { BlobStore } from './blob-store.js';
+import { forEachLimited } from './concurrency.js';
 import { VerifyingStream } from './digest.js';
 import { TsbuildError } from './errors.js';
 import { openWriteStream, removeIfExists } from './fs-util.js';
@@ -25,29 +26,12 @@ export async function writeImage(layout: OciLayout, image: Image): Promise<Descr
   if (config.digest !== manifest.config.digest) {
     throw new TsbuildError('LAYOUT', `config ${manifest.config.digest} has other content (${config.digest}); not written`);
   }
-  await storeLayers(layout, await image.layers());
+  await forEachLimited(await image.layers(), PARALLEL_LAYERS, (layer) => storeLayer(layout, layer));
   return storeDocument(layout, image);
 }
 
 /** Layers stored at once: a link and a sync each wait on the disk, and a layer without a local file is streamed. */
 const PARALLEL_LAYERS = 4;
-
-/** Stores `layers`, PARALLEL_LAYERS at a time; after a failure no more start, and it returns once none is running. */
-async function storeLayers(layout: OciLayout, layers: readonly Layer[]): Promise<void> {
-  let next = 0;
-  let failed = false;
-  const worker = async (): Promise<void> => {
-    while (!failed && next < layers.length) {
-      await storeLayer(layout, layers[next++]!).catch((error: unknown) => {
-        failed = true;
-        throw error;
-      });
-    }
-  };
-  const outcomes = await Promise.allSettled(Array.from({ length: Math.min(PARALLEL_LAYERS, layers.length) }, worker));
-  const failure = outcomes.find((outcome) => outcome.status === 'rejected');
-  if (failure) throw failure.reason;
-}
 
 export async function writeIndex(layout: OciLayout, index: ImageIndex): Promise<Descriptor> {
   for (const entry of (await index.indexManifest()).manifests) await writeToLayout(layout, await indexEntry(index, entry, 'LAYOUT'));

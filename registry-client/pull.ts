@@ -2,7 +2,7 @@ import type { Image } from '../layers/image.js';
 import { selectPlatform } from '../layers/select-platform.js';
 import type { Descriptor, Platform } from '../layers/types.js';
 import type { BlobCache } from './blob-cache.js';
-import { forEachLimited } from './concurrency.js';
+import { forEachLimited } from '../layers/concurrency.js';
 import { formatReference, type ImageReference } from './reference.js';
 import { resolveRemote, type RemoteOptions } from './remote-image.js';
 

@@ -5,7 +5,7 @@ import { TsbuildError } from '../layers/errors.js';
 import type { ImageOrIndex, LayerOrigin, Opener } from '../layers/image.js';
 import { indexEntry } from '../layers/select-platform.js';
 import type { Descriptor, Digest } from '../layers/types.js';
-import { forEachLimited } from './concurrency.js';
+import { forEachLimited } from '../layers/concurrency.js';
 import { RegistryError } from './errors.js';
 import { firstHeader } from './http-body.js';
 import type { ProgressListener, TransferEvent } from './progress.js';

@@ -1,10 +1,12 @@
 import { spawn } from 'node:child_process';
-import { readFile, realpath } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, realpath, writeFile } from 'node:fs/promises';
+import { join, resolve as resolvePath } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TsbuildError } from '../../layers/errors.js';
 import { isErrnoCode } from '../../layers/fs-util.js';
-import type { RunUser } from './backend.js';
-import { identityMappings, mapsId, type OciUserNamespace } from './oci-config.js';
+import type { BindMount, RunUser } from './backend.js';
+import { identityMappings, mapsId, type OciBindMount, type OciRuntimeConfig, type OciUserNamespace } from './oci-config.js';
 import { currentIdMapping } from './userns.js';
 
 /** What the OCI runtime backends share: the container's settings, the runtime's environment, its log and subcommands. */
@@ -93,6 +95,42 @@ export async function lockableFlagsAt(path: string): Promise<string[]> {
     if (covers && (holder === undefined || point.length >= holder.point.length)) holder = { point, options };
   }
   return holder?.options.split(',').filter((option) => lockableFlags.has(option)) ?? [];
+}
+
+/**
+ * Bind mounts as the runtime takes them: absolute sources (it would take relative ones as relative
+ * to the bundle) and, in a user namespace, the flags the kernel keeps locked, which a read-only
+ * remount would otherwise clear.
+ */
+export async function runtimeBinds(binds: readonly BindMount[], userNamespace: OciUserNamespace | undefined): Promise<OciBindMount[]> {
+  const absolute = binds.map((bind) => ({ ...bind, source: resolvePath(bind.source) }));
+  if (!userNamespace) return absolute;
+  return Promise.all(absolute.map(async (bind) => ({ ...bind, flags: await lockableFlagsAt(bind.source) })));
+}
+
+/** One container's files in a step's scratch directory, and the runtime arguments that point at them. */
+export interface ContainerFiles {
+  readonly id: string;
+  readonly bundle: string;
+  readonly stateDir: string;
+  readonly logFile: string;
+  /** `--root`, `--log` and `--log-format`, for every runtime call about this container. */
+  readonly globalArgs: readonly string[];
+  /** The record by which the sweep of a dead build's workspace deletes the container. */
+  readonly record: string;
+}
+
+/** Writes a bundle with `config`, and the record of a new container id, into `scratchDir`. */
+export async function writeContainerFiles(scratchDir: string, runtimePath: string, config: OciRuntimeConfig): Promise<ContainerFiles> {
+  const id = `tsbuild-${randomBytes(8).toString('hex')}`;
+  const bundle = join(scratchDir, 'bundle');
+  const stateDir = join(scratchDir, 'state');
+  const logFile = join(scratchDir, 'runtime.log');
+  const record = join(scratchDir, containerRecordName);
+  await mkdir(bundle, { recursive: true });
+  await writeFile(join(bundle, 'config.json'), JSON.stringify(config));
+  await writeFile(record, JSON.stringify({ runtime: runtimePath, id } satisfies ContainerRecord));
+  return { id, bundle, stateDir, logFile, globalArgs: ['--root', stateDir, '--log', logFile, '--log-format', 'json'], record };
 }
 
 /**

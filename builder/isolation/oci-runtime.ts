@@ -1,16 +1,15 @@
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
 import { TsbuildError } from '../../layers/errors.js';
 import { isErrnoCode, lstatOrUndefined, readdirIfExists, removeIfExists } from '../../layers/fs-util.js';
 import { mountPrivateTmpfs, unmountPrivateTmpfs } from '../host/tmpfs.js';
 import type { IsolationBackend, RunResult, RunSpec, SandboxSpec, StepSandbox } from './backend.js';
 import { openOciSandbox } from './oci-sandbox.js';
-import { ociConfig, type OciBindMount, type OciUserNamespace } from './oci-config.js';
+import { ociConfig, type OciUserNamespace } from './oci-config.js';
 import {
-  checkIdsMapped, containerId, containerRecordName, containerSettings, lockableFlagsAt, runtimeCommand, runtimeEnv, runtimeErrors,
-  scratchBytes, settlesWithin, type CommandResult, type ContainerRecord, type Exit,
+  checkIdsMapped, containerId, containerRecordName, containerSettings, runtimeBinds, runtimeCommand, runtimeEnv, runtimeErrors,
+  scratchBytes, settlesWithin, writeContainerFiles, type CommandResult, type ContainerRecord, type Exit,
 } from './oci-runtime-tools.js';
 
 export interface OciRuntimeOptions {
@@ -63,25 +62,10 @@ export class OciRuntimeBackend implements IsolationBackend {
   }
 
   private async runInScratch(spec: RunSpec): Promise<RunResult> {
-    const bundle = join(spec.scratchDir, 'bundle');
-    const logFile = join(spec.scratchDir, 'runtime.log');
-    const stateDir = join(spec.scratchDir, 'state');
-    const globalArgs = ['--root', stateDir, '--log', logFile, '--log-format', 'json'];
-    await mkdir(bundle, { recursive: true });
-    // Absolute paths: the runtime would take relative ones as relative to the bundle.
-    let binds: OciBindMount[] = spec.binds.map((bind) => ({ ...bind, source: resolvePath(bind.source) }));
     const { userNamespace, nofile } = await (this.processSettings ??= containerSettings());
-    if (userNamespace) {
-      checkIdsMapped(spec.user, userNamespace);
-      // The read-only remount of a bind would otherwise clear flags the kernel keeps locked here.
-      binds = await Promise.all(binds.map(async (bind) => ({ ...bind, flags: await lockableFlagsAt(bind.source) })));
-    }
-    const paths = { rootfs: resolvePath(spec.rootfs), binds };
-    const config = ociConfig({ ...spec, ...paths }, nofile, userNamespace);
-    await writeFile(join(bundle, 'config.json'), JSON.stringify(config));
-    const id = `tsbuild-${randomBytes(8).toString('hex')}`;
-    const record = join(spec.scratchDir, containerRecordName);
-    await writeFile(record, JSON.stringify({ runtime: this.runtimePath, id } satisfies ContainerRecord));
+    if (userNamespace) checkIdsMapped(spec.user, userNamespace);
+    const config = ociConfig({ ...spec, rootfs: resolvePath(spec.rootfs), binds: await runtimeBinds(spec.binds, userNamespace) }, nofile, userNamespace);
+    const { id, bundle, stateDir, logFile, globalArgs, record } = await writeContainerFiles(spec.scratchDir, this.runtimePath, config);
 
     let outcome: { result: RunResult } | { error: unknown };
     try {
@@ -99,7 +83,7 @@ export class OciRuntimeBackend implements IsolationBackend {
     return outcome.result;
   }
 
-  private async runContainer(spec: RunSpec, globalArgs: string[], id: string, bundle: string, logFile: string): Promise<RunResult> {
+  private async runContainer(spec: RunSpec, globalArgs: readonly string[], id: string, bundle: string, logFile: string): Promise<RunResult> {
     const child = spawn(this.runtimePath, [...globalArgs, 'run', '--bundle', bundle, id], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: runtimeEnv(),
@@ -141,7 +125,7 @@ export class OciRuntimeBackend implements IsolationBackend {
    * SIGTERM, then SIGKILL once the grace period passes. The runtime's `state` tells when there is a
    * process to signal: none while the container is still being created, none once it has stopped.
    */
-  private async stop(globalArgs: string[], id: string, exited: Promise<Exit>): Promise<void> {
+  private async stop(globalArgs: readonly string[], id: string, exited: Promise<Exit>): Promise<void> {
     // Signals by number: runc and crun both accept that form.
     const deliver = async (signal: string): Promise<boolean> => {
       for (;;) {
@@ -158,7 +142,7 @@ export class OciRuntimeBackend implements IsolationBackend {
   }
 
   /** The container's status from `state` (creating, created, running, paused, stopped), or undefined before it exists. */
-  private async status(globalArgs: string[], id: string): Promise<string | undefined> {
+  private async status(globalArgs: readonly string[], id: string): Promise<string | undefined> {
     const { code, stdout } = await this.command([...globalArgs, 'state', id]);
     if (code !== 0) return undefined;
     const state = JSON.parse(stdout) as { status?: unknown };

@@ -1,7 +1,5 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -10,10 +8,10 @@ import { lstatOrUndefined, removeIfExists } from '../../layers/fs-util.js';
 import { libc } from '../../layers/native/libc.js';
 import { mountPrivateTmpfs, unmountPrivateTmpfs } from '../host/tmpfs.js';
 import type { RunResult, SandboxSpec, SandboxStep, StepSandbox } from './backend.js';
-import { nodeThroughDescriptors } from './node-runtime.js';
-import { ociConfig, type OciBindMount, type OciUserNamespace } from './oci-config.js';
+import { mappedLibraries, nodeThroughDescriptors } from './node-runtime.js';
+import { ociConfig, type OciUserNamespace } from './oci-config.js';
 import {
-  checkIdsMapped, containerRecordName, lockableFlagsAt, runtimeCommand, runtimeEnv, runtimeErrors, scratchBytes, type ContainerRecord,
+  checkIdsMapped, runtimeBinds, runtimeCommand, runtimeEnv, runtimeErrors, scratchBytes, writeContainerFiles, type ContainerFiles,
 } from './oci-runtime-tools.js';
 import { StepServerClient } from './step-server-client.js';
 
@@ -46,38 +44,27 @@ export async function openOciSandbox(spec: SandboxSpec, options: OciSandboxOptio
 }
 
 class OciStepSandbox implements StepSandbox {
-  private readonly id = `tsbuild-${randomBytes(8).toString('hex')}`;
-  private readonly stateDir: string;
-  private readonly logFile: string;
-  private readonly globalArgs: readonly string[];
+  private container: ContainerFiles | undefined;
   private server: StepServerClient | undefined;
   private closing: Promise<void> | undefined;
 
-  constructor(private readonly spec: SandboxSpec, private readonly options: OciSandboxOptions) {
-    this.stateDir = join(spec.scratchDir, 'state');
-    this.logFile = join(spec.scratchDir, 'runtime.log');
-    this.globalArgs = ['--root', this.stateDir, '--log', this.logFile, '--log-format', 'json'];
-  }
+  constructor(private readonly spec: SandboxSpec, private readonly options: OciSandboxOptions) {}
 
   async start(): Promise<void> {
-    const bundle = join(this.spec.scratchDir, 'bundle');
-    await mkdir(bundle, { recursive: true });
     const { userNamespace, nofile } = this.options.settings;
-    let binds: OciBindMount[] = this.spec.binds.map((bind) => ({ ...bind, source: resolvePath(bind.source) }));
-    if (userNamespace) binds = await Promise.all(binds.map(async (bind) => ({ ...bind, flags: await lockableFlagsAt(bind.source) })));
     // koffi's addon must be mapped to be found: the server loads it to make itself non-dumpable.
     libc();
     const koffiAddon = mappedKoffi();
     const launch = nodeThroughDescriptors([serverScript, koffiAddon], (paths) => ['--preserve-symlinks-main', paths[0]!, paths[1]!]);
     const args = [...launch.args, String(launch.directories.length)];
     const server = { args, env: [serverPath], cwd: '/', user: { uid: 0, gid: 0, additionalGids: [] } };
-    const config = ociConfig({ ...this.spec, ...server, rootfs: resolvePath(this.spec.rootfs), binds }, nofile, userNamespace);
-    await writeFile(join(bundle, 'config.json'), JSON.stringify(config));
-    await writeFile(join(this.spec.scratchDir, containerRecordName), JSON.stringify({ runtime: this.options.runtimePath, id: this.id } satisfies ContainerRecord));
+    const config = ociConfig({ ...this.spec, ...server, rootfs: resolvePath(this.spec.rootfs), binds: await runtimeBinds(this.spec.binds, userNamespace) }, nofile, userNamespace);
+    const container = (this.container = await writeContainerFiles(this.spec.scratchDir, this.options.runtimePath, config));
+    const { id, globalArgs } = container;
     const fds = launch.directories.map((dir) => openSync(dir, 'r'));
     let child;
     try {
-      child = spawn(this.options.runtimePath, [...this.globalArgs, 'run', '--preserve-fds', String(fds.length), '--bundle', bundle, this.id], {
+      child = spawn(this.options.runtimePath, [...globalArgs, 'run', '--preserve-fds', String(fds.length), '--bundle', container.bundle, id], {
         stdio: ['pipe', 'pipe', 'pipe', ...fds],
         env: runtimeEnv(),
       });
@@ -87,10 +74,10 @@ class OciStepSandbox implements StepSandbox {
     const runtimePath = this.options.runtimePath;
     this.server = new StepServerClient(child as ChildProcessByStdio<Writable, Readable, Readable>, {
       killGraceMs: this.options.killGraceMs,
-      kill: async () => void (await runtimeCommand(runtimePath, [...this.globalArgs, 'kill', this.id, '9'])),
+      kill: async () => void (await runtimeCommand(runtimePath, [...globalArgs, 'kill', id, '9'])),
       failure: async (exit, diagnostics) => {
         const status = exit.signal !== null ? `signal ${exit.signal}` : `exit code ${exit.code}`;
-        const detail = [...(await runtimeErrors(this.logFile)), ...diagnostics.trim().split('\n').filter((line) => line.trim() !== '')];
+        const detail = [...(await runtimeErrors(container.logFile)), ...diagnostics.trim().split('\n').filter((line) => line.trim() !== '')];
         return new TsbuildError('ISOLATION', `the OCI runtime's step sandbox stopped (${status})${detail.length > 0 ? `: ${detail.join('; ')}` : ''}`);
       },
       ids: (user) => {
@@ -121,13 +108,16 @@ class OciStepSandbox implements StepSandbox {
   private async stop(): Promise<void> {
     try {
       await this.server?.shutdown();
-      const left = this.server === undefined || (await lstatOrUndefined(join(this.stateDir, this.id))) !== undefined;
+      const container = this.container;
+      if (container === undefined) return;
+      const { id, globalArgs } = container;
+      const left = this.server === undefined || (await lstatOrUndefined(join(container.stateDir, id))) !== undefined;
       if (left) {
-        const deleted = await runtimeCommand(this.options.runtimePath, [...this.globalArgs, 'delete', '--force', this.id]);
-        const stillThere = deleted.code !== 0 && (await runtimeCommand(this.options.runtimePath, [...this.globalArgs, 'state', this.id])).code === 0;
-        if (stillThere) throw new TsbuildError('ISOLATION', `${this.options.runtimePath} could not delete container ${this.id}: ${deleted.stderr.trim()}`);
+        const deleted = await runtimeCommand(this.options.runtimePath, [...globalArgs, 'delete', '--force', id]);
+        const stillThere = deleted.code !== 0 && (await runtimeCommand(this.options.runtimePath, [...globalArgs, 'state', id])).code === 0;
+        if (stillThere) throw new TsbuildError('ISOLATION', `${this.options.runtimePath} could not delete container ${id}: ${deleted.stderr.trim()}`);
       }
-      await removeIfExists(join(this.spec.scratchDir, containerRecordName));
+      await removeIfExists(container.record);
     } finally {
       await unmountPrivateTmpfs(this.spec.scratchDir);
     }
@@ -136,8 +126,7 @@ class OciStepSandbox implements StepSandbox {
 
 /** Where koffi's native addon was loaded from. */
 function mappedKoffi(): string {
-  const maps = readFileSync('/proc/self/maps', 'utf8');
-  const file = maps.split('\n').map((line) => line.trim().split(/\s+/).slice(5).join(' ')).find((name) => name.endsWith('/koffi.node'));
+  const file = mappedLibraries(readFileSync('/proc/self/maps', 'utf8')).find((name) => name.endsWith('/koffi.node'));
   if (file === undefined) throw new TsbuildError('ISOLATION', 'cannot find the loaded koffi addon for the step sandbox');
   return file;
 }

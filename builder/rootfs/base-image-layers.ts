@@ -2,7 +2,7 @@ import { TsbuildError } from '../../layers/errors.js';
 import type { Image, Layer } from '../../layers/image.js';
 import { memo } from '../../layers/memo.js';
 import type { Descriptor, Digest } from '../../layers/types.js';
-import { forEachLimited } from '../../registry-client/concurrency.js';
+import { forEachLimited } from '../../layers/concurrency.js';
 import type { ImageLayer } from '../model/image-layer.js';
 
 /** How many of a base image's layer blobs are fetched at once. */
