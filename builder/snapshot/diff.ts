@@ -1,6 +1,6 @@
 import type { LayerEntry } from '../../layers/entry.js';
 import { changesToEntries, hasAncestorIn, parentOf, type ChangeSet } from './entries.js';
-import type { NodeStat, TreeSnapshot } from './scan.js';
+import { nodeChanged, sameInode, type TreeSnapshot } from './scan.js';
 
 /**
  * The layer entries that turn the tree `before` into the tree `after`, both scanned from `root`
@@ -44,26 +44,4 @@ export function isTopmostDeletion(path: string, after: TreeSnapshot, opaque: Rea
   const parent = parentOf(path);
   if (parent === '') return true;
   return after.get(parent)?.type === 'directory' && !opaque.has(parent) && !hasAncestorIn(parent, opaque);
-}
-
-/** Any stat difference; ctime catches rewrites that restore size and mtime, and xattr changes. */
-export function nodeChanged(was: NodeStat, now: NodeStat): boolean {
-  return (
-    was.type !== now.type ||
-    was.mode !== now.mode ||
-    was.uid !== now.uid ||
-    was.gid !== now.gid ||
-    was.size !== now.size ||
-    was.mtimeNs !== now.mtimeNs ||
-    was.ctimeNs !== now.ctimeNs ||
-    !sameInode(was, now) ||
-    was.nlink !== now.nlink ||
-    was.linkTarget !== now.linkTarget ||
-    was.rdev !== now.rdev
-  );
-}
-
-/** Whether both describe the same inode; inode numbers alone are reused as soon as they are freed. */
-export function sameInode(was: NodeStat, now: NodeStat): boolean {
-  return was.ino === now.ino && was.dev === now.dev && was.birthtimeNs === now.birthtimeNs;
 }

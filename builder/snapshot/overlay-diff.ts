@@ -1,7 +1,8 @@
 import type { LayerEntry } from '../../layers/entry.js';
 import { TsbuildError } from '../../layers/errors.js';
 import type { XattrMap } from '../../layers/xattrs.js';
-import { isTopmostDeletion, nodeChanged, sameInode } from './diff.js';
+import { isTopmostDeletion } from './diff.js';
+import { nodeChanged, sameInode } from './scan.js';
 import { changesToEntries, hasAncestorIn, withAncestors, XattrCache, type ChangeSet } from './entries.js';
 import type { NodeStat, TreeSnapshot } from './scan.js';
 

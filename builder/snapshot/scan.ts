@@ -67,7 +67,7 @@ export async function scanTree(root: string, options: ScanOptions = {}): Promise
           const node = nodeAt(fd, name);
           if (node === undefined) continue;
           const kept = previous?.get(rel);
-          snapshot.set(rel, kept !== undefined && sameNode(kept, node) ? kept : node);
+          snapshot.set(rel, kept !== undefined && !nodeChanged(kept, node) ? kept : node);
           if (node.type === 'directory') pending.push(rel);
         }
       });
@@ -85,22 +85,26 @@ export async function scanTree(root: string, options: ScanOptions = {}): Promise
  */
 const lastScans = new Map<string, WeakRef<TreeSnapshot>>();
 
-function sameNode(a: NodeStat, b: NodeStat): boolean {
+/** Any stat difference; ctime catches rewrites that restore size and mtime, and xattr changes. */
+export function nodeChanged(was: NodeStat, now: NodeStat): boolean {
   return (
-    a.type === b.type &&
-    a.mode === b.mode &&
-    a.uid === b.uid &&
-    a.gid === b.gid &&
-    a.size === b.size &&
-    a.mtimeNs === b.mtimeNs &&
-    a.ctimeNs === b.ctimeNs &&
-    a.ino === b.ino &&
-    a.dev === b.dev &&
-    a.birthtimeNs === b.birthtimeNs &&
-    a.nlink === b.nlink &&
-    a.rdev === b.rdev &&
-    a.linkTarget === b.linkTarget
+    was.type !== now.type ||
+    was.mode !== now.mode ||
+    was.uid !== now.uid ||
+    was.gid !== now.gid ||
+    was.size !== now.size ||
+    was.mtimeNs !== now.mtimeNs ||
+    was.ctimeNs !== now.ctimeNs ||
+    !sameInode(was, now) ||
+    was.nlink !== now.nlink ||
+    was.linkTarget !== now.linkTarget ||
+    was.rdev !== now.rdev
   );
+}
+
+/** Whether both describe the same inode; inode numbers alone are reused as soon as they are freed. */
+export function sameInode(was: NodeStat, now: NodeStat): boolean {
+  return was.ino === now.ino && was.dev === now.dev && was.birthtimeNs === now.birthtimeNs;
 }
 
 /**
