@@ -38,6 +38,14 @@ function digestOf(digests: ContentDigests, context: string, rel: string): { dige
   return { digest, read: digests.filesRead - before };
 }
 
+/** Waits until `rel` is old enough to be remembered, then reads it once and saves its digest in `cache`. */
+async function rememberSettled(cache: string, context: string, rel: string): Promise<void> {
+  await sleep(SETTLE_MS);
+  const digests = await ContentDigests.load(cache, context);
+  digestOf(digests, context, rel);
+  await digests.save();
+}
+
 /** The checksum a COPY of the whole context gets, with remembered digests or without. */
 async function checksumOf(context: string, digests?: ContentDigests): Promise<string> {
   const tree: SourceTree = { root: context, scope: 'context', label: 'context', isIgnored: () => false, ...(digests ? { digests } : {}) };
@@ -77,10 +85,7 @@ test('a settled, unchanged file is not read again by a later build', async () =>
 test('an edit that keeps the size and puts the mtime back is still read again', async () => {
   const { dir, context, cache } = await fixture();
   try {
-    await sleep(SETTLE_MS);
-    const first = await ContentDigests.load(cache, context);
-    digestOf(first, context, 'a.txt');
-    await first.save();
+    await rememberSettled(cache, context, 'a.txt');
     const file = path.join(context, 'a.txt');
     await writeFile(file, 'ALPHA');
     await utimes(file, WHEN, WHEN);
@@ -109,10 +114,7 @@ test('a file changed just before it was read is not remembered', async () => {
 test('a damaged digest file is an empty cache', async () => {
   const { dir, context, cache } = await fixture();
   try {
-    await sleep(SETTLE_MS);
-    const first = await ContentDigests.load(cache, context);
-    digestOf(first, context, 'a.txt');
-    await first.save();
+    await rememberSettled(cache, context, 'a.txt');
     const [name] = await readdir(path.join(cache, 'context-digests'));
     const saved = path.join(cache, 'context-digests', name!);
     const [header, line] = (await readFile(saved, 'utf8')).split('\n');
