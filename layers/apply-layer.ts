@@ -49,6 +49,13 @@ export interface ApplyOptions {
    * does when ADD extracts an archive, instead of refusing the layer.
    */
   skipRootNonDirectories?: boolean;
+  /**
+   * Files that may be hard-linked into place instead of written, by root-relative entry path:
+   * each is linked when, at that moment, its size, owner, mode and mtime (to the second) are the
+   * entry's and it has no xattrs, and written from the tar otherwise. Only for a tree nothing
+   * writes to afterwards (a read-only overlay layer), since a write would reach the linked file.
+   */
+  linkSources?: ReadonlyMap<string, string>;
 }
 
 /**
@@ -83,7 +90,13 @@ export async function applyLayer(rootDir: string, tar: Readable, options: ApplyO
     if (sourceError !== undefined) return sourceError;
     return err instanceof TsbuildError ? err : unreadable(err);
   };
-  const applier = new LayerApplier(root, options.sameOwner ?? isRoot(), options.sharedInodes ?? false, readFailure, options.skipRootNonDirectories ?? false);
+  const applier = new LayerApplier(root, {
+    sameOwner: options.sameOwner ?? isRoot(),
+    sharedInodes: options.sharedInodes ?? false,
+    skipRootNonDirectories: options.skipRootNonDirectories ?? false,
+    linkSources: options.linkSources ?? new Map(),
+    readFailure,
+  });
   const entries = extract[Symbol.asyncIterator]();
   try {
     for (let index = 0; ; index++) {

@@ -1,11 +1,14 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { linkSync, lstatSync, unlinkSync } from 'node:fs';
 import { rename } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import type { Meta } from './apply-entry-meta.js';
 import { TsbuildError } from './errors.js';
 import { isErrnoCode } from './fs-util.js';
 import { errnoError, lazyFunctions } from './native/libc.js';
+import { listXattrNames } from './native/xattr.js';
 
 // Node has no mkfifo or mknod: they are called in the C library, so no tool of the tree being
 // written (an in-place build's root) is ever run. Node has no metadata-preserving copy either, so
@@ -73,4 +76,28 @@ async function runTool(tool: string, args: string[], target: string): Promise<vo
     const reason = stderr || (err as Error).message;
     throw new TsbuildError('SPECIAL_FILE', `cannot create ${target} with ${tool}: ${reason}`, { cause: err });
   }
+}
+
+/**
+ * Hard-links `target` to `source` and keeps the link when the file is the entry as it stands:
+ * a regular file of its size, owner, mode and mtime (to the second), without xattrs. Otherwise, or
+ * when the link cannot be made (another filesystem, say), nothing is left at `target`.
+ */
+export function linkedAsEntry(source: string, target: string, size: number, meta: Meta): boolean {
+  try {
+    linkSync(source, target);
+  } catch {
+    return false;
+  }
+  const linked = lstatSync(target);
+  const same =
+    linked.isFile() &&
+    linked.size === size &&
+    linked.uid === meta.uid &&
+    linked.gid === meta.gid &&
+    (linked.mode & 0o7777) === meta.mode &&
+    Math.floor(linked.mtimeMs / 1000) === Math.floor(meta.mtime) &&
+    (listXattrNames(target)?.length ?? 0) === 0;
+  if (!same) unlinkSync(target);
+  return same;
 }

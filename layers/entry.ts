@@ -46,4 +46,9 @@ export interface LayerEntry {
    * read of the same unchanged file; checksums prefer it to reading the contents themselves.
    */
   contentDigest?: () => { digest: Digest; size: number };
+  /**
+   * The file on disk a regular file's contents come from, which an unpacker may hard-link instead
+   * of writing the contents where its metadata is the entry's (see ApplyOptions.linkSources).
+   */
+  sourcePath?: string;
 }

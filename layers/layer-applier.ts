@@ -8,7 +8,7 @@ import type { Stats } from 'node:fs';
 import path from 'node:path';
 import type { Extract } from 'tar-stream';
 import { checkEntryPath, metaOf, type Meta, type TarHeader } from './apply-entry-meta.js';
-import { giveOwnInode, makeDevice, makeFifo } from './apply-nodes.js';
+import { giveOwnInode, linkedAsEntry, makeDevice, makeFifo } from './apply-nodes.js';
 import type { Xattrs } from './apply-pax-xattrs.js';
 import { removeLowerChildren, removeLowerContent } from './apply-whiteouts.js';
 import type { EntryType } from './entry.js';
@@ -36,6 +36,16 @@ export interface ApplyStats {
    * them from here.
    */
   xattrs: Map<string, Xattrs>;
+}
+
+/** applyLayer's options (see ApplyOptions), all given. */
+export interface ApplierOptions {
+  readonly sameOwner: boolean;
+  readonly sharedInodes: boolean;
+  readonly skipRootNonDirectories: boolean;
+  readonly linkSources: ReadonlyMap<string, string>;
+  /** Turns an error met while reading an entry's contents into the one to throw. */
+  readonly readFailure: (err: unknown) => unknown;
 }
 
 /** One entry as the tar reader emits it: a stream of its contents with its header. */
@@ -67,15 +77,16 @@ export class LayerApplier {
   private readonly resolvedDirs = new Map<string, string>();
   /** Absolute paths known to be directories; see `forgetResolved`. */
   private readonly knownDirs = new Set<string>();
+  /**
+   * Absolute paths of directories this layer created, all of whose contents it wrote (and so has
+   * in `written`); see `forgetResolved`. A path in one that is not in `written` is free.
+   */
+  private readonly madeDirs = new Set<string>();
   private readonly canMknod = isRoot();
 
   constructor(
     private readonly root: string,
-    private readonly sameOwner: boolean,
-    private readonly sharedInodes: boolean,
-    /** Turns an error met while reading an entry's contents into the one to throw. */
-    private readonly readFailure: (err: unknown) => unknown,
-    private readonly skipRootNonDirectories: boolean,
+    private readonly options: ApplierOptions,
   ) {}
 
   async apply(entry: TarEntry, xattrs: Xattrs | undefined): Promise<void> {
@@ -98,13 +109,15 @@ export class LayerApplier {
     }
     if (rel === '') {
       entry.resume();
-      if (header.type === 'directory' || this.skipRootNonDirectories) return;
+      if (header.type === 'directory' || this.options.skipRootNonDirectories) return;
       throw new TsbuildError('UNSAFE_LAYER', `entry ${header.name} of type ${header.type} would replace the root`);
     }
 
     const parent = this.resolveDir(dirRel);
     const target = path.join(parent, base);
-    const kind = await this.applyEntry(entry, header, parent, target);
+    // A link source is for the entry's own path, not for wherever a symlink of this layer sends it.
+    const linkSource = this.options.sameOwner && target === path.join(this.root, rel) ? this.options.linkSources.get(rel) : undefined;
+    const kind = await this.applyEntry(entry, header, parent, target, linkSource);
     if (kind === undefined) return;
     this.stats.applied[kind] += 1;
     this.markWritten(target);
@@ -158,21 +171,22 @@ export class LayerApplier {
   private forgetResolved(): void {
     this.resolvedDirs.clear();
     this.knownDirs.clear();
+    this.madeDirs.clear();
   }
 
   /** Creates one non-whiteout entry at `target`; returns its kind, or undefined when it was skipped. */
-  private async applyEntry(entry: TarEntry, header: TarHeader, parent: string, target: string): Promise<EntryType | undefined> {
+  private async applyEntry(entry: TarEntry, header: TarHeader, parent: string, target: string, linkSource: string | undefined): Promise<EntryType | undefined> {
     const meta = metaOf(header);
     switch (header.type) {
       case 'file':
       case 'contiguous-file':
         await this.prepare(parent, target, false);
-        await this.writeFile(entry, target, meta);
+        if (linkSource !== undefined && linkedAsEntry(linkSource, target, header.size ?? 0, meta)) entry.resume();
+        else await this.writeFile(entry, target, meta);
         return 'file';
       case 'directory':
         entry.resume();
-        await this.prepare(parent, target, true);
-        this.makeDirectory(target, meta);
+        this.makeDirectory(target, meta, await this.prepare(parent, target, true));
         return 'directory';
       case 'symlink':
         entry.resume();
@@ -239,14 +253,18 @@ export class LayerApplier {
   /**
    * Makes `target` ready to be created: its parent directory exists, and whatever was at `target`
    * is removed, except a directory when a directory is wanted (its contents stay). Callers then
-   * create the entry with calls that fail rather than follow a symlink at `target`.
+   * create the entry with calls that fail rather than follow a symlink at `target`. Returns whether
+   * a directory stays at `target`.
    */
-  private async prepare(parent: string, target: string, wantDirectory: boolean): Promise<void> {
+  private async prepare(parent: string, target: string, wantDirectory: boolean): Promise<boolean> {
     this.ensureDirectory(parent);
+    if (this.madeDirs.has(parent) && !this.written.has(target)) return false;
     const existing = lstatOrNull(target);
-    if (existing === null || (wantDirectory && existing.isDirectory())) return;
+    if (existing === null) return false;
+    if (wantDirectory && existing.isDirectory()) return true;
     this.forgetResolved();
     await rm(target, { recursive: true, force: true });
+    return false;
   }
 
   /** Creates `dir` (resolved, inside the root) and its missing ancestors with mode 0755. */
@@ -260,6 +278,7 @@ export class LayerApplier {
         if (found === null) {
           mkdirSync(current);
           chmodSync(current, 0o755);
+          this.madeDirs.add(current);
         } else if (!found.isDirectory()) {
           const shown = path.relative(this.root, current);
           throw new TsbuildError('INVALID_LAYER', `cannot create ${path.relative(this.root, dir)}: ${shown} is not a directory`);
@@ -290,12 +309,15 @@ export class LayerApplier {
     try {
       for await (const chunk of entry) yield chunk as Buffer;
     } catch (err) {
-      throw this.readFailure(err);
+      throw this.options.readFailure(err);
     }
   }
 
-  private makeDirectory(target: string, meta: Meta): void {
-    if (lstatOrNull(target) === null) mkdirSync(target, 0o700);
+  private makeDirectory(target: string, meta: Meta, exists: boolean): void {
+    if (!exists) {
+      mkdirSync(target, 0o700);
+      this.madeDirs.add(target);
+    }
     this.own(() => lchownSync(target, meta.uid, meta.gid), target);
     this.directories.set(target, meta);
     this.knownDirs.add(target);
@@ -317,7 +339,7 @@ export class LayerApplier {
     }
     if (source === target) return;
     this.forgetResolved();
-    if (this.sharedInodes && !this.written.has(source)) await giveOwnInode(source);
+    if (this.options.sharedInodes && !this.written.has(source)) await giveOwnInode(source);
     await this.prepare(parent, target, false);
     // link(2) does not follow a symlink at `source`: the link is to the symlink itself.
     await link(source, target);
@@ -325,7 +347,7 @@ export class LayerApplier {
 
   /** Applies ownership when asked to; an id this user namespace does not map (EINVAL) is recorded instead. */
   private own(chown: () => void, target: string): void {
-    if (!this.sameOwner) return;
+    if (!this.options.sameOwner) return;
     try {
       chown();
     } catch (err) {

@@ -57,12 +57,13 @@ export async function copyEntries(sources: readonly SelectedSource[], target: Co
     }
     if (type === 'file' && stats.nlink > 1) firstPathOfInode.set(inode, dest);
     // One object shape for every entry: tens of thousands of entries with shapes of their own cost more than their data.
-    const entry: LayerEntry = { path: dest, type, mode, uid, gid, mtime, size: undefined, linkTarget, devMajor: undefined, devMinor: undefined, open: undefined, openFile: undefined, contentDigest: undefined };
+    const entry: LayerEntry = { path: dest, type, mode, uid, gid, mtime, size: undefined, linkTarget, devMajor: undefined, devMinor: undefined, open: undefined, openFile: undefined, contentDigest: undefined, sourcePath: undefined };
     if (type === 'file') {
       const size = stats.size;
       entry.size = size;
       entry.open = () => fileContents(sourceAbs, size);
       entry.openFile = () => openRegularFile(sourceAbs);
+      entry.sourcePath = sourceAbs;
       const digests = tree.digests;
       if (digests) entry.contentDigest = () => digests.digest(sourceAbs, () => openRegularFile(sourceAbs));
     } else if (type === 'char' || type === 'block') {
@@ -86,6 +87,13 @@ export async function copyEntries(sources: readonly SelectedSource[], target: Co
   }
   await addParents(entries, target);
   return [...entries.values()];
+}
+
+/** The files of `entries` that an unpacker may link rather than write (see LayerEntry.sourcePath), by path. */
+export function linkSourcesOf(entries: readonly LayerEntry[]): Map<string, string> {
+  const sources = new Map<string, string>();
+  for (const entry of entries) if (entry.sourcePath !== undefined) sources.set(entry.path, entry.sourcePath);
+  return sources;
 }
 
 type Visit = (abs: string, info: FileInfo, relToSource: string, linkTarget?: string) => void;

@@ -2,7 +2,6 @@ import type { Compression } from '../../layers/compression.js';
 import type { LayerEntry } from '../../layers/entry.js';
 import { atSourceLine, TsbuildError } from '../../layers/errors.js';
 import type { HistoryEntry } from '../../layers/types.js';
-import { applyLayer } from '../../layers/apply-layer.js';
 import { writeLayer } from '../../layers/write-layer.js';
 import type { Readable } from 'node:stream';
 import type { SourceTree } from '../fs/source-tree.js';
@@ -13,7 +12,7 @@ import type { ProgressListener } from '../progress.js';
 import type { IsolationBackend } from '../isolation/backend.js';
 import { runStepEntries } from '../run/run-step.js';
 import { copySourceEntries, copyStepEntries, selectCopySources, type CopyContext } from './copy-step.js';
-import type { SelectedSource } from './copy-entries.js';
+import { linkSourcesOf, type SelectedSource } from './copy-entries.js';
 import type { StepParent } from '../cache/cache-key.js';
 import { contentChecksum, type ContentChecksum } from '../cache/content-checksum.js';
 import type { StepCache } from '../cache/step-cache.js';
@@ -135,9 +134,8 @@ async function executeStep(step: Exclude<PlannedStep, { kind: 'metadata' }>, run
     case 'copy': {
       const entries = await copyStepEntries(step, await sources.copy(), run, copyContext(ctx));
       // Unpacked while it is compressed, from the same bytes, rather than decompressed again afterwards.
-      const unpackInto = await run.unpackTarget();
-      if (unpackInto === undefined) return { layer: await layerFrom(entries, ctx), inRootfs: false };
-      return { layer: await layerFrom(entries, ctx, (tar) => applyLayer(unpackInto, tar)), inRootfs: 'unpacked' };
+      const { layer, unpacked } = await run.writeUnpacked((unpack) => layerFrom(entries, ctx, unpack), linkSourcesOf(entries));
+      return { layer, inRootfs: unpacked ? 'unpacked' : false };
     }
   }
 }

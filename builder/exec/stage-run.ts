@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import type { HistoryEntry } from '../../layers/types.js';
 import type { PlannedStage } from '../model/plan.js';
 import type { PreparedRootfs } from '../rootfs/prepare.js';
@@ -5,6 +6,7 @@ import type { TreeSnapshot } from '../snapshot/scan.js';
 import type { StepParent } from '../cache/cache-key.js';
 import type { ImageLayer } from '../model/image-layer.js';
 import { applyLayers } from '../rootfs/apply-layers.js';
+import { applyLayer } from '../../layers/apply-layer.js';
 import type { StepSession } from '../run/step-session.js';
 
 /** What a step needs a rootfs for: its files only, or running processes in it too. */
@@ -118,16 +120,20 @@ export class StageRun {
   }
 
   /**
-   * Where a layer being written now can be unpacked as it is written, so that `recordUnpackedLayer`
-   * need not read it back: the rootfs, when it is already prepared and takes layers as plain tars.
+   * Writes a layer built outside the rootfs with `write`, which gets an `unpack` that unpacks the
+   * tar as it is written when the rootfs is prepared and takes plain tars: into a directory stacked
+   * read-only on the rootfs where it can be (files of `linkSources` may be hard-linked there
+   * instead of copied), otherwise into the rootfs itself. Says whether the layer was unpacked; it
+   * is appended with `recordUnpackedLayer` or `addLayer` then.
    */
-  async unpackTarget(): Promise<string | undefined> {
-    if (!this.preparedPromise) return undefined;
-    const prepared = await this.preparedPromise;
-    return prepared.applyLayers || prepared.holdsStage?.() === false ? undefined : prepared.dir;
+  async writeUnpacked(write: (unpack?: (tar: Readable) => Promise<unknown>) => Promise<ImageLayer>, linkSources: ReadonlyMap<string, string>): Promise<{ layer: ImageLayer; unpacked: boolean }> {
+    const prepared = this.preparedPromise && (await this.preparedPromise);
+    if (!prepared || prepared.applyLayers || prepared.holdsStage?.() === false) return { layer: await write(), unpacked: false };
+    const stacked = await prepared.stackLayer?.((dir) => write((tar) => applyLayer(dir, tar, { linkSources })));
+    return { layer: stacked ? stacked.value : await write((tar) => applyLayer(prepared.dir, tar)), unpacked: true };
   }
 
-  /** Appends a layer that was unpacked into `unpackTarget()` while it was written. */
+  /** Appends a layer that `writeUnpacked` unpacked while it was written. */
   recordUnpackedLayer(layer: ImageLayer, entry: HistoryEntry): void {
     this.lastScan = undefined;
     this.recordLayer(layer, entry);

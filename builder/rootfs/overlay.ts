@@ -7,6 +7,7 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { TsbuildError } from '../../layers/errors.js';
+import { isErrnoCode } from '../../layers/fs-util.js';
 import { mountCall } from '../host/mount-calls.js';
 import { isMountPoint } from '../host/mountinfo.js';
 import { unmount } from '../host/unmount.js';
@@ -32,7 +33,7 @@ async function probe(scratchParent: string): Promise<boolean> {
   try {
     for (const dir of [lower, upper, work, merged]) await mkdir(dir);
     await writeFile(path.join(lower, 'probe'), 'probe');
-    await mountOverlay(lower, upper, work, merged);
+    await mountOverlay([lower], upper, work, merged);
     await unmountOverlay(merged);
     return true;
   } catch {
@@ -43,22 +44,54 @@ async function probe(scratchParent: string): Promise<boolean> {
   }
 }
 
+/** The kernel takes at most a page of mount options, its terminating NUL included. */
+const MAX_OPTIONS_BYTES = 4095;
+
+/** The mount options of an overlay of `lowerDirs` (topmost first) under `upperDir`. */
+function overlayOptions(lowerDirs: readonly string[], upperDir: string, workDir: string, extra: readonly string[]): string {
+  return [`lowerdir=${lowerDirs.join(':')}`, `upperdir=${upperDir}`, `workdir=${workDir}`, ...extra].join(',');
+}
+
+/** The options added to the directories' own, the longest set a mount can use. */
+const LONGEST_EXTRA = ['userxattr', 'volatile'];
+
+/** Whether an overlay of these directories fits in the one page of options the kernel takes. */
+export function overlayOptionsFit(lowerDirs: readonly string[], upperDir: string, workDir: string): boolean {
+  return Buffer.byteLength(overlayOptions(lowerDirs, upperDir, workDir, LONGEST_EXTRA)) <= MAX_OPTIONS_BYTES;
+}
+
+/** False once the kernel refused `volatile` (before Linux 5.10). */
+let volatileAccepted = true;
+
 /**
- * Mounts at `target` an overlay showing `lowerDir` (never written) with changes going to
- * `upperDir`; `workDir` is overlayfs's scratch directory on the same filesystem as `upperDir`.
- * All four are existing directories given as absolute paths. Throws OVERLAY_MOUNT when the mount
- * fails, including for paths that the mount options cannot express.
+ * Mounts at `target` an overlay showing `lowerDirs` stacked, the first topmost (never written),
+ * with changes going to `upperDir`; `workDir` is overlayfs's scratch directory on the same
+ * filesystem as `upperDir`. All are existing directories given as absolute paths. Throws
+ * OVERLAY_MOUNT when the mount fails, including for paths that the mount options cannot express.
+ *
+ * The mount is `volatile` where the kernel has that: the upper directory is scratch space, so
+ * nothing on the mount needs to reach the disk, and without it every sync and the unmount write
+ * back the whole filesystem that holds the upper directory.
  */
-export async function mountOverlay(lowerDir: string, upperDir: string, workDir: string, target: string): Promise<void> {
-  for (const dir of [lowerDir, upperDir, workDir, target]) {
+export async function mountOverlay(lowerDirs: readonly string[], upperDir: string, workDir: string, target: string): Promise<void> {
+  for (const dir of [...lowerDirs, upperDir, workDir, target]) {
     if (UNSAFE_OPTION_PATH.test(dir)) throw new TsbuildError('OVERLAY_MOUNT', `cannot mount an overlay with the path ${JSON.stringify(dir)}`);
   }
+  if (!overlayOptionsFit(lowerDirs, upperDir, workDir)) throw new TsbuildError('OVERLAY_MOUNT', `cannot mount an overlay at ${target}: its options exceed ${MAX_OPTIONS_BYTES} bytes`);
   // Inside a user namespace overlayfs may not use trusted.* xattrs; it keeps them under user.* then.
-  const userXattr = (await currentIdMapping()).kind === 'namespace' ? ',userxattr' : '';
-  // One option string, as mount(8) passes it: the kernel takes at most a page of it.
-  const options = `lowerdir=${lowerDir},upperdir=${upperDir},workdir=${workDir}${userXattr}`;
+  const userXattr = (await currentIdMapping()).kind === 'namespace' ? ['userxattr'] : [];
+  const mount = (extra: readonly string[]): void => mountCall('overlay', target, 'overlay', 0, overlayOptions(lowerDirs, upperDir, workDir, [...userXattr, ...extra]));
   try {
-    mountCall('overlay', target, 'overlay', 0, options);
+    if (volatileAccepted) {
+      try {
+        mount(['volatile']);
+        return;
+      } catch (error) {
+        if (!isErrnoCode(error, 'EINVAL')) throw error;
+        volatileAccepted = false;
+      }
+    }
+    mount([]);
   } catch (error) {
     throw new TsbuildError('OVERLAY_MOUNT', `cannot mount an overlay at ${target}: ${(error as Error).message}`, { cause: error });
   }

@@ -1,7 +1,8 @@
 import type { ImageLayer } from '../model/image-layer.js';
 import type { Workspace } from '../workspace/workspace.js';
 import { copyTree } from './copy-tree.js';
-import { mountOverlay, overlaySupported, unmountOverlay } from './overlay.js';
+import { overlaySupported } from './overlay.js';
+import { OverlayRootfs } from './overlay-rootfs.js';
 import type { RootfsCache } from './rootfs-cache.js';
 
 /** A stage's root filesystem, ready for steps to read and write. */
@@ -24,6 +25,13 @@ export interface PreparedRootfs {
   readonly snapshotExclude?: (rel: string) => boolean;
   /** Applies layers built outside the rootfs; plain `applyLayers(dir, layers)` when absent. */
   applyLayers?(layers: readonly ImageLayer[]): Promise<void>;
+  /**
+   * Set when `dir` is an overlay whose stack can grow: lets `fill` write a layer into a new
+   * directory, stacks it read-only above the stage's files so far, and sends later changes to a
+   * new `upperDir`. Resolves undefined, without calling `fill`, when the mount cannot take another
+   * directory. Nothing may use `dir` meanwhile.
+   */
+  stackLayer?<T>(fill: (dir: string) => Promise<T>): Promise<{ readonly value: T } | undefined>;
 }
 
 export interface PrepareOptions {
@@ -52,8 +60,8 @@ export interface PrepareOptions {
  *       await rootfs.release();
  *     }
  *
- * An overlay left mounted by a process that died holds nothing but the workspace's own upper
- * directory; it can be removed with `umount`.
+ * An overlay left mounted by a process that died holds nothing but the workspace's own
+ * directories; it can be removed with `umount`.
  */
 export async function prepareRootfs(layers: readonly ImageLayer[], workspace: Workspace, options: PrepareOptions): Promise<PreparedRootfs> {
   const mode = options.mode ?? 'auto';
@@ -64,17 +72,8 @@ export async function prepareRootfs(layers: readonly ImageLayer[], workspace: Wo
   const { cache } = options;
   const lower = await cache.unpackedChain(layers, options.onNote);
   if (mode === 'overlay' || (mode === 'auto' && (await overlaySupported(workspace.dir)))) {
-    const upperDir = await workspace.newDir('upper');
-    const workDir = await workspace.newDir('overlay-work');
     try {
-      await mountOverlay(lower, upperDir, workDir, dir);
-      let released: Promise<void> | undefined;
-      const release = (): Promise<void> =>
-        (released ??= unmountOverlay(dir).catch((error: unknown) => {
-          released = undefined; // let a later call try again
-          throw error;
-        }));
-      return { dir, upperDir, release };
+      return await OverlayRootfs.mount(dir, lower, workspace);
     } catch (error) {
       if (mode === 'overlay') throw error;
       // The probe said yes but this mount failed (e.g. the cache's filesystem cannot be a lower

@@ -36,7 +36,7 @@ test('overlay support is detected by a real mount, once, leaving nothing behind'
 test('a mounted overlay shows the lower directory, writes go to the upper one, and unmount ends it', { skip: requires(!isRoot && 'overlay mounts need root here') }, async () => {
   const [lower, upper, workDir, merged] = await dirs('mount');
   await writeFile(path.join(lower, 'a'), 'lower\n');
-  await mountOverlay(lower, upper, workDir, merged);
+  await mountOverlay([lower], upper, workDir, merged);
   try {
     assert.ok(await isMountPoint(merged));
     assert.equal(await readFile(path.join(merged, 'a'), 'utf8'), 'lower\n');
@@ -54,13 +54,13 @@ test('paths the mount options cannot express are refused before mounting', async
   const [lower, upper, workDir] = await dirs('unsafe');
   const odd = path.join(work, 'odd,lowerdir=x');
   await mkdir(odd);
-  await assert.rejects(mountOverlay(lower, upper, workDir, odd), (error: unknown) => error instanceof TsbuildError && error.code === 'OVERLAY_MOUNT');
+  await assert.rejects(mountOverlay([lower], upper, workDir, odd), (error: unknown) => error instanceof TsbuildError && error.code === 'OVERLAY_MOUNT');
   assert.equal(await isMountPoint(odd), false);
 });
 
 test('a failing mount is reported as OVERLAY_MOUNT on one line naming the target and the reason', async () => {
   const [, upper, workDir, merged] = await dirs('missing-lower');
-  await assert.rejects(mountOverlay(path.join(work, 'no-such-lower'), upper, workDir, merged), (error: unknown) => {
+  await assert.rejects(mountOverlay([path.join(work, 'no-such-lower')], upper, workDir, merged), (error: unknown) => {
     assert.ok(error instanceof TsbuildError && error.code === 'OVERLAY_MOUNT', String(error));
     assert.doesNotMatch(error.message, /\n/);
     // As root the kernel finds no lower directory; without root it refuses the mount.
@@ -73,7 +73,7 @@ test('a failing mount is reported as OVERLAY_MOUNT on one line naming the target
 test('a busy overlay is detached lazily and its files stay readable until let go', { skip: requires(!isRoot && 'overlay mounts need root here') }, async () => {
   const [lower, upper, workDir, merged] = await dirs('busy');
   await writeFile(path.join(lower, 'held'), 'held\n');
-  await mountOverlay(lower, upper, workDir, merged);
+  await mountOverlay([lower], upper, workDir, merged);
   const handle = await open(path.join(merged, 'held'));
   try {
     await unmountOverlay(merged);

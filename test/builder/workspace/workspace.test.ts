@@ -49,7 +49,7 @@ function nameOwnedBy(pid: number, start: string): string {
 async function leftover(dir: string): Promise<string> {
   const [upper, work, merged, secrets] = ['upper', 'work', 'rootfs-1', 'secret-2'].map((name) => path.join(dir, name));
   for (const sub of [upper, work, merged, secrets]) await mkdir(sub, { recursive: true });
-  await mountOverlay(busybox, upper, work, merged);
+  await mountOverlay([busybox], upper, work, merged);
   assert.ok(await mountPrivateTmpfs(path.join(merged, 'tmp'), 4096));
   assert.ok(await mountPrivateTmpfs(secrets, 4096));
   await writeFile(path.join(secrets, 'secret'), 'left behind');
