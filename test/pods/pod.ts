@@ -87,7 +87,7 @@ export async function makePod(work: string, name: string, options: { newuidmap?:
   await chmod(path.join(rootfs, 'usr/local/bin/node'), 0o755);
   const install = path.join(rootfs, 'opt/tsbuild');
   await mkdir(install, { recursive: true });
-  const sources = await Promise.all(['dist', 'node_modules', 'package.json'].map((entry) => realpath(path.join(repoRoot(), entry))));
+  const sources = await Promise.all(['bin', 'dist', 'node_modules', 'package.json'].map((entry) => realpath(path.join(repoRoot(), entry))));
   await run('cp', ['-a', '--', ...sources, install]);
   await appendFile(path.join(rootfs, 'etc/passwd'), 'builder:x:1000:1000:builder:/home/builder:/bin/sh\n');
   await appendFile(path.join(rootfs, 'etc/group'), 'builder:x:1000:\n');
@@ -172,5 +172,5 @@ export async function runPod(pod: Pod, user: PodUser, args: readonly string[], b
 
 /** The tsbuild command line in the pod. */
 export function tsbuildArgs(...args: string[]): string[] {
-  return ['/usr/local/bin/node', '/opt/tsbuild/dist/cli/main.js', ...args];
+  return ['/opt/tsbuild/bin/tsbuild', ...args];
 }

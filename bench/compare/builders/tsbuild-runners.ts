@@ -57,7 +57,13 @@ async function readTimeFile(timeFile: string): Promise<{ seconds: number; peakRs
   return { seconds, peakRssBytes: kib * 1024 };
 }
 
-const cli = (): string => join(repoRoot(), 'dist/cli/main.js');
+/** The command a user runs: the package's launcher (see bin/tsbuild), which starts node itself. */
+const cli = (): string => join(repoRoot(), 'bin/tsbuild');
+
+/** `path` with the folder of the node running the bench first, so the launcher starts that node. */
+function withNodeFirst(path: string | undefined): string {
+  return [dirname(process.execPath), ...(path ?? '').split(':').filter((dir) => dir !== '')].join(':');
+}
 
 /** tsbuild as root on this host. */
 class HostRunner implements TsbuildRunner {
@@ -68,7 +74,7 @@ class HostRunner implements TsbuildRunner {
   }
 
   async run(args: readonly string[], env: Readonly<Record<string, string>>, _reads: readonly string[], timeFile: string): Promise<TimedRun> {
-    const { seconds, stderr } = await runCommand(TIME, ['-f', TIME_FORMAT, '-o', timeFile, process.execPath, cli(), ...args], { env: { ...process.env, ...env } });
+    const { seconds, stderr } = await runCommand(TIME, ['-f', TIME_FORMAT, '-o', timeFile, cli(), ...args], { env: { ...process.env, ...env, PATH: withNodeFirst(process.env.PATH) } });
     return { seconds, peakRssBytes: (await readTimeFile(timeFile)).peakRssBytes, output: stderr };
   }
 }
@@ -111,8 +117,8 @@ class UserRunner implements TsbuildRunner {
     const dir = this.dir;
     for (const path of reads) await allowSearch(path, dirname(dir));
     const started = performance.now();
-    const result = await runAs(user, TIME, ['-f', TIME_FORMAT, '-o', timeFile, process.execPath, cli(), ...args], {
-      HOME: join(dir, 'home'), TMPDIR: join(dir, 'tmp'), PATH: '/usr/sbin:/usr/bin:/sbin:/bin', ...env,
+    const result = await runAs(user, TIME, ['-f', TIME_FORMAT, '-o', timeFile, cli(), ...args], {
+      HOME: join(dir, 'home'), TMPDIR: join(dir, 'tmp'), PATH: withNodeFirst('/usr/sbin:/usr/bin:/sbin:/bin'), ...env,
     }, dir);
     const seconds = (performance.now() - started) / 1000;
     if (result.code !== 0) throw new Error(`tsbuild ${args.join(' ')} as ${user.name} exited with ${result.code}: ${lastLines(result.stdout + result.stderr)}`);

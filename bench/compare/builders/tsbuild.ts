@@ -1,5 +1,5 @@
 /**
- * tsbuild, run as a user runs it: `node dist/cli/main.js build --isolation MODE ... --output
+ * tsbuild, run as a user runs it: `bin/tsbuild build --isolation MODE ... --output
  * type=oci,dest=DIR`, which writes a gzip-compressed OCI layout; one builder per `--isolation`
  * row, each started as its runner says (see tsbuild-runners.ts).
  *
