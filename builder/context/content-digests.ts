@@ -16,7 +16,7 @@
  * cache. Whoever can write the cache directory can poison it, as with the step cache itself.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, fstatSync, readSync, type Stats } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, readSync, type Stats } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Digest } from '../../layers/types.js';
@@ -70,22 +70,24 @@ export class ContentDigests {
   }
 
   /**
-   * The SHA-256 and length of the context file at `abs`, opened through `openFile` (the call closes
-   * the descriptor): remembered when the open file's stamp matches the one it was read under, else
-   * read now.
+   * The SHA-256 and length of the context file at `abs`: remembered when the file's stamp matches
+   * the one it was read under, else read now through `openFile` (the call closes the descriptor).
    */
   digest(abs: string, openFile: () => number): { digest: Digest; size: number } {
     const rel = abs.startsWith(`${this.root}/`) ? abs.slice(this.root.length + 1) : path.relative(this.root, abs);
+    const quoted = JSON.stringify(rel);
+    // A remembered file that has not changed takes one lstat: only a file that must be read is opened.
+    if (this.known.has(quoted)) {
+      const seen = lstatSync(abs, { throwIfNoEntry: false });
+      const remembered = seen?.isFile() ? this.remembered(quoted, stampOf(seen)) : undefined;
+      if (remembered !== undefined) return { digest: remembered, size: seen!.size };
+    }
     const fd = openFile();
     try {
       const stats = fstatSync(fd);
       const stamp = stampOf(stats);
-      const quoted = JSON.stringify(rel);
-      const known = this.known.get(quoted);
-      if (known !== undefined && known.length === HEX_LENGTH + stamp.length + quoted.length + 2 && known.startsWith(stamp, HEX_LENGTH + 1)) {
-        this.used.push(known);
-        return { digest: `sha256:${known.slice(0, HEX_LENGTH)}`, size: stats.size };
-      }
+      const known = this.remembered(quoted, stamp);
+      if (known !== undefined) return { digest: known, size: stats.size };
       this.filesRead += 1;
       const startedMs = Date.now();
       const hash = createHash('sha256');
@@ -102,6 +104,14 @@ export class ContentDigests {
     } finally {
       closeSync(fd);
     }
+  }
+
+  /** The digest remembered for the file at `quoted` (a JSON-quoted relative path) under `stamp`, now marked used. */
+  private remembered(quoted: string, stamp: string): Digest | undefined {
+    const known = this.known.get(quoted);
+    if (known === undefined || known.length !== HEX_LENGTH + stamp.length + quoted.length + 2 || !known.startsWith(stamp, HEX_LENGTH + 1)) return undefined;
+    this.used.push(known);
+    return `sha256:${known.slice(0, HEX_LENGTH)}`;
   }
 
   /** Writes the digests this build used, when they differ from those loaded; a failure only loses the cache. */
