@@ -52,7 +52,7 @@ test('the launcher starts the node on PATH with a smaller young generation, the 
   const { stdout } = await run(linked, ['build', 'a b', '--tag=x'], { env: { ...process.env, PATH: `${fakeBin}:/usr/bin:/bin` } });
   const cli = path.join(await realpath(repoRoot()), 'dist/cli/main.js');
   const [flag, script, ...args] = stdout.split('\n').slice(0, -1);
-  assert.equal(flag, '--max-semi-space-size=4');
+  assert.equal(flag, '--max-semi-space-size=2');
   assert.equal(path.resolve(script!), cli);
   assert.deepEqual(args, ['build', 'a b', '--tag=x']);
 });
