@@ -15,11 +15,11 @@ import { ContentDigests } from './context/content-digests.js';
 import type { RegistryCache } from './cache/registry-cache.js';
 import { StepCache } from './cache/step-cache.js';
 import { resolveBaseImage, type RegistrySettings } from './registry/registry-access.js';
-import { inPlaceSandbox, inPlaceWorkRoot } from './isolation/in-place-sandbox.js';
 import { defaultCacheDir, defaultStoreDir } from './locations.js';
 import { RootfsCache } from './rootfs/rootfs-cache.js';
 import type { ImageLayer } from './model/image-layer.js';
 import { Workspace } from './workspace/workspace.js';
+import { prepareRememberingOverlay } from './workspace/overlay-probe-cache.js';
 import type { ParsedDockerfile } from './frontend/instructions.js';
 import { parseDockerfile } from './frontend/parse.js';
 import { dockerfileReadError } from './frontend/dockerfile-read-error.js';
@@ -44,6 +44,8 @@ import { defaultRunCacheDir } from './run/cache-mounts.js';
 // seccomp tables) nor contacts a cache repository (the registry client).
 const isolationSelection = () => import('./isolation/select.js');
 const registryCacheModule = () => import('./cache/registry-cache.js');
+// Building in place (--isolation=none) brings its own sandbox, loaded only for such a build.
+const inPlaceSandboxModule = () => import('./isolation/in-place-sandbox.js');
 // The attestation modules load only for a build that asks for attestations.
 const attestOutputs = () => import('./attest/attest-outputs.js');
 const attestAttach = () => import('./attest/attach.js');
@@ -100,8 +102,9 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
   if (inPlace) refuseMountsInPlace(plan);
   const secrets = await loadSecrets((run.secrets ?? []).map(parseSecretSpec), env);
   const sshAgents = await loadSshAgents(run.ssh ?? [], env);
-  if (inPlace && request.tmpDir === undefined) await mkdir(inPlaceWorkRoot, { recursive: true, mode: 0o700 });
-  const workspace = await Workspace.create(request.tmpDir ?? (inPlace ? inPlaceWorkRoot : undefined));
+  const inPlaceWorkRoot = inPlace ? (await inPlaceSandboxModule()).inPlaceWorkRoot : undefined;
+  if (inPlaceWorkRoot !== undefined && request.tmpDir === undefined) await mkdir(inPlaceWorkRoot, { recursive: true, mode: 0o700 });
+  const workspace = await Workspace.create(request.tmpDir ?? inPlaceWorkRoot);
   for (const message of workspace.sweepFailures) progress({ kind: 'note', message });
   const cacheStore = await openCacheStore(cacheSettings.dir ?? defaultBuildCacheDir(env), workspace, progress).catch(async (err: unknown) => {
     await workspace.remove();
@@ -127,11 +130,13 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
       ...(cacheSettings.repositoryUse?.mode === 'min' ? { publishedStage: imageStages(plan) } : {}),
     });
     const rootfsCache = new RootfsCache(path.join(defaultCacheDir(env), 'rootfs'));
-    const standardPrepare = (layers: readonly ImageLayer[]) => prepareRootfs(layers, workspace, { cache: rootfsCache, onNote: (message) => progress({ kind: 'note', message }) });
+    const probeCache = { dir: defaultCacheDir(env), workspaceDir: workspace.dir, stacksDir: rootfsCache.dir };
+    const standardPrepare = (layers: readonly ImageLayer[]) =>
+      prepareRememberingOverlay((mode) => prepareRootfs(layers, workspace, { mode, cache: rootfsCache, onNote: (message) => progress({ kind: 'note', message }) }), probeCache);
     const sandbox = !isolation
       ? undefined
       : isolation.kind === 'in-place'
-        ? await inPlaceSandbox({ protectedPaths: buildOwnPaths(request, contextDir, dockerfile, workspace), reason: isolation.reason, workspace, runtimeDir: await workspace.newDir('node-runtime') })
+        ? await (await inPlaceSandboxModule()).inPlaceSandbox({ protectedPaths: buildOwnPaths(request, contextDir, dockerfile, workspace), reason: isolation.reason, workspace, runtimeDir: await workspace.newDir('node-runtime') })
         : { ...isolation, prepare: standardPrepare };
     if (sandbox) progress({ kind: 'note', message: `isolation: ${sandbox.backend.name} (${sandbox.reason})` });
     const digests = await ContentDigests.load(cacheStore.dir, contextDir);

@@ -1,7 +1,8 @@
 import { fileURLToPath } from 'node:url';
-import yargs, { type Argv } from 'yargs';
+import type { Argv } from 'yargs';
 import { processIo, type CliIo } from './io.js';
 import { kanikoOptions, kanikoRefused } from './kaniko-flags.js';
+import { loadYargs } from './load-yargs.js';
 import { buildOptions, planOptions, pruneOptions, pullOptions } from './options.js';
 import { printable } from './printable.js';
 
@@ -17,7 +18,7 @@ function library(): Promise<typeof import('./library.js')> {
 export async function run(argv: readonly string[], io: CliIo = processIo): Promise<number> {
   try {
     const outcome: Outcome = {};
-    await withoutHelpLayoutOnRun(parser(argv, io, outcome)).parseAsync();
+    await withoutHelpLayoutOnRun(parser(await loadYargs(), argv, io, outcome)).parseAsync();
     return outcome.exitCode ?? 0;
   } catch (err) {
     if (err instanceof UsageError) {
@@ -38,7 +39,7 @@ interface Outcome {
   exitCode?: number;
 }
 
-function parser(argv: readonly string[], io: CliIo, outcome: Outcome) {
+function parser(yargs: Awaited<ReturnType<typeof loadYargs>>, argv: readonly string[], io: CliIo, outcome: Outcome) {
   return yargs([...argv])
     .scriptName('tsbuild')
     .parserConfiguration({ 'camel-case-expansion': true, 'boolean-negation': false })

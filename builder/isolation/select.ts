@@ -1,13 +1,16 @@
 import { TsbuildError } from '../../layers/errors.js';
-import { inContainer } from '../rootfs/in-place.js';
 import type { IsolationBackend, IsolationMode } from './backend.js';
-import { ChrootBackend, chrootAvailable } from './chroot.js';
 import { findOciRuntime, ociRuntimeProblem } from './find-runtime.js';
 import { needsRootOrUserNamespaces, withoutSysAdmin } from './isolation-advice.js';
-import { namespaceProblem, userNamespaceProblem } from './namespace-probe.js';
 import { OciRuntimeBackend } from './oci-runtime.js';
-import { RootlessBackend, rootlessAvailable } from './rootless.js';
 import { currentIdMapping, type IdMapping } from './userns.js';
+
+// The other backends and their probes load only when considered: a build where runc works never
+// needs the namespace launcher, nor the in-place code.
+const chroot = () => import('./chroot.js');
+const rootlessModule = () => import('./rootless.js');
+const namespaceProbe = () => import('./namespace-probe.js');
+const inPlace = () => import('../rootfs/in-place.js');
 
 /** How RUN steps run: through a backend, or in place on this container's own root filesystem. */
 export type IsolationChoice =
@@ -38,7 +41,7 @@ export async function selectIsolation(mode: IsolationMode, options: SelectOption
       const runtime = await findOciRuntime(options.probeCacheDir);
       if (runtime) return backend(new OciRuntimeBackend({ runtimePath: runtime.path }), `running as root and ${runtime.name} works here`);
       const problem = await chrootProblem();
-      if (problem === undefined) return backend(new ChrootBackend(), 'running as root without a working OCI runtime');
+      if (problem === undefined) return backend(new (await chroot()).ChrootBackend(), 'running as root without a working OCI runtime');
       if (await disposableContainer()) {
         return { kind: 'in-place', reason: `running as root in a container that cannot make namespaces (${problem}), so steps run in place on its root filesystem` };
       }
@@ -58,14 +61,14 @@ export async function selectIsolation(mode: IsolationMode, options: SelectOption
       if (!hostRoot) throw unavailable(mode, `it needs root, and this process is ${uid === 0 ? 'root of a user namespace' : `uid ${uid}`}; use --isolation=rootless instead (it needs user namespaces)`);
       const problem = await chrootProblem();
       if (problem !== undefined) throw unavailable(mode, `${problem}; it needs CAP_SYS_ADMIN to make namespaces and mount. ${withoutSysAdmin}`);
-      return backend(new ChrootBackend(), '--isolation=chroot');
+      return backend(new (await chroot()).ChrootBackend(), '--isolation=chroot');
     }
     case 'rootless': {
       if (uid !== 0) throw await notRootNoNamespace(mode, uid);
       if (mapping.kind === 'namespace') return rootless(mode, mapping);
       const problem = await chrootProblem();
       if (problem !== undefined) throw unavailable(mode, `${problem}; as real root it needs CAP_SYS_ADMIN. ${withoutSysAdmin}`);
-      return backend(new RootlessBackend(), '--isolation=rootless as root');
+      return backend(new (await rootlessModule()).RootlessBackend(), '--isolation=rootless as root');
     }
     case 'none':
       if (uid !== 0) {
@@ -81,7 +84,7 @@ export async function selectIsolation(mode: IsolationMode, options: SelectOption
 
 /** Whether this process runs in a container (see `inContainer`), or is pid 1, as a container's entry point is. */
 async function disposableContainer(): Promise<boolean> {
-  return process.pid === 1 || inContainer();
+  return process.pid === 1 || (await inPlace()).inContainer();
 }
 
 function backend(chosen: IsolationBackend, reason: string): IsolationChoice {
@@ -90,7 +93,8 @@ function backend(chosen: IsolationBackend, reason: string): IsolationChoice {
 
 /** The rootless backend as uid 0 of a user namespace, when it can make its namespaces there. */
 async function rootless(mode: IsolationMode, mapping: Extract<IdMapping, { kind: 'namespace' }>): Promise<IsolationChoice> {
-  const problem = (await rootlessAvailable()) ? await namespaceProblem() : 'util-linux unshare or setpriv is missing';
+  const { RootlessBackend, rootlessAvailable } = await rootlessModule();
+  const problem = (await rootlessAvailable()) ? await (await namespaceProbe()).namespaceProblem() : 'util-linux unshare or setpriv is missing';
   if (problem !== undefined) {
     const masked = /proc/.test(problem) ? '; the container\'s /proc is masked, so a new one cannot be mounted (Kubernetes: securityContext.procMount: Unmasked)' : '';
     throw unavailable(mode, `in a user namespace, yet ${problem}${masked}`);
@@ -100,13 +104,13 @@ async function rootless(mode: IsolationMode, mapping: Extract<IdMapping, { kind:
 
 /** Why the chroot backend cannot run here, or undefined when it can. */
 async function chrootProblem(): Promise<string | undefined> {
-  if (!(await chrootAvailable())) return 'util-linux unshare or setpriv is missing';
-  return namespaceProblem();
+  if (!(await (await chroot()).chrootAvailable())) return 'util-linux unshare or setpriv is missing';
+  return (await namespaceProbe()).namespaceProblem();
 }
 
 /** An unprivileged process outside a user namespace: the tsbuild command could not enter one. */
 async function notRootNoNamespace(mode: IsolationMode, uid: number): Promise<TsbuildError> {
-  const why = (await userNamespaceProblem()) ?? 'it did not enter one';
+  const why = (await (await namespaceProbe()).userNamespaceProblem()) ?? 'it did not enter one';
   return unavailable(mode, `this process runs as uid ${uid} and cannot create a user namespace (${why}). ${needsRootOrUserNamespaces}`);
 }
 

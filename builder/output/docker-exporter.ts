@@ -1,5 +1,4 @@
 import path from 'node:path';
-import { writeDockerArchive } from '../../layers/docker-archive.js';
 import { layoutImage } from '../../layers/layout-image.js';
 import { checkStdout, refusal, STDOUT_DEST, type Exporter } from './exporter.js';
 import { checkFileDest, writeFileDest } from './file-dest.js';
@@ -38,6 +37,8 @@ export const dockerExporter: Exporter<DockerOutput> = {
     return spec.dest === STDOUT_DEST ? undefined : { path: path.resolve(spec.dest), kind: 'file' };
   },
   async export(artifact, spec, context) {
+    // The archive writer loads with the first docker output: other builds never need it.
+    const { writeDockerArchive } = await import('../../layers/docker-archive.js');
     const image = layoutImage(context.workspace.layout, artifact.images[0]!.manifest);
     const where = await writeFileDest(spec.dest, context, (file) => writeDockerArchive(image, spec.names ?? artifact.tags, file));
     return `docker ${where}`;

@@ -7,7 +7,6 @@ import { checkStdout, refusal, STDOUT_DEST, type Exporter } from './exporter.js'
 import { writeFileDest } from './file-dest.js';
 import { normalizedName } from './image-names.js';
 import { buildkitNames, copyArtifact, destState, exportToLayoutDir } from './layout-export.js';
-import { writeOciArchive } from './oci-archive.js';
 
 /** `type=oci`: an OCI image layout, as a directory or as a tar archive. */
 export interface OciOutput {
@@ -61,6 +60,8 @@ export const ociExporter: Exporter<OciOutput> = {
       await exportToLayoutDir(artifact, dest, from, buildkitNames(names, 'latest'));
       return `oci ${dest}`;
     }
+    // The tar writer loads with the first archive output: a layout directory never needs it.
+    const { writeOciArchive } = await import('./oci-archive.js');
     const staging = await OciLayout.open(await context.workspace.newDir('oci-archive'), { create: true });
     await copyArtifact(artifact, from, staging, buildkitNames(names, 'unnamed'));
     // The image a loader that takes one picks: this machine's platform when built, else the first.

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { Platform } from '../../layers/types.js';
 import type { ImageReference, PushResult, RegistryAccess, RemoteImage, TransferEvent } from '../../registry-client/index.js';
+import { formatReference, parseReference } from '../../registry-client/reference.js';
 import type { ImageOrIndex } from '../../layers/image.js';
 import type { ResolvedImage } from '../model/sources.js';
 import { defaultCacheDir } from '../locations.js';
@@ -25,11 +26,15 @@ export interface RegistrySettings {
 }
 
 /**
- * The registry client, loaded when a registry is first contacted: it brings in undici and TLS,
- * which planning and builds from local images never need.
+ * The registry client's pulling and pushing parts, each loaded when first used: a build resolves
+ * its bases without the push code, and one from cached images never loads undici and TLS.
  */
-function registryClient(): Promise<typeof import('../../registry-client/index.js')> {
-  return import('../../registry-client/index.js');
+function registryPull(): Promise<typeof import('../../registry-client/pull.js')> {
+  return import('../../registry-client/pull.js');
+}
+
+function registryPush(): Promise<typeof import('../../registry-client/push.js')> {
+  return import('../../registry-client/push.js');
 }
 
 function access(ref: ImageReference, settings: RegistrySettings): RegistryAccess {
@@ -51,7 +56,7 @@ export function imageCacheDir(settings: RegistrySettings): string {
  * a tag the image cache holds complete for the platform is used without asking the registry.
  */
 export async function resolveBaseImage(reference: string, platform: Platform, settings: RegistrySettings): Promise<ResolvedImage> {
-  const { formatReference, parseReference, remoteImage } = await registryClient();
+  const { remoteImage } = await registryPull();
   const ref = parseReference(reference);
   const options = { ...access(ref, settings), platform, cache: imageCacheDir(settings), ...progress(settings) };
   const cached = settings.pull || ref.digest !== undefined ? undefined : await cachedTagDigest(imageCacheDir(settings), formatReference(ref));
@@ -64,7 +69,7 @@ export async function resolveBaseImage(reference: string, platform: Platform, se
 
 /** Pulls `reference` for `platform` into the image cache, layers and all (no download when it is cached), and describes it as a base. */
 export async function pullBaseImage(reference: string, platform: Platform, settings: RegistrySettings): Promise<ResolvedImage> {
-  const { parseReference, pullImage } = await registryClient();
+  const { pullImage } = await registryPull();
   const ref = parseReference(reference);
   return describeBase(ref, await pullImage(ref, { ...access(ref, settings), platform, cache: imageCacheDir(settings), ...progress(settings) }));
 }
@@ -90,7 +95,7 @@ function progress(settings: RegistrySettings): { onProgress?: (event: TransferEv
  * bytes are read only if it must be uploaded.
  */
 export async function pushToRegistry(names: readonly string[], item: ImageOrIndex, settings: RegistrySettings): Promise<PushResult> {
-  const { parseReference, pushImage } = await registryClient();
+  const { pushImage } = await registryPush();
   const targets = names.map((name) => parseReference(name));
   return pushImage(targets, item, { ...access(targets[0]!, settings), ...progress(settings) });
 }

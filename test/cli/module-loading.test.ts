@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
+import { writeBusyboxImage } from '../support/busybox-image.js';
 import { repoRoot } from '../support/repo-root.js';
 
 const run = promisify(execFile);
@@ -25,14 +26,16 @@ before(async () => {
   work = await mkdtemp(path.join(os.tmpdir(), 'tsbuild-modules-'));
   await writeFile(path.join(work, 'Dockerfile'), 'FROM scratch\nCOPY a /a\n');
   await writeFile(path.join(work, 'a'), 'a\n');
+  await writeBusyboxImage(path.join(work, 'busybox'));
+  await writeFile(path.join(work, 'Dockerfile.run'), 'FROM busybox\nRUN echo hi > /hi\n');
 });
 after(() => rm(work, { recursive: true, force: true }));
 
 /** The repository-relative modules a `tsbuild build` with `flags` loads. */
-async function modulesLoaded(name: string, flags: readonly string[]): Promise<string[]> {
+async function modulesLoaded(name: string, flags: readonly string[], output = `type=oci,dest=${path.join(work, `${name}.tar`)}`): Promise<string[]> {
   const log = path.join(work, `${name}.log`);
   const cli = path.join(repoRoot(), 'dist', 'cli', 'main.js');
-  await run(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(registrar)}`, cli, 'build', '-q', ...flags, '--output', `type=oci,dest=${path.join(work, `${name}.tar`)}`, work], {
+  await run(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(registrar)}`, cli, 'build', '-q', ...flags, '--output', output, work], {
     env: { ...process.env, MODULE_LOG: log, TSBUILD_CACHE_DIR: path.join(work, 'cache') },
   });
   const dist = `${new URL(`file://${path.join(repoRoot(), 'dist')}/`)}`;
@@ -47,4 +50,18 @@ test('a build without attestations loads none of the attestation modules but the
 test('a build with --provenance loads the attestation modules', async () => {
   const loaded = await modulesLoaded('provenance', ['--provenance=mode=max']);
   for (const file of ['builder/attest/attach.js', 'builder/attest/provenance.js', 'builder/attest/attest-outputs.js']) assert.ok(loaded.includes(file), `${file} not loaded`);
+});
+
+test('a build into an OCI layout directory loads no archive writer', async () => {
+  const loaded = await modulesLoaded('layout', [], `type=oci,dest=${path.join(work, 'layout-out')}`);
+  for (const file of ['builder/output/oci-archive.js', 'layers/docker-archive.js', 'layers/layout-tar.js']) assert.ok(!loaded.includes(file), `${file} loaded`);
+  assert.ok(loaded.includes('builder/output/oci-exporter.js'));
+});
+
+test('a RUN step under --isolation oci loads neither the other backends nor the push code', { skip: process.getuid?.() !== 0 && 'needs root for --isolation oci' }, async () => {
+  const flags = ['-f', path.join(work, 'Dockerfile.run'), '--build-context', `busybox=oci-layout://${path.join(work, 'busybox')}`, '--isolation', 'oci'];
+  const loaded = await modulesLoaded('oci', flags, `type=oci,dest=${path.join(work, 'oci-out')}`);
+  assert.ok(loaded.includes('builder/isolation/oci-sandbox.js'), 'the oci sandbox ran');
+  const unused = ['chroot', 'rootless', 'namespace-sandbox', 'namespace-probe', 'in-place', 'in-place-sandbox'].map((name) => `builder/isolation/${name}.js`);
+  for (const file of [...unused, 'builder/rootfs/in-place.js', 'registry-client/push.js', 'registry-client/index.js']) assert.ok(!loaded.includes(file), `${file} loaded`);
 });
