@@ -19,7 +19,7 @@ import { defaultCacheDir, defaultStoreDir } from './locations.js';
 import { RootfsCache } from './rootfs/rootfs-cache.js';
 import type { ImageLayer } from './model/image-layer.js';
 import { Workspace } from './workspace/workspace.js';
-import { prepareRememberingOverlay } from './workspace/overlay-probe-cache.js';
+import { prepareRememberingOverlay } from './rootfs/overlay-probe-cache.js';
 import type { ParsedDockerfile } from './frontend/instructions.js';
 import { parseDockerfile } from './frontend/parse.js';
 import { dockerfileReadError } from './frontend/dockerfile-read-error.js';

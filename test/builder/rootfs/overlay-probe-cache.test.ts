@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { TsbuildError } from '../../../layers/errors.js';
 import type { PreparedRootfs } from '../../../builder/rootfs/prepare.js';
-import { prepareRememberingOverlay, type PrepareWithMode } from '../../../builder/workspace/overlay-probe-cache.js';
+import { prepareRememberingOverlay, type PrepareWithMode } from '../../../builder/rootfs/overlay-probe-cache.js';
 
 let work: string;
 before(async () => {

@@ -11,7 +11,7 @@ import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { release } from 'node:os';
 import { dirname, join } from 'node:path';
 import { TsbuildError } from '../../layers/errors.js';
-import type { PreparedRootfs } from '../rootfs/prepare.js';
+import type { PreparedRootfs } from './prepare.js';
 
 const FILE = 'overlay-probe.json';
 
