@@ -43,7 +43,7 @@ test('a failing command keeps the CLI\'s exit code and its one-line error', asyn
   assert.equal(failed.stderr.trim().split('\n').length, 1, failed.stderr);
 });
 
-test('the launcher starts the node on PATH with a smaller young generation, the CLI and the arguments as given', async () => {
+test('the launcher starts the node on PATH with its heap settings, the CLI and the arguments as given', async () => {
   // A `node` that only reports how it was started.
   const fakeBin = path.join(work, 'fake-bin');
   await mkdir(fakeBin);
@@ -51,8 +51,8 @@ test('the launcher starts the node on PATH with a smaller young generation, the 
   await chmod(path.join(fakeBin, 'node'), 0o755);
   const { stdout } = await run(linked, ['build', 'a b', '--tag=x'], { env: { ...process.env, PATH: `${fakeBin}:/usr/bin:/bin` } });
   const cli = path.join(await realpath(repoRoot()), 'dist/cli/main.js');
-  const [flag, script, ...args] = stdout.split('\n').slice(0, -1);
-  assert.equal(flag, '--max-semi-space-size=2');
+  const [semiSpace, oldGrowth, script, ...args] = stdout.split('\n').slice(0, -1);
+  assert.deepEqual([semiSpace, oldGrowth], ['--max-semi-space-size=2', '--heap-growing-percent=30']);
   assert.equal(path.resolve(script!), cli);
   assert.deepEqual(args, ['build', 'a b', '--tag=x']);
 });
