@@ -52,8 +52,8 @@ export interface ApplyOptions {
   /**
    * Files that may be hard-linked into place instead of written, by root-relative entry path:
    * each is linked when, at that moment, its size, owner, mode and mtime (to the second) are the
-   * entry's and it has no xattrs, and written from the tar otherwise. Only for a tree nothing
-   * writes to afterwards (a read-only overlay layer), since a write would reach the linked file.
+   * entry's, it has no xattrs and no other link, and written from the tar otherwise. Only for a
+   * tree nothing writes to afterwards (a read-only overlay layer): a write would reach the source.
    */
   linkSources?: ReadonlyMap<string, string>;
 }

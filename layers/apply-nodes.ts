@@ -80,8 +80,10 @@ async function runTool(tool: string, args: string[], target: string): Promise<vo
 
 /**
  * Hard-links `target` to `source` and keeps the link when the file is the entry as it stands:
- * a regular file of its size, owner, mode and mtime (to the second), without xattrs. Otherwise, or
- * when the link cannot be made (another filesystem, say), nothing is left at `target`.
+ * a regular file of its size, owner, mode and mtime (to the second), without xattrs, and with no
+ * other link than `source` and `target` (so no two paths of a tree built this way share an inode
+ * their sources did not share). Otherwise, or when the link cannot be made (another filesystem,
+ * say), nothing is left at `target`.
  */
 export function linkedAsEntry(source: string, target: string, size: number, meta: Meta): boolean {
   try {
@@ -92,6 +94,7 @@ export function linkedAsEntry(source: string, target: string, size: number, meta
   const linked = lstatSync(target);
   const same =
     linked.isFile() &&
+    linked.nlink === 2 &&
     linked.size === size &&
     linked.uid === meta.uid &&
     linked.gid === meta.gid &&

@@ -65,6 +65,15 @@ test('a source that differs from the entry in mode or size is not linked: the ta
   assert.equal((await lstat(edited)).nlink, 1);
 });
 
+test('a source that already has another link is not linked again, so two placed paths never share an inode', async () => {
+  const source = await sourceFile('shared', 'shared\n');
+  const first = await applyFile('shared', 'shared\n', new Map([['app/shared', source]]));
+  const second = await applyFile('shared', 'shared\n', new Map([['app/shared', source]]));
+  assert.equal((await lstat(first)).ino, (await lstat(source)).ino);
+  assert.notEqual((await lstat(second)).ino, (await lstat(source)).ino);
+  assert.equal(await readFile(second, 'utf8'), 'shared\n');
+});
+
 test('a source with extended attributes is not linked, since the entry has none', { skip: requires(!isRoot && 'user xattrs on this filesystem are set as root here') }, async () => {
   const source = await sourceFile('xattr', 'bytes\n');
   setXattr(source, 'user.note', Buffer.from('kept off the layer'));
