@@ -19,7 +19,6 @@ import { defaultCacheDir, defaultStoreDir } from './locations.js';
 import { RootfsCache } from './rootfs/rootfs-cache.js';
 import type { ImageLayer } from './model/image-layer.js';
 import { Workspace } from './workspace/workspace.js';
-import { prepareRememberingOverlay } from './rootfs/overlay-probe-cache.js';
 import type { ParsedDockerfile } from './frontend/instructions.js';
 import { parseDockerfile } from './frontend/parse.js';
 import { dockerfileReadError } from './frontend/dockerfile-read-error.js';
@@ -130,9 +129,7 @@ export async function build(request: BuildRequest): Promise<BuildResult> {
       ...(cacheSettings.repositoryUse?.mode === 'min' ? { publishedStage: imageStages(plan) } : {}),
     });
     const rootfsCache = new RootfsCache(path.join(defaultCacheDir(env), 'rootfs'));
-    const probeCache = { dir: defaultCacheDir(env), workspaceDir: workspace.dir, stacksDir: rootfsCache.dir };
-    const standardPrepare = (layers: readonly ImageLayer[]) =>
-      prepareRememberingOverlay((mode) => prepareRootfs(layers, workspace, { mode, cache: rootfsCache, onNote: (message) => progress({ kind: 'note', message }) }), probeCache);
+    const standardPrepare = (layers: readonly ImageLayer[]) => prepareRootfs(layers, workspace, { cache: rootfsCache, onNote: (message) => progress({ kind: 'note', message }) });
     const sandbox = !isolation
       ? undefined
       : isolation.kind === 'in-place'
