@@ -32,13 +32,13 @@
  * runs per workload (default 3), `--json` a file for everything measured, summaries included. */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { mountsUnder } from '../builder/host/mountinfo.js';
-import { repoRoot } from '../test/support/repo-root.js';
 import { BuildahBuilder } from './compare/builders/buildah.js';
 import { BuildKitBuilder } from './compare/builders/buildkit.js';
 import type { Builder } from './compare/builders/builder.js';
 import { TsbuildBuilder } from './compare/builders/tsbuild.js';
+import { tsbuildCommand, withNodeFirst } from './compare/builders/tsbuild-runners.js';
 import { runCommand } from './compare/command.js';
 import { serveBaseImages } from './compare/fixtures.js';
 import { ensureTools } from './compare/install.js';
@@ -60,7 +60,7 @@ function note(text: string): void {
 async function versionTime(): Promise<VersionResult> {
   const times: number[] = [];
   try {
-    for (let i = 0; i < VERSION_RUNS; i++) times.push((await runCommand(join(repoRoot(), 'bin/tsbuild'), ['--version'], { env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` } })).seconds);
+    for (let i = 0; i < VERSION_RUNS; i++) times.push((await runCommand(tsbuildCommand(), ['--version'], { env: { ...process.env, PATH: withNodeFirst(process.env.PATH) } })).seconds);
     return { seconds: median(times) };
   } catch (error) {
     return { failed: oneLine(error) };

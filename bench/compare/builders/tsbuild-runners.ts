@@ -58,10 +58,10 @@ async function readTimeFile(timeFile: string): Promise<{ seconds: number; peakRs
 }
 
 /** The command a user runs: the package's launcher (see bin/tsbuild), which starts node itself. */
-const cli = (): string => join(repoRoot(), 'bin/tsbuild');
+export const tsbuildCommand = (): string => join(repoRoot(), 'bin/tsbuild');
 
 /** `path` with the folder of the node running the bench first, so the launcher starts that node. */
-function withNodeFirst(path: string | undefined): string {
+export function withNodeFirst(path: string | undefined): string {
   return [dirname(process.execPath), ...(path ?? '').split(':').filter((dir) => dir !== '')].join(':');
 }
 
@@ -74,7 +74,7 @@ class HostRunner implements TsbuildRunner {
   }
 
   async run(args: readonly string[], env: Readonly<Record<string, string>>, _reads: readonly string[], timeFile: string): Promise<TimedRun> {
-    const { seconds, stderr } = await runCommand(TIME, ['-f', TIME_FORMAT, '-o', timeFile, cli(), ...args], { env: { ...process.env, ...env, PATH: withNodeFirst(process.env.PATH) } });
+    const { seconds, stderr } = await runCommand(TIME, ['-f', TIME_FORMAT, '-o', timeFile, tsbuildCommand(), ...args], { env: { ...process.env, ...env, PATH: withNodeFirst(process.env.PATH) } });
     return { seconds, peakRssBytes: (await readTimeFile(timeFile)).peakRssBytes, output: stderr };
   }
 }
@@ -117,7 +117,7 @@ class UserRunner implements TsbuildRunner {
     const dir = this.dir;
     for (const path of reads) await allowSearch(path, dirname(dir));
     const started = performance.now();
-    const result = await runAs(user, TIME, ['-f', TIME_FORMAT, '-o', timeFile, cli(), ...args], {
+    const result = await runAs(user, TIME, ['-f', TIME_FORMAT, '-o', timeFile, tsbuildCommand(), ...args], {
       HOME: join(dir, 'home'), TMPDIR: join(dir, 'tmp'), PATH: withNodeFirst('/usr/sbin:/usr/bin:/sbin:/bin'), ...env,
     }, dir);
     const seconds = (performance.now() - started) / 1000;
