@@ -4,45 +4,14 @@
  * mount namespace) where the kernel allows unprivileged overlay mounts; the mount is visible to this
  * process and its children.
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { TsbuildError } from '../../layers/errors.js';
 import { isErrnoCode } from '../../layers/fs-util.js';
 import { mountCall } from '../host/mount-calls.js';
-import { isMountPoint } from '../host/mountinfo.js';
 import { unmount } from '../host/unmount.js';
 import { currentIdMapping } from '../isolation/userns.js';
 
 /** Characters that the overlay option syntax gives a meaning (`,` `:` `\`), and white space, which the kernel's option parsing may split at. */
 const UNSAFE_OPTION_PATH = /[,:\\\s]/;
-
-let support: Promise<boolean> | undefined;
-
-/**
- * Whether overlay mounts work for this process, found once by mounting a tiny overlay in a scratch
- * directory made under `scratchParent` (which must allow that), and remembered afterwards.
- */
-export function overlaySupported(scratchParent: string): Promise<boolean> {
-  support ??= probe(scratchParent);
-  return support;
-}
-
-async function probe(scratchParent: string): Promise<boolean> {
-  const scratch = await mkdtemp(path.join(scratchParent, 'overlay-probe-'));
-  const [lower, upper, work, merged] = ['lower', 'upper', 'work', 'merged'].map((name) => path.join(scratch, name));
-  try {
-    for (const dir of [lower, upper, work, merged]) await mkdir(dir);
-    await writeFile(path.join(lower, 'probe'), 'probe');
-    await mountOverlay([lower], upper, work, merged);
-    await unmountOverlay(merged);
-    return true;
-  } catch {
-    return false;
-  } finally {
-    // Removed only once nothing is mounted there, so removal can never reach through a mount.
-    if (!(await isMountPoint(merged))) await rm(scratch, { recursive: true, force: true });
-  }
-}
 
 /** The kernel takes at most a page of mount options, its terminating NUL included. */
 const MAX_OPTIONS_BYTES = 4095;

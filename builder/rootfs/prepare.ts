@@ -1,7 +1,6 @@
 import type { ImageLayer } from '../model/image-layer.js';
 import type { Workspace } from '../workspace/workspace.js';
 import { copyTree } from './copy-tree.js';
-import { overlaySupported } from './overlay.js';
 import { OverlayRootfs } from './overlay-rootfs.js';
 import type { RootfsCache } from './rootfs-cache.js';
 
@@ -63,6 +62,9 @@ export interface PrepareOptions {
  * An overlay left mounted by a process that died holds nothing but the workspace's own
  * directories; it can be removed with `umount`.
  */
+/** False once an overlay mount failed in this process in `auto` mode: later stages copy at once. */
+let overlayMountsWork = true;
+
 export async function prepareRootfs(layers: readonly ImageLayer[], workspace: Workspace, options: PrepareOptions): Promise<PreparedRootfs> {
   const mode = options.mode ?? 'auto';
   const dir = await workspace.newDir('rootfs');
@@ -71,13 +73,14 @@ export async function prepareRootfs(layers: readonly ImageLayer[], workspace: Wo
 
   const { cache } = options;
   const lower = await cache.unpackedChain(layers, options.onNote);
-  if (mode === 'overlay' || (mode === 'auto' && (await overlaySupported(workspace.dir)))) {
+  if (mode === 'overlay' || (mode === 'auto' && overlayMountsWork)) {
     try {
       return await OverlayRootfs.mount(dir, lower, workspace);
     } catch (error) {
       if (mode === 'overlay') throw error;
-      // The probe said yes but this mount failed (e.g. the cache's filesystem cannot be a lower
-      // directory): the copy below still gives a correct rootfs.
+      // No overlays here (no privilege, an old kernel, a cache filesystem that cannot be a lower
+      // directory): the copy below gives the same rootfs. The mount itself is the probe.
+      overlayMountsWork = false;
     }
   }
   await copyTree(lower, dir);

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { isMountPoint, mountsUnder } from '../../../builder/host/mountinfo.js';
-import { mountOverlay, overlaySupported, unmountOverlay } from '../../../builder/rootfs/overlay.js';
+import { mountOverlay, unmountOverlay } from '../../../builder/rootfs/overlay.js';
 import { TsbuildError } from '../../../layers/errors.js';
 import { requires } from '../../support/requirement.js';
 
@@ -23,15 +23,6 @@ async function dirs(name: string): Promise<[string, string, string, string]> {
   for (const dir of all) await mkdir(dir, { recursive: true });
   return all;
 }
-
-test('overlay support is detected by a real mount, once, leaving nothing behind', { skip: requires(!isRoot && 'overlay mounts need root here') }, async () => {
-  const scratch = path.join(work, 'probe');
-  await mkdir(scratch);
-  assert.equal(await overlaySupported(scratch), true);
-  assert.deepEqual(await readdir(scratch), []);
-  // Memoised: a second question does not probe again (a missing parent would make a probe fail).
-  assert.equal(await overlaySupported(path.join(work, 'does-not-exist')), true);
-});
 
 test('a mounted overlay shows the lower directory, writes go to the upper one, and unmount ends it', { skip: requires(!isRoot && 'overlay mounts need root here') }, async () => {
   const [lower, upper, workDir, merged] = await dirs('mount');

@@ -122,3 +122,27 @@ test('no layers give an empty rootfs', async () => {
   assert.deepEqual(await readdir(rootfs.dir), []);
   await rootfs.release();
 });
+
+// Last in this file: after a failed mount, auto mode copies for the rest of the process.
+test('auto mode copies where the overlay cannot be mounted, and keeps copying', async () => {
+  // Overlay options cannot express a path with a comma, so no overlay mounts in this workspace.
+  const parent = path.join(work, 'odd,parent');
+  await mkdir(parent);
+  const workspace = await Workspace.create(parent);
+  workspaces.push(workspace);
+  const lowerListing = await listTree(await cache.unpackedChain(await layers()));
+  const rootfs = await prepareRootfs(await layers(), workspace, { cache });
+  try {
+    assert.equal(rootfs.upperDir, undefined);
+    assert.equal(await isMountPoint(rootfs.dir), false);
+    assert.deepEqual((await listTree(rootfs.dir)).slice(1), lowerListing.slice(1));
+  } finally {
+    await rootfs.release();
+  }
+  const next = await prepareRootfs(await layers(), await newWorkspace(), { cache });
+  try {
+    assert.equal(next.upperDir, undefined, 'a workspace where overlays would mount is copied too');
+  } finally {
+    await next.release();
+  }
+});
