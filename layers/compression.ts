@@ -2,7 +2,7 @@ import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { Duplex, PassThrough, Readable, Writable, pipeline } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { TsbuildError } from './errors.js';
-import { ParallelGzip } from './parallel-gzip.js';
+import { gzipSyncInBlocks, ParallelGzip } from './parallel-gzip.js';
 import { MediaType } from './types.js';
 
 export type Compression = 'gzip' | 'zstd' | 'uncompressed';
@@ -52,6 +52,19 @@ export function compressStream(compression: Compression, level?: number, doneWit
       if (level !== undefined) throw new TsbuildError('COMPRESSION_LEVEL', 'a compression level needs gzip or zstd compression');
       return new PassThrough();
   }
+}
+
+/**
+ * Compresses bytes at once on this thread, exactly as `compressStream` would write them (zstd
+ * needs the stream). A bad level fails here, before anything is read.
+ */
+export function inMemoryCompressor(compression: Exclude<Compression, 'zstd'>, level: number | undefined): (bytes: Buffer) => Buffer {
+  if (compression === 'gzip') {
+    const checked = level === undefined ? GZIP_DEFAULT_LEVEL : checkLevel('gzip', level, 0, 9);
+    return (bytes) => gzipSyncInBlocks(checked, bytes);
+  }
+  if (level !== undefined) throw new TsbuildError('COMPRESSION_LEVEL', 'a compression level needs gzip or zstd compression');
+  return (bytes) => bytes;
 }
 
 function zstdLevelArgs(level: number | undefined): string[] {

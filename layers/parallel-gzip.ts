@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Transform, type TransformCallback } from 'node:stream';
-import { createGzip } from 'node:zlib';
+import { createGzip, gzipSync, type ZlibOptions } from 'node:zlib';
 
 /** Input bytes per gzip member: large enough that restarting the dictionary costs well under 1% in size. */
 export const GZIP_BLOCK_BYTES = 1024 * 1024;
@@ -41,6 +41,26 @@ export function looksIncompressible(block: Buffer): boolean {
   let bits = 0;
   for (const count of counts) if (count > 0) bits -= (count / total) * Math.log2(count / total);
   return bits >= STORED_ENTROPY_BITS;
+}
+
+/** How one block is compressed into its member: stored when it looks incompressible. */
+function memberOptions(level: number, block: Buffer): ZlibOptions {
+  // A stored member is as large as its block: one buffer takes it whole, in one trip through the thread pool.
+  if (level > STORED_LEVEL && looksIncompressible(block)) return { level: STORED_LEVEL, chunkSize: block.length + STORED_SLACK_BYTES };
+  return { level, chunkSize: MEMBER_CHUNK_BYTES };
+}
+
+/**
+ * `bytes` compressed on this thread, at once: the same members a ParallelGzip stream at `level`
+ * makes of them, without the stream and the thread pool. For input small enough to wait for.
+ */
+export function gzipSyncInBlocks(level: number, bytes: Buffer): Buffer {
+  const members: Buffer[] = [];
+  for (let at = 0; at < bytes.length || members.length === 0; at += GZIP_BLOCK_BYTES) {
+    const block = bytes.subarray(at, at + GZIP_BLOCK_BYTES);
+    members.push(gzipSync(block, memberOptions(level, block)));
+  }
+  return members.length === 1 ? members[0]! : Buffer.concat(members);
 }
 
 /**
@@ -101,9 +121,7 @@ export class ParallelGzip extends Transform {
     this.#started = true;
     const member = new Promise<Buffer[]>((resolve, reject) => {
       const parts: Buffer[] = [];
-      const stored = this.#level > STORED_LEVEL && looksIncompressible(block);
-      // A stored member is as large as its block: one buffer takes it whole, in one trip through the thread pool.
-      const zlib = stored ? createGzip({ level: STORED_LEVEL, chunkSize: block.length + STORED_SLACK_BYTES }) : createGzip({ level: this.#level, chunkSize: MEMBER_CHUNK_BYTES });
+      const zlib = createGzip(memberOptions(this.#level, block));
       zlib.on('data', (part: Buffer) => parts.push(part));
       zlib.once('error', reject);
       zlib.once('end', () => {

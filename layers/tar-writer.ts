@@ -64,31 +64,76 @@ export function layerTar(
   return Readable.from(tarChunks(entries, options), { objectMode: false, highWaterMark: 1 });
 }
 
-async function* tarChunks(entries: AsyncIterable<LayerEntry> | Iterable<LayerEntry>, options: TarOptions): AsyncGenerator<Buffer> {
-  const epoch = options.sourceDateEpoch;
-  if (epoch !== undefined && !Number.isSafeInteger(epoch)) {
-    throw new TsbuildError('SOURCE_DATE_EPOCH', `source date epoch must be an integer number of seconds, got ${epoch}`);
+/**
+ * The same tar as `layerTar`, made at once in memory: for a small layer, where a stream's
+ * per-layer cost outweighs the work. Every non-empty file must have `openFile`.
+ */
+export function layerTarBytes(entries: readonly LayerEntry[], options: Pick<TarOptions, 'sourceDateEpoch'> = {}): Buffer {
+  const out = new ChunkFiller();
+  const chunks: Buffer[] = [];
+  for (const record of sortedRecords(entries, checkedEpoch(options.sourceDateEpoch))) {
+    if (readsStream(record.entry)) throw new TsbuildError('INTERNAL', `layer entry ${JSON.stringify(record.path)} has no descriptor to read in memory`);
+    chunks.push(...recordChunks(out, record));
   }
-  const records: TarRecord[] = [];
-  for await (const entry of entries) records.push(toRecord(entry, epoch));
-  records.sort((a, b) => compareKeys(a.key, b.key));
-  checkUnique(records);
-  checkHardlinks(records);
+  out.zeros(END_OF_ARCHIVE);
+  chunks.push(...out.takeAll());
+  return Buffer.concat(chunks);
+}
 
+async function* tarChunks(entries: AsyncIterable<LayerEntry> | Iterable<LayerEntry>, options: TarOptions): AsyncGenerator<Buffer> {
+  const epoch = checkedEpoch(options.sourceDateEpoch);
+  const all: LayerEntry[] = [];
+  for await (const entry of entries) all.push(entry);
   const out = new ChunkFiller(options.pool);
-  for (const record of records) {
-    writeHeaders(out, record);
-    const { entry } = record;
-    // Whiteout markers are empty regular files: nothing to read.
-    if (entry.type === 'file') {
-      if (entry.openFile) yield* fileFromDescriptor(out, record.path, entry.openFile, entry.size!);
-      else if (entry.open) yield* fileFromStream(out, record.path, entry.open, entry.size!);
-      out.zeros((BLOCK - (entry.size! % BLOCK)) % BLOCK);
+  for (const record of sortedRecords(all, epoch)) {
+    if (readsStream(record.entry)) {
+      writeHeaders(out, record);
+      yield* fileFromStream(out, record.path, record.entry.open!, record.entry.size!);
+      out.zeros(padding(record.entry.size!));
+      yield* out.takeFull();
+    } else {
+      yield* recordChunks(out, record);
     }
-    yield* out.takeFull();
   }
   out.zeros(END_OF_ARCHIVE);
   yield* out.takeAll();
+}
+
+function checkedEpoch(epoch: number | undefined): number | undefined {
+  if (epoch !== undefined && !Number.isSafeInteger(epoch)) {
+    throw new TsbuildError('SOURCE_DATE_EPOCH', `source date epoch must be an integer number of seconds, got ${epoch}`);
+  }
+  return epoch;
+}
+
+/** The entries as records in archive order, checked. */
+function sortedRecords(entries: readonly LayerEntry[], epoch: number | undefined): TarRecord[] {
+  const records = entries.map((entry) => toRecord(entry, epoch));
+  records.sort((a, b) => compareKeys(a.key, b.key));
+  checkUnique(records);
+  checkHardlinks(records);
+  return records;
+}
+
+/** Whether a regular file's contents come only as a stream. */
+function readsStream(entry: LayerEntry): boolean {
+  return entry.type === 'file' && entry.openFile === undefined && entry.open !== undefined;
+}
+
+/** A record's headers, then any contents read through `openFile` (whiteout markers are empty files) and their padding. */
+function* recordChunks(out: ChunkFiller, record: TarRecord): Generator<Buffer> {
+  writeHeaders(out, record);
+  const { entry } = record;
+  if (entry.type === 'file') {
+    if (entry.openFile) yield* fileFromDescriptor(out, record.path, entry.openFile, entry.size!);
+    out.zeros(padding(entry.size!));
+  }
+  yield* out.takeFull();
+}
+
+/** Zero bytes after `size` bytes of contents up to the next tar block. */
+function padding(size: number): number {
+  return (BLOCK - (size % BLOCK)) % BLOCK;
 }
 
 /** Reads a file's `size` bytes straight into the output chunks, failing if it has more or fewer. */

@@ -10,7 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { after, test } from 'node:test';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { build } from '../../builder/build.js';
-import { GZIP_BLOCK_BYTES, looksIncompressible, ParallelGzip } from '../../layers/parallel-gzip.js';
+import { GZIP_BLOCK_BYTES, gzipSyncInBlocks, looksIncompressible, ParallelGzip } from '../../layers/parallel-gzip.js';
 import { unpackWithUmoci, validateLayout } from '../support/validate-layout.js';
 
 const work = mkdtempSync(join(tmpdir(), 'tsbuild-parallel-gzip-'));
@@ -106,4 +106,20 @@ test('a layer of several members builds twice into the same digest and reads bac
     }
   }
   assert.equal(layers[0], layers[1]);
+});
+
+test('compressed at once on this thread, input gives the very bytes the stream makes of it', async () => {
+  const inputs = {
+    empty: Buffer.alloc(0),
+    'a line': Buffer.from('step1\n'),
+    'random, stored': randomBytes(64 * 1024),
+    'several blocks': sample(2 * GZIP_BLOCK_BYTES + 4321),
+  };
+  for (const [name, input] of Object.entries(inputs)) {
+    for (const level of [1, 9]) {
+      const streamed = await compress(input, level, 100_000);
+      assert.ok(gzipSyncInBlocks(level, input).equals(streamed), `${name} at level ${level}`);
+      assert.ok(gunzipSync(streamed).equals(input));
+    }
+  }
 });

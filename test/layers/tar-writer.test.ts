@@ -9,7 +9,7 @@ import { after, test } from 'node:test';
 import { extract, type Header } from 'tar-stream';
 import type { LayerEntry } from '../../layers/entry.js';
 import { TsbuildError } from '../../layers/errors.js';
-import { layerTar, type TarOptions } from '../../layers/tar-writer.js';
+import { layerTar, layerTarBytes, type TarOptions } from '../../layers/tar-writer.js';
 
 const work = mkdtempSync(join(tmpdir(), 'tsbuild-tar-writer-'));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -430,4 +430,23 @@ test('files read through openFile give the same bytes as through open, and must 
   assert.ok(viaFile.equals(viaStream));
   await assert.rejects(tarOf([file('b.bin', '', { size: bytes.length + 1, open: undefined, openFile })]), isCode('TAR_SIZE'));
   await assert.rejects(tarOf([file('b.bin', '', { size: bytes.length - 1, open: undefined, openFile })]), isCode('TAR_SIZE'));
+});
+
+test('made in memory, a tar has the bytes the stream gives, and a file it can only stream is refused', async () => {
+  const text = join(work, 'in-memory.txt');
+  writeFileSync(text, 'in memory\n'.repeat(300));
+  const fromDisk = (path: string): LayerEntry => ({ ...BASE, path, type: 'file', size: statSync(text).size, openFile: () => openSync(text, 'r') });
+  const entries = [
+    dir('etc'),
+    fromDisk('etc/config'),
+    fromDisk('etc/ümlaut-and-a-name-longer-than-one-hundred-bytes-'.padEnd(120, 'x')),
+    entry('symlink', 'etc/link', { linkTarget: 'config', mode: 0o777 }),
+    entry('whiteout', 'etc/gone'),
+    entry('opaque', 'var'),
+    { ...BASE, path: 'etc/empty', type: 'file', size: 0 } satisfies LayerEntry,
+  ];
+  for (const options of [{}, { sourceDateEpoch: 1_000 }]) {
+    assert.ok(layerTarBytes(entries, options).equals(await tarOf(entries, options)));
+  }
+  assert.throws(() => layerTarBytes([file('streamed', 'only a stream')]), (error: unknown) => error instanceof TsbuildError && error.code === 'INTERNAL');
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createReadStream, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { access, mkdir, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -286,4 +286,32 @@ test('alsoConsume sees the uncompressed tar the layer was made of, and a consume
     assert.deepEqual(failing.tempFiles(), []);
     assert.deepEqual(failing.blobs(), []);
   }
+});
+
+test('a small layer, made in memory, has the bytes and digests of the same layer streamed', async () => {
+  const text = join(work, 'small-text');
+  const random = join(work, 'small-random');
+  writeFileSync(text, 'a line of a small step\n'.repeat(2000));
+  writeFileSync(random, randomBytes(32 * 1024));
+  const onDisk = (path: string, source: string): LayerEntry => ({ ...BASE, path, type: 'file', size: statSync(source).size, openFile: () => openSync(source, 'r') });
+  const entries = (): LayerEntry[] => [
+    { ...BASE, mode: 0o755, path: 'data', type: 'directory' },
+    onDisk('data/text', text),
+    onDisk('data/random', random),
+    { ...BASE, path: 'data/gone', type: 'whiteout' },
+  ];
+  async function* streamed(): AsyncGenerator<LayerEntry> {
+    yield* entries();
+  }
+  for (const options of [{ compression: 'gzip' }, { compression: 'gzip', level: 9 }, { compression: 'uncompressed' }] as const) {
+    const store = newStore();
+    const inMemory = await writeLayer(entries(), store, options);
+    assert.deepEqual(await writeLayer(streamed(), store, options), inMemory);
+    assert.equal(store.blobs().length, 1);
+    assert.equal(inMemory.descriptor.digest, sha256sum(store.path(inMemory.descriptor.digest)));
+    assert.equal(inMemory.diffId, sha256sumOf(decompressed(options.compression, store.path(inMemory.descriptor.digest))));
+  }
+  const store = newStore();
+  await assert.rejects(writeLayer(entries(), store, { compression: 'gzip', level: 10 }), isCode('COMPRESSION_LEVEL'));
+  assert.deepEqual(store.blobs(), []);
 });
