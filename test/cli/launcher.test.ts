@@ -72,3 +72,12 @@ test('the launcher starts the node on PATH with its heap settings, the bundled C
   assert.equal(path.resolve(script!), cli);
   assert.deepEqual(args, ['build', 'a b', '--tag=x']);
 });
+
+test('the launcher hands NODE_EXTRA_CA_CERTS on as TSBUILD_EXTRA_CA_CERTS, and node gets none', async () => {
+  const moved = await startedNode(['--version'], { NODE_EXTRA_CA_CERTS: '/etc/some ca.pem' });
+  assert.deepEqual([moved.nodeCa, moved.tsbuildCa, moved.argv.at(-1)], ['(unset)', '/etc/some ca.pem', '--version']);
+  const empty = await startedNode(['--version'], { NODE_EXTRA_CA_CERTS: '' });
+  assert.deepEqual([empty.nodeCa, empty.tsbuildCa], ['(unset)', '(unset)']);
+  const none = await startedNode(['--version'], { TSBUILD_EXTRA_CA_CERTS: '/etc/given.pem' });
+  assert.deepEqual([none.nodeCa, none.tsbuildCa], ['(unset)', '/etc/given.pem']);
+});
