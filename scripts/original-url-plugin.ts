@@ -16,7 +16,7 @@ export function originalUrlPlugin(outdir: string, strictRoot: string): Plugin {
   return {
     name: 'original-import-meta-url',
     setup(build) {
-      build.onLoad({ filter: /\.m?js$/ }, async ({ path: file }) => {
+      build.onLoad({ filter: /\.m?js$/, namespace: 'file' }, async ({ path: file }) => {
         const source = await readFile(file, 'utf8');
         if (!source.includes('import.meta')) return undefined;
         if (isInside(strictRoot, file)) {

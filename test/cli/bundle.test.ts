@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -17,6 +17,7 @@ import { originalUrlPlugin } from '../../scripts/original-url-plugin.js';
 import { findOciRuntime } from '../../builder/isolation/find-runtime.js';
 import { writeBusyboxImage } from '../support/busybox-image.js';
 import { repoRoot } from '../support/repo-root.js';
+import { ensureUser, runAs } from '../support/unprivileged-user.js';
 
 const run = promisify(execFile);
 const launcher = path.join(repoRoot(), 'bin/tsbuild');
@@ -68,6 +69,27 @@ test('bundling refuses a module of dist/ that uses another import.meta property'
   );
 });
 
+/**
+ * NODE_OPTIONS for a module-loader hook, as test/cli/module-loading.test.ts uses, that appends
+ * `PID URL` to `log` for each file a node process loads.
+ */
+function loadLogOptions(log: string): string {
+  const hooks = `export async function load(url, context, next) {
+    if (url.startsWith('file:')) (await import('node:fs')).appendFileSync(${JSON.stringify(log)}, process.pid + ' ' + url + '\\n');
+    return next(url, context);
+  }`;
+  const registrar = `import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hooks)}`)});`;
+  return `--import data:text/javascript,${encodeURIComponent(registrar)}`;
+}
+
+/** The processes and files of a load log. */
+async function readLoadLog(log: string): Promise<{ pid: string; url: string }[]> {
+  return (await readFile(log, 'utf8')).split('\n').filter((line) => line !== '').map((line) => {
+    const [pid, url] = line.split(' ') as [string, string];
+    return { pid, url };
+  });
+}
+
 test('through bin/tsbuild, a RUN build uses the step server and loads no chunk of what it does not use', async () => {
   const runtime = await findOciRuntime();
   assert.equal(process.getuid?.(), 0, 'a build with --isolation oci needs root');
@@ -76,21 +98,15 @@ test('through bin/tsbuild, a RUN build uses the step server and loads no chunk o
   await mkdir(context);
   await writeFile(path.join(context, 'Dockerfile'), 'FROM busybox\nRUN echo from-the-step > /out.txt\n');
   const log = path.join(work, 'chunks.log');
-  // A module-loader hook, as test/cli/module-loading.test.ts uses, logging each file node loads.
-  const hooks = `export async function load(url, context, next) {
-    if (url.startsWith('file:')) (await import('node:fs')).appendFileSync(${JSON.stringify(log)}, url + '\\n');
-    return next(url, context);
-  }`;
-  const registrar = `import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hooks)}`)});`;
   const out = path.join(work, 'run-out');
   const { stderr } = await run(launcher, ['build', '--isolation', 'oci', '--progress', 'plain', '--build-context', `busybox=oci-layout://${base}`, '-o', `type=local,dest=${out}`, context], {
-    env: { ...process.env, NODE_OPTIONS: `--import data:text/javascript,${encodeURIComponent(registrar)}`, TSBUILD_CACHE_DIR: path.join(work, 'cache') },
+    env: { ...process.env, NODE_OPTIONS: loadLogOptions(log), TSBUILD_CACHE_DIR: path.join(work, 'cache') },
   });
   assert.equal(await readFile(path.join(out, 'out.txt'), 'utf8'), 'from-the-step\n');
   // Without its step server (dist/builder/isolation/step-server.cjs), each step would get a container of its own.
   assert.doesNotMatch(stderr, /the shared one did not start/);
 
-  const loaded = new Set((await readFile(log, 'utf8')).split('\n').filter((url) => url.startsWith(`file://${bundleDir}/`)).map((url) => path.basename(url)));
+  const loaded = new Set((await readLoadLog(log)).map((entry) => entry.url).filter((url) => url.startsWith(`file://${bundleDir}/`)).map((url) => path.basename(url)));
   assert.ok(loaded.has('main.js'));
   const modules = (await bundledModules()).filter((m) => loaded.has(m.chunk)).map((m) => m.module);
   assert.ok(modules.includes('dist/builder/build.js'), 'the build ran from the bundle');
@@ -124,4 +140,25 @@ test('through bin/tsbuild, a build killed with SIGKILL is swept by its watchdog'
   const deadline = Date.now() + 15_000;
   while ((await readdir(tmp)).length > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
   assert.deepEqual(await readdir(tmp), [], 'the watchdog swept the workspace');
+});
+
+test('through bin/tsbuild, an unprivileged user\'s build re-executes the bundled CLI in its user namespace', { timeout: 120_000 }, async () => {
+  assert.equal(process.getuid?.(), 0, 'making the unprivileged test user needs root');
+  const user = await ensureUser('tsbuild-test', true);
+  const root = path.join(work, 'unprivileged');
+  for (const dir of [root, path.join(root, 'home'), path.join(root, 'tmp'), path.join(root, 'context')]) {
+    await mkdir(dir, { recursive: true });
+    await chown(dir, user.uid, user.gid);
+  }
+  await chmod(work, 0o755);
+  await writeFile(path.join(root, 'context/Dockerfile'), 'FROM scratch\nCOPY Dockerfile /\n');
+  const log = path.join(root, 'tmp/load.log');
+  const result = await runAs(user, launcher, ['build', '--isolation', 'rootless', '-o', `type=oci,dest=${path.join(root, 'tmp/out')}`, path.join(root, 'context')], {
+    HOME: path.join(root, 'home'), TMPDIR: path.join(root, 'tmp'), PATH: '/usr/sbin:/usr/bin:/sbin:/bin', NODE_OPTIONS: loadLogOptions(log),
+  }, root);
+  assert.equal(result.code, 0, result.stderr);
+  const loaded = await readLoadLog(log);
+  const started = new Set(loaded.filter((entry) => entry.url === `file://${bundleDir}/main.js`).map((entry) => entry.pid));
+  assert.equal(started.size, 2, 'the build ran in a second process, re-executed');
+  assert.deepEqual(loaded.filter((entry) => entry.url.startsWith(`file://${path.join(repoRoot(), 'dist')}/`) && !entry.url.startsWith(`file://${bundleDir}/`)), []);
 });
