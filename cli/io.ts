@@ -10,6 +10,8 @@ export interface CliIo {
   readonly stderrTerminal?: StatusTerminal;
   /** Where `--output …,dest=-` writes its bytes; the process's stdout when absent. */
   readonly stdoutStream?: NodeJS.WritableStream;
+  /** The script this process started from (the bundled CLI or cli/main.js), which a build re-executes in a user namespace; cli/main.js when absent. */
+  readonly entryScript?: string;
 }
 
 export const processIo: CliIo = {

@@ -18,6 +18,7 @@ if ((process.argv[2] === '--version' || process.argv[2] === '-V') && process.arg
   process.exitCode = await run(process.argv.slice(2), {
     ...processIo,
     signal: interrupt.signal,
+    entryScript: process.argv[1]!,
     ...(process.stderr.isTTY ? { stderrTerminal: { write: (raw: string) => process.stderr.write(raw), columns: () => process.stderr.columns || Number(process.env.COLUMNS) || undefined } } : {}),
   });
 }

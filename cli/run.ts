@@ -6,7 +6,7 @@ import { loadYargs } from './load-yargs.js';
 import { buildOptions, planOptions, pruneOptions, pullOptions } from './options.js';
 import { printable } from './printable.js';
 
-/** The command-line entry point, which a build re-executes inside a user namespace. */
+/** The command-line entry point, which a build re-executes inside a user namespace unless `io.entryScript` names another. */
 const mainScript = fileURLToPath(new URL('./main.js', import.meta.url));
 
 /** What the commands run, loaded when one runs: `--help` and usage errors load only the parser. */
@@ -49,7 +49,7 @@ function parser(yargs: Awaited<ReturnType<typeof loadYargs>>, argv: readonly str
       (y) => lastValueWins(y.positional('context', contextPositional).options(buildOptions), buildOptions),
       async (args) => {
         const { runBuild } = await import('./build-command.js');
-        outcome.exitCode = await runBuild(args, { script: mainScript, argv }, io);
+        outcome.exitCode = await runBuild(args, { script: io.entryScript ?? mainScript, argv }, io);
       },
     )
     .command(
@@ -65,7 +65,7 @@ function parser(yargs: Awaited<ReturnType<typeof loadYargs>>, argv: readonly str
         try {
           const plan = kanikoBuild({ ...args, context: context.context }, process.cwd());
           for (const note of kanikoNotes(args)) io.stderr(`note: ${note}`);
-          outcome.exitCode = await runBuild(plan.flags, { script: mainScript, argv }, io, (built) => plan.afterBuild(built.digest));
+          outcome.exitCode = await runBuild(plan.flags, { script: io.entryScript ?? mainScript, argv }, io, (built) => plan.afterBuild(built.digest));
         } finally {
           await context.cleanup();
         }

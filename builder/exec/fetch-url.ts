@@ -74,9 +74,8 @@ export async function downloadUrl(url: string, dir: string, checksum: string | u
   let lastModified: string | undefined;
   let responded = false;
   try {
-    // undici is loaded on the first download: planning and most builds never need it.
-    const { request } = await import('undici');
-    const response = await request(parsed, { maxRedirections: 10, headersTimeout: limits.headersMs, bodyTimeout: limits.idleMs, signal });
+    const { request, downloads } = await downloadAgent();
+    const response = await request(parsed, { dispatcher: downloads, maxRedirections: 10, headersTimeout: limits.headersMs, bodyTimeout: limits.idleMs, signal });
     responded = true;
     if (response.statusCode !== 200) {
       await response.body.dump();
@@ -96,6 +95,21 @@ export async function downloadUrl(url: string, dir: string, checksum: string | u
   const modified = Date.parse(lastModified ?? '');
   if (!Number.isNaN(modified)) await utimes(file, modified / 1000, modified / 1000);
   return file;
+}
+
+let agent: Promise<{ request: typeof import('undici').request; downloads: import('undici').Agent }> | undefined;
+
+/**
+ * undici and the agent for downloads, loaded on the first download: planning and most builds never
+ * need them. HTTPS trusts what registry connections trust: the system's CAs, node's, and the extra
+ * CAs bin/tsbuild hands on from `NODE_EXTRA_CA_CERTS` (which node itself then never reads).
+ */
+function downloadAgent(): NonNullable<typeof agent> {
+  agent ??= Promise.all([import('undici'), import('../../registry-client/tls-trust.js')]).then(([{ Agent, request }, { registryConnector }]) => ({
+    request,
+    downloads: new Agent({ connect: registryConnector(undefined, 30_000) }),
+  }));
+  return agent;
 }
 
 /** Why a request or its body failed, in words. */
