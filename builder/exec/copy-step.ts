@@ -53,7 +53,7 @@ export async function copyStepEntries(step: CopyStep, selected: readonly CopySel
     // not a directory (the last one wins); a matched directory makes it one.
     destIsDirectory: step.dest.endsWith('/') || destExistsAsDir || (selected.length > 1 && selected.some((s) => s.match.stats.isDirectory())),
     parents: step.parents,
-    ...(step.chown !== undefined ? { owner: await resolveOwner(step.chown, run.layers.length > 0 ? rootfs : undefined) } : {}),
+    ...(step.chown !== undefined ? { owner: resolveOwner(step.chown, run.layers.length > 0 ? rootfs : undefined) } : {}),
     ...(step.chmod !== undefined ? { chmod: parseChmod(step.chmod) } : {}),
     isExcluded: (rel) => excludes.matches(rel),
     canSkipExcludedDir: (rel) => excludes.canSkipDir(rel),

@@ -1,8 +1,6 @@
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
+import { closeSync, constants, readFileSync } from 'node:fs';
 import { TsbuildError } from '../../layers/errors.js';
-import { isErrnoCode } from '../../layers/fs-util.js';
-import { resolveInRoot } from '../fs/resolve-path.js';
+import { RootDir } from '../../layers/native/in-root.js';
 
 export interface Owner {
   uid: number;
@@ -36,20 +34,20 @@ interface GroupEntry {
  * leaves the user's gid). `rootfs` is undefined when the stage has no files to look names up in
  * (an empty scratch stage, or `COPY --link`): a name is then an error.
  */
-export async function resolveOwner(spec: string, rootfs: string | undefined): Promise<Owner> {
+export function resolveOwner(spec: string, rootfs: string | undefined): Owner {
   const [userPart, groupPart] = splitSpec(spec);
   const lookup = (kind: string, name: string): string => {
     if (rootfs === undefined) throw new TsbuildError('UNKNOWN_USER', `unable to look up ${kind} ${name}: the stage has no files yet`);
     return rootfs;
   };
   const userId = fileOwnerId(userPart);
-  const entry = userId === undefined ? (await readPasswd(lookup('user', userPart))).find((e) => e.name === userPart) : undefined;
+  const entry = userId === undefined ? readPasswd(lookup('user', userPart)).find((e) => e.name === userPart) : undefined;
   const uid = userId ?? entry?.uid ?? 0;
   const userGid = userId ?? entry?.gid ?? 0;
   if (groupPart === undefined) return { uid, gid: userGid };
   const groupId = fileOwnerId(groupPart);
   if (groupId !== undefined) return { uid, gid: groupId };
-  const group = (await readGroups(lookup('group', groupPart))).find((g) => g.name === groupPart);
+  const group = readGroups(lookup('group', groupPart)).find((g) => g.name === groupPart);
   return { uid, gid: group?.gid ?? userGid };
 }
 
@@ -63,31 +61,31 @@ function fileOwnerId(part: string): number | undefined {
  * to `/etc/passwd` takes its primary group and home; an unknown uid runs with gid 0 and home `/`;
  * supplementary groups are the `/etc/group` entries listing the user, unless a group is given.
  */
-export async function resolveProcessUser(spec: string | undefined, rootfs: string): Promise<ProcessUser> {
+export function resolveProcessUser(spec: string | undefined, rootfs: string): ProcessUser {
   const [userPart, groupPart] = splitSpec(spec === undefined || spec === '' ? '0' : spec);
   const userId = parseId(userPart);
-  const passwd = await readPasswd(rootfs);
-  const entry = userId === undefined ? await findUser(rootfs, userPart) : passwd.find((e) => e.uid === userId);
+  const passwd = readPasswd(rootfs);
+  const entry = userId === undefined ? findUser(passwd, userPart) : passwd.find((e) => e.uid === userId);
   const uid = userId ?? entry!.uid;
   const home = entry?.home || '/';
-  if (groupPart !== undefined) return { uid, gid: await resolveGroup(rootfs, groupPart), additionalGids: [], home };
+  if (groupPart !== undefined) return { uid, gid: resolveGroup(rootfs, groupPart), additionalGids: [], home };
   const gid = entry?.gid ?? 0;
   const name = entry?.name;
   const additionalGids =
-    name === undefined ? [] : (await readGroups(rootfs)).filter((g) => g.members.includes(name) && g.gid !== gid).map((g) => g.gid);
+    name === undefined ? [] : readGroups(rootfs).filter((g) => g.members.includes(name) && g.gid !== gid).map((g) => g.gid);
   return { uid, gid, additionalGids: [...new Set(additionalGids)], home };
 }
 
-async function findUser(rootfs: string | undefined, name: string): Promise<PasswdEntry> {
-  const entry = (await readPasswd(rootfs)).find((e) => e.name === name);
+function findUser(passwd: readonly PasswdEntry[], name: string): PasswdEntry {
+  const entry = passwd.find((e) => e.name === name);
   if (!entry) throw new TsbuildError('UNKNOWN_USER', `unable to find user ${name}: no matching entries in passwd file`);
   return entry;
 }
 
-async function resolveGroup(rootfs: string | undefined, spec: string): Promise<number> {
+function resolveGroup(rootfs: string | undefined, spec: string): number {
   const groupId = parseId(spec);
   if (groupId !== undefined) return groupId;
-  const group = (await readGroups(rootfs)).find((g) => g.name === spec);
+  const group = readGroups(rootfs).find((g) => g.name === spec);
   if (!group) throw new TsbuildError('UNKNOWN_GROUP', `unable to find group ${spec}: no matching entries in group file`);
   return group.gid;
 }
@@ -107,34 +105,38 @@ function parseId(text: string): number | undefined {
   return id;
 }
 
-async function readPasswd(rootfs: string | undefined): Promise<PasswdEntry[]> {
-  return (await readEtc(rootfs, 'etc/passwd')).flatMap((fields) => {
+function readPasswd(rootfs: string | undefined): PasswdEntry[] {
+  return readEtc(rootfs, 'etc/passwd').flatMap((fields) => {
     const uid = Number(fields[2]);
     const gid = Number(fields[3]);
     return fields.length >= 4 && Number.isInteger(uid) && Number.isInteger(gid) ? [{ name: fields[0]!, uid, gid, home: fields[5] ?? '' }] : [];
   });
 }
 
-async function readGroups(rootfs: string | undefined): Promise<GroupEntry[]> {
-  return (await readEtc(rootfs, 'etc/group')).flatMap((fields) => {
+function readGroups(rootfs: string | undefined): GroupEntry[] {
+  return readEtc(rootfs, 'etc/group').flatMap((fields) => {
     const gid = Number(fields[2]);
     const members = (fields[3] ?? '').split(',').map((m) => m.trim()).filter((m) => m !== '');
     return fields.length >= 3 && Number.isInteger(gid) ? [{ name: fields[0]!, gid, members }] : [];
   });
 }
 
-/** Colon-separated records of a file in the root filesystem; none when it is missing. */
-async function readEtc(rootfs: string | undefined, file: string): Promise<string[][]> {
+/**
+ * Colon-separated records of a file in the root filesystem, opened inside it (symlinks on the way
+ * stay in the root); none when it is missing. Read at once: a step's user is resolved before each RUN.
+ */
+function readEtc(rootfs: string | undefined, file: string): string[][] {
   if (rootfs === undefined) return [];
+  const fd = RootDir.with(rootfs, (root) => root.tryOpen(file, constants.O_RDONLY, { followFinal: true }));
+  if (fd === undefined) return [];
+  let text: string;
   try {
-    const real = await resolveInRoot(rootfs, file, 'rootfs', true);
-    const text = await readFile(path.join(rootfs, real), 'utf8');
-    return text
-      .split('\n')
-      .filter((line) => line.trim() !== '' && !line.startsWith('#'))
-      .map((line) => line.split(':'));
-  } catch (err) {
-    if (isErrnoCode(err, 'ENOENT')) return [];
-    throw err;
+    text = readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
   }
+  return text
+    .split('\n')
+    .filter((line) => line.trim() !== '' && !line.startsWith('#'))
+    .map((line) => line.split(':'));
 }

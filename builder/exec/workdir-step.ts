@@ -14,7 +14,7 @@ import { resolveOwner } from './user-db.js';
 export async function workdirEntries(step: WorkdirStep, run: StageRun, now: number): Promise<LayerEntry[]> {
   const rootfs = await run.rootfs();
   const real = await resolveInRoot(rootfs, step.path, 'rootfs', true);
-  const owner = step.user !== undefined ? await resolveOwner(step.user, run.layers.length > 0 ? rootfs : undefined) : { uid: 0, gid: 0 };
+  const owner = step.user !== undefined ? resolveOwner(step.user, run.layers.length > 0 ? rootfs : undefined) : { uid: 0, gid: 0 };
   const parts = splitPath(real);
   const found: (LayerEntry | undefined)[] = [];
   for (let i = 1; i <= parts.length; i++) {

@@ -71,7 +71,7 @@ type Detection = { readonly runtime: OciRuntime } | { readonly runtime?: undefin
 async function detect(cacheDir: string | undefined): Promise<Detection> {
   const candidates: OciRuntime[] = [];
   for (const name of ['crun', 'runc'] as const) {
-    const path = await findExecutable(name, pathDirs());
+    const path = findExecutable(name, pathDirs());
     if (path !== undefined) candidates.push({ path, name });
   }
   const key = cacheDir === undefined || candidates.length === 0 ? undefined : await probeKey(candidates);

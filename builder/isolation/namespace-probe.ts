@@ -28,7 +28,7 @@ export function userNamespaceProblem(): Promise<string | undefined> {
 
 /** Runs `unshare OPTIONS -- true` with the host's tools: undefined when it works, else unshare's first line. */
 async function unshareProblem(options: readonly string[]): Promise<string | undefined> {
-  const unshare = await findExecutable('unshare', systemBinDirs);
+  const unshare = findExecutable('unshare', systemBinDirs);
   if (unshare === undefined) return 'unshare (util-linux) is not installed';
   try {
     await execFileAsync(unshare, [...options, '--', 'true'], { env: { PATH: systemBinDirs.join(':') }, timeout: 15_000 });

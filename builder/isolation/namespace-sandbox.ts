@@ -7,7 +7,7 @@ import type { Duplex, Readable } from 'node:stream';
 import { TsbuildError } from '../../layers/errors.js';
 import { secureJoin } from '../../layers/secure-join.js';
 import type { RunResult, RunSpec, RunUser } from './backend.js';
-import { findExecutable, systemBinDirs } from '../host/host-tools.js';
+import { findHostTool, systemBinDirs } from '../host/host-tools.js';
 import {
   controlFd, errorMessage, networkReady, networkRequest, startedMessage, stepStderrFd, type LauncherConfig, type LauncherNetwork,
 } from './launcher/config.js';
@@ -31,13 +31,11 @@ export interface NamespaceSandbox {
 
 export const launcherPath = fileURLToPath(new URL('./launcher/launcher-main.js', import.meta.url));
 
-/** Only the host's system directories are searched for tools. */
-export const findHostTool = (name: string): Promise<string | undefined> => findExecutable(name, systemBinDirs);
 
 /** True when this process is uid 0 (of any user namespace) and the host has util-linux unshare and setpriv. */
 export async function namespaceSandboxAvailable(): Promise<boolean> {
   if (process.getuid?.() !== 0) return false;
-  const tools = await Promise.all(['unshare', 'setpriv'].map(findHostTool));
+  const tools = ['unshare', 'setpriv'].map(findHostTool);
   return tools.every((path) => path !== undefined);
 }
 
@@ -97,7 +95,7 @@ async function tunUsable(): Promise<boolean> {
 export async function launcherNetwork(spec: Pick<RunSpec, 'network' | 'stderr'>): Promise<{ network: LauncherNetwork; slirp4netns?: string }> {
   if (spec.network === 'host') return { network: 'host' };
   if (spec.network === 'none') return { network: 'loopback' };
-  const slirp4netns = await findHostTool('slirp4netns');
+  const slirp4netns = findHostTool('slirp4netns');
   if (slirp4netns !== undefined && (await tunUsable())) return { network: 'slirp4netns', slirp4netns };
   if (!loopbackOnlyNoted) {
     loopbackOnlyNoted = true;
@@ -138,7 +136,7 @@ export async function launcherConfig(spec: RunSpec, sandbox: NamespaceSandbox, n
 export async function runInNamespaces(spec: RunSpec, sandbox: NamespaceSandbox): Promise<RunResult> {
   spec.signal?.throwIfAborted();
   validate(spec, sandbox);
-  const [unshare, setpriv] = await Promise.all(['unshare', 'setpriv'].map(findHostTool));
+  const [unshare, setpriv] = ['unshare', 'setpriv'].map(findHostTool);
   if (unshare === undefined || setpriv === undefined) throw new TsbuildError('ISOLATION', `${sandbox.name} isolation needs unshare and setpriv (util-linux) on the host`);
   const { network, slirp4netns } = await launcherNetwork(spec);
   const config = await launcherConfig(spec, sandbox, network);

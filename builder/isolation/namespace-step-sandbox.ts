@@ -2,10 +2,10 @@ import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import { TsbuildError } from '../../layers/errors.js';
 import type { RunResult, SandboxSpec, SandboxStep, StepSandbox } from './backend.js';
-import { systemBinDirs } from '../host/host-tools.js';
+import { findHostTool, systemBinDirs } from '../host/host-tools.js';
 import { controlFd, errorMessage, networkReady, networkRequest, startedMessage } from './launcher/config.js';
 import { startSlirp4netns, type NetworkHelper } from './launcher/slirp4netns.js';
-import { checkUser, findHostTool, launcherConfig, launcherNetwork, launcherPath, setupFailure, type NamespaceSandbox } from './namespace-sandbox.js';
+import { checkUser, launcherConfig, launcherNetwork, launcherPath, setupFailure, type NamespaceSandbox } from './namespace-sandbox.js';
 import { StepServerClient } from './step-server-client.js';
 import { nodeCommand } from '../host/this-node.js';
 
@@ -17,7 +17,7 @@ import { nodeCommand } from '../host/this-node.js';
  * with the whole sandbox, as a launcher of its own would be.
  */
 export async function openNamespaceSandbox(spec: SandboxSpec, sandbox: NamespaceSandbox): Promise<StepSandbox> {
-  const [unshare, setpriv] = await Promise.all(['unshare', 'setpriv'].map(findHostTool));
+  const [unshare, setpriv] = ['unshare', 'setpriv'].map(findHostTool);
   if (unshare === undefined || setpriv === undefined) throw new TsbuildError('ISOLATION', `${sandbox.name} isolation needs unshare and setpriv (util-linux) on the host`);
   // A note about the network goes to the first step's stderr.
   const notes: Buffer[] = [];

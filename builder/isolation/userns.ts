@@ -13,7 +13,7 @@ import type { Duplex } from 'node:stream';
 import { promisify } from 'node:util';
 import { TsbuildError } from '../../layers/errors.js';
 import { isErrnoCode } from '../../layers/fs-util.js';
-import { findExecutable, systemBinDirs } from '../host/host-tools.js';
+import { findHostTool, systemBinDirs } from '../host/host-tools.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -88,7 +88,6 @@ async function subordinateIds(file: string, user: { name: string | undefined; id
   }
 }
 
-const findHostTool = (name: string): Promise<string | undefined> => findExecutable(name, systemBinDirs);
 
 /** How the namespace of an unprivileged user maps its ids. */
 export interface UserNamespacePlan {
@@ -117,7 +116,7 @@ export async function planUserNamespace(files = { subuid: '/etc/subuid', subgid:
   const uidRanges = await subordinateIds(files.subuid, { name, id: uid });
   const gidRanges = await subordinateIds(files.subgid, { name, id: uid });
   if (uidRanges.length > 0 && gidRanges.length > 0) {
-    if ((await findHostTool('newuidmap')) === undefined || (await findHostTool('newgidmap')) === undefined) {
+    if (findHostTool('newuidmap') === undefined || findHostTool('newgidmap') === undefined) {
       return singleIdPlan(`user ${name ?? uid} has subordinate ids but newuidmap or newgidmap is missing (Debian package uidmap)`);
     }
     return { uid, gid, uidRanges, gidRanges };
@@ -173,7 +172,7 @@ const handshakeScript = 'echo ready >&3; read -r go <&3 || exit 125; [ "$go" = g
  * subordinate ranges (a container that drops their setuid power, say).
  */
 export async function runInUserNamespace(command: string, args: readonly string[], plan: UserNamespacePlan, options: ReexecOptions): Promise<number> {
-  const [unshare, sh] = await Promise.all([findHostTool('unshare'), findHostTool('sh')]);
+  const [unshare, sh] = [findHostTool('unshare'), findHostTool('sh')];
   if (unshare === undefined || sh === undefined) throw new TsbuildError('USERNS_UNAVAILABLE', 'entering a user namespace needs unshare (util-linux) and sh');
   const single = plan.uidRanges.length === 0;
   const mode = single ? 'single' : 'subordinate';

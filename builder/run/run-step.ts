@@ -40,7 +40,7 @@ export interface RunStepContext {
 export async function runStepEntries(step: RunStep, run: StageRun, ctx: RunStepContext): Promise<LayerEntry[]> {
   if (step.security === 'insecure') throw new TsbuildError('RUN_UNSUPPORTED', 'RUN --security=insecure is not allowed: it needs a privileged entitlement tsbuild does not grant');
   const prepared = await run.prepared('run');
-  const user = await resolveProcessUser(step.user, prepared.dir);
+  const user = resolveProcessUser(step.user, prepared.dir);
   const shape = sessionShape(step, user, ctx.backend);
   const open = run.session;
   if (open && (open.shape !== shape || open.prepared !== prepared)) await run.endSession();

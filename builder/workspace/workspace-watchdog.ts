@@ -17,7 +17,7 @@ const watchdogMain = fileURLToPath(new URL('./workspace-watchdog-main.js', impor
 
 /** Starts the watchdog of the workspace `name` in `root`; returns how to stop it once the build removed the workspace itself. */
 export async function startWatchdog(root: string, name: string): Promise<() => Promise<void>> {
-  const shell = await findExecutable('sh', systemBinDirs);
+  const shell = findExecutable('sh', systemBinDirs);
   const sweep = [...nodeCommand(), watchdogMain, root, name];
   const [command, ...args] = shell ? [shell, '-c', 'read -r line; exec "$@"', 'tsbuild-watchdog', ...sweep] : sweep;
   const child = spawn(command, args, {
