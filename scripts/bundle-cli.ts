@@ -3,33 +3,32 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { originalUrlPlugin } from './original-url-plugin.js';
-import { packageImportPlugin } from './package-import-plugin.js';
 
-// `npm run build`, after tsc: bundles the CLI in dist/cli into dist/cli-bundle, which bin/tsbuild
-// starts. Node then reads a few files instead of loading some 260 modules one by one, which was
-// about 45% of a small build's time. Every dynamic import() stays a chunk of its own, loaded only
-// when it is today. The library (dist/builder) stays unbundled.
+// `npm run build`, after tsc: bundles the CLI in dist/cli into one CommonJS file,
+// dist/cli-bundle/tsbuild.cjs, which dist/cli/start.cjs (what bin/tsbuild starts) compiles with
+// V8's code cache. Node then reads one file instead of loading some 260 ES modules one by one, and
+// with the cache skips parsing it. Modules imported with import() are still evaluated only when
+// imported. The library (dist/builder) stays unbundled.
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const dist = path.join(root, 'dist');
 const outdir = path.join(dist, 'cli-bundle');
+/** The bundle's own URL, set before any of its modules runs (a module may shadow `require`). */
+const bundleUrl = '__tsbuildBundleUrl';
 
 await rm(outdir, { recursive: true, force: true });
 await build({
   absWorkingDir: root,
-  entryPoints: { main: path.join(dist, 'cli/main.js') },
+  entryPoints: { tsbuild: path.join(dist, 'cli/command-line.js') },
   outdir,
-  // Chunks sit beside main.js: the plugin resolves original files from a chunk's own URL.
-  chunkNames: '[name]-[hash]',
+  outExtension: { '.js': '.cjs' },
   bundle: true,
-  splitting: true,
-  format: 'esm',
+  format: 'cjs',
   platform: 'node',
   target: 'node20',
   // A native addon, loaded with createRequire in layers/native/libc.ts.
   external: ['koffi'],
-  // CommonJS packages (undici, tar-stream) call require() for node's modules: give each chunk one.
-  banner: { js: "import { createRequire as __tsbuildCreateRequire } from 'node:module';\nconst require = __tsbuildCreateRequire(import.meta.url);" },
-  plugins: [originalUrlPlugin(outdir, dist), packageImportPlugin()],
+  banner: { js: `const ${bundleUrl} = require('node:url').pathToFileURL(__filename).href;` },
+  plugins: [originalUrlPlugin(outdir, dist, bundleUrl)],
   logLevel: 'warning',
 });

@@ -6,13 +6,14 @@ import type { Plugin } from 'esbuild';
  * An esbuild plugin that gives every bundled module the `import.meta.url` of its own file, as
  * if it had not been bundled: tsbuild finds files beside its modules that way (the step server,
  * the namespace launcher, the workspace watchdog, package.json). Each `import.meta.url` becomes
- * that file's path relative to the bundle's folder, resolved against the chunk's own
- * `import.meta.url`, so an installation can move. Every chunk must be written to `outdir` itself.
+ * that file's path relative to the bundle's folder, resolved against `bundleUrl`, an expression
+ * for the URL of the bundle file itself, so an installation can move. The bundle must be written
+ * to `outdir` itself.
  *
  * Files under `strictRoot` may use no other `import.meta` property: the bundle could not give it
  * its original value, so the build fails, naming the file.
  */
-export function originalUrlPlugin(outdir: string, strictRoot: string): Plugin {
+export function originalUrlPlugin(outdir: string, strictRoot: string, bundleUrl: string): Plugin {
   return {
     name: 'original-import-meta-url',
     setup(build) {
@@ -24,7 +25,7 @@ export function originalUrlPlugin(outdir: string, strictRoot: string): Plugin {
           if (other) throw new Error(`${path.relative(strictRoot, file)}:${lineOf(source, other.index)}: only import.meta.url can be given its original value in the bundle`);
         }
         const relative = path.relative(outdir, file).split(path.sep).join('/');
-        const original = `new URL(${JSON.stringify(relative)}, import.meta.url).href`;
+        const original = `new URL(${JSON.stringify(relative)}, ${bundleUrl}).href`;
         return { contents: source.replace(/\bimport\.meta\.url\b/g, original), loader: 'js', resolveDir: path.dirname(file) };
       });
     },

@@ -66,7 +66,7 @@ async function startedNode(args: readonly string[], env: NodeJS.ProcessEnv): Pro
 
 test('the launcher starts the node on PATH with its heap settings, the bundled CLI and the arguments as given', async () => {
   const { argv } = await startedNode(['build', 'a b', '--tag=x'], {});
-  const cli = path.join(await realpath(repoRoot()), 'dist/cli-bundle/main.js');
+  const cli = path.join(await realpath(repoRoot()), 'dist/cli/start.cjs');
   const [semiSpace, oldGrowth, script, ...args] = argv;
   assert.deepEqual([semiSpace, oldGrowth], ['--max-semi-space-size=2', '--heap-growing-percent=30']);
   assert.equal(path.resolve(script!), cli);

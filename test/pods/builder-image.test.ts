@@ -69,7 +69,7 @@ describe('the Kubernetes builder image', { timeout: 30 * 60_000 }, () => {
     const builder = await buildBuilder('in-place');
     assert.deepEqual(builder.rootfs, ['tsbuild', 'workspace']);
     const entrypoint = builder.config.config.Entrypoint ?? [];
-    assert.deepEqual(entrypoint, ['/tsbuild/lib/ld.so', '--library-path', '/tsbuild/lib', '/tsbuild/bin/node', '--max-semi-space-size=2', '--heap-growing-percent=30', '/tsbuild/dist/cli-bundle/main.js']);
+    assert.deepEqual(entrypoint, ['/tsbuild/lib/ld.so', '--library-path', '/tsbuild/lib', '/tsbuild/bin/node', '--max-semi-space-size=2', '--heap-growing-percent=30', '/tsbuild/dist/cli/start.cjs']);
 
     const debian = await debianBookwormImage();
     await run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${debian.layoutDir}:${debian.tag}`, `docker://${registry.host}/debian:bookworm`]);
