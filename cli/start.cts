@@ -71,7 +71,8 @@ function loadBundle(bundle: string, building: boolean): BundledCli {
   const caches = codeCachePaths(bundle);
   const fromBuild = readIfPresent(caches.build);
   const cachedData = fromBuild ?? readIfPresent(caches.command);
-  const script = new Script(Module.wrap(readFileSync(bundle, 'utf8')), { filename: bundle, ...(cachedData ? { cachedData } : {}) });
+  // The bundle is ASCII (see scripts/bundle-cli.ts): read as Latin-1, it needs no UTF-8 decoding.
+  const script = new Script(Module.wrap(readFileSync(bundle, 'latin1')), { filename: bundle, ...(cachedData ? { cachedData } : {}) });
   const kept = cachedData !== undefined && !script.cachedDataRejected && (fromBuild !== undefined || !building);
   // At exit the script holds every function this run compiled, not only the top level.
   if (!kept) {

@@ -59,6 +59,11 @@ test('every import.meta.url in the bundle is its module\'s original file, which 
   assert.ok(replaced >= 8, `only ${replaced} uses of import.meta.url found`);
 });
 
+test('the bundle is ASCII, which start.cjs reads as Latin-1', async () => {
+  const bytes = await readFile(bundleFile);
+  assert.equal(bytes.findIndex((byte) => byte > 0x7f), -1);
+});
+
 test('bundling refuses a module of dist/ that uses another import.meta property', async () => {
   const dist = path.join(work, 'dist');
   await mkdir(path.join(dist, 'cli'), { recursive: true });
