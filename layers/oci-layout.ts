@@ -1,6 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { isDeepStrictEqual } from 'node:util';
@@ -107,11 +106,11 @@ export class OciLayout implements BlobStore {
     return this.writeBlob(Buffer.from(JSON.stringify(value), 'utf8'), mediaType);
   }
 
-  /** Reads a whole blob and checks it against its digest. */
+  /** Reads a whole blob, a document small enough to hold in memory, and checks it against its digest. */
   async readBlob(digest: Digest): Promise<Buffer> {
     let bytes: Buffer;
     try {
-      bytes = await readFile(this.path(digest));
+      bytes = readFileSync(this.path(digest));
     } catch (error) {
       throw isErrnoCode(error, 'ENOENT') ? this.missingBlob(digest) : error;
     }
