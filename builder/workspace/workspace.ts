@@ -63,8 +63,10 @@ export class Workspace {
     return dir;
   }
 
+  /** Removes the workspace; its watchdog, which has nothing to do while this process lives, stops meanwhile. */
   async remove(): Promise<void> {
-    await this.stopWatchdog();
-    await sweepWorkspace(this.dir);
+    const [stopped, swept] = await Promise.allSettled([this.stopWatchdog(), sweepWorkspace(this.dir)]);
+    if (swept.status === 'rejected') throw swept.reason;
+    if (stopped.status === 'rejected') throw stopped.reason;
   }
 }
