@@ -8,7 +8,7 @@ import { sha256Digest } from './digest.js';
 import { TsbuildError } from './errors.js';
 import { withLockFile } from './layout-lock.js';
 import { MediaType, RefNameAnnotation, type Descriptor, type Digest, type IndexManifest } from './types.js';
-import { fileExistsSync, isErrnoCode, removeSmallFileIfExists, syncFile, writeSynced } from './fs-util.js';
+import { fileExistsSync, isErrnoCode, removeIfExists, removeSmallFileIfExists, syncFile, writeSynced } from './fs-util.js';
 
 export interface OpenLayoutOptions {
   /** Create the directory, `oci-layout` and an empty `index.json` when they are missing. */
@@ -68,7 +68,8 @@ export class OciLayout implements BlobStore {
   async commit(tempPath: string, digest: Digest): Promise<void> {
     const target = this.path(digest);
     if (fileExistsSync(target)) {
-      removeSmallFileIfExists(tempPath);
+      // Another writer stored it first; this temp file may be a whole layer.
+      await removeIfExists(tempPath);
       return;
     }
     if (!this.blobDirMade) mkdirSync(join(this.dir, 'blobs', 'sha256'), { recursive: true });
