@@ -1,5 +1,11 @@
-import type { Stats, WriteStream } from 'node:fs';
+import { closeSync, fsync, openSync, statSync, unlinkSync, writeFileSync, type Stats, type WriteStream } from 'node:fs';
 import { lstat, open, readdir, unlink } from 'node:fs/promises';
+import { promisify } from 'node:util';
+
+// Opening, writing a small file, closing, renaming and unlinking take microseconds: done at once,
+// they spare a thread-pool round trip each (0.1-0.4 ms on a busy machine). What waits on the disk,
+// an fsync, stays off the thread.
+const fsyncAsync = promisify(fsync);
 
 /** True when `error` is a Node system error with this `code` (e.g. `ENOENT`). */
 export function isErrnoCode(error: unknown, code: string): boolean {
@@ -24,13 +30,34 @@ export async function removeIfExists(path: string): Promise<void> {
   }
 }
 
+/** Removes a small file, or nothing when it does not exist: at once, for lock and temp files of a few bytes. */
+export function removeSmallFileIfExists(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch (error) {
+    if (!isErrnoCode(error, 'ENOENT')) throw error;
+  }
+}
+
+/** Whether `path` is a regular file (or, with `directory`, a directory); false when it or a parent is missing. */
+export function fileExistsSync(path: string, directory = false): boolean {
+  let info: Stats | undefined;
+  try {
+    info = statSync(path, { throwIfNoEntry: false });
+  } catch (error) {
+    if (isErrnoCode(error, 'ENOTDIR')) return false;
+    throw error;
+  }
+  return info !== undefined && (directory ? info.isDirectory() : info.isFile());
+}
+
 /** Flushes a written file to disk before it is renamed into place. */
 export async function syncFile(path: string): Promise<void> {
-  const handle = await open(path, 'r');
+  const fd = openSync(path, 'r');
   try {
-    await handle.sync();
+    await fsyncAsync(fd);
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }
 
@@ -54,13 +81,13 @@ export async function openWriteStream(path: string, options: { flags?: string; m
   return handle.createWriteStream();
 }
 
-/** Creates `path` (it must not exist) with `content`, synced to disk before it returns. */
+/** Creates `path` (it must not exist) with `content`, a small document, synced to disk before it returns. */
 export async function writeSynced(path: string, content: string): Promise<void> {
-  const handle = await open(path, 'wx');
+  const fd = openSync(path, 'wx');
   try {
-    await handle.writeFile(content, 'utf8');
-    await handle.sync();
+    writeFileSync(fd, content, 'utf8');
+    await fsyncAsync(fd);
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { readFile, writeFile, stat } from 'node:fs/promises';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TsbuildError } from './errors.js';
-import { isErrnoCode, removeIfExists } from './fs-util.js';
+import { isErrnoCode, removeSmallFileIfExists } from './fs-util.js';
 
 /** Who holds a lock file; written into it as JSON. */
 interface LockOwner {
@@ -42,14 +42,16 @@ export async function withLockFile<T>(
  * Takes an exclusive lock file at `lockPath` and returns the function that releases it. The file
  * is created with O_EXCL; while another process holds it, creation is retried with growing,
  * jittered delays. A lock left behind by a process of this host that no longer exists is broken.
+ * A lock file holds a few bytes: it is created, read and removed at once (no thread-pool round
+ * trip); only the wait for another holder yields.
  */
 export async function acquireLockFile(lockPath: string, options: LockOptions = {}): Promise<() => Promise<void>> {
   const content = ownContent();
   const deadline = Date.now() + (options.timeoutMs ?? 60_000);
   let delay = FIRST_DELAY_MS;
-  while (!(await tryCreate(lockPath, content))) {
-    const held = await readLock(lockPath);
-    const stale = held !== undefined && (await isStale(lockPath, held));
+  while (!tryCreate(lockPath, content)) {
+    const held = readLock(lockPath);
+    const stale = held !== undefined && isStale(lockPath, held);
     if (Date.now() >= deadline) {
       throw new TsbuildError(
         'LAYOUT',
@@ -70,10 +72,10 @@ export async function acquireLockFile(lockPath: string, options: LockOptions = {
 export async function tryLockFile(lockPath: string): Promise<(() => Promise<void>) | undefined> {
   const content = ownContent();
   for (let attempt = 0; attempt < 2; attempt++) {
-    if (await tryCreate(lockPath, content)) return () => releaseLock(lockPath, content);
-    const held = await readLock(lockPath);
+    if (tryCreate(lockPath, content)) return () => releaseLock(lockPath, content);
+    const held = readLock(lockPath);
     if (held === undefined) continue;
-    if (!(await isStale(lockPath, held))) return undefined;
+    if (!isStale(lockPath, held)) return undefined;
     await breakStaleLock(lockPath, held, content);
   }
   return undefined;
@@ -85,9 +87,9 @@ function ownContent(): string {
 }
 
 /** Creates the lock file exclusively; false when it already exists. */
-async function tryCreate(path: string, content: string): Promise<boolean> {
+function tryCreate(path: string, content: string): boolean {
   try {
-    await writeFile(path, content, { flag: 'wx', mode: 0o644 });
+    writeFileSync(path, content, { flag: 'wx', mode: 0o644 });
     return true;
   } catch (error) {
     if (isErrnoCode(error, 'EEXIST')) return false;
@@ -96,20 +98,25 @@ async function tryCreate(path: string, content: string): Promise<boolean> {
 }
 
 /** The raw content of a lock file, or undefined when it vanished meanwhile. */
-async function readLock(path: string): Promise<string | undefined> {
+function readLock(path: string): string | undefined {
   try {
-    return await readFile(path, 'utf8');
+    return readFileSync(path, 'utf8');
   } catch (error) {
     if (isErrnoCode(error, 'ENOENT')) return undefined;
     throw error;
   }
 }
 
-async function isStale(path: string, content: string): Promise<boolean> {
+function isStale(path: string, content: string): boolean {
   const owner = parseOwner(content);
   if (owner === undefined) {
     // The holder may still be writing its content: only an old unreadable lock is stale.
-    const info = await stat(path).catch(() => undefined);
+    let info;
+    try {
+      info = statSync(path);
+    } catch {
+      info = undefined;
+    }
     return info !== undefined && Date.now() - info.mtimeMs > UNREADABLE_GRACE_MS;
   }
   // A PID of another host cannot be checked from here.
@@ -123,23 +130,23 @@ async function isStale(path: string, content: string): Promise<boolean> {
  */
 async function breakStaleLock(lockPath: string, staleContent: string, ownContent: string): Promise<void> {
   const guardPath = `${lockPath}.break`;
-  if (!(await tryCreate(guardPath, ownContent))) {
+  if (!tryCreate(guardPath, ownContent)) {
     // Another waiter is breaking it; clear a guard its dead owner left behind.
-    const guard = await readLock(guardPath);
-    if (guard !== undefined && (await isStale(guardPath, guard))) await removeIfExists(guardPath);
+    const guard = readLock(guardPath);
+    if (guard !== undefined && isStale(guardPath, guard)) removeSmallFileIfExists(guardPath);
     await sleep(FIRST_DELAY_MS);
     return;
   }
   try {
-    if ((await readLock(lockPath)) === staleContent) await removeIfExists(lockPath);
+    if (readLock(lockPath) === staleContent) removeSmallFileIfExists(lockPath);
   } finally {
-    await removeIfExists(guardPath);
+    removeSmallFileIfExists(guardPath);
   }
 }
 
 /** Removes the lock only if it is still ours (it may have been broken as stale meanwhile). */
 async function releaseLock(path: string, content: string): Promise<void> {
-  if ((await readLock(path)) === content) await removeIfExists(path);
+  if (readLock(path) === content) removeSmallFileIfExists(path);
 }
 
 function parseOwner(content: string): LockOwner | undefined {

@@ -1,4 +1,5 @@
-import { copyFile, link, stat } from 'node:fs/promises';
+import { linkSync, statSync } from 'node:fs';
+import { copyFile } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type { BlobStore } from './blob-store.js';
 import { forEachLimited } from './concurrency.js';
@@ -48,6 +49,7 @@ async function storeDocument(layout: OciLayout, item: Image | ImageIndex): Promi
 /**
  * Brings a layer blob into `store` unless it is there: a hard link (or a copy across file systems)
  * of the layer's local file when it has one, else its stream, checked against digest and size.
+ * The link and the size check take microseconds and are made at once; a copy waits off the thread.
  */
 export async function storeLayer(store: BlobStore, layer: Layer): Promise<void> {
   const { digest, size } = await layer.descriptor();
@@ -56,14 +58,26 @@ export async function storeLayer(store: BlobStore, layer: Layer): Promise<void> 
   try {
     const local = await layer.localPath?.();
     if (local !== undefined) {
-      await link(local, temp).catch(() => copyFile(local, temp));
-      const actual = (await stat(temp)).size;
+      if (!linked(local, temp)) await copyFile(local, temp);
+      const actual = statSync(temp).size;
       if (actual !== size) throw new TsbuildError('SIZE_MISMATCH', `layer file ${local} has ${actual} bytes, expected ${size} for ${digest}`);
     } else {
       await pipeline(await layer.compressed(), new VerifyingStream(digest, size), await openWriteStream(temp));
     }
     await store.commit(temp, digest);
-  } finally {
+  } catch (error) {
+    // A committed temp file is gone; one left by a failure may be a whole copied layer.
     await removeIfExists(temp);
+    throw error;
+  }
+}
+
+/** Hard-links `from` at `to`; false when it cannot be (another file system, links not allowed), for a copy to be made instead. */
+function linked(from: string, to: string): boolean {
+  try {
+    linkSync(from, to);
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -1,6 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { link, mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { createReadStream, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { isDeepStrictEqual } from 'node:util';
@@ -9,7 +8,7 @@ import { sha256Digest } from './digest.js';
 import { TsbuildError } from './errors.js';
 import { withLockFile } from './layout-lock.js';
 import { MediaType, RefNameAnnotation, type Descriptor, type Digest, type IndexManifest } from './types.js';
-import { isErrnoCode, removeIfExists, syncFile, writeSynced } from './fs-util.js';
+import { fileExistsSync, isErrnoCode, removeIfExists, removeSmallFileIfExists, syncFile, writeSynced } from './fs-util.js';
 
 export interface OpenLayoutOptions {
   /** Create the directory, `oci-layout` and an empty `index.json` when they are missing. */
@@ -33,7 +32,11 @@ const SHA256_DIGEST = /^sha256:([0-9a-f]{64})$/;
 /** `org.opencontainers.image.ref.name` grammar from the image-spec annotations document. */
 const REF_NAME = /^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:\/[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*)*$/;
 
-/** An OCI image layout directory (image-spec `image-layout.md`), usable as a blob store. */
+/**
+ * An OCI image layout directory (image-spec `image-layout.md`), usable as a blob store. Its own
+ * files are small and local: they are looked up, written, renamed and removed at once, and only
+ * an fsync or a blob's read waits off the thread.
+ */
 export class OciLayout implements BlobStore {
   readonly dir: string;
   private readonly lockTimeoutMs: number | undefined;
@@ -52,7 +55,7 @@ export class OciLayout implements BlobStore {
     const root = resolve(dir);
     if (options.create) await initialize(root, options.durable ?? true);
     await checkLayoutFile(root);
-    if (!(await fileExists(join(root, INDEX_FILE)))) {
+    if (!fileExistsSync(join(root, INDEX_FILE))) {
       throw new TsbuildError('LAYOUT', `${root} is not a valid OCI image layout: ${INDEX_FILE} is missing`);
     }
     return new OciLayout(root, options.lockTimeoutMs, options.durable ?? true);
@@ -64,18 +67,19 @@ export class OciLayout implements BlobStore {
 
   async commit(tempPath: string, digest: Digest): Promise<void> {
     const target = this.path(digest);
-    if (await this.has(digest)) {
+    if (fileExistsSync(target)) {
+      // Another writer stored it first; this temp file may be a whole layer.
       await removeIfExists(tempPath);
       return;
     }
-    if (!this.blobDirMade) await mkdir(join(this.dir, 'blobs', 'sha256'), { recursive: true });
+    if (!this.blobDirMade) mkdirSync(join(this.dir, 'blobs', 'sha256'), { recursive: true });
     this.blobDirMade = true;
     if (this.durable) await syncFile(tempPath);
-    await rename(tempPath, target);
+    renameSync(tempPath, target);
   }
 
   async has(digest: Digest): Promise<boolean> {
-    return fileExists(this.path(digest));
+    return fileExistsSync(this.path(digest));
   }
 
   path(digest: Digest): string {
@@ -85,13 +89,14 @@ export class OciLayout implements BlobStore {
   /** Stores `bytes` under their digest (skipped when already present) and describes them. */
   async writeBlob(bytes: Buffer, mediaType: string): Promise<Descriptor> {
     const digest = sha256Digest(bytes);
-    if (!(await this.has(digest))) {
+    if (!fileExistsSync(this.path(digest))) {
       const temp = await this.tempPath();
       try {
-        await writeFile(temp, bytes, { flag: 'wx' });
+        writeFileSync(temp, bytes, { flag: 'wx' });
         await this.commit(temp, digest);
-      } finally {
-        await removeIfExists(temp);
+      } catch (error) {
+        removeSmallFileIfExists(temp);
+        throw error;
       }
     }
     return { mediaType, digest, size: bytes.length };
@@ -102,11 +107,11 @@ export class OciLayout implements BlobStore {
     return this.writeBlob(Buffer.from(JSON.stringify(value), 'utf8'), mediaType);
   }
 
-  /** Reads a whole blob and checks it against its digest. */
+  /** Reads a whole blob, a document small enough to hold in memory, and checks it against its digest. */
   async readBlob(digest: Digest): Promise<Buffer> {
     let bytes: Buffer;
     try {
-      bytes = await readFile(this.path(digest));
+      bytes = readFileSync(this.path(digest));
     } catch (error) {
       throw isErrnoCode(error, 'ENOENT') ? this.missingBlob(digest) : error;
     }
@@ -146,7 +151,7 @@ export class OciLayout implements BlobStore {
     const path = join(this.dir, INDEX_FILE);
     let text: string;
     try {
-      text = await readFile(path, 'utf8');
+      text = readFileSync(path, 'utf8');
     } catch (error) {
       if (isErrnoCode(error, 'ENOENT')) throw new TsbuildError('LAYOUT', `${path} is missing`);
       throw error;
@@ -173,10 +178,11 @@ export class OciLayout implements BlobStore {
         const temp = await this.tempPath();
         try {
           if (this.durable) await writeSynced(temp, JSON.stringify(next));
-          else await writeFile(temp, JSON.stringify(next), { flag: 'wx' });
-          await rename(temp, join(this.dir, INDEX_FILE));
-        } finally {
-          await removeIfExists(temp);
+          else writeFileSync(temp, JSON.stringify(next), { flag: 'wx' });
+          renameSync(temp, join(this.dir, INDEX_FILE));
+        } catch (error) {
+          removeSmallFileIfExists(temp);
+          throw error;
         }
         return next;
       },
@@ -230,18 +236,18 @@ function blobHex(digest: string): string {
 /** Creates the layout files that are missing; `oci-layout` first, so a half-made layout is never mistaken for a foreign directory. */
 async function initialize(root: string, durable: boolean): Promise<void> {
   try {
-    await mkdir(root, { recursive: true });
+    mkdirSync(root, { recursive: true });
   } catch (error) {
     throw new TsbuildError('LAYOUT', `cannot create the OCI layout directory ${root}: ${errorText(error)}`);
   }
-  if (!(await fileExists(join(root, LAYOUT_FILE)))) {
-    const foreign = (await readdir(root)).filter((name) => !name.startsWith(TEMP_PREFIX));
+  if (!fileExistsSync(join(root, LAYOUT_FILE))) {
+    const foreign = readdirSync(root).filter((name) => !name.startsWith(TEMP_PREFIX));
     if (foreign.length > 0) {
       throw new TsbuildError('LAYOUT', `${root} is not empty and is not an OCI image layout (no ${LAYOUT_FILE} file)`);
     }
     await writeExclusive(root, LAYOUT_FILE, JSON.stringify({ imageLayoutVersion: '1.0.0' }), durable);
   }
-  await mkdir(join(root, 'blobs', 'sha256'), { recursive: true });
+  mkdirSync(join(root, 'blobs', 'sha256'), { recursive: true });
   const empty: IndexManifest = { schemaVersion: 2, mediaType: MediaType.ImageIndex, manifests: [] };
   await writeExclusive(root, INDEX_FILE, JSON.stringify(empty), durable);
 }
@@ -250,10 +256,10 @@ async function checkLayoutFile(root: string): Promise<void> {
   const path = join(root, LAYOUT_FILE);
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = readFileSync(path, 'utf8');
   } catch (error) {
     if (isErrnoCode(error, 'ENOENT') || isErrnoCode(error, 'ENOTDIR')) {
-      const what = (await fileExists(root, true)) ? `has no ${LAYOUT_FILE} file` : 'does not exist';
+      const what = fileExistsSync(root, true) ? `has no ${LAYOUT_FILE} file` : 'does not exist';
       throw new TsbuildError('LAYOUT', `${root} is not an OCI image layout: it ${what}`);
     }
     throw error;
@@ -291,22 +297,12 @@ async function writeExclusive(dir: string, name: string, content: string, durabl
   const temp = join(dir, TEMP_PREFIX + randomBytes(12).toString('hex'));
   try {
     if (durable) await writeSynced(temp, content);
-    else await writeFile(temp, content, { flag: 'wx' });
-    await link(temp, join(dir, name));
+    else writeFileSync(temp, content, { flag: 'wx' });
+    linkSync(temp, join(dir, name));
   } catch (error) {
     if (!isErrnoCode(error, 'EEXIST')) throw error;
   } finally {
-    await removeIfExists(temp);
-  }
-}
-
-async function fileExists(path: string, directory = false): Promise<boolean> {
-  try {
-    const info = await stat(path);
-    return directory ? info.isDirectory() : info.isFile();
-  } catch (error) {
-    if (isErrnoCode(error, 'ENOENT') || isErrnoCode(error, 'ENOTDIR')) return false;
-    throw error;
+    removeSmallFileIfExists(temp);
   }
 }
 

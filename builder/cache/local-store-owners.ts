@@ -37,7 +37,7 @@ export function isOwnedName(name: string): boolean {
  * When process `pid` started (clock ticks since boot, field 22 of /proc/PID/stat), or undefined
  * when there is no such process or it has exited and only waits to be reaped (a zombie).
  */
-function processStartTime(pid: number): string | undefined {
+export function processStartTime(pid: number): string | undefined {
   let stat: string;
   try {
     stat = readFileSync(`/proc/${pid}/stat`, 'utf8');

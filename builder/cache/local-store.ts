@@ -14,8 +14,8 @@
  * blobs are removed only under the lock, only when no record refers to them and no live build has
  * pinned them; `get` pins a blob before checking that its record still refers to it.
  */
-import { createReadStream } from 'node:fs';
-import { mkdir, readFile, utimes } from 'node:fs/promises';
+import { createReadStream, lstatSync, mkdirSync } from 'node:fs';
+import { readFile, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseDigest, sha256Digest } from '../../layers/digest.js';
 import { TsbuildError } from '../../layers/errors.js';
@@ -99,13 +99,13 @@ export class LocalCacheStore implements CacheStore {
   static async open(dir: string, options: LocalCacheStoreOptions = {}): Promise<LocalCacheStore> {
     let layout: OciLayout;
     try {
-      layout = await OciLayout.open(dir, { create: (await lstatOrUndefined(join(dir, 'index.json'))) === undefined });
+      layout = await OciLayout.open(dir, { create: lstatSync(join(dir, 'index.json'), { throwIfNoEntry: false }) === undefined });
     } catch (error) {
       if (!(error instanceof TsbuildError)) throw error;
       throw new TsbuildError('CACHE_DIR', `cannot use ${dir} as a build cache: ${error.message}`, { cause: error });
     }
-    await mkdir(join(layout.dir, 'records'), { recursive: true });
-    await mkdir(join(layout.dir, 'inputs'), { recursive: true });
+    mkdirSync(join(layout.dir, 'records'), { recursive: true });
+    mkdirSync(join(layout.dir, 'inputs'), { recursive: true });
     return new LocalCacheStore(layout.dir, layout, options);
   }
 

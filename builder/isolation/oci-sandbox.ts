@@ -1,11 +1,13 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { join, resolve as resolvePath } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { TsbuildError } from '../../layers/errors.js';
 import { lstatOrUndefined, removeIfExists } from '../../layers/fs-util.js';
 import { libc } from '../../layers/native/libc.js';
+import { processStartTime } from '../cache/local-store-owners.js';
 import { mountPrivateTmpfs, unmountPrivateTmpfs } from '../host/tmpfs.js';
 import type { RunResult, SandboxSpec, SandboxStep, StepSandbox } from './backend.js';
 import { mappedLibraries, nodeThroughDescriptors } from './node-runtime.js';
@@ -107,6 +109,7 @@ class OciStepSandbox implements StepSandbox {
   /** Stops the server, then deletes the container and unmounts the scratch directory. */
   private async stop(): Promise<void> {
     try {
+      if (this.container && this.server) killServer(this.container);
       await this.server?.shutdown();
       const container = this.container;
       if (container === undefined) return;
@@ -121,6 +124,31 @@ class OciStepSandbox implements StepSandbox {
     } finally {
       await unmountPrivateTmpfs(this.spec.scratchDir);
     }
+  }
+}
+
+/**
+ * Kills the step server, the container's first process, at once: between steps it has reset the
+ * container already, and its own exit, Node's tear-down, takes milliseconds, while with it gone
+ * the kernel ends whatever is left in the container. Found through the runtime's state (runc's
+ * state.json) and killed only while the process there is the one the runtime started (its start
+ * time, as the runtime checks it); otherwise, or with another runtime, the server is left to end
+ * as its input closes.
+ */
+function killServer(container: ContainerFiles): void {
+  let state: { init_process_pid?: unknown; init_process_start?: unknown };
+  try {
+    state = JSON.parse(readFileSync(join(container.stateDir, container.id, 'state.json'), 'utf8')) as typeof state;
+  } catch {
+    return;
+  }
+  const pid = state.init_process_pid;
+  if (typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 1 || typeof state.init_process_start !== 'number') return;
+  if (processStartTime(pid) !== String(state.init_process_start)) return;
+  try {
+    process.kill(pid, osConstants.signals.SIGKILL);
+  } catch {
+    // Gone already, or not ours to signal: it ends as its input closes.
   }
 }
 

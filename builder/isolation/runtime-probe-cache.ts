@@ -5,7 +5,8 @@
  * kernel, and this process's uid and user namespace mapping. Only a runtime that worked is kept, so
  * a host that is fixed later is probed again.
  */
-import { readFile, rename, stat, writeFile, mkdir } from 'node:fs/promises';
+import { readFileSync, statSync } from 'node:fs';
+import { rename, writeFile, mkdir } from 'node:fs/promises';
 import { release } from 'node:os';
 import { join } from 'node:path';
 
@@ -26,17 +27,22 @@ interface ProbeRecord {
 export async function probeKey(candidates: readonly OciRuntime[]): Promise<string> {
   const identities = [];
   for (const { path, name } of candidates) {
-    const stats = await stat(path);
+    const stats = statSync(path);
     identities.push([name, path, stats.dev, stats.ino, stats.size, stats.mtimeMs, stats.ctimeMs]);
   }
-  const idMap = await readFile('/proc/self/uid_map', 'utf8').catch(() => '');
+  let idMap = '';
+  try {
+    idMap = readFileSync('/proc/self/uid_map', 'utf8');
+  } catch {
+    // No user namespaces here: the key goes without.
+  }
   return JSON.stringify({ identities, kernel: release(), uid: process.getuid?.() ?? 0, idMap: idMap.trim().split(/\s+/) });
 }
 
 /** The runtime remembered under `key` in `dir`, if any. */
 export async function rememberedRuntime(dir: string, key: string): Promise<OciRuntime | undefined> {
   try {
-    const record = JSON.parse(await readFile(join(dir, FILE), 'utf8')) as Partial<ProbeRecord>;
+    const record = JSON.parse(readFileSync(join(dir, FILE), 'utf8')) as Partial<ProbeRecord>;
     const runtime = record.runtime;
     if (record.key !== key || typeof runtime?.path !== 'string' || (runtime.name !== 'runc' && runtime.name !== 'crun')) return undefined;
     return { path: runtime.path, name: runtime.name };

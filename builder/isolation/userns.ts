@@ -7,6 +7,7 @@
  * any id up to N keep their ownership on disk. Without ranges only 0 is mapped, to the user.
  */
 import { execFile, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { constants as osConstants, userInfo } from 'node:os';
 import type { Duplex } from 'node:stream';
@@ -62,8 +63,19 @@ let ownMapping: Promise<IdMapping> | undefined;
 
 /** This process's id mapping (read once). */
 export function currentIdMapping(): Promise<IdMapping> {
-  ownMapping ??= readFile('/proc/self/uid_map', 'utf8').then(parseIdMap, () => ({ kind: 'host' }) as const);
+  // A file of a few lines in /proc: read at once rather than through the thread pool.
+  ownMapping ??= new Promise((resolve) => resolve(readOwnMapping()));
   return ownMapping;
+}
+
+function readOwnMapping(): IdMapping {
+  let text: string;
+  try {
+    text = readFileSync('/proc/self/uid_map', 'utf8');
+  } catch {
+    return { kind: 'host' };
+  }
+  return parseIdMap(text);
 }
 
 /** The ranges `/etc/subuid`-format `text` gives the user, named or by number, in file order. */

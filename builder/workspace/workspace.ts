@@ -1,3 +1,4 @@
+import { mkdirSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -27,22 +28,32 @@ export class Workspace {
     private readonly stopWatchdog: () => Promise<void>,
   ) {}
 
-  /** A new workspace in `root`, by default the temp directory. */
+  /**
+   * A new workspace in `root`, by default the temp directory. The dead builds' workspaces are
+   * swept, this one's watchdog starts and its layout is made at the same time: the sweep waits on
+   * the thread pool and the watchdog on its process while the layout's few small files are made.
+   */
   static async create(root: string = os.tmpdir()): Promise<Workspace> {
-    const sweepFailures = await sweepDeadWorkspaces(root);
+    const swept = sweepDeadWorkspaces(root);
     const name = workspacePrefix + ownedName();
     const dir = path.join(root, name);
-    await mkdir(dir, { mode: 0o700 });
-    let stopWatchdog: (() => Promise<void>) | undefined;
     try {
-      stopWatchdog = await startWatchdog(root, name);
-      const layout = await OciLayout.open(path.join(dir, 'layout'), { create: true, durable: false });
-      return new Workspace(dir, layout, sweepFailures, stopWatchdog);
+      mkdirSync(dir, { mode: 0o700 });
     } catch (error) {
-      await stopWatchdog?.();
-      await rm(dir, { recursive: true, force: true });
+      await swept.catch(() => undefined);
       throw error;
     }
+    const [watchdog, layout, sweep] = await Promise.allSettled([
+      startWatchdog(root, name),
+      OciLayout.open(path.join(dir, 'layout'), { create: true, durable: false }),
+      swept,
+    ]);
+    if (watchdog.status === 'fulfilled' && layout.status === 'fulfilled' && sweep.status === 'fulfilled') {
+      return new Workspace(dir, layout.value, sweep.value, watchdog.value);
+    }
+    if (watchdog.status === 'fulfilled') await watchdog.value();
+    await rm(dir, { recursive: true, force: true });
+    throw [watchdog, layout, sweep].flatMap((result) => (result.status === 'rejected' ? [result.reason as unknown] : []))[0];
   }
 
   /** A new empty directory for `purpose` (e.g. `rootfs`), unique within the build. */
@@ -52,8 +63,10 @@ export class Workspace {
     return dir;
   }
 
+  /** Removes the workspace; its watchdog, which has nothing to do while this process lives, stops meanwhile. */
   async remove(): Promise<void> {
-    await this.stopWatchdog();
-    await sweepWorkspace(this.dir);
+    const [stopped, swept] = await Promise.allSettled([this.stopWatchdog(), sweepWorkspace(this.dir)]);
+    if (swept.status === 'rejected') throw swept.reason;
+    if (stopped.status === 'rejected') throw stopped.reason;
   }
 }
