@@ -5,7 +5,7 @@
  * code cache is written once, kept, and never used for another bundle or other node options.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -17,6 +17,7 @@ import { build } from 'esbuild';
 import { originalUrlPlugin } from '../../scripts/original-url-plugin.js';
 import { findOciRuntime } from '../../builder/isolation/find-runtime.js';
 import { writeBusyboxImage } from '../support/busybox-image.js';
+import { startUntilStepStarted } from '../support/step-started.js';
 import { repoRoot } from '../support/repo-root.js';
 import { ensureUser, runAs } from '../support/unprivileged-user.js';
 
@@ -111,22 +112,12 @@ test('through bin/tsbuild, a build killed with SIGKILL is swept by its watchdog'
   await mkdir(context);
   await mkdir(tmp);
   await writeFile(path.join(context, 'Dockerfile'), 'FROM busybox\nRUN echo started && sleep 30\n');
-  const child = spawn(launcher, ['build', '--isolation', 'oci', '--progress', 'plain', '--build-context', `busybox=oci-layout://${base}`, '-o', `type=oci,dest=${path.join(work, 'killed-out')}`, context], {
-    env: { ...process.env, TSBUILD_CACHE_DIR: path.join(work, 'cache'), TMPDIR: tmp },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('close', (_code, signal) => resolve(signal)));
-  let stderr = '';
-  await new Promise<void>((resolve, reject) => {
-    child.stderr!.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-      if (/^started$/m.test(stderr) || stderr.includes(' started\n')) resolve();
-    });
-    child.once('close', () => reject(new Error(`the build ended before its step started: ${stderr}`)));
+  const build = await startUntilStepStarted(launcher, ['build', '--isolation', 'oci', '--progress', 'plain', '--build-context', `busybox=oci-layout://${base}`, '-o', `type=oci,dest=${path.join(work, 'killed-out')}`, context], {
+    ...process.env, TSBUILD_CACHE_DIR: path.join(work, 'cache'), TMPDIR: tmp,
   });
   assert.ok((await readdir(tmp)).length > 0, 'the build has a workspace');
-  child.kill('SIGKILL');
-  assert.equal(await exited, 'SIGKILL');
+  build.child.kill('SIGKILL');
+  assert.equal((await build.ended).signal, 'SIGKILL');
   const deadline = Date.now() + 15_000;
   while ((await readdir(tmp)).length > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
   assert.deepEqual(await readdir(tmp), [], 'the watchdog swept the workspace');

@@ -5,7 +5,7 @@
  * runs a copy of the installation, so that the suite's other commands leave its caches alone.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFile, cp, mkdir, mkdtemp, readdir, readFile, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -14,6 +14,7 @@ import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { findOciRuntime } from '../../builder/isolation/find-runtime.js';
 import { writeBusyboxImage } from '../support/busybox-image.js';
+import { startUntilStepStarted } from '../support/step-started.js';
 import { repoRoot } from '../support/repo-root.js';
 
 const execFileAsync = promisify(execFile);
@@ -117,24 +118,14 @@ test('a cache is not written into a folder that replaced the bundle\'s while the
   const context = path.join(work, 'slow');
   await mkdir(context, { recursive: true });
   await writeFile(path.join(context, 'Dockerfile'), 'FROM busybox\nRUN echo started && sleep 2\n');
-  const child = spawn(path.join(root, 'bin/tsbuild'), ['build', '--isolation', 'oci', '--progress', 'plain', '--build-context', `busybox=oci-layout://${base}`, '-o', `type=oci,dest=${path.join(work, 'slow-out')}`, context], {
-    env: { ...process.env, TSBUILD_CACHE_DIR: path.join(work, 'cache') },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  let stderr = '';
-  await new Promise<void>((resolve, reject) => {
-    child.stderr!.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-      if (/^started$/m.test(stderr) || stderr.includes(' started\n')) resolve();
-    });
-    child.once('close', () => reject(new Error(`the build ended before its step started: ${stderr}`)));
+  const build = await startUntilStepStarted(path.join(root, 'bin/tsbuild'), ['build', '--isolation', 'oci', '--progress', 'plain', '--build-context', `busybox=oci-layout://${base}`, '-o', `type=oci,dest=${path.join(work, 'slow-out')}`, context], {
+    ...process.env, TSBUILD_CACHE_DIR: path.join(work, 'cache'),
   });
   const bundleDir = path.join(root, 'dist/cli-bundle');
   await rename(bundleDir, `${bundleDir}-moved`);
   await mkdir(bundleDir);
   await appendFile(path.join(bundleDir, 'placed-there'), '');
-  assert.equal(await exited, 0, stderr);
+  assert.equal((await build.ended).code, 0, build.stderr());
   assert.deepEqual(await readdir(bundleDir), ['placed-there']);
   assert.deepEqual(await readdir(`${bundleDir}-moved`), ['tsbuild.cjs']);
 });
