@@ -11,16 +11,21 @@ import { createBusyboxRootfs, createMountPoints } from '../../support/busybox-ro
 import { requires } from '../../support/requirement.js';
 import { runShellStep } from '../../support/sandbox-step.js';
 
-/** The command lines of the processes in pid namespaces other than ours. */
-async function otherNamespaceCommandLines(): Promise<string[]> {
+/** Each process in a pid namespace other than ours: its namespace and its command line. */
+async function otherNamespaceProcesses(): Promise<{ namespace: string; commandLine: string }[]> {
   const ours = await readlink('/proc/self/ns/pid');
-  const lines: string[] = [];
+  const found: { namespace: string; commandLine: string }[] = [];
   for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     const namespace = await readlink(`/proc/${name}/ns/pid`).catch(() => ours);
-    if (namespace !== ours) lines.push((await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '')).split('\0').filter((arg) => arg !== '').join(' '));
+    if (namespace !== ours) found.push({ namespace, commandLine: (await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '')).split('\0').filter((arg) => arg !== '').join(' ') });
   }
-  return lines;
+  return found;
+}
+
+/** The command lines of the processes in pid namespaces other than ours. */
+async function otherNamespaceCommandLines(): Promise<string[]> {
+  return (await otherNamespaceProcesses()).map((process) => process.commandLine);
 }
 
 const backends: readonly [string, () => IsolationBackend][] = [['chroot', () => new ChrootBackend()], ['rootless', () => new RootlessBackend()]];
@@ -86,12 +91,14 @@ for (const [name, makeBackend] of backends) {
       const abort = new AbortController();
       const reason = new TsbuildError('INTERRUPTED', 'build interrupted');
       const running = runShellStep(sandbox, 'trap "" TERM; sleep 31351', { signal: abort.signal });
-      while (!(await otherNamespaceCommandLines()).includes('sleep 31351')) await new Promise((resolve) => setTimeout(resolve, 20));
+      let step: { namespace: string } | undefined;
+      while (!(step = (await otherNamespaceProcesses()).find((process) => process.commandLine === 'sleep 31351'))) await new Promise((resolve) => setTimeout(resolve, 20));
       abort.abort(reason);
       await assert.rejects(running, (error) => error === reason);
       await sandbox.close();
       // The launcher dies of its parent-death signal once unshare is killed: soon, not necessarily by the time close() returns.
-      const left = async (): Promise<string[]> => (await otherNamespaceCommandLines()).filter((line) => line.includes('31351') || line.includes('launcher-main'));
+      // Only this sandbox's namespace counts: other test files run sandboxes of their own meanwhile.
+      const left = async (): Promise<string[]> => (await otherNamespaceProcesses()).filter((process) => process.namespace === step!.namespace).map((process) => process.commandLine);
       for (let tries = 0; tries < 100 && (await left()).length > 0; tries++) await new Promise((resolve) => setTimeout(resolve, 50));
       assert.deepEqual(await left(), []);
     });
