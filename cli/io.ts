@@ -10,7 +10,7 @@ export interface CliIo {
   readonly stderrTerminal?: StatusTerminal;
   /** Where `--output …,dest=-` writes its bytes; the process's stdout when absent. */
   readonly stdoutStream?: NodeJS.WritableStream;
-  /** The script this process started from (the bundled CLI or cli/main.js), which a build re-executes in a user namespace; cli/main.js when absent. */
+  /** The script this process started from (dist/cli/start.cjs or cli/main.js), which a build re-executes in a user namespace; cli/main.js when absent. */
   readonly entryScript?: string;
 }
 

@@ -248,6 +248,8 @@ async function initialize(root: string, durable: boolean): Promise<void> {
     await writeExclusive(root, LAYOUT_FILE, JSON.stringify({ imageLayoutVersion: '1.0.0' }), durable);
   }
   mkdirSync(join(root, 'blobs', 'sha256'), { recursive: true });
+  // An existing layout is left as it is: writing and syncing a file only to find it there costs every opening.
+  if (fileExistsSync(join(root, INDEX_FILE))) return;
   const empty: IndexManifest = { schemaVersion: 2, mediaType: MediaType.ImageIndex, manifests: [] };
   await writeExclusive(root, INDEX_FILE, JSON.stringify(empty), durable);
 }

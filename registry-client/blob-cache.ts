@@ -40,16 +40,9 @@ export class BlobCache {
     this.layout = layout;
   }
 
-  /**
-   * Opens the cache at `dir`, creating it as an OCI layout when missing. An existing layout is
-   * opened as it is: making one writes and syncs its files, which every build would pay for.
-   */
+  /** Opens the cache at `dir`, creating it as an OCI layout when missing. */
   static async open(dir: string): Promise<BlobCache> {
-    const existing = await OciLayout.open(dir, { create: false }).catch((error: unknown) => {
-      if (error instanceof TsbuildError && error.code === 'LAYOUT') return undefined;
-      throw error;
-    });
-    return new BlobCache(existing ?? (await OciLayout.open(dir, { create: true })));
+    return new BlobCache(await OciLayout.open(dir, { create: true }));
   }
 
   get dir(): string {

@@ -5,12 +5,13 @@
  * can tell a live owner's files from a dead one's, even once the pid has been reused.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync, readlinkSync } from 'node:fs';
+import { readlinkSync } from 'node:fs';
 import { appendFile, mkdir, readdir, readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { isErrnoCode, lstatOrUndefined, readdirIfExists, removeIfExists } from '../../layers/fs-util.js';
 import type { Digest } from '../../layers/types.js';
+import { processStartTime } from '../host/process-start.js';
 
 export const TEMP_PREFIX = '.tmp-';
 /** Files of another host's processes, or named by other code, cannot be checked for liveness; they are dropped when this old. */
@@ -31,23 +32,6 @@ export function ownedName(): string {
 /** Whether `name` has the form `ownedName` gives. */
 export function isOwnedName(name: string): boolean {
   return OWNED_NAME.test(name);
-}
-
-/**
- * When process `pid` started (clock ticks since boot, field 22 of /proc/PID/stat), or undefined
- * when there is no such process or it has exited and only waits to be reaped (a zombie).
- */
-export function processStartTime(pid: number): string | undefined {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch (error) {
-    if (isErrnoCode(error, 'ENOENT') || isErrnoCode(error, 'ESRCH')) return undefined;
-    throw error;
-  }
-  // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return fields[0] === 'Z' || fields[0] === 'X' ? undefined : fields[19];
 }
 
 /** Removes the temp files in `dir` whose owner is gone (a crash mid-write leaves them behind). */

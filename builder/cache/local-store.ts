@@ -14,7 +14,7 @@
  * blobs are removed only under the lock, only when no record refers to them and no live build has
  * pinned them; `get` pins a blob before checking that its record still refers to it.
  */
-import { createReadStream, lstatSync, mkdirSync } from 'node:fs';
+import { createReadStream, mkdirSync } from 'node:fs';
 import { readFile, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseDigest, sha256Digest } from '../../layers/digest.js';
@@ -99,7 +99,7 @@ export class LocalCacheStore implements CacheStore {
   static async open(dir: string, options: LocalCacheStoreOptions = {}): Promise<LocalCacheStore> {
     let layout: OciLayout;
     try {
-      layout = await OciLayout.open(dir, { create: lstatSync(join(dir, 'index.json'), { throwIfNoEntry: false }) === undefined });
+      layout = await OciLayout.open(dir, { create: true });
     } catch (error) {
       if (!(error instanceof TsbuildError)) throw error;
       throw new TsbuildError('CACHE_DIR', `cannot use ${dir} as a build cache: ${error.message}`, { cause: error });

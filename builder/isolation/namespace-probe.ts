@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { commandFailure } from '../../layers/errors.js';
-import { findExecutable, systemBinDirs } from '../host/host-tools.js';
+import { findHostTool, systemBinDirs } from '../host/host-tools.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -28,7 +28,7 @@ export function userNamespaceProblem(): Promise<string | undefined> {
 
 /** Runs `unshare OPTIONS -- true` with the host's tools: undefined when it works, else unshare's first line. */
 async function unshareProblem(options: readonly string[]): Promise<string | undefined> {
-  const unshare = findExecutable('unshare', systemBinDirs);
+  const unshare = findHostTool('unshare');
   if (unshare === undefined) return 'unshare (util-linux) is not installed';
   try {
     await execFileAsync(unshare, [...options, '--', 'true'], { env: { PATH: systemBinDirs.join(':') }, timeout: 15_000 });

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { TsbuildError } from '../../layers/errors.js';
 import { lstatOrUndefined, removeIfExists } from '../../layers/fs-util.js';
 import { libc } from '../../layers/native/libc.js';
-import { processStartTime } from '../cache/local-store-owners.js';
+import { processStartTime } from '../host/process-start.js';
 import { mountPrivateTmpfs, unmountPrivateTmpfs } from '../host/tmpfs.js';
 import type { RunResult, SandboxSpec, SandboxStep, StepSandbox } from './backend.js';
 import { mappedLibraries, nodeThroughDescriptors } from './node-runtime.js';

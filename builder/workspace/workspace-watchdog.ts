@@ -10,14 +10,14 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { TsbuildError } from '../../layers/errors.js';
-import { findExecutable, systemBinDirs } from '../host/host-tools.js';
+import { findHostTool } from '../host/host-tools.js';
 import { nodeCommand } from '../host/this-node.js';
 
 const watchdogMain = fileURLToPath(new URL('./workspace-watchdog-main.js', import.meta.url));
 
 /** Starts the watchdog of the workspace `name` in `root`; returns how to stop it once the build removed the workspace itself. */
 export async function startWatchdog(root: string, name: string): Promise<() => Promise<void>> {
-  const shell = findExecutable('sh', systemBinDirs);
+  const shell = findHostTool('sh');
   const sweep = [...nodeCommand(), watchdogMain, root, name];
   const [command, ...args] = shell ? [shell, '-c', 'read -r line; exec "$@"', 'tsbuild-watchdog', ...sweep] : sweep;
   const child = spawn(command, args, {
